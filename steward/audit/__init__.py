@@ -1,0 +1,1 @@
+"""Steward's audit (built in a later part; see DESIGN.md)."""

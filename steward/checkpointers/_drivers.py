@@ -1,0 +1,227 @@
+"""Drivers run saver operations (see ``_ops``) inside one database transaction each.
+
+- ``SqliteDriver``: one sqlite3 connection in WAL mode behind a lock; async calls go through
+  ``asyncio.to_thread`` because sqlite3 has no async API.
+- ``PostgresDriver``: a psycopg ``ConnectionPool``; async calls go through ``asyncio.to_thread``.
+- ``AsyncPostgresDriver``: a psycopg ``AsyncConnectionPool``; sync calls from other threads are
+  bridged onto the pool's event loop once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from steward.checkpointers._ops import Op, Result, Stmt, adrive, drive
+from steward.errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+T = TypeVar("T")
+
+_INSTALL_PG = "install the PostgreSQL extra: pip install 'langgraph-steward[postgres]'"
+
+
+class Driver(Protocol):
+    dialect: str
+    url: str  # masked, safe to print
+
+    def run(self, op: Op[T], *, write: bool) -> T: ...
+
+    async def arun(self, op: Op[T], *, write: bool) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteDriver:
+    dialect = "sqlite"
+
+    def __init__(self, path: str, url: str, *, busy_timeout: float = 10.0) -> None:
+        self.url = url
+        self.memory = path == ":memory:"
+        # A named shared-cache database lets LangGraph's store open a second connection to it.
+        self.target = f"file:steward-{uuid.uuid4().hex}?mode=memory&cache=shared" if self.memory \
+            else path
+        try:
+            self.conn = sqlite3.connect(self.target, check_same_thread=False,
+                                        isolation_level=None, uri=self.memory,
+                                        timeout=busy_timeout)
+            if not self.memory:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"cannot open SQLite database {url}: {exc}. Check that the directory exists "
+                "and is writable."
+            ) from exc
+        self.lock = threading.RLock()
+
+    def _execute(self, stmt: Stmt) -> Result:
+        if stmt.many:
+            cur = self.conn.executemany(stmt.sql, stmt.params)
+        else:
+            cur = self.conn.execute(stmt.sql, stmt.params)
+        rows = cur.fetchall() if cur.description else []
+        return Result(rows, cur.rowcount)
+
+    def run(self, op: Op[T], *, write: bool) -> T:
+        with self.lock:
+            try:
+                # IMMEDIATE takes the write lock up front: no deadlock when two processes
+                # both read first and then want to write.
+                self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite database {self.url} is unavailable: {exc}. "
+                                   "Retry; another process may hold it locked.") from exc
+            try:
+                result = drive(op, self._execute)
+            except BaseException as exc:
+                self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"SQLite database {self.url} failed: {exc}.") from exc
+                raise
+            self.conn.execute("COMMIT")
+            return result
+
+    async def arun(self, op: Op[T], *, write: bool) -> T:
+        return await asyncio.to_thread(self.run, op, write=write)
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+@functools.lru_cache(maxsize=512)
+def _pg_sql(sql: str) -> str:
+    if "%" in sql:
+        raise AssertionError(f"literal % in SQL: {sql}")
+    return sql.replace("?", "%s")
+
+
+def _pg_check(conninfo: str, url: str, timeout: int) -> None:
+    """Connect once, directly, so an unreachable server fails fast with libpq's own reason."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise ConfigError(f"{url} needs psycopg: {_INSTALL_PG}.") from exc
+    try:
+        psycopg.connect(conninfo, connect_timeout=timeout).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"cannot connect to PostgreSQL at {url}: {reason}. Check that the server is running, "
+            "the host, port, database and credentials are right, and the database exists."
+        ) from exc
+
+
+class PostgresDriver:
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str, url: str, *, pool_size: int = 10,
+                 connect_timeout: int = 5) -> None:
+        self.url = url
+        _pg_check(conninfo, url, connect_timeout)
+        from psycopg_pool import ConnectionPool
+
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo, min_size=1, max_size=pool_size, open=False, name="steward",
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+        )
+        self.pool.open(wait=True, timeout=connect_timeout * 2)
+
+    def run(self, op: Op[T], *, write: bool) -> T:
+        import psycopg
+
+        try:
+            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+
+                def execute(stmt: Stmt) -> Result:
+                    if stmt.many:
+                        cur.executemany(_pg_sql(stmt.sql), stmt.params)
+                    else:
+                        cur.execute(_pg_sql(stmt.sql), stmt.params)
+                    rows = cur.fetchall() if cur.description else []
+                    return Result(rows, cur.rowcount)
+
+                return drive(op, execute)
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
+
+    async def arun(self, op: Op[T], *, write: bool) -> T:
+        return await asyncio.to_thread(self.run, op, write=write)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class AsyncPostgresDriver:
+    dialect = "postgres"
+
+    def __init__(self, pool: AsyncConnectionPool[Any], url: str) -> None:
+        self.url = url
+        self.pool = pool
+        self.loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def connect(cls, conninfo: str, url: str, *, pool_size: int = 10,
+                      connect_timeout: int = 5) -> AsyncPostgresDriver:
+        await asyncio.to_thread(_pg_check, conninfo, url, connect_timeout)
+        from psycopg_pool import AsyncConnectionPool
+
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conninfo, min_size=1, max_size=pool_size, open=False, name="steward-async",
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+        )
+        await pool.open(wait=True, timeout=connect_timeout * 2)
+        return cls(pool, url)
+
+    async def arun(self, op: Op[T], *, write: bool) -> T:
+        import psycopg
+
+        try:
+            async with self.pool.connection() as conn, conn.transaction(), \
+                    conn.cursor() as cur:
+
+                async def execute(stmt: Stmt) -> Result:
+                    if stmt.many:
+                        await cur.executemany(_pg_sql(stmt.sql), stmt.params)
+                    else:
+                        await cur.execute(_pg_sql(stmt.sql), stmt.params)
+                    rows = await cur.fetchall() if cur.description else []
+                    return Result(rows, cur.rowcount)
+
+                return await adrive(op, execute)
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
+
+    def run(self, op: Op[T], *, write: bool) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            raise ConfigError(
+                "a synchronous call reached the async Postgres saver from its own event loop, "
+                "where it would deadlock: use the async API (ainvoke, astream, aget_state) "
+                "with steward.aopen, or steward.open for synchronous code."
+            )
+        return asyncio.run_coroutine_threadsafe(self.arun(op, write=write), self.loop).result()
+
+    def close(self) -> None:
+        self.run_close()
+
+    def run_close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.pool.close(), self.loop).result()
+
+    async def aclose(self) -> None:
+        await self.pool.close()
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)

@@ -1,0 +1,57 @@
+"""The seam between saver logic and database I/O.
+
+Every saver operation is written once, as a generator that yields :class:`Stmt` objects and
+receives :class:`Result` objects back, without touching a connection. A driver runs the
+generator inside one transaction: synchronously (sqlite3, psycopg) or asynchronously
+(psycopg's async connections). So SQL, serialization and the access rule live once, and the
+sync and async savers are the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """One SQL statement with ``?`` placeholders; ``many`` runs it once per params row."""
+
+    sql: str
+    params: Sequence[Any] = ()
+    many: bool = False
+
+
+@dataclass(slots=True)
+class Result:
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rowcount: int = 0
+
+    def one(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
+Op = Generator[Stmt, Result, T]
+
+
+def drive(op: Op[T], execute: Callable[[Stmt], Result]) -> T:
+    """Run an operation to completion with a synchronous executor."""
+    try:
+        stmt = next(op)
+        while True:
+            stmt = op.send(execute(stmt))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def adrive(op: Op[T], execute: Callable[[Stmt], Awaitable[Result]]) -> T:
+    """Run an operation to completion with an asynchronous executor."""
+    try:
+        stmt = next(op)
+        while True:
+            stmt = op.send(await execute(stmt))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

@@ -1,0 +1,128 @@
+"""The schema, versioned: migration N brings a database from version N-1 to N.
+
+Both dialects share the layout; only column types differ. ``setup()`` applies what is missing
+inside one transaction that holds the database's write lock (SQLite ``BEGIN IMMEDIATE``,
+Postgres ``pg_advisory_xact_lock``), so two processes starting at once cannot both migrate.
+"""
+
+from __future__ import annotations
+
+from steward.checkpointers._ops import Op, Stmt
+from steward.errors import ConfigError
+
+_TABLES = """
+CREATE TABLE steward_threads (
+    thread_id TEXT PRIMARY KEY,
+    tenant TEXT,
+    owner TEXT,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL,
+    status TEXT NOT NULL DEFAULT 'idle',
+    waiting_on {json},
+    expires_at {real},
+    lease_owner TEXT,
+    lease_expires_at {real},
+    lease_epoch BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX steward_threads_tenant ON steward_threads (tenant, owner);
+CREATE INDEX steward_threads_status ON steward_threads (tenant, status);
+CREATE INDEX steward_threads_expires ON steward_threads (expires_at);
+CREATE TABLE steward_checkpoints (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id {text_c} NOT NULL,
+    parent_checkpoint_id {text_c},
+    run_id TEXT,
+    type TEXT NOT NULL,
+    checkpoint {blob} NOT NULL,
+    metadata {json} NOT NULL,
+    channel_versions {json} NOT NULL,
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
+);
+CREATE INDEX steward_checkpoints_run ON steward_checkpoints (run_id);
+CREATE TABLE steward_blobs (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    channel TEXT NOT NULL,
+    version TEXT NOT NULL,
+    type TEXT NOT NULL,
+    blob {blob} NOT NULL,
+    PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
+);
+CREATE TABLE steward_writes (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id {text_c} NOT NULL,
+    task_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    type TEXT NOT NULL,
+    blob {blob} NOT NULL,
+    task_path TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+)
+"""
+
+_TYPES = {
+    "sqlite": {"real": "REAL", "json": "TEXT", "blob": "BLOB", "text_c": "TEXT"},
+    # Byte-order collation: ids compare the same as in Python, whatever the server's locale.
+    "postgres": {"real": "DOUBLE PRECISION", "json": "JSONB", "blob": "BYTEA",
+                 "text_c": 'TEXT COLLATE "C"'},
+}
+
+# MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry.
+MIGRATIONS: list[str] = [_TABLES]
+VERSION = len(MIGRATIONS)
+
+META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+PG_LOCK = "SELECT pg_advisory_xact_lock(7311662358017)"  # any constant unique to Steward
+
+
+def migration_statements(dialect: str, version: int) -> list[str]:
+    script = MIGRATIONS[version - 1].format(**_TYPES[dialect])
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def setup_op(dialect: str, url: str, key_fingerprint: str | None) -> Op[int]:
+    """Bring the schema up to date and check the encryption key; returns the version found."""
+    if dialect == "postgres":
+        yield Stmt(PG_LOCK)
+    yield Stmt(META_DDL)
+    row = (yield Stmt("SELECT value FROM steward_meta WHERE key = 'schema_version'")).one()
+    found = int(row[0]) if row else 0
+    if found > VERSION:
+        raise ConfigError(
+            f"database {url} has Steward schema version {found}, newer than this Steward "
+            f"understands ({VERSION}): upgrade langgraph-steward to open it. Nothing was changed."
+        )
+    stored = (yield Stmt("SELECT value FROM steward_meta WHERE key = 'key_fingerprint'")).one()
+    if stored is not None and key_fingerprint is None:
+        raise ConfigError(
+            f"database {url} is encrypted: open it with steward.open(url, encryption_key=...) "
+            "or set STEWARD_ENCRYPTION_KEY."
+        )
+    if stored is not None and stored[0] != key_fingerprint:
+        raise ConfigError(
+            f"the encryption key does not match the one database {url} was written with: "
+            "use the original key. Nothing was read or changed."
+        )
+    if stored is None and key_fingerprint is not None and found > 0:
+        has_data = (yield Stmt("SELECT 1 FROM steward_checkpoints LIMIT 1")).one()
+        if has_data:
+            raise ConfigError(
+                f"database {url} holds checkpoints written without encryption: open it without "
+                "a key, or start a new database for encrypted threads. Nothing was changed."
+            )
+    for version in range(found + 1, VERSION + 1):
+        for stmt in migration_statements(dialect, version):
+            yield Stmt(stmt)
+    if found != VERSION:
+        yield Stmt(
+            "INSERT INTO steward_meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(VERSION),),
+        )
+    if stored is None and key_fingerprint is not None:
+        yield Stmt("INSERT INTO steward_meta (key, value) VALUES ('key_fingerprint', ?)",
+                   (key_fingerprint,))
+    return found

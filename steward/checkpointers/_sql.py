@@ -1,0 +1,172 @@
+"""Every SQL statement the savers run, written once with ``?`` placeholders.
+
+The two dialects differ only in a few fragments (row locking, JSON parameters, JSON lookups);
+``Sql(dialect)`` fills them in. The Postgres driver turns ``?`` into ``%s``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from steward.errors import ConfigError
+
+THREAD_COLS = "tenant, owner, lease_owner, lease_expires_at, expires_at, status"
+CHECKPOINT_COLS = (
+    "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
+    "c.checkpoint, c.metadata, c.channel_versions"
+)
+
+
+class Sql:
+    def __init__(self, dialect: str) -> None:
+        pg = dialect == "postgres"
+        self.dialect = dialect
+        j = "?::jsonb" if pg else "?"
+        self.json_param = j
+        lock = " FOR UPDATE" if pg else ""
+        # Pairs (channel, version) referenced by a checkpoint row ``c``.
+        each = "jsonb_each_text(c.channel_versions)" if pg else "json_each(c.channel_versions)"
+
+        self.select_thread = f"SELECT {THREAD_COLS} FROM steward_threads WHERE thread_id = ?"
+        self.select_thread_for_update = self.select_thread + lock
+        self.insert_thread = (
+            "INSERT INTO steward_threads (thread_id, tenant, owner, created_at, updated_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
+        )
+        self.delete_thread = "DELETE FROM steward_threads WHERE thread_id = ?"
+        self.acquire_lease = (
+            "UPDATE steward_threads SET lease_owner = ?, lease_expires_at = ?, "
+            "lease_epoch = lease_epoch + 1, status = 'running', updated_at = ? "
+            "WHERE thread_id = ?"
+        )
+        self.renew_lease = (
+            "UPDATE steward_threads SET lease_expires_at = ? WHERE thread_id = ? AND lease_owner = ?"
+        )
+        self.release_lease = (
+            "UPDATE steward_threads SET lease_owner = NULL, lease_expires_at = NULL, "
+            "status = CASE WHEN waiting_on IS NULL THEN 'idle' ELSE 'interrupted' END "
+            "WHERE thread_id = ? AND lease_owner = ?"
+        )
+        self.expired_threads = (
+            "SELECT thread_id FROM steward_threads WHERE expires_at < ? "
+            "AND (lease_owner IS NULL OR lease_expires_at < ?)"
+        )
+
+        self.insert_blobs = (
+            "INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING"
+        )
+        self.upsert_checkpoint = (
+            "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, run_id, type, checkpoint, metadata, channel_versions) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, {j}, {j}) "
+            "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
+            "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
+            "type = excluded.type, checkpoint = excluded.checkpoint, "
+            "metadata = excluded.metadata, channel_versions = excluded.channel_versions"
+        )
+        _writes = (
+            "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
+            "channel, type, blob, task_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) "
+        )
+        self.insert_writes = _writes + "DO NOTHING"
+        # Special channels (__error__, __interrupt__, ...) have fixed indexes: a later write
+        # of the same special channel by the same task replaces the earlier one.
+        self.upsert_writes = _writes + (
+            "DO UPDATE SET channel = excluded.channel, type = excluded.type, "
+            "blob = excluded.blob, task_path = excluded.task_path"
+        )
+        self.select_checkpoint = (
+            f"SELECT {CHECKPOINT_COLS} FROM steward_checkpoints c "
+            "WHERE c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = ?"
+        )
+        self.select_latest = (
+            f"SELECT {CHECKPOINT_COLS} FROM steward_checkpoints c "
+            "WHERE c.thread_id = ? AND c.checkpoint_ns = ? ORDER BY c.checkpoint_id DESC LIMIT 1"
+        )
+        self.list_prefix = f"SELECT {CHECKPOINT_COLS} FROM steward_checkpoints c"
+        self.select_writes = (
+            "SELECT task_id, channel, type, blob, task_path, idx FROM steward_writes "
+            "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+        )
+
+        self.delete_thread_rows = [
+            "DELETE FROM steward_writes WHERE thread_id = ?",
+            "DELETE FROM steward_blobs WHERE thread_id = ?",
+            "DELETE FROM steward_checkpoints WHERE thread_id = ?",
+        ]
+        self.threads_of_runs = "SELECT DISTINCT thread_id FROM steward_checkpoints WHERE run_id IN "
+        self.delete_writes_of_runs = (
+            "DELETE FROM steward_writes WHERE (thread_id, checkpoint_ns, checkpoint_id) IN "
+            "(SELECT thread_id, checkpoint_ns, checkpoint_id FROM steward_checkpoints "
+            "WHERE run_id IN "
+        )
+        self.delete_checkpoints_of_runs = "DELETE FROM steward_checkpoints WHERE run_id IN "
+        _latest = (
+            "(SELECT checkpoint_ns, MAX(checkpoint_id) FROM steward_checkpoints "
+            "WHERE thread_id = ? GROUP BY checkpoint_ns)"
+        )
+        self.prune_writes = (
+            "DELETE FROM steward_writes WHERE thread_id = ? AND "
+            f"(checkpoint_ns, checkpoint_id) NOT IN {_latest}"
+        )
+        self.prune_checkpoints = (
+            "DELETE FROM steward_checkpoints WHERE thread_id = ? AND "
+            f"(checkpoint_ns, checkpoint_id) NOT IN {_latest}"
+        )
+        # A blob is garbage once no checkpoint of its thread and namespace refers to it.
+        self.gc_blobs = (
+            "DELETE FROM steward_blobs WHERE thread_id = ? AND NOT EXISTS ("
+            f"SELECT 1 FROM steward_checkpoints c, {each} AS j "
+            "WHERE c.thread_id = steward_blobs.thread_id "
+            "AND c.checkpoint_ns = steward_blobs.checkpoint_ns "
+            "AND j.key = steward_blobs.channel AND j.value = steward_blobs.version)"
+        )
+        self.copy_rows = [
+            "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, run_id, type, checkpoint, metadata, channel_versions) "
+            "SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
+            "checkpoint, metadata, channel_versions FROM steward_checkpoints WHERE thread_id = ? "
+            "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO NOTHING",
+            "INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
+            "SELECT ?, checkpoint_ns, channel, version, type, blob FROM steward_blobs "
+            "WHERE thread_id = ? "
+            "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING",
+            "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
+            "channel, type, blob, task_path) SELECT ?, checkpoint_ns, checkpoint_id, task_id, "
+            "idx, channel, type, blob, task_path FROM steward_writes WHERE thread_id = ? "
+            "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING",
+        ]
+
+    def select_blobs(self, n: int) -> str:
+        pairs = ", ".join("(?, ?)" for _ in range(n))
+        return (
+            "SELECT channel, type, blob FROM steward_blobs WHERE thread_id = ? AND "
+            f"checkpoint_ns = ? AND (channel, version) IN (VALUES {pairs})"
+        )
+
+    def metadata_filter(self, key: str, value: Any) -> tuple[str, list[Any]]:
+        """A WHERE fragment for ``metadata[key] == value`` (top-level, typed equality)."""
+        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+            raise ConfigError(
+                f"metadata filter key {key!r} is not allowed: use a non-empty string without "
+                "quotes or backslashes."
+            )
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(
+                f"metadata filter {key!r}={value!r}: only str, int, float, bool and None values "
+                "can be matched; filter nested values in Python."
+            )
+        if self.dialect == "postgres":
+            return f"c.metadata @> {self.json_param}", [json.dumps({key: value})]
+        path = f'$."{key}"'
+        if value is None:
+            return "json_type(c.metadata, ?) = 'null'", [path]
+        if isinstance(value, bool):
+            return "json_type(c.metadata, ?) = ?", [path, "true" if value else "false"]
+        kinds = "('text')" if isinstance(value, str) else "('integer', 'real')"
+        return (f"(json_type(c.metadata, ?) IN {kinds} AND json_extract(c.metadata, ?) = ?)",
+                [path, path, value])

@@ -1,0 +1,73 @@
+"""Single writer per thread: a lease taken when a run starts and given back when it ends.
+
+``rt.config(...)`` attaches a :class:`LeaseHandler` (or its async twin) to the run's callbacks.
+When the root run starts, the handler takes the thread's lease in the database, or raises
+``ThreadBusy`` before any node runs; when the run ends, fails or is interrupted, it releases
+it. While the run lasts, the saver's heartbeat renews the lease; a killed process stops renewing
+and its lease expires after ``lease_ttl`` seconds. The saver fences every write against the
+lease, so a run that lost its lease cannot overwrite the run that took it over.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+
+if TYPE_CHECKING:
+    from steward.checkpointers.saver import StewardSaver
+    from steward.identity import Principal
+
+
+class LeaseHandler(BaseCallbackHandler):
+    """Holds the thread's lease for the duration of a synchronous root run."""
+
+    raise_error = True  # ThreadBusy must stop the run, not be logged and ignored
+
+    def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None) -> None:
+        self.saver = saver
+        self.thread_id = thread_id
+        self.principal = principal
+
+    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
+                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        if parent_run_id is None:
+            self.saver.acquire_lease(self.thread_id, str(run_id), self.principal)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+                     **kwargs: Any) -> None:
+        if parent_run_id is None:
+            self.saver.release_lease(self.thread_id, str(run_id))
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID,
+                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        if parent_run_id is None:
+            self.saver.release_lease(self.thread_id, str(run_id))
+
+
+class AsyncLeaseHandler(AsyncCallbackHandler):
+    """The async twin, for runtimes opened with ``steward.aopen``."""
+
+    raise_error = True
+
+    def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None) -> None:
+        self.saver = saver
+        self.thread_id = thread_id
+        self.principal = principal
+
+    async def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *,
+                             run_id: UUID, parent_run_id: UUID | None = None,
+                             **kwargs: Any) -> None:
+        if parent_run_id is None:
+            await self.saver.aacquire_lease(self.thread_id, str(run_id), self.principal)
+
+    async def on_chain_end(self, outputs: Any, *, run_id: UUID,
+                           parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        if parent_run_id is None:
+            await self.saver.arelease_lease(self.thread_id, str(run_id))
+
+    async def on_chain_error(self, error: BaseException, *, run_id: UUID,
+                             parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        if parent_run_id is None:
+            await self.saver.arelease_lease(self.thread_id, str(run_id))

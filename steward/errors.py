@@ -1,0 +1,76 @@
+"""One exception hierarchy for everything Steward raises on purpose.
+
+    StewardError
+     ├── ConfigError            (also ValueError)      the caller's setup or input is wrong
+     ├── ThreadAccessDenied     (also PermissionError)  the thread access rule refused a request
+     ├── ThreadBusy             (also RuntimeError)     another run holds the thread's lease
+     ├── PolicyDenied           (also PermissionError)  a guardrail policy forbade an action
+     ├── ApprovalInvalid        (also ValueError)       a resume did not carry a valid approval
+     ├── AuditTampered                                  the audit hash chain does not verify
+     ├── PayloadCorrupted                               a stored payload failed its integrity check
+     └── StorageError                                   the database failed underneath Steward
+
+Every message says what was wrong and what to do about it. Errors from database drivers and
+libraries are wrapped with ``raise ... from exc`` so the original cause stays visible.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApprovalInvalid",
+    "AuditTampered",
+    "ConfigError",
+    "PayloadCorrupted",
+    "PolicyDenied",
+    "StewardError",
+    "StorageError",
+    "ThreadAccessDenied",
+    "ThreadBusy",
+]
+
+
+class StewardError(Exception):
+    """Base class of every error Steward raises on purpose."""
+
+
+class ConfigError(StewardError, ValueError):
+    """The runtime was set up or called with something malformed: fix the call and retry."""
+
+
+class ThreadAccessDenied(StewardError, PermissionError):
+    """The principal may not touch this thread (another tenant, or a role the rule lacks)."""
+
+    def __init__(self, message: str, *, thread_id: str | None = None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+
+
+class ThreadBusy(StewardError, RuntimeError):
+    """Another run holds the thread's lease; retry after it ends or its lease expires."""
+
+    def __init__(
+        self, message: str, *, thread_id: str | None = None, expires_in: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.expires_in = expires_in
+
+
+class PolicyDenied(StewardError, PermissionError):
+    """A policy forbade the requested action."""
+
+
+class ApprovalInvalid(StewardError, ValueError):
+    """A resume did not carry a valid approval for the pending request."""
+
+
+class AuditTampered(StewardError):
+    """The audit hash chain of a thread does not verify."""
+
+
+class PayloadCorrupted(StewardError):
+    """A stored payload failed authentication: it was altered, or written without encryption."""
+
+
+class StorageError(StewardError):
+    """The database failed underneath Steward (connection lost, disk full, ...)."""

@@ -1,0 +1,1 @@
+"""Steward's graphs (built in a later part; see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Steward's guardrails (built in a later part; see DESIGN.md)."""

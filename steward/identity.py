@@ -1,0 +1,185 @@
+"""Who is acting, and the thread access rule.
+
+A :class:`Principal` travels in ``config["configurable"]["principal"]`` as the object itself or
+as a plain dict (``{"id", "tenant", "roles"}``), so it crosses HTTP unchanged. The rule that
+decides whether a principal may touch a thread lives here, once, as a pure function: the savers
+call it on every path and do the I/O around it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from steward.errors import ConfigError, ThreadAccessDenied
+
+__all__ = ["Access", "AccessRule", "Principal", "ThreadIdentity", "principal_from_config"]
+
+
+class _PrincipalIn(BaseModel):
+    """The wire shape of a principal; validated once at the boundary."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: str = Field(min_length=1, max_length=512)
+    tenant: str = Field(min_length=1, max_length=512)
+    roles: list[str] | tuple[str, ...] | set[str] | frozenset[str] = ()
+    kind: Literal["user", "service"] = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An acting identity: a person or a service, inside one tenant, holding some roles."""
+
+    id: str
+    tenant: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    kind: Literal["user", "service"] = "user"
+
+    def __post_init__(self) -> None:
+        roles = self.roles
+        if isinstance(roles, str) or not isinstance(roles, Iterable):
+            raise ConfigError(
+                f"Principal roles must be a collection of strings, got {roles!r}: "
+                'pass e.g. roles={"support"}.'
+            )
+        checked = _validate(
+            {"id": self.id, "tenant": self.tenant, "roles": list(roles), "kind": self.kind}
+        )
+        object.__setattr__(self, "roles", frozenset(checked.roles))
+
+    @classmethod
+    def parse(cls, value: Principal | Mapping[str, Any]) -> Principal:
+        """Accept a Principal or its dict form (as sent over HTTP)."""
+        if isinstance(value, Principal):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"principal must be a steward.Principal or a dict with 'id', 'tenant' and "
+                f"'roles', got {type(value).__name__}."
+            )
+        checked = _validate(dict(value))
+        return cls(id=checked.id, tenant=checked.tenant, roles=frozenset(checked.roles),
+                   kind=checked.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, which :meth:`parse` reads back."""
+        return {"id": self.id, "tenant": self.tenant, "roles": sorted(self.roles),
+                "kind": self.kind}
+
+
+def _validate(data: dict[str, Any]) -> _PrincipalIn:
+    try:
+        return _PrincipalIn.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'principal'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid principal ({problems}): a principal needs a non-empty string 'id' and "
+            "'tenant', and 'roles' as a list of strings."
+        ) from exc
+
+
+def principal_from_config(config: Mapping[str, Any] | None) -> Principal | None:
+    """The principal a RunnableConfig carries, or None when it carries none."""
+    if not config:
+        return None
+    configurable = config.get("configurable") or {}
+    raw = configurable.get("principal")
+    if raw is None:
+        return None
+    return Principal.parse(raw)
+
+
+class Access(enum.IntEnum):
+    """What a request needs of a thread; each level includes the ones below it."""
+
+    READ = 1  # get_tuple, list, get_state, audit reads
+    WRITE = 2  # put, put_writes, invoke, resume, update_state
+    ADMIN = 3  # delete_thread, delete_for_runs, prune, copy_thread's source removal
+
+    @classmethod
+    def parse(cls, value: str | Access) -> Access:
+        if isinstance(value, Access):
+            return value
+        try:
+            return cls[value.upper()]
+        except (KeyError, AttributeError):
+            raise ConfigError(
+                f"unknown access level {value!r}: use 'read', 'write' or 'admin'."
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadIdentity:
+    """What the saver knows of a thread's identity; ``tenant is None`` means unbound."""
+
+    thread_id: str
+    tenant: str | None
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """The thread access rule of DESIGN.md.
+
+    The first write by a principal binds a thread to its tenant and makes it the owner. A bound
+    thread is closed to requests without a principal and to every other tenant. Inside the
+    tenant the owner may do anything; other members need a role that ``roles`` grants at the
+    level the request needs (e.g. ``{"manager": "write", "auditor": "read"}``).
+    """
+
+    roles: Mapping[str, Access] = field(default_factory=dict)
+
+    @classmethod
+    def from_roles(cls, roles: Mapping[str, str | Access] | None) -> AccessRule:
+        if roles is None:
+            return cls()
+        if not isinstance(roles, Mapping):
+            raise ConfigError(
+                f"thread_roles must map role names to 'read', 'write' or 'admin', got {roles!r}."
+            )
+        return cls({str(role): Access.parse(level) for role, level in roles.items()})
+
+    def level(self, principal: Principal) -> Access | None:
+        """The highest access the principal's roles grant on other members' threads."""
+        granted = [self.roles[r] for r in principal.roles if r in self.roles]
+        return max(granted) if granted else None
+
+    def check(self, principal: Principal | None, thread: ThreadIdentity | None,
+              need: Access) -> None:
+        """Raise ThreadAccessDenied unless ``principal`` may do ``need`` on ``thread``."""
+        if thread is None or thread.tenant is None:
+            return  # unbound threads behave exactly like stock LangGraph threads
+        tid = thread.thread_id
+        if principal is None:
+            raise ThreadAccessDenied(
+                f"thread {tid!r} belongs to a tenant and this request carries no principal: "
+                "pass one, e.g. rt.config(thread_id, principal) or "
+                "config['configurable']['principal'] = {'id': ..., 'tenant': ..., 'roles': [...]}.",
+                thread_id=tid,
+            )
+        if principal.tenant != thread.tenant:
+            raise ThreadAccessDenied(
+                f"principal {principal.id!r} of tenant {principal.tenant!r} may not "
+                f"{need.name.lower()} thread {tid!r}: it belongs to another tenant. Use a "
+                "principal of the thread's tenant.",
+                thread_id=tid,
+            )
+        if principal.id == thread.owner:
+            return
+        level = self.level(principal)
+        if level is None or level < need:
+            raise ThreadAccessDenied(
+                f"principal {principal.id!r} may not {need.name.lower()} thread {tid!r} owned "
+                f"by {thread.owner!r}: none of its roles {sorted(principal.roles)} is granted "
+                f"{need.name.lower()} access. Grant one with steward.open(..., "
+                f"thread_roles={{'<role>': '{need.name.lower()}'}}).",
+                thread_id=tid,
+            )

@@ -1,0 +1,1 @@
+"""Steward's nodes (built in a later part; see DESIGN.md)."""

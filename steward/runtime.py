@@ -1,0 +1,253 @@
+"""One database URL in, everything a stateful graph needs out.
+
+``steward.open(url)`` gives a :class:`Runtime` holding Steward's checkpointer and a LangGraph
+store on the same database, and builds the configs that carry a principal and the run's lease.
+``steward.aopen(url)`` is the async twin (use it with ``ainvoke``/``astream``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Generator, Mapping
+from types import TracebackType
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.store.base import BaseStore
+
+from steward._url import DatabaseURL, parse_url
+from steward.checkpointers._crypto import Cipher
+from steward.checkpointers._drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
+from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
+from steward.checkpointers.saver import StewardSaver, _str_id
+from steward.errors import ConfigError
+from steward.identity import AccessRule, Principal
+
+__all__ = ["Runtime", "aopen", "open"]
+
+KEY_ENV = "STEWARD_ENCRYPTION_KEY"
+
+
+class Runtime:
+    """A checkpointer and a store on one database, plus the configs that use them."""
+
+    def __init__(self, url: str, checkpointer: StewardSaver, store: BaseStore, *,
+                 is_async: bool, stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
+        self.url = url  # masked
+        self.checkpointer = checkpointer
+        self.store = store
+        self.is_async = is_async
+        self._stack = stack
+
+    def __repr__(self) -> str:
+        return f"<steward.Runtime {self.url}>"
+
+    def config(self, thread_id: str, principal: Principal | Mapping[str, Any] | None = None, *,
+               ttl: float | None = None, **configurable: Any) -> RunnableConfig:
+        """A RunnableConfig for one thread, acting as ``principal``.
+
+        ``ttl`` (seconds) sets when a thread created by this config expires (see ``sweep``);
+        other keyword arguments go into ``configurable`` unchanged. Plain LangGraph calls
+        (``invoke``, ``stream``, ``get_state``, ``update_state``) take the result as it is.
+        """
+        tid = _str_id(thread_id, "thread_id")
+        who = Principal.parse(principal) if principal is not None else None
+        conf: dict[str, Any] = {**configurable, "thread_id": tid}
+        if who is not None:
+            conf["principal"] = who
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
+                raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}.")
+            conf["steward"] = {"ttl": float(ttl)}
+        handler: LeaseHandler | AsyncLeaseHandler = (
+            AsyncLeaseHandler(self.checkpointer, tid, who) if self.is_async
+            else LeaseHandler(self.checkpointer, tid, who)
+        )
+        return {"configurable": conf, "callbacks": [handler]}
+
+    def sweep(self) -> list[str]:
+        """Delete threads whose time to live has passed; returns their ids."""
+        return self.checkpointer.sweep()
+
+    async def asweep(self) -> list[str]:
+        return await self.checkpointer.asweep()
+
+    def close(self) -> None:
+        if isinstance(self._stack, contextlib.AsyncExitStack):
+            raise ConfigError("this runtime was opened with aopen(): close it with aclose().")
+        self._stack.close()
+
+    async def aclose(self) -> None:
+        if isinstance(self._stack, contextlib.AsyncExitStack):
+            await self._stack.aclose()
+        else:
+            self._stack.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _options(encryption_key: str | bytes | None, thread_roles: Mapping[str, str] | None,
+             default_ttl: float | None, lease_ttl: float) -> dict[str, Any]:
+    key = encryption_key if encryption_key is not None else os.environ.get(KEY_ENV) or None
+    return {
+        "cipher": Cipher(key) if key is not None else None,
+        "access": AccessRule.from_roles(thread_roles),
+        "default_ttl": default_ttl,
+        "lease_ttl": lease_ttl,
+    }
+
+
+def open(  # noqa: A001 - steward.open mirrors the builtin on purpose: it opens a database
+    url: str,
+    *,
+    encryption_key: str | bytes | None = None,
+    thread_roles: Mapping[str, str] | None = None,
+    default_ttl: float | None = None,
+    lease_ttl: float = 30.0,
+    pool_size: int = 10,
+) -> Runtime:
+    """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``.
+
+    Creates or migrates the schema on first use. Usable as a context manager.
+
+    - ``encryption_key``: 32 bytes (hex or base64) to encrypt checkpoints and writes at rest;
+      defaults to ``$STEWARD_ENCRYPTION_KEY``.
+    - ``thread_roles``: roles that reach other members' threads in the same tenant, and how far:
+      ``{"manager": "write", "auditor": "read"}``. Owners always have full access.
+    - ``default_ttl``: seconds after which new threads expire and ``sweep()`` deletes them.
+    - ``lease_ttl``: seconds a crashed run keeps a thread locked before others may resume it.
+    """
+    db = parse_url(url)
+    options = _options(encryption_key, thread_roles, default_ttl, lease_ttl)
+    stack = contextlib.ExitStack()
+    try:
+        saver, store = _open_sync(db, options, pool_size, stack)
+    except BaseException:
+        stack.close()
+        raise
+    return Runtime(db.masked, saver, store, is_async=False, stack=stack)
+
+
+def _open_sync(db: DatabaseURL, options: dict[str, Any], pool_size: int,
+               stack: contextlib.ExitStack) -> tuple[StewardSaver, BaseStore]:
+    store: BaseStore
+    if db.backend == "sqlite":
+        from langgraph.store.sqlite import SqliteStore
+
+        driver = SqliteDriver(db.target, db.masked)
+        stack.callback(driver.close)
+        saver = StewardSaver(driver, **options)
+        stack.callback(saver.close)
+        saver.setup()
+        if driver.memory:
+            # One connection serves both, so they must also share its lock.
+            store = SqliteStore(driver.conn)
+            store.lock = driver.lock  # type: ignore[assignment]
+        else:
+            conn = sqlite3.connect(db.target, check_same_thread=False, isolation_level=None)
+            stack.callback(conn.close)
+            store = SqliteStore(conn)
+        store.setup()
+        return saver, store
+    from langgraph.store.postgres import PostgresStore
+
+    pg = PostgresDriver(db.target, db.masked, pool_size=pool_size)
+    stack.callback(pg.close)
+    saver = StewardSaver(pg, **options)
+    stack.callback(saver.close)
+    saver.setup()
+    store = stack.enter_context(PostgresStore.from_conn_string(
+        db.target, pool_config={"min_size": 1, "max_size": max(2, pool_size // 2)}))
+    store.setup()
+    return saver, store
+
+
+class _AsyncOpen:
+    """What ``aopen`` returns: awaitable, and an async context manager."""
+
+    def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
+        self._url = url
+        self._kwargs = kwargs
+        self._runtime: Runtime | None = None
+
+    async def _open(self) -> Runtime:
+        kwargs = dict(self._kwargs)
+        pool_size = kwargs.pop("pool_size")
+        db = parse_url(self._url)
+        options = _options(**kwargs)
+        stack = contextlib.AsyncExitStack()
+        try:
+            saver, store = await _open_async(db, options, pool_size, stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return Runtime(db.masked, saver, store, is_async=True, stack=stack)
+
+    def __await__(self) -> Generator[Any, None, Runtime]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Runtime:
+        self._runtime = await self._open()
+        return self._runtime
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._runtime is not None:
+            await self._runtime.aclose()
+
+
+async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
+                      stack: contextlib.AsyncExitStack) -> tuple[StewardSaver, BaseStore]:
+    store: BaseStore
+    if db.backend == "sqlite":
+        import aiosqlite
+        from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+        driver = SqliteDriver(db.target, db.masked)
+        stack.callback(driver.close)
+        saver = StewardSaver(driver, **options)
+        stack.callback(saver.close)
+        await saver.asetup()
+        conn = await aiosqlite.connect(driver.target, uri=driver.memory, isolation_level=None)
+        stack.push_async_callback(conn.close)
+        store = AsyncSqliteStore(conn)
+        await store.setup()
+        return saver, store
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
+    stack.push_async_callback(pg.aclose)
+    saver = StewardSaver(pg, **options)
+    stack.callback(saver.close)
+    await saver.asetup()
+    store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(
+        db.target, pool_config={"min_size": 1, "max_size": max(2, pool_size // 2)}))
+    await store.setup()
+    return saver, store
+
+
+def aopen(
+    url: str,
+    *,
+    encryption_key: str | bytes | None = None,
+    thread_roles: Mapping[str, str] | None = None,
+    default_ttl: float | None = None,
+    lease_ttl: float = 30.0,
+    pool_size: int = 10,
+) -> _AsyncOpen:
+    """The async twin of :func:`open`: ``async with steward.aopen(url) as rt:``."""
+    return _AsyncOpen(url, {"encryption_key": encryption_key, "thread_roles": thread_roles,
+                            "default_ttl": default_ttl, "lease_ttl": lease_ttl,
+                            "pool_size": pool_size})
