@@ -41,7 +41,7 @@ class Principal:
     kind: Literal["user", "service"] = "user"
 
     def __post_init__(self) -> None:
-        roles = self.roles
+        roles: object = self.roles
         if isinstance(roles, str) or not isinstance(roles, Iterable):
             raise ConfigError(
                 f"Principal roles must be a collection of strings, got {roles!r}: "

@@ -109,7 +109,7 @@ def _options(encryption_key: str | bytes | None, thread_roles: Mapping[str, str]
     }
 
 
-def open(  # noqa: A001 - steward.open mirrors the builtin on purpose: it opens a database
+def open(
     url: str,
     *,
     encryption_key: str | bytes | None = None,
@@ -210,7 +210,6 @@ class _AsyncOpen:
 
 async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
                       stack: contextlib.AsyncExitStack) -> tuple[StewardSaver, BaseStore]:
-    store: BaseStore
     if db.backend == "sqlite":
         import aiosqlite
         from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -222,9 +221,9 @@ async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
         await saver.asetup()
         conn = await aiosqlite.connect(driver.target, uri=driver.memory, isolation_level=None)
         stack.push_async_callback(conn.close)
-        store = AsyncSqliteStore(conn)
-        await store.setup()
-        return saver, store
+        sqlite_store = AsyncSqliteStore(conn)
+        await sqlite_store.setup()
+        return saver, sqlite_store
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
     pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
@@ -232,10 +231,10 @@ async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
     saver = StewardSaver(pg, **options)
     stack.callback(saver.close)
     await saver.asetup()
-    store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(
+    pg_store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(
         db.target, pool_config={"min_size": 1, "max_size": max(2, pool_size // 2)}))
-    await store.setup()
-    return saver, store
+    await pg_store.setup()
+    return saver, pg_store
 
 
 def aopen(

@@ -19,6 +19,7 @@ CREATE TABLE steward_threads (
     updated_at {real} NOT NULL,
     status TEXT NOT NULL DEFAULT 'idle',
     waiting_on {json},
+    waiting_at {text_c},
     expires_at {real},
     lease_owner TEXT,
     lease_expires_at {real},

@@ -11,7 +11,9 @@ from typing import Any
 
 from steward.errors import ConfigError
 
-THREAD_COLS = "tenant, owner, lease_owner, lease_expires_at, expires_at, status"
+THREAD_COLS = (
+    "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at"
+)
 CHECKPOINT_COLS = (
     "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
     "c.checkpoint, c.metadata, c.channel_versions"
@@ -41,7 +43,8 @@ class Sql:
             "WHERE thread_id = ?"
         )
         self.renew_lease = (
-            "UPDATE steward_threads SET lease_expires_at = ? WHERE thread_id = ? AND lease_owner = ?"
+            "UPDATE steward_threads SET lease_expires_at = ? "
+            "WHERE thread_id = ? AND lease_owner = ?"
         )
         self.release_lease = (
             "UPDATE steward_threads SET lease_owner = NULL, lease_expires_at = NULL, "

@@ -39,6 +39,10 @@ from steward.identity import Access, AccessRule, Principal, ThreadIdentity, prin
 __all__ = ["StewardSaver"]
 
 Strategy = Literal["keep_latest", "delete"]
+# Aliases: inside the class, ``list`` names the saver's method.
+_Ids = list[str]
+_Tuples = list[CheckpointTuple]
+_Params = list[Any]
 _SYSTEM = object()  # the runtime itself (retention sweeps): above the access rule
 
 
@@ -84,7 +88,8 @@ def _interrupts(value: Any) -> list[dict[str, Any]]:
     for item in items:
         payload = getattr(item, "value", item)
         kind = payload.get("type") if isinstance(payload, Mapping) else None
-        out.append({"id": getattr(item, "id", None), "type": kind if isinstance(kind, str) else None})
+        out.append({"id": getattr(item, "id", None),
+                    "type": kind if isinstance(kind, str) else None})
     return out
 
 
@@ -137,12 +142,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     def get_next_version(self, current: str | None, channel: None = None) -> str:
         # A random suffix keeps two forks of one parent from colliding on a blob's version.
-        if current is None:
-            number = 0
-        elif isinstance(current, int):
-            number = current
-        else:
-            number = int(str(current).split(".")[0])
+        number = 0 if current is None else int(str(current).split(".")[0])
         return f"{number + 1:032}.{secrets.randbelow(10**16):016}"
 
     # -- identity and leases -------------------------------------------------------------------
@@ -185,11 +185,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
         principal: Principal | None,
         *,
         ttl: float | None = None,
-        waiting: tuple[str, Any] | None = None,
+        at: tuple[str, str] | None = None,
+        interrupts: list[dict[str, Any]] | None = None,
         lease: str | None = None,
     ) -> Op[None]:
         """Authorize a write: create and bind the thread on first write, check access and the
-        lease, and record the write on the thread row."""
+        lease, and record on the thread row what the write changes (``at`` is the written
+        checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on)."""
         now = time.time()
         ttl = ttl if ttl is not None else self.default_ttl
         yield Stmt(self.sql.insert_thread, (
@@ -199,24 +201,35 @@ class StewardSaver(BaseCheckpointSaver[str]):
         row = (yield Stmt(self.sql.select_thread_for_update, (tid,))).one()
         assert row is not None
         self.access.check(principal, self._thread(tid, row), Access.WRITE)
+        holder = row[2] if row[3] is not None and row[3] > now else None
         if lease is None:
             self._check_lease(tid, row, now)
-        elif row[2] not in (None, lease) and row[3] is not None and row[3] > now:
+        elif holder not in (None, lease):
             raise ThreadBusy(
                 f"thread {tid!r} is being run by another run right now: retry when it has "
                 f"finished (its lease expires in {row[3] - now:.1f}s unless renewed).",
                 thread_id=tid, expires_in=row[3] - now,
             )
-        sets, params = ["updated_at = ?"], [now]
+        else:
+            holder = lease
+        sets: list[str] = ["updated_at = ?"]
+        params: list[Any] = [now]
         if row[0] is None and principal is not None:  # the first write by a principal binds
             sets += ["tenant = ?", "owner = ?"]
             params += [principal.tenant, principal.id]
-        if waiting is not None and waiting[0] == "clear":
-            sets.append("waiting_on = NULL, status = CASE WHEN lease_owner IS NULL "
-                        "THEN 'idle' ELSE 'running' END")
-        elif waiting is not None:
-            sets.append(f"waiting_on = {self.sql.json_param}, status = 'interrupted'")
-            params.append(dump_json(waiting[1]))
+        waiting, waiting_at = load_json(row[6]), row[7]
+        if interrupts is not None and at is not None:
+            # Interrupts of one checkpoint add up (parallel tasks may each pause).
+            waiting = (waiting if waiting_at == at[1] and waiting else []) + interrupts
+            waiting_at = at[1]
+        elif at is not None and at[0] == "" and waiting_at is not None and waiting_at < at[1]:
+            # A newer root checkpoint means the thread moved past what it waited on. (With
+            # durability="async" the interrupt's checkpoint may be written after its writes,
+            # hence the comparison rather than clearing on every put.)
+            waiting, waiting_at = None, None
+        sets += [f"waiting_on = {self.sql.json_param}", "waiting_at = ?", "status = ?"]
+        params += [dump_json(waiting) if waiting else None, waiting_at,
+                   "interrupted" if waiting else "running" if holder else "idle"]
         if lease is not None:
             yield Stmt(self.sql.acquire_lease, (lease, now + self.lease_ttl, now, tid))
         yield Stmt(f"UPDATE steward_threads SET {', '.join(sets)} WHERE thread_id = ?",
@@ -228,7 +241,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
     def _release_op(self, tid: str, holder: str) -> Op[int]:
         return (yield Stmt(self.sql.release_lease, (tid, holder))).rowcount
 
-    def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[list[str]]:
+    def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:
         lost = []
         for tid, holder in held:
             res = yield Stmt(self.sql.renew_lease, (time.time() + self.lease_ttl, tid, holder))
@@ -258,7 +271,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
             del self.leases[thread_id]
         await self.driver.arun(self._release_op(thread_id, holder), write=True)
 
-    def renew_leases(self) -> list[str]:
+    def renew_leases(self) -> _Ids:
         """Extend every lease this process holds; returns the threads whose lease was lost."""
         held = list(self.leases.items())
         return self.driver.run(self._renew_op(held), write=True) if held else []
@@ -276,7 +289,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         while not self._stop.wait(self.lease_ttl / 3):
             try:
                 self.renew_leases()
-            except Exception:  # noqa: BLE001 - a failed renewal is retried on the next beat
+            except Exception:
                 continue
 
     def close(self) -> None:
@@ -333,10 +346,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-    ) -> Op[list[CheckpointTuple]]:
+    ) -> Op[_Tuples]:
         principal = principal_from_config(config)
         configurable = (config or {}).get("configurable") or {}
-        sql, where, params = self.sql.list_prefix, [], cast(list[Any], [])
+        sql, where = self.sql.list_prefix, []
+        params: _Params = []
         if "thread_id" in configurable:
             tid, ns, cid = _target(config)
             yield from self._authorize(tid, principal, Access.READ)
@@ -423,8 +437,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
     ) -> Op[RunnableConfig]:
         tid, ns, parent = _target(config)
         principal = principal_from_config(config)
-        yield from self._claim(tid, principal, ttl=_ttl_of(config),
-                               waiting=("clear", None) if ns == "" else None)
+        yield from self._claim(tid, principal, ttl=_ttl_of(config), at=(ns, checkpoint["id"]))
         values = checkpoint.get("channel_values") or {}
         blobs = []
         for channel, version in new_versions.items():
@@ -456,12 +469,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
         task_path: str,
     ) -> Op[None]:
         tid, ns, cid = _target(config, need_id=True)
+        assert cid is not None
         if not writes:
             return
-        interrupts = [_interrupts(v) for ch, v in writes if ch == INTERRUPT]
-        waiting = ("set", [i for group in interrupts for i in group]) if interrupts else None
+        groups = [_interrupts(v) for ch, v in writes if ch == INTERRUPT]
         yield from self._claim(tid, principal_from_config(config), ttl=_ttl_of(config),
-                               waiting=waiting)
+                               at=(ns, cid),
+                               interrupts=[i for g in groups for i in g] if groups else None)
         rows = []
         for idx, (channel, value) in enumerate(writes):
             wtype, wblob = self.codec.dump(self.serde, value)
@@ -547,7 +561,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     def _prune_op(self, thread_ids: Sequence[str], strategy: str, principal: Any) -> Op[None]:
         if strategy not in ("keep_latest", "delete"):
-            raise ConfigError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'.")
+            raise ConfigError(
+                f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'.")
         for thread_id in thread_ids:
             tid = _str_id(thread_id, "thread_id")
             row = yield from self._authorize(tid, principal, Access.ADMIN)
@@ -560,7 +575,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
                 yield Stmt(self.sql.prune_checkpoints, (tid, tid))
                 yield Stmt(self.sql.gc_blobs, (tid,))
 
-    def _sweep_op(self) -> Op[list[str]]:
+    def _sweep_op(self) -> Op[_Ids]:
         now = time.time()
         expired = [r[0] for r in (yield Stmt(self.sql.expired_threads, (now, now))).rows]
         for tid in expired:
@@ -603,11 +618,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
                      principal: Principal | None = None) -> None:
         await self.driver.arun(self._prune_op(thread_ids, strategy, principal), write=True)
 
-    def sweep(self) -> list[str]:
+    def sweep(self) -> _Ids:
         """Delete every expired thread not held by a live run; returns their ids."""
         return self.driver.run(self._sweep_op(), write=True)
 
-    async def asweep(self) -> list[str]:
+    async def asweep(self) -> _Ids:
         return await self.driver.arun(self._sweep_op(), write=True)
 
     def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
@@ -616,7 +631,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
                                               Access.READ), write=False)
         if row is None:
             return None
-        tenant, owner, lease_owner, lease_expires, expires_at, status = row
+        tenant, owner, lease_owner, lease_expires, expires_at, status, waiting, _ = row
         return {"thread_id": thread_id, "tenant": tenant, "owner": owner, "status": status,
+                "waiting_on": load_json(waiting) or [],
                 "leased": lease_owner is not None and (lease_expires or 0) > time.time(),
                 "expires_at": expires_at}

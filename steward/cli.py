@@ -1,0 +1,122 @@
+"""The ``steward`` command.
+
+Exit codes: 0 success; 1 a Steward error (printed as one line, no traceback); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from typing import Annotated, Any
+
+import typer
+from langgraph.types import Command
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+import steward
+from steward._url import mask
+from steward.errors import StewardError
+from steward.graphs.refund_demo import compile_refund_demo
+from steward.identity import Principal
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Steward: a stateful runtime for LangGraph agents.")
+console = Console()
+
+DEFAULT_DB = "sqlite:///steward-demo.db"
+DbOption = Annotated[str, typer.Option("--db", envvar="STEWARD_DB",
+                                       help="Database URL (sqlite:///..., postgresql://...).")]
+
+ALICE = Principal(id="alice@acme.test", tenant="acme", roles=frozenset({"support"}))
+BOB = Principal(id="bob@acme.test", tenant="acme", roles=frozenset({"manager"}))
+MALLORY = Principal(id="mallory@globex.test", tenant="globex", roles=frozenset({"manager"}))
+DEMO_ROLES = {"manager": "write", "auditor": "read"}
+
+
+@app.callback()
+def _root() -> None:
+    """Steward: a stateful runtime for LangGraph agents."""
+
+
+@app.command()
+def demo(db: DbOption = DEFAULT_DB) -> None:
+    """Run the refund story: Alice asks, the thread pauses, Bob approves from another process."""
+    thread_id = f"T-{uuid.uuid4().hex[:8]}"
+    console.print(Panel.fit(f"Steward demo on [bold]{mask(db)}"
+                            f"[/bold], thread [bold]{thread_id}[/bold]"))
+    with steward.open(db, thread_roles=DEMO_ROLES) as rt:
+        graph = compile_refund_demo(rt.checkpointer, rt.store)
+        console.print(f"[bold]1.[/bold] {ALICE.id} (support) asks to refund $120.00 "
+                      "on order 98765")
+        graph.invoke({"order_id": "98765", "amount": "120.00"}, rt.config(thread_id, ALICE))
+        state = graph.get_state(rt.config(thread_id, ALICE))
+        request = state.interrupts[0].value
+        console.print(f"   paused before {list(state.next)}: waiting for "
+                      f"{request['required_roles']} — {request['reason']}")
+        info = rt.checkpointer.thread_info(thread_id, ALICE) or {}
+        console.print(f"   thread: tenant={info.get('tenant')} owner={info.get('owner')} "
+                      f"status={info.get('status')}")
+
+    console.print(f"[bold]2.[/bold] this process exits; a second process resumes as {BOB.id}")
+    child = subprocess.run(
+        [sys.executable, "-m", "steward.cli", "demo-resume", "--db", db, "--thread", thread_id],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False,
+    )
+    if child.returncode != 0:
+        raise StewardError(f"the resuming process failed with exit code {child.returncode}")
+
+    with steward.open(db, thread_roles=DEMO_ROLES) as rt:
+        graph = compile_refund_demo(rt.checkpointer, rt.store)
+        console.print(f"[bold]3.[/bold] {MALLORY.id} of another tenant tries to read the thread")
+        try:
+            graph.get_state(rt.config(thread_id, MALLORY))
+        except steward.ThreadAccessDenied as exc:
+            console.print(f"   refused: [red]{exc}[/red]")
+        else:  # pragma: no cover - the demo's own check
+            raise StewardError("the access rule let another tenant read the thread")
+        final = graph.get_state(rt.config(thread_id, ALICE))
+        console.print("[bold]4.[/bold] the thread's working context, as Alice sees it")
+        table = Table("checkpoint", "step", "source", "written by")
+        history = list(graph.get_state_history(rt.config(thread_id, ALICE)))
+        for snap in reversed(history):
+            md: dict[str, Any] = dict(snap.metadata or {})
+            table.add_row(str(snap.config["configurable"]["checkpoint_id"])[-12:],
+                          str(md.get("step")), str(md.get("source")),
+                          str(md.get("principal_id", "")))
+        console.print(table)
+        for event in final.values.get("events", []):
+            console.print(f"   • {event}")
+        console.print(f"   receipt: [bold green]{final.values.get('receipt')}[/bold green]")
+
+
+@app.command("demo-resume", hidden=True)
+def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption = DEFAULT_DB,
+                ) -> None:
+    """The demo's second process: Bob approves the pending refund."""
+    with steward.open(db, thread_roles=DEMO_ROLES) as rt:
+        graph = compile_refund_demo(rt.checkpointer, rt.store)
+        pending = graph.get_state(rt.config(thread, BOB)).interrupts
+        console.print(f"   \\[pid {os.getpid()}] {BOB.id} sees the pending request: "
+                      f"{pending[0].value['action']} {pending[0].value['args']}")
+        result = graph.invoke(
+            Command(resume={"decision": "approve", "comment": "customer is a regular"}),
+            rt.config(thread, BOB),
+        )
+        console.print(f"   \\[pid {os.getpid()}] approved; refund issued as {result['receipt']}")
+
+
+def main() -> None:
+    """Entry point: Steward errors become one line on stderr and exit code 1."""
+    try:
+        app(standalone_mode=True)
+    except StewardError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""LangGraph's checkpointer conformance suite, all eight capabilities, on every backend."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from _pg import PgServer
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.report import CapabilityReport
+
+from steward.checkpointers import PostgresSaver, SqliteSaver, StewardSaver
+
+CAPABILITIES = {"put", "put_writes", "get_tuple", "list", "delete_thread", "delete_for_runs",
+                "copy_thread", "prune"}
+
+
+def _assert_all_passed(report: CapabilityReport) -> None:
+    failures = {cap: r.failures for cap, r in report.results.items() if r.failures}
+    assert not failures, failures
+    assert set(report.results) == CAPABILITIES
+    for cap, result in report.results.items():
+        assert result.detected, f"capability {cap} not detected"
+        assert result.tests_skipped == 0, cap
+    assert sum(r.tests_passed for r in report.results.values()) == 81
+    assert report.passed_all()
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+async def test_sqlite_conformance(tmp_path: Path, encrypted: bool) -> None:
+    files = iter(range(100))
+
+    @checkpointer_test(name=f"steward-sqlite-{encrypted}")
+    async def factory() -> AsyncIterator[StewardSaver]:
+        key = secrets.token_hex(32) if encrypted else None
+        saver = SqliteSaver.from_path(str(tmp_path / f"c{next(files)}.db"),
+                                      cipher=_cipher(key))
+        yield saver
+        saver.close()
+
+    _assert_all_passed(await validate(factory))
+
+
+def _cipher(key: str | None) -> object:
+    from steward.checkpointers._crypto import Cipher
+
+    return Cipher(key) if key else None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("pool", ["async", "sync"])
+async def test_postgres_conformance(pg_server: PgServer, pool: str) -> None:
+    urls: list[str] = []
+
+    @checkpointer_test(name=f"steward-postgres-{pool}")
+    async def factory() -> AsyncIterator[StewardSaver]:
+        url = pg_server.create_database("conf")
+        urls.append(url)
+        if pool == "async":
+            saver = await PostgresSaver.afrom_conn_string(url, pool_size=4)
+            yield saver
+            await saver.aclose()
+        else:
+            saver = PostgresSaver.from_conn_string(url, pool_size=4)
+            yield saver
+            saver.close()
+
+    try:
+        _assert_all_passed(await validate(factory))
+    finally:
+        for url in urls:
+            pg_server.drop_database(url)
