@@ -452,6 +452,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         if principal is not None:  # flattened, so list(filter=...) can find them
             md["tenant"] = principal.tenant
             md["principal_id"] = principal.id
+        if "run_id" not in md and tid in self.leases:
+            md["run_id"] = self.leases[tid]  # the root run holding the lease wrote it
         versions = {ch: str(v) for ch, v in checkpoint["channel_versions"].items()}
         run_id = md.get("run_id")
         yield Stmt(self.sql.upsert_checkpoint, (

@@ -1,0 +1,91 @@
+"""Shared test material: principals, a small graph, and raw database snapshots."""
+
+from __future__ import annotations
+
+import operator
+import sqlite3
+from typing import Annotated, Any, TypedDict
+
+import psycopg
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import interrupt
+
+from steward import Principal
+
+ALICE = Principal(id="alice", tenant="acme", roles=frozenset({"support"}))
+BOB = Principal(id="bob", tenant="acme", roles=frozenset({"manager"}))
+CAROL = Principal(id="carol", tenant="acme", roles=frozenset({"auditor"}))
+DAVE = Principal(id="dave", tenant="acme", roles=frozenset({"support"}))
+EVE = Principal(id="eve", tenant="globex", roles=frozenset({"manager", "admin"}))
+ROLES = {"manager": "write", "auditor": "read", "admin": "admin"}
+
+TABLES = ("steward_threads", "steward_checkpoints", "steward_blobs", "steward_writes",
+          "steward_meta")
+
+
+class State(TypedDict, total=False):
+    items: Annotated[list[str], operator.add]
+    answer: Any
+
+
+def _first(state: State) -> State:
+    return {"items": ["first"]}
+
+
+def _ask(state: State) -> State:
+    return {"answer": interrupt({"type": "approval_request", "question": "ok?"})}
+
+
+def _last(state: State) -> State:
+    return {"items": ["last"]}
+
+
+def approval_graph(checkpointer: Any) -> CompiledStateGraph[Any]:
+    """first -> ask (interrupts) -> last."""
+    builder = StateGraph(State)
+    builder.add_node("first", _first)
+    builder.add_node("ask", _ask)
+    builder.add_node("last", _last)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "ask")
+    builder.add_edge("ask", "last")
+    builder.add_edge("last", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of Steward's tables, read with a plain driver connection."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///"):])
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            for table in TABLES:
+                if table in names:
+                    out[table] = sorted(conn.execute(f"SELECT * FROM {table}"), key=repr)
+        finally:
+            conn.close()
+        return out
+    with psycopg.connect(url) as pg:
+        names = {r[0] for r in pg.execute("SELECT tablename FROM pg_tables")}
+        for table in TABLES:
+            if table in names:
+                out[table] = sorted(pg.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+    return out
+
+
+def execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run raw SQL (``?`` placeholders) behind Steward's back, e.g. to tamper with a row."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///"):])
+        try:
+            cur = conn.execute(sql, params)
+            rows = cur.fetchall()
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+    with psycopg.connect(url, autocommit=True) as pg:
+        cur = pg.execute(sql.replace("?", "%s"), params)
+        return cur.fetchall() if cur.description else []
