@@ -33,7 +33,9 @@ chain
     inside ``invoke``. One untimed warm-up invocation per side comes first.
 chat
     One thread, ``--turns`` turns through a 1-node graph whose state is a ``messages`` channel
-    with the ``add_messages`` reducer; each turn's input appends one 500-byte ``HumanMessage``.
+    with the ``add_messages`` reducer; each turn's input appends one 500-byte ``HumanMessage``
+    (seeded pseudo-random letters, identical on both sides, so that PostgreSQL's TOAST
+    compression does not shrink repeated text to nothing).
     Reported: database bytes after the last turn, and the mean time per turn of the first 10
     and of the last 10 turns (a saver that rewrites the whole history each step slows down as
     the thread grows). Bytes: for SQLite, the file plus its WAL after

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from steward.errors import ConfigError
 
@@ -19,25 +18,32 @@ class DatabaseURL:
     masked: str  # the URL as it may be printed
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-_ ]*:?/*")
+_QUERY_PASSWORD = re.compile(r"(?P<key>password=)[^&\s]*", re.IGNORECASE)
+
+
 def mask(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
-    if parts.password is None:
-        masked = url
-    else:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        masked = urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-    return re.sub(r"(password=)[^&\s]*", r"\1***", masked)
+    """The URL with any password (in the user info or a ``password=`` option) as ``***``.
+
+    Works on mistyped URLs too (``postgresql:/u:pw@h``): the user info is whatever lies between
+    the scheme's separators and the last ``@`` before the query, and everything after its first
+    colon is hidden.
+    """
+    head, sep, query = url.partition("?")
+    at = head.rfind("@")
+    if at != -1:
+        scheme = _SCHEME.match(head)
+        start = scheme.end() if scheme else 0
+        userinfo = head[start:at]
+        if ":" in userinfo:
+            head = f"{head[:start]}{userinfo.split(':', 1)[0]}:***{head[at:]}"
+    return _QUERY_PASSWORD.sub(lambda m: f"{m['key']}***", head + sep + query)
 
 
 def parse_url(url: object) -> DatabaseURL:
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f"database URL must be a non-empty string like {_SCHEMES}; got {url!r}.")
+        got = "an empty string" if isinstance(url, str) else f"a {type(url).__name__} value"
+        raise ConfigError(f"database URL must be a non-empty string like {_SCHEMES}; got {got}.")
     url = url.strip()
     masked = mask(url)
     scheme, sep, rest = url.partition("://")

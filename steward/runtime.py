@@ -7,10 +7,12 @@ store on the same database, and builds the configs that carry a principal and th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import Generator, Mapping
+import time
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +30,31 @@ from steward.identity import AccessRule, Principal
 __all__ = ["Runtime", "aopen", "open"]
 
 KEY_ENV = "STEWARD_ENCRYPTION_KEY"
+
+
+SETUP_LOCK = 7311662358018  # a Postgres advisory lock key unique to Steward's store setup
+# Polled, not waited for: the store's migrations run CREATE INDEX CONCURRENTLY, which waits for
+# every open snapshot, including that of another process blocked in pg_advisory_lock.
+_TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+
+
+def _locked(row: tuple[Any, ...] | None) -> bool:
+    return bool(row and row[0])
+_SETUP_TRIES = 5
+
+
+def _retry_setup(setup: Callable[[], None]) -> None:
+    """LangGraph's SQLite store migrates without a lock: when two processes create a database
+    at the same moment, one may fail on the other's half-made tables; once the other is done,
+    setup is a no-op, so retrying settles it."""
+    for attempt in range(_SETUP_TRIES):
+        try:
+            setup()
+            return
+        except Exception:
+            if attempt == _SETUP_TRIES - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 class Runtime:
@@ -60,10 +87,11 @@ class Runtime:
         if ttl is not None:
             if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
                 raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}.")
-            conf["steward"] = {"ttl": float(ttl)}
+            ttl = float(ttl)
+            conf["steward"] = {"ttl": ttl}
         handler: LeaseHandler | AsyncLeaseHandler = (
-            AsyncLeaseHandler(self.checkpointer, tid, who) if self.is_async
-            else LeaseHandler(self.checkpointer, tid, who)
+            AsyncLeaseHandler(self.checkpointer, tid, who, ttl) if self.is_async
+            else LeaseHandler(self.checkpointer, tid, who, ttl)
         )
         return {"configurable": conf, "callbacks": [handler]}
 
@@ -159,7 +187,7 @@ def _open_sync(db: DatabaseURL, options: dict[str, Any], pool_size: int,
             conn = sqlite3.connect(db.target, check_same_thread=False, isolation_level=None)
             stack.callback(conn.close)
             store = SqliteStore(conn)
-        store.setup()
+        _retry_setup(store.setup)
         return saver, store
     from langgraph.store.postgres import PostgresStore
 
@@ -170,7 +198,15 @@ def _open_sync(db: DatabaseURL, options: dict[str, Any], pool_size: int,
     saver.setup()
     store = stack.enter_context(PostgresStore.from_conn_string(
         db.target, pool_config={"min_size": 1, "max_size": max(2, pool_size // 2)}))
-    store.setup()
+    # LangGraph's store migrates without a lock; hold Steward's so that processes starting
+    # together take turns.
+    with pg.pool.connection() as conn:
+        while not _locked(conn.execute(_TRY_LOCK, (SETUP_LOCK,)).fetchone()):
+            time.sleep(0.05)
+        try:
+            store.setup()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
     return saver, store
 
 
@@ -222,7 +258,14 @@ async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
         conn = await aiosqlite.connect(driver.target, uri=driver.memory, isolation_level=None)
         stack.push_async_callback(conn.close)
         sqlite_store = AsyncSqliteStore(conn)
-        await sqlite_store.setup()
+        for attempt in range(_SETUP_TRIES):
+            try:
+                await sqlite_store.setup()
+                break
+            except Exception:
+                if attempt == _SETUP_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
         return saver, sqlite_store
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
@@ -233,7 +276,15 @@ async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
     await saver.asetup()
     pg_store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(
         db.target, pool_config={"min_size": 1, "max_size": max(2, pool_size // 2)}))
-    await pg_store.setup()
+    async with pg.pool.connection() as conn:
+        while True:  # polling a lock held by another process
+            if _locked(await (await conn.execute(_TRY_LOCK, (SETUP_LOCK,))).fetchone()):
+                break
+            await asyncio.sleep(0.05)
+        try:
+            await pg_store.setup()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
     return saver, pg_store
 
 

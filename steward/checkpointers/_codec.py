@@ -23,22 +23,33 @@ class Codec:
     def __init__(self, cipher: Cipher | None) -> None:
         self.cipher = cipher
 
-    def dump(self, serde: SerializerProtocol, value: Any) -> tuple[str, bytes]:
+    def dump(self, serde: SerializerProtocol, value: Any,
+             aad: tuple[str, ...] = ()) -> tuple[str, bytes]:
+        """``aad`` names the payload's place, so that it cannot be read anywhere else."""
         type_, data = serde.dumps_typed(value)
         if self.cipher is not None:
-            return self.cipher.seal(type_, data)
+            return self.cipher.seal(type_, data, aad)
         return type_, data
 
-    def load(self, serde: SerializerProtocol, type_: str, blob: bytes | None, where: str) -> Any:
+    def load(self, serde: SerializerProtocol, type_: str, blob: bytes | None, where: str,
+             aad: tuple[str, ...] = ()) -> Any:
         data = bytes(blob) if blob is not None else b""
         if self.cipher is not None:
-            type_, data = self.cipher.open(type_, data, where)
+            type_, data = self.cipher.open(type_, data, where, aad)
         elif type_.startswith(PREFIX):
             raise ConfigError(
                 f"{where} is encrypted but this runtime has no key: open it with "
                 "steward.open(url, encryption_key=...) or set STEWARD_ENCRYPTION_KEY."
             )
         return serde.loads_typed((type_, data))
+
+    def move(self, type_: str, blob: bytes, where: str, old: tuple[str, ...],
+             new: tuple[str, ...]) -> tuple[str, bytes]:
+        """Re-seal a stored payload for a new place (copy_thread); plaintext passes as is."""
+        if self.cipher is None:
+            return type_, blob
+        inner, data = self.cipher.open(type_, bytes(blob), where, old)
+        return self.cipher.seal(inner, data, new)
 
 
 def _json_default(value: Any) -> Any:

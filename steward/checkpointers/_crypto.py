@@ -49,8 +49,18 @@ def _decode_key(key: str | bytes) -> bytes:
     return raw
 
 
+def _associated(type_: str, aad: tuple[str, ...]) -> bytes:
+    return "\x1f".join((type_, *aad)).encode()
+
+
 class Cipher:
-    """Seals ``(type, bytes)`` payloads; the type tag is authenticated along with the data."""
+    """Seals ``(type, bytes)`` payloads.
+
+    The type tag and the payload's place (``aad``: thread, namespace, checkpoint, channel and
+    version, or the write's task and index) are authenticated with the data, so a ciphertext
+    moved to another row, thread or version fails to open instead of being read as if it
+    belonged there.
+    """
 
     def __init__(self, key: str | bytes) -> None:
         self._key = _decode_key(key)
@@ -59,11 +69,12 @@ class Cipher:
         self.fingerprint = hmac.new(self._key, b"steward key check v1",
                                     hashlib.sha256).hexdigest()[:32]
 
-    def seal(self, type_: str, data: bytes) -> tuple[str, bytes]:
+    def seal(self, type_: str, data: bytes, aad: tuple[str, ...] = ()) -> tuple[str, bytes]:
         nonce = os.urandom(_NONCE)
-        return PREFIX + type_, nonce + self._aead.encrypt(nonce, data, type_.encode())
+        return PREFIX + type_, nonce + self._aead.encrypt(nonce, data, _associated(type_, aad))
 
-    def open(self, type_: str, blob: bytes, where: str) -> tuple[str, bytes]:
+    def open(self, type_: str, blob: bytes, where: str,
+             aad: tuple[str, ...] = ()) -> tuple[str, bytes]:
         if not type_.startswith(PREFIX):
             raise PayloadCorrupted(
                 f"{where} is stored unencrypted but this runtime requires encryption: it was "
@@ -72,9 +83,10 @@ class Cipher:
             )
         inner = type_[len(PREFIX):]
         try:
-            return inner, self._aead.decrypt(blob[:_NONCE], blob[_NONCE:], inner.encode())
+            return inner, self._aead.decrypt(blob[:_NONCE], blob[_NONCE:],
+                                             _associated(inner, aad))
         except (InvalidTag, ValueError) as exc:
             raise PayloadCorrupted(
-                f"{where} failed authentication: it was altered after it was written. Restore "
-                "it from a backup or delete the thread."
+                f"{where} failed authentication: it was altered, or moved from another row, "
+                "after it was written. Restore it from a backup or delete the thread."
             ) from exc

@@ -144,10 +144,19 @@ class Sql:
             "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING",
         ]
 
+        self.copy_select = [
+            "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
+            "checkpoint, metadata, channel_versions FROM steward_checkpoints WHERE thread_id = ?",
+            "SELECT checkpoint_ns, channel, version, type, blob FROM steward_blobs "
+            "WHERE thread_id = ?",
+            "SELECT checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path "
+            "FROM steward_writes WHERE thread_id = ?",
+        ]
+
     def select_blobs(self, n: int) -> str:
         pairs = ", ".join("(?, ?)" for _ in range(n))
         return (
-            "SELECT channel, type, blob FROM steward_blobs WHERE thread_id = ? AND "
+            "SELECT channel, version, type, blob FROM steward_blobs WHERE thread_id = ? AND "
             f"checkpoint_ns = ? AND (channel, version) IN (VALUES {pairs})"
         )
 

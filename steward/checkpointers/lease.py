@@ -25,15 +25,17 @@ class LeaseHandler(BaseCallbackHandler):
 
     raise_error = True  # ThreadBusy must stop the run, not be logged and ignored
 
-    def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None) -> None:
+    def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None,
+                 ttl: float | None = None) -> None:
         self.saver = saver
         self.thread_id = thread_id
         self.principal = principal
+        self.ttl = ttl  # the thread's time to live, should this run create it
 
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
                        parent_run_id: UUID | None = None, **kwargs: Any) -> None:
         if parent_run_id is None:
-            self.saver.acquire_lease(self.thread_id, str(run_id), self.principal)
+            self.saver.acquire_lease(self.thread_id, str(run_id), self.principal, self.ttl)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                      **kwargs: Any) -> None:
@@ -51,16 +53,19 @@ class AsyncLeaseHandler(AsyncCallbackHandler):
 
     raise_error = True
 
-    def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None) -> None:
+    def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None,
+                 ttl: float | None = None) -> None:
         self.saver = saver
         self.thread_id = thread_id
         self.principal = principal
+        self.ttl = ttl  # the thread's time to live, should this run create it
 
     async def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *,
                              run_id: UUID, parent_run_id: UUID | None = None,
                              **kwargs: Any) -> None:
         if parent_run_id is None:
-            await self.saver.aacquire_lease(self.thread_id, str(run_id), self.principal)
+            await self.saver.aacquire_lease(self.thread_id, str(run_id), self.principal,
+                                              self.ttl)
 
     async def on_chain_end(self, outputs: Any, *, run_id: UUID,
                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:

@@ -75,6 +75,19 @@ def _target(config: RunnableConfig | None, *, need_id: bool = False) -> tuple[st
     return tid, ns, cid
 
 
+# Where a payload belongs; encryption binds each ciphertext to it (see _crypto.Cipher).
+def _at_checkpoint(tid: str, ns: str, cid: str) -> tuple[str, ...]:
+    return ("checkpoint", tid, ns, cid)
+
+
+def _at_blob(tid: str, ns: str, channel: str, version: str) -> tuple[str, ...]:
+    return ("blob", tid, ns, channel, version)
+
+
+def _at_write(tid: str, ns: str, cid: str, task_id: str, idx: int) -> tuple[str, ...]:
+    return ("write", tid, ns, cid, task_id, str(idx))
+
+
 def _ttl_of(config: RunnableConfig | None) -> float | None:
     options = ((config or {}).get("configurable") or {}).get("steward") or {}
     ttl = options.get("ttl") if isinstance(options, Mapping) else None
@@ -235,8 +248,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         yield Stmt(f"UPDATE steward_threads SET {', '.join(sets)} WHERE thread_id = ?",
                    (*params, tid))
 
-    def _acquire_op(self, tid: str, holder: str, principal: Principal | None) -> Op[None]:
-        yield from self._claim(tid, principal, lease=holder)
+    def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
+                    ttl: float | None) -> Op[None]:
+        yield from self._claim(tid, principal, ttl=ttl, lease=holder)
 
     def _release_op(self, tid: str, holder: str) -> Op[int]:
         return (yield Stmt(self.sql.release_lease, (tid, holder))).rowcount
@@ -249,15 +263,18 @@ class StewardSaver(BaseCheckpointSaver[str]):
                 lost.append(tid)
         return lost
 
-    def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None) -> None:
-        """Make ``holder`` the only run allowed to write the thread, or raise ThreadBusy."""
-        self.driver.run(self._acquire_op(thread_id, holder, principal), write=True)
+    def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
+                      ttl: float | None = None) -> None:
+        """Make ``holder`` the only run allowed to write the thread, or raise ThreadBusy.
+
+        ``ttl`` is the thread's time to live in case this creates it."""
+        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl), write=True)
         self.leases[thread_id] = holder
         self._ensure_heartbeat()
 
-    async def aacquire_lease(self, thread_id: str, holder: str,
-                             principal: Principal | None) -> None:
-        await self.driver.arun(self._acquire_op(thread_id, holder, principal), write=True)
+    async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
+                             ttl: float | None = None) -> None:
+        await self.driver.arun(self._acquire_op(thread_id, holder, principal, ttl), write=True)
         self.leases[thread_id] = holder
         self._ensure_heartbeat()
 
@@ -300,7 +317,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
     def _load_tuple(self, row: tuple[Any, ...]) -> Op[CheckpointTuple]:
         tid, ns, cid, parent, type_, blob, metadata, versions = row
         where = f"checkpoint {cid!r} of thread {tid!r}"
-        checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where))
+        checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where,
+                                                      _at_checkpoint(tid, ns, cid)))
         versions = load_json(versions) or {}
         values: dict[str, Any] = {}
         if versions:
@@ -308,15 +326,17 @@ class StewardSaver(BaseCheckpointSaver[str]):
             for channel, version in versions.items():
                 params += [channel, version]
             blobs = yield Stmt(self.sql.select_blobs(len(versions)), params)
-            for channel, btype, bblob in blobs.rows:
+            for channel, version, btype, bblob in blobs.rows:
                 values[channel] = self.codec.load(self.serde, btype, bblob,
-                                                  f"channel {channel!r} of {where}")
+                                                  f"channel {channel!r} of {where}",
+                                                  _at_blob(tid, ns, channel, version))
         checkpoint["channel_values"] = values
         writes = (yield Stmt(self.sql.select_writes, (tid, ns, cid))).rows
         writes.sort(key=lambda w: (w[4], w[0], w[5]))  # writes_sort_key(task_path, task_id, idx)
         pending = [
-            (task_id, channel, self.codec.load(self.serde, wtype, wblob, f"a write of {where}"))
-            for task_id, channel, wtype, wblob, _path, _idx in writes
+            (task_id, channel, self.codec.load(self.serde, wtype, wblob, f"a write of {where}",
+                                               _at_write(tid, ns, cid, task_id, idx)))
+            for task_id, channel, wtype, wblob, _path, idx in writes
         ]
         return CheckpointTuple(
             config={"configurable": {"thread_id": tid, "checkpoint_ns": ns, "checkpoint_id": cid}},
@@ -442,12 +462,14 @@ class StewardSaver(BaseCheckpointSaver[str]):
         blobs = []
         for channel, version in new_versions.items():
             if channel in values:
-                btype, blob = self.codec.dump(self.serde, values[channel])
+                btype, blob = self.codec.dump(self.serde, values[channel],
+                                              _at_blob(tid, ns, channel, str(version)))
                 blobs.append((tid, ns, channel, str(version), btype, blob))
         if blobs:
             yield Stmt(self.sql.insert_blobs, blobs, many=True)
         stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-        ctype, cblob = self.codec.dump(self.serde, stored)
+        ctype, cblob = self.codec.dump(self.serde, stored,
+                                       _at_checkpoint(tid, ns, checkpoint["id"]))
         md = dict(get_serializable_checkpoint_metadata(config, metadata))
         if principal is not None:  # flattened, so list(filter=...) can find them
             md["tenant"] = principal.tenant
@@ -479,10 +501,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
                                at=(ns, cid),
                                interrupts=[i for g in groups for i in g] if groups else None)
         rows = []
-        for idx, (channel, value) in enumerate(writes):
-            wtype, wblob = self.codec.dump(self.serde, value)
-            rows.append((tid, ns, cid, task_id, WRITES_IDX_MAP.get(channel, idx), channel,
-                         wtype, wblob, task_path))
+        for position, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, position)
+            wtype, wblob = self.codec.dump(self.serde, value,
+                                           _at_write(tid, ns, cid, task_id, idx))
+            rows.append((tid, ns, cid, task_id, idx, channel, wtype, wblob, task_path))
         special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes, rows, many=True)
 
@@ -558,8 +581,35 @@ class StewardSaver(BaseCheckpointSaver[str]):
         if row is None:
             return
         yield from self._claim(dst, cast("Principal | None", principal))
-        for sql in self.sql.copy_rows:
-            yield Stmt(sql, (dst, src))
+        if self.codec.cipher is None:
+            for sql in self.sql.copy_rows:
+                yield Stmt(sql, (dst, src))
+        else:
+            yield from self._reseal_copy(src, dst)
+
+    def _reseal_copy(self, src: str, dst: str) -> Op[None]:
+        """Copy an encrypted thread: every ciphertext is bound to its thread, so re-seal."""
+        move, where = self.codec.move, f"a payload of thread {src!r}"
+        rows = (yield Stmt(self.sql.copy_select[0], (src,))).rows
+        if rows:
+            yield Stmt(self.sql.upsert_checkpoint, [
+                (dst, ns, cid, parent, run_id,
+                 *move(t, b, where, _at_checkpoint(src, ns, cid), _at_checkpoint(dst, ns, cid)),
+                 dump_json(load_json(md)), dump_json(load_json(versions)))
+                for ns, cid, parent, run_id, t, b, md, versions in rows], many=True)
+        rows = (yield Stmt(self.sql.copy_select[1], (src,))).rows
+        if rows:
+            yield Stmt(self.sql.insert_blobs, [
+                (dst, ns, ch, v, *move(t, b, where, _at_blob(src, ns, ch, v),
+                                       _at_blob(dst, ns, ch, v)))
+                for ns, ch, v, t, b in rows], many=True)
+        rows = (yield Stmt(self.sql.copy_select[2], (src,))).rows
+        if rows:
+            yield Stmt(self.sql.insert_writes, [
+                (dst, ns, cid, task, idx, ch,
+                 *move(t, b, where, _at_write(src, ns, cid, task, idx),
+                       _at_write(dst, ns, cid, task, idx)), path)
+                for ns, cid, task, idx, ch, t, b, path in rows], many=True)
 
     def _prune_op(self, thread_ids: Sequence[str], strategy: str, principal: Any) -> Op[None]:
         if strategy not in ("keep_latest", "delete"):

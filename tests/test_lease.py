@@ -1,0 +1,156 @@
+"""Single writer per thread: ThreadBusy for a second run, leases that expire after a crash."""
+
+from __future__ import annotations
+
+import operator
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, TypedDict
+
+import pytest
+from _support import ALICE, BOB, ROLES, execute, snapshot
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+import steward
+from steward import ThreadBusy
+
+WORKER = Path(__file__).with_name("_worker.py")
+
+
+class State(TypedDict, total=False):
+    items: Annotated[list[str], operator.add]
+
+
+def _graph(checkpointer: object, middle: object) -> CompiledStateGraph[State]:
+    builder = StateGraph(State)
+    builder.add_node("first", lambda s: {"items": ["first"]})
+    builder.add_node("hang", middle)  # type: ignore[call-overload]
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "hang")
+    builder.add_edge("hang", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def test_second_run_of_a_busy_thread_fails_fast_and_the_first_is_unaffected(
+        rt: steward.Runtime) -> None:
+    entered, proceed = threading.Event(), threading.Event()
+
+    def slow(state: State) -> State:
+        entered.set()
+        assert proceed.wait(10)
+        return {"items": ["slow"]}
+
+    graph = _graph(rt.checkpointer, slow)
+    results: list[object] = []
+    first = threading.Thread(
+        target=lambda: results.append(graph.invoke({"items": []}, rt.config("T1", ALICE))))
+    first.start()
+    assert entered.wait(10)
+    started = time.monotonic()
+    with pytest.raises(ThreadBusy) as busy:
+        graph.invoke({"items": ["intruder"]}, rt.config("T1", BOB))
+    assert time.monotonic() - started < 2, "ThreadBusy must be immediate, not a wait"
+    assert busy.value.thread_id == "T1" and "another run" in str(busy.value)
+    info = rt.checkpointer.thread_info("T1", ALICE)
+    assert info is not None and info["status"] == "running" and info["leased"]
+    proceed.set()
+    first.join(10)
+    assert results == [{"items": ["first", "slow"]}]  # the intruder's input never landed
+    info = rt.checkpointer.thread_info("T1", ALICE)
+    assert info is not None and info["status"] == "idle" and not info["leased"]
+    # once the first run is over, the next one proceeds at once
+    assert graph.invoke({"items": ["next"]}, rt.config("T1", BOB))["items"][-1] == "slow"
+
+
+def test_a_failed_run_releases_its_lease(rt: steward.Runtime) -> None:
+    def boom(state: State) -> State:
+        raise RuntimeError("tool failed")
+
+    graph = _graph(rt.checkpointer, boom)
+    with pytest.raises(RuntimeError, match="tool failed"):
+        graph.invoke({"items": []}, rt.config("T1", ALICE))
+    ok = _graph(rt.checkpointer, lambda s: {"items": ["fixed"]})
+    assert ok.invoke(None, rt.config("T1", ALICE))["items"] == ["first", "fixed"]
+
+
+def test_the_heartbeat_keeps_a_long_node_s_lease(db_url: str) -> None:
+    with steward.open(db_url, thread_roles=ROLES, lease_ttl=0.6) as rt:
+        entered, proceed = threading.Event(), threading.Event()
+
+        def long_node(state: State) -> State:
+            entered.set()
+            assert proceed.wait(10)
+            return {"items": ["long"]}
+
+        graph = _graph(rt.checkpointer, long_node)
+        worker = threading.Thread(target=graph.invoke,
+                                  args=({"items": []}, rt.config("T1", ALICE)))
+        worker.start()
+        assert entered.wait(10)
+        time.sleep(1.5)  # two and a half lease lifetimes
+        with pytest.raises(ThreadBusy):
+            graph.invoke({"items": []}, rt.config("T1", BOB))
+        proceed.set()
+        worker.join(10)
+
+
+def test_a_run_that_lost_its_lease_is_fenced(db_url: str) -> None:
+    with steward.open(db_url, lease_ttl=30) as one, steward.open(db_url, lease_ttl=30) as two:
+        graph = _graph(one.checkpointer, lambda s: {"items": ["x"]})
+        graph.invoke({"items": []}, one.config("T1", ALICE))
+        head = graph.get_state(one.config("T1", ALICE)).config
+        one.checkpointer.acquire_lease("T1", "run-one", ALICE)
+        # run-one stalls past its lease; another worker takes the thread over
+        execute(db_url, "UPDATE steward_threads SET lease_expires_at = 0 WHERE thread_id = ?",
+                ("T1",))
+        two.checkpointer.acquire_lease("T1", "run-two", ALICE)
+        before = snapshot(db_url)
+        with pytest.raises(ThreadBusy, match="lost its lease"):
+            one.checkpointer.put_writes({"configurable": {**head["configurable"],
+                                                          "principal": ALICE}},
+                                        [("items", ["stale"])], "task-1")
+        assert snapshot(db_url) == before
+        assert one.checkpointer.renew_leases() == ["T1"]  # the heartbeat notices too
+        two.checkpointer.release_lease("T1", "run-two")
+
+
+def test_lease_of_a_killed_process_expires(db_url: str, tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), db_url, "T1", "1.5", str(ready)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert proc.poll() is None, "worker died early"
+            assert time.monotonic() < deadline, "worker never reached its node"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        killed_at = time.monotonic()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    with steward.open(db_url, thread_roles=ROLES) as rt:
+        graph = _graph(rt.checkpointer, lambda s: {"items": ["recovered"]})
+        state = graph.get_state(rt.config("T1", ALICE))
+        assert state.next == ("hang",)  # the crash happened inside the second node
+        with pytest.raises(ThreadBusy):
+            graph.invoke(None, rt.config("T1", BOB))
+        while True:
+            try:
+                result = graph.invoke(None, rt.config("T1", BOB))
+                break
+            except ThreadBusy:
+                assert time.monotonic() - killed_at < 10, "the dead lease never expired"
+                time.sleep(0.1)
+        assert time.monotonic() - killed_at >= 1.0
+        assert result["items"] == ["first", "recovered"]
