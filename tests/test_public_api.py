@@ -1,0 +1,60 @@
+"""The public surface is exactly what DESIGN.md promises, and the demo works end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import steward
+import steward.errors
+
+
+def test_exported_names_are_exactly_the_public_api() -> None:
+    assert steward.__all__ == sorted(steward.__all__)
+    assert set(steward.__all__) == {
+        "ApprovalInvalid", "AuditTampered", "ConfigError", "PayloadCorrupted", "PolicyDenied",
+        "Principal", "Runtime", "StewardError", "StorageError", "ThreadAccessDenied",
+        "ThreadBusy", "aopen", "open",
+    }
+    for name in steward.__all__:
+        assert getattr(steward, name) is not None
+
+
+def test_error_hierarchy() -> None:
+    errors = steward.errors
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.StewardError)
+        assert name in (errors.__doc__ or ""), f"{name} missing from the hierarchy drawing"
+    assert issubclass(errors.ThreadAccessDenied, PermissionError)
+    assert issubclass(errors.PolicyDenied, PermissionError)
+    assert issubclass(errors.ConfigError, ValueError)
+    assert issubclass(errors.ThreadBusy, RuntimeError)
+
+
+def test_the_readme_demo_runs_across_two_processes(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    db = f"sqlite:///{tmp_path}/demo.db"
+    done = subprocess.run([sys.executable, "-m", "steward.cli", "demo", "--db", db], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "status=interrupted" in out
+    pids = {line.split("[pid ")[1].split("]")[0] for line in out.splitlines() if "[pid " in line}
+    assert len(pids) == 1 and str(os.getpid()) not in pids  # Bob acted in another process
+    assert "refused: principal 'mallory@globex.test'" in out
+    assert "approved by bob@acme.test" in out
+    assert "receipt: TXN-" in out
+
+
+def test_cli_errors_are_one_line_with_exit_code_1(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "steward.cli", "demo", "--db", "mysql://u:hunter2@h/db"],
+        env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: unknown database URL scheme 'mysql'")
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
