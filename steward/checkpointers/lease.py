@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from steward.identity import Principal
 
 
-class LeaseHandler(BaseCallbackHandler):
-    """Holds the thread's lease for the duration of a synchronous root run."""
+class _Lease:
+    """What both handlers know: whose thread, acting as whom."""
 
     raise_error = True  # ThreadBusy must stop the run, not be logged and ignored
 
@@ -31,6 +31,10 @@ class LeaseHandler(BaseCallbackHandler):
         self.thread_id = thread_id
         self.principal = principal
         self.ttl = ttl  # the thread's time to live, should this run create it
+
+
+class LeaseHandler(_Lease, BaseCallbackHandler):
+    """Holds the thread's lease for the duration of a synchronous root run."""
 
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
                        parent_run_id: UUID | None = None, **kwargs: Any) -> None:
@@ -48,17 +52,8 @@ class LeaseHandler(BaseCallbackHandler):
             self.saver.release_lease(self.thread_id, str(run_id))
 
 
-class AsyncLeaseHandler(AsyncCallbackHandler):
+class AsyncLeaseHandler(_Lease, AsyncCallbackHandler):
     """The async twin, for runtimes opened with ``steward.aopen``."""
-
-    raise_error = True
-
-    def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None,
-                 ttl: float | None = None) -> None:
-        self.saver = saver
-        self.thread_id = thread_id
-        self.principal = principal
-        self.ttl = ttl  # the thread's time to live, should this run create it
 
     async def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *,
                              run_id: UUID, parent_run_id: UUID | None = None,
