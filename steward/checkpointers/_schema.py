@@ -71,17 +71,48 @@ _TYPES = {
                  "text_c": 'TEXT COLLATE "C"'},
 }
 
-# MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry.
-MIGRATIONS: list[str] = [_TABLES]
+# Version 2: growing lists stored as deltas (issue #3) and indexed identity and metadata.
+_DELTAS_AND_INDEXES = {
+    "shared": """
+ALTER TABLE steward_blobs ADD COLUMN base_version TEXT;
+ALTER TABLE steward_blobs ADD COLUMN keep INTEGER;
+ALTER TABLE steward_blobs ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+DROP INDEX steward_threads_tenant;
+CREATE INDEX steward_threads_tenant ON steward_threads (tenant, updated_at);
+CREATE INDEX steward_threads_owner ON steward_threads (tenant, owner, updated_at)
+""",
+    "sqlite": """
+CREATE INDEX steward_checkpoints_md_tenant
+    ON steward_checkpoints (json_extract(metadata, '$."tenant"'));
+CREATE INDEX steward_checkpoints_md_principal
+    ON steward_checkpoints (json_extract(metadata, '$."principal_id"'));
+CREATE INDEX steward_checkpoints_md_source
+    ON steward_checkpoints (json_extract(metadata, '$."source"'));
+CREATE INDEX steward_checkpoints_md_step
+    ON steward_checkpoints (json_extract(metadata, '$."step"'))
+""",
+    "postgres": """
+CREATE INDEX steward_checkpoints_metadata
+    ON steward_checkpoints USING GIN (metadata jsonb_path_ops)
+""",
+}
+
+# MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry. An
+# entry is one script for both dialects, or a dict of a "shared" script and one per dialect.
+MIGRATIONS: list[str | dict[str, str]] = [_TABLES, _DELTAS_AND_INDEXES]
 VERSION = len(MIGRATIONS)
+# The metadata keys SQLite has expression indexes for (Postgres' GIN index covers every key).
+INDEXED_METADATA = ("tenant", "principal_id", "source", "step")
 
 META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 PG_LOCK = "SELECT pg_advisory_xact_lock(7311662358017)"  # any constant unique to Steward
 
 
 def migration_statements(dialect: str, version: int) -> list[str]:
-    script = MIGRATIONS[version - 1].format(**_TYPES[dialect])
-    return [s.strip() for s in script.split(";") if s.strip()]
+    entry = MIGRATIONS[version - 1]
+    scripts = [entry] if isinstance(entry, str) else [entry["shared"], entry.get(dialect, "")]
+    return [stmt.strip() for script in scripts
+            for stmt in script.format(**_TYPES[dialect]).split(";") if stmt.strip()]
 
 
 def setup_op(dialect: str, url: str, key_fingerprint: str | None) -> Op[int]:

@@ -11,6 +11,10 @@ from typing import Any
 
 from steward.errors import ConfigError
 
+THREAD_INFO_COLS = (
+    "thread_id, tenant, owner, status, waiting_on, created_at, updated_at, expires_at, "
+    "lease_owner, lease_expires_at"
+)
 THREAD_COLS = (
     "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at"
 )
@@ -37,6 +41,7 @@ class Sql:
             "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
         )
         self.delete_thread = "DELETE FROM steward_threads WHERE thread_id = ?"
+        self.thread_info = f"SELECT {THREAD_INFO_COLS} FROM steward_threads"
         self.acquire_lease = (
             "UPDATE steward_threads SET lease_owner = ?, lease_expires_at = ?, "
             "lease_epoch = lease_epoch + 1, status = 'running', updated_at = ? "
@@ -162,23 +167,25 @@ class Sql:
 
     def metadata_filter(self, key: str, value: Any) -> tuple[str, list[Any]]:
         """A WHERE fragment for ``metadata[key] == value`` (top-level, typed equality)."""
-        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+        if not isinstance(key, str) or not key or any(c in key for c in "\"'\\?"):
             raise ConfigError(
                 f"metadata filter key {key!r} is not allowed: use a non-empty string without "
-                "quotes or backslashes."
+                "quotes, backslashes or question marks."
             )
         if value is not None and not isinstance(value, (str, int, float, bool)):
             raise ConfigError(
                 f"metadata filter {key!r}={value!r}: only str, int, float, bool and None values "
                 "can be matched; filter nested values in Python."
             )
-        if self.dialect == "postgres":
+        if self.dialect == "postgres":  # served by the GIN index on metadata
             return f"c.metadata @> {self.json_param}", [json.dumps({key: value})]
-        path = f'$."{key}"'
+        # The path is a literal (the key was checked above) so that SQLite can use the
+        # expression indexes on json_extract(metadata, '$."<key>"').
+        path = f"'$.\"{key}\"'"
         if value is None:
-            return "json_type(c.metadata, ?) = 'null'", [path]
+            return f"json_type(c.metadata, {path}) = 'null'", []
         if isinstance(value, bool):
-            return "json_type(c.metadata, ?) = ?", [path, "true" if value else "false"]
+            return f"json_type(c.metadata, {path}) = ?", ["true" if value else "false"]
         kinds = "('text')" if isinstance(value, str) else "('integer', 'real')"
-        return (f"(json_type(c.metadata, ?) IN {kinds} AND json_extract(c.metadata, ?) = ?)",
-                [path, path, value])
+        return (f"(json_extract(c.metadata, {path}) = ? AND "
+                f"json_type(c.metadata, {path}) IN {kinds})", [value])

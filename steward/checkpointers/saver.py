@@ -43,6 +43,8 @@ Strategy = Literal["keep_latest", "delete"]
 _Ids = list[str]
 _Tuples = list[CheckpointTuple]
 _Params = list[Any]
+_Rows = list[tuple[Any, ...]]
+_Dicts = list[dict[str, Any]]
 _SYSTEM = object()  # the runtime itself (retention sweeps): above the access rule
 
 
@@ -677,14 +679,57 @@ class StewardSaver(BaseCheckpointSaver[str]):
     async def asweep(self) -> _Ids:
         return await self.driver.arun(self._sweep_op(), write=True)
 
+    def _threads_op(self, principal: Principal | None, thread_id: str | None,
+                    status: str | None, limit: int | None) -> Op[_Rows]:
+        where: list[str] = []
+        params: _Params = []
+        if thread_id is not None:
+            yield from self._authorize(thread_id, principal, Access.READ)
+            where.append("thread_id = ?")
+            params.append(thread_id)
+        elif principal is None:
+            where.append("tenant IS NULL")
+        else:  # indexed: (tenant, updated_at) and (tenant, owner, updated_at)
+            where.append("tenant = ?")
+            params.append(principal.tenant)
+            if (self.access.level(principal) or 0) < Access.READ:
+                where.append("owner = ?")
+                params.append(principal.id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = f"{self.sql.thread_info} WHERE {' AND '.join(where)} ORDER BY updated_at DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return (yield Stmt(sql, params)).rows
+
+    @staticmethod
+    def _thread_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+        tid, tenant, owner, status, waiting, created, updated, expires, lease, lease_exp = row
+        return {"thread_id": tid, "tenant": tenant, "owner": owner, "status": status,
+                "waiting_on": load_json(waiting) or [], "created_at": created,
+                "updated_at": updated, "expires_at": expires,
+                "leased": lease is not None and (lease_exp or 0) > time.time()}
+
     def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
         """The identity row of a thread (tenant, owner, status, ...), under the access rule."""
-        row = self.driver.run(self._authorize(_str_id(thread_id, "thread_id"), principal,
-                                              Access.READ), write=False)
-        if row is None:
-            return None
-        tenant, owner, lease_owner, lease_expires, expires_at, status, waiting, _ = row
-        return {"thread_id": thread_id, "tenant": tenant, "owner": owner, "status": status,
-                "waiting_on": load_json(waiting) or [],
-                "leased": lease_owner is not None and (lease_expires or 0) > time.time(),
-                "expires_at": expires_at}
+        rows = self.driver.run(self._threads_op(principal, _str_id(thread_id, "thread_id"),
+                                                None, None), write=False)
+        return self._thread_dict(rows[0]) if rows else None
+
+    def list_threads(self, principal: Principal | None, *, status: str | None = None,
+                     limit: int | None = 100) -> _Dicts:
+        """The threads ``principal`` may read, most recently updated first.
+
+        A principal sees its tenant's threads it owns, or all of them with a role granted
+        ``read``; without a principal only unbound threads are listed. ``status`` is one of
+        ``idle``, ``running`` or ``interrupted`` (waiting, e.g. on an approval)."""
+        rows = self.driver.run(self._threads_op(principal, None, status, limit), write=False)
+        return [self._thread_dict(row) for row in rows]
+
+    async def alist_threads(self, principal: Principal | None, *, status: str | None = None,
+                            limit: int | None = 100) -> _Dicts:
+        rows = await self.driver.arun(self._threads_op(principal, None, status, limit),
+                                      write=False)
+        return [self._thread_dict(row) for row in rows]
