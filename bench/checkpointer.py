@@ -1,8 +1,9 @@
 """Checkpointer benchmark: LangGraph's stock savers against Steward's, same database, same run.
 
-Run it with ``python bench/checkpointer.py`` (``--help`` lists the options). Every graph call
-uses ``durability="sync"``, so each superstep's checkpoint is committed before the next step
-starts: the numbers measure the savers and their databases, not a background writer.
+Run it with ``make bench`` or ``python bench/checkpointer.py`` (``--help`` lists the options;
+``--only chain,resume`` runs a subset, ``--quick`` is a smoke run with small numbers). Every
+graph call uses ``durability="sync"``, so each superstep's checkpoint is committed before the
+next step starts: the numbers measure the savers and their databases, not a background writer.
 
 What is compared
 ----------------
@@ -13,32 +14,49 @@ SQLite
     durability. Steward: ``steward.open("sqlite:///<dir>/steward.db").checkpointer`` (WAL and
     ``synchronous=FULL`` are its defaults).
 PostgreSQL
-    stock: ``PostgresSaver.from_conn_string(url)`` + ``.setup()``; Steward:
-    ``steward.open(url).checkpointer``. Each side gets its own fresh database
-    (``CREATE DATABASE ... TEMPLATE template0``) on the same server, dropped afterwards.
-    ``--pg-url`` names an admin URL of a server you run; without it a throwaway server is
-    started with the test harness (``tests/_pg.py``, ``fsync`` on). ``--no-postgres`` skips it.
+    stock: ``PostgresSaver.from_conn_string(url)`` + ``.setup()`` (one connection; every call
+    holds the saver's lock, which it also does when given a pool); Steward:
+    ``steward.open(url).checkpointer`` (a connection pool). Each side gets its own fresh
+    database (``CREATE DATABASE ... TEMPLATE template0``) on the same server, per scenario,
+    dropped afterwards. ``--pg-url`` names an admin URL of a server you run; without it a
+    throwaway server is started with the test harness (``tests/_pg.py``, ``fsync`` on,
+    ``synchronous_commit`` on). ``--no-postgres`` skips PostgreSQL.
 
 Steward is measured through its saver alone: configs are plain
-``{"configurable": {"thread_id": ...}}`` with no principal, and ``rt.config()`` (which adds the
-lease callback) is not used.
+``{"configurable": {"thread_id": ...}}`` with no principal (except where the tenant scenario
+binds threads to tenants), and ``rt.config()`` (which adds the lease callback) is not used.
 
 Scenarios
 ---------
+floor
+    The storage floor, the physical limit a saver that commits once per checkpoint cannot beat:
+    SQLite, a fresh WAL file with ``synchronous=FULL``, one-row table, ``BEGIN; UPDATE t SET
+    v=v+1; COMMIT`` (``isolation_level=None``) ``--floor-commits`` times (500); PostgreSQL, the
+    same ``UPDATE`` in autocommit mode on a fresh database with ``synchronous_commit=on``.
+    20 untimed commits come first. Reported: mean and median microseconds per commit and
+    commits/s; then Steward's (and stock's) chain checkpoints/s as a fraction of the floor's
+    commits/s, and the resume p99 divided by the floor's mean commit time.
+memory
+    The other half of the floor: the chain and resume scenarios on LangGraph's
+    ``InMemorySaver``, i.e. what the graphs cost in this process with no storage at all (both
+    sides' samples pooled, ``--paused`` resumes in all). Shown as a reference table, with its
+    resume p99 in floor commit times.
 chain
     A ``StateGraph`` over ``{"counter": int, "payload": str}`` with 10 nodes in a chain; each
     node increments ``counter`` and sets a 100-byte ``payload`` (the state does not grow).
-    It is invoked ``--invocations`` times, each on a new thread id. Reported: checkpoints
-    (one per superstep, counted afterwards with ``saver.list``) per second of wall time spent
-    inside ``invoke``. One untimed warm-up invocation per side comes first.
+    ``--rounds`` rounds (5) of ``--invocations`` invocations (30) per side, each on a new
+    thread id. A round's rate is the checkpoints it stored (one per superstep, counted
+    afterwards with ``saver.list``) per second of wall time spent inside ``invoke``; reported
+    is the median of the rounds per side and the ratio of the medians. One untimed warm-up
+    invocation per side comes first.
 chat
-    One thread, ``--turns`` turns through a 1-node graph whose state is a ``messages`` channel
-    with the ``add_messages`` reducer; each turn's input appends one 500-byte ``HumanMessage``
-    (seeded pseudo-random letters, identical on both sides, so that PostgreSQL's TOAST
-    compression does not shrink repeated text to nothing).
-    Reported: database bytes after the last turn, and the mean time per turn of the first 10
-    and of the last 10 turns (a saver that rewrites the whole history each step slows down as
-    the thread grows). Bytes: for SQLite, the file plus its WAL after
+    One thread, ``--turns`` turns (200) through a 1-node graph whose state is a ``messages``
+    channel with the ``add_messages`` reducer; each turn's input appends one 500-byte
+    ``HumanMessage`` (seeded pseudo-random letters, identical on both sides, so that
+    PostgreSQL's TOAST compression does not shrink repeated text to nothing).
+    Reported: database bytes after the last turn, the mean time per turn of the first 10 and
+    of the last 10 turns, and last/first (a saver that rewrites the whole history each step
+    slows down as the thread grows). Bytes: for SQLite, the file plus its WAL after
     ``PRAGMA wal_checkpoint(TRUNCATE)`` (Steward's file also holds the empty tables of the
     LangGraph store ``steward.open`` sets up, so a second row counts only the saver's own
     tables and indexes, via the ``dbstat`` virtual table); for PostgreSQL,
@@ -46,362 +64,218 @@ chat
     ``checkpoints``, ``checkpoint_blobs``, ``checkpoint_writes``, ``checkpoint_migrations``;
     Steward's ``steward_%`` tables, found through ``pg_tables``. Dead tuples not yet vacuumed
     count: they occupy the disk too.
+resume
+    ``--paused`` threads (1,000) per side run a graph A -> B -> C where B calls
+    ``interrupt({"type": "approval_request"})``, so each stops paused at B. Then each is
+    resumed with ``Command(resume="ok")`` (in a seeded random order, the same on both sides)
+    and runs to the end. Reported: median and p99 (nearest rank) of the wall time of the
+    resuming ``invoke`` calls, and the median time of the pausing calls for reference. One
+    untimed pause and resume per side comes first.
+tenants
+    ``--threads-total`` threads (5,000) spread round-robin over ``--tenants`` tenants (50),
+    one small checkpoint each, stored with ``saver.put`` directly (its time is reported too).
+    Steward's threads are bound to their tenant by the principal in the config
+    (``{"id": "user<i>", "tenant": "t<k>", "roles": ["auditor"]}``) and listed with
+    ``saver.list_threads(Principal(id="x", tenant="t7", roles={"auditor"}), limit=50)``, the
+    runtime being opened with ``thread_roles={"auditor": "read"}`` so that the auditor sees the
+    whole tenant. The stock saver gets the tenant in the checkpoint metadata and is listed with
+    ``list(saver.list(None, filter={"tenant": "t7"}, limit=50))``. Reported: the median time of
+    ``--list-calls`` calls (50) per side, after 3 untimed ones.
+workers (PostgreSQL only)
+    One saver shared by 1 and then by 4 Python threads (a ``ThreadPoolExecutor``), each
+    invoking the 10-node chain on its own thread ids; ``--worker-invocations`` invocations
+    (40) per batch in all, split evenly. Steward is opened with ``pool_size=8``. Reported per
+    side: checkpoints/s of wall time for 1 and for 4 workers (median over ``--rounds``
+    rounds), and the 4/1 scaling.
 
 Fairness
 --------
 Both sides of a comparison run in the same process, interleaved call by call: chain
-invocation *i* (and chat turn *i*) runs on one side and then on the other, and the order
-flips every round, so that machine noise and any drift hit both sides alike. Each scenario
-starts on fresh databases.
+invocation *i*, chat turn *i*, pause *i*, resume *i*, put *i* and listing call *i* run on one
+side and then on the other, and the order flips every time (and every round), so that machine
+noise and any drift hit both sides alike. Each scenario starts on fresh databases.
 
-The ratio column always reads "greater than 1 means Steward is better": steward/stock for
-throughput, stock/steward for bytes and for milliseconds per turn.
+The ratio column always reads "greater than 1 means Steward is better", and the column next
+to it says which way it was computed: steward/stock for throughput and scaling, stock/steward
+for bytes and for milliseconds. The last table checks the project's targets.
 
-Defaults (30 invocations, 200 turns) take well under a minute on 2 cores, including the
-PostgreSQL server start; ``--quick`` (5 invocations, 30 turns) is for smoke tests.
+Defaults take about 2-3 minutes on 2 cores, including the PostgreSQL server start.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
-import itertools
 import os
-import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
+from typing import Any
 
-from langchain_core.messages import AnyMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
+from _common import (
+    Say,
+    Side,
+    fs_type,
+    pg_settings,
+    postgres_server,
+    steward_postgres,
+    steward_sqlite,
+    stock_postgres,
+    stock_sqlite,
+)
+from _scenarios import (
+    LIST_LIMIT,
+    LIST_TENANT,
+    WINDOW,
+    ChainResult,
+    ChatResult,
+    FloorResult,
+    MemoryResult,
+    ResumeResult,
+    TenantsResult,
+    WorkersResult,
+    postgres_floor,
+    run_chain,
+    run_chat,
+    run_memory,
+    run_resume,
+    run_tenants,
+    run_workers,
+    sqlite_floor,
+)
 from rich.console import Console
 from rich.table import Table
 
-import steward
-
-if TYPE_CHECKING:
-    from langgraph.graph.state import CompiledStateGraph
-
-REPO = Path(__file__).resolve().parent.parent
-CHAIN_NODES = 10
-PAYLOAD_BYTES = 100
-MESSAGE_BYTES = 500
-WINDOW = 10  # turns at the start and at the end of the chat whose time is reported
-
-STOCK_PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes",
-                   "checkpoint_migrations")
-STOCK_SQLITE_TABLES = ("checkpoints", "writes")
-STEWARD_PATTERN = r"steward\_%"  # LIKE pattern, with "\" as escape character
-
-SIDES = ("stock", "steward")
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz     "
-
-
-# -- graphs ------------------------------------------------------------------------------------
-
-
-class ChainState(TypedDict):
-    counter: int
-    payload: str
-
-
-class ChatState(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
-
-
-class ChainNode:
-    """Node ``index`` of the chain: counter + 1 and a fresh 100-byte payload."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __call__(self, state: ChainState) -> dict[str, Any]:
-        counter = state["counter"] + 1
-        text = f"node {self.index} counter {counter} "
-        return {"counter": counter, "payload": (text * 8)[:PAYLOAD_BYTES]}
-
-
-def chain_graph(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
-    builder = StateGraph(ChainState)
-    names = [f"n{i}" for i in range(CHAIN_NODES)]
-    for i, name in enumerate(names):
-        builder.add_node(name, ChainNode(i))
-    builder.add_edge(START, names[0])
-    for a, b in itertools.pairwise(names):
-        builder.add_edge(a, b)
-    builder.add_edge(names[-1], END)
-    return builder.compile(checkpointer=saver)
-
-
-def _chat_node(state: ChatState) -> dict[str, Any]:
-    return {}  # the turn's message arrives with the input; the node only makes it a superstep
-
-
-def chat_graph(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
-    builder = StateGraph(ChatState)
-    builder.add_node("respond", _chat_node)
-    builder.add_edge(START, "respond")
-    builder.add_edge("respond", END)
-    return builder.compile(checkpointer=saver)
-
-
-def _config(thread_id: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": thread_id}}
-
-
-def _message(turn: int) -> HumanMessage:
-    # Seeded pseudo-random letters: the same on both sides, and not squeezed to nothing by
-    # PostgreSQL's TOAST compression the way a repeated string would be.
-    rng = random.Random(turn)
-    text = "".join(rng.choice(_ALPHABET) for _ in range(MESSAGE_BYTES))
-    return HumanMessage(content=text, id=f"msg-{turn:05d}")
-
-
-# -- backends ----------------------------------------------------------------------------------
+SCENARIOS = ("floor", "memory", "chain", "chat", "resume", "tenants", "workers")
 
 
 @dataclass
-class Side:
-    """An open checkpointer plus a way to measure how much its database holds."""
-
-    saver: BaseCheckpointSaver[Any]
-    db_bytes: Callable[[], int]
-    table_bytes: Callable[[], int] | None = None  # SQLite only: the saver's tables alone
-
-
-class PgAdmin(Protocol):
-    admin_url: str
-
-    def create_database(self, prefix: str = ...) -> str: ...
-
-    def drop_database(self, url: str) -> None: ...
+class Settings:
+    rounds: int
+    invocations: int
+    turns: int
+    paused: int
+    threads_total: int
+    tenants: int
+    list_calls: int
+    worker_invocations: int
+    floor_commits: int
+    only: frozenset[str]
+    quick: bool
 
 
-class ExternalPg:
-    """Creates and drops databases on a server given by an admin URL."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-
-    def create_database(self, prefix: str = "bench") -> str:
-        import psycopg
-        from psycopg import sql
-
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}".lower()
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0")
-                         .format(sql.Identifier(name)))
-        return _with_database(self.admin_url, name)
-
-    def drop_database(self, url: str) -> None:
-        import psycopg
-        from psycopg import sql
-
-        name = _database_of(url)
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
-
-
-def _with_database(url: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def _database_of(url: str) -> str:
-    from urllib.parse import unquote, urlsplit
-
-    return unquote(urlsplit(url).path.lstrip("/"))
-
-
-@contextlib.contextmanager
-def postgres_server(pg_url: str | None) -> Iterator[PgAdmin]:
-    if pg_url:
-        yield ExternalPg(pg_url)
-        return
-    sys.path.insert(0, str(REPO / "tests"))
-    from _pg import start_postgres  # type: ignore[import-not-found,unused-ignore]
-
-    with start_postgres() as server:
-        yield server
-
-
-def sqlite_file_bytes(path: Path) -> int:
-    """File + WAL size after folding the WAL into the file."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:
-        raise RuntimeError(f"wal_checkpoint(TRUNCATE) on {path} was blocked by a reader")
-    wal = path.with_name(path.name + "-wal")
-    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def sqlite_table_bytes(path: Path, where: str, params: tuple[str, ...]) -> int:
-    """Bytes of the pages of the matching tables and their indexes (dbstat)."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN "
-            f"(SELECT name FROM sqlite_master WHERE {where})", params,
-        ).fetchone()
-    return int(row[0])
-
-
-@contextlib.contextmanager
-def stock_sqlite(path: Path) -> Iterator[Side]:
-    conn = sqlite3.connect(path, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        saver = SqliteSaver(conn)
-        saver.setup()
-        marks = ", ".join("?" for _ in STOCK_SQLITE_TABLES)
-        yield Side(saver, lambda: sqlite_file_bytes(path),
-                   lambda: sqlite_table_bytes(path, f"tbl_name IN ({marks})",
-                                              STOCK_SQLITE_TABLES))
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def steward_sqlite(path: Path) -> Iterator[Side]:
-    with steward.open(f"sqlite:///{path}") as rt:
-        yield Side(rt.checkpointer, lambda: sqlite_file_bytes(path),
-                   lambda: sqlite_table_bytes(path, "tbl_name LIKE ? ESCAPE '\\'",
-                                              (STEWARD_PATTERN,)))
-
-
-def pg_table_bytes(url: str, where: str, param: object) -> int:
-    import psycopg
-
-    query = (
-        "SELECT coalesce(sum(pg_total_relation_size("
-        "format('%%I.%%I', schemaname, tablename)::regclass)), 0), count(*) "
-        f"FROM pg_tables WHERE schemaname = current_schema() AND {where}"
-    )
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(query, (param,)).fetchone()
-    assert row is not None
-    size, count = row
-    if count == 0:
-        raise RuntimeError(f"no saver tables found in {_database_of(url)}")
-    return int(size)
-
-
-@contextlib.contextmanager
-def stock_postgres(url: str) -> Iterator[Side]:
-    from langgraph.checkpoint.postgres import PostgresSaver
-
-    with PostgresSaver.from_conn_string(url) as saver:
-        saver.setup()
-        yield Side(saver, lambda: pg_table_bytes(url, "tablename = ANY(%s)",
-                                                 list(STOCK_PG_TABLES)))
-
-
-@contextlib.contextmanager
-def steward_postgres(url: str) -> Iterator[Side]:
-    with steward.open(url) as rt:
-        yield Side(rt.checkpointer, lambda: pg_table_bytes(
-            url, "tablename LIKE %s ESCAPE '\\'", STEWARD_PATTERN))
-
-
-# -- scenarios ---------------------------------------------------------------------------------
-
-
-@dataclass
-class ChainResult:
-    steps: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def rate(self, side: str) -> float:
-        return self.steps[side] / self.seconds[side]
-
-
-@dataclass
-class ChatResult:
-    turn_seconds: dict[str, list[float]] = field(default_factory=dict)
-    db_bytes: dict[str, int] = field(default_factory=dict)
-    table_bytes: dict[str, int] = field(default_factory=dict)
-
-    def window_ms(self, side: str, *, last: bool) -> float:
-        times = self.turn_seconds[side]
-        n = min(WINDOW, len(times) // 2)
-        return 1000 * statistics.fmean(times[-n:] if last else times[:n])
-
-
-def _order(round_no: int) -> tuple[str, ...]:
-    return SIDES if round_no % 2 == 0 else SIDES[::-1]
-
-
-def run_chain(sides: dict[str, Side], invocations: int) -> ChainResult:
-    graphs = {name: chain_graph(side.saver) for name, side in sides.items()}
-    start: ChainState = {"counter": 0, "payload": ""}
-    for name in _order(0):  # warm-up, untimed, on its own thread
-        graphs[name].invoke(start, _config(f"warmup-{name}"), durability="sync")
-    threads: dict[str, list[str]] = {name: [] for name in sides}
-    result = ChainResult(seconds=dict.fromkeys(sides, 0.0))
-    gc.collect()
-    for i in range(invocations):
-        for name in _order(i):
-            tid = f"chain-{name}-{i}"
-            t0 = time.perf_counter()
-            out = graphs[name].invoke(start, _config(tid), durability="sync")
-            result.seconds[name] += time.perf_counter() - t0
-            if out["counter"] != CHAIN_NODES:
-                raise RuntimeError(f"{name}: thread {tid} ended with counter {out['counter']}")
-            threads[name].append(tid)
-    for name, side in sides.items():
-        result.steps[name] = sum(
-            sum(1 for _ in side.saver.list(_config(tid))) for tid in threads[name]
-        )
-    if result.steps["stock"] != result.steps["steward"]:
-        raise RuntimeError(f"the savers stored different numbers of checkpoints: {result.steps}")
-    return result
-
-
-def run_chat(sides: dict[str, Side], turns: int) -> ChatResult:
-    graphs = {name: chat_graph(side.saver) for name, side in sides.items()}
-    result = ChatResult(turn_seconds={name: [] for name in sides})
-    gc.collect()
-    for turn in range(1, turns + 1):
-        message = {"messages": [_message(turn)]}
-        for name in _order(turn):
-            t0 = time.perf_counter()
-            graphs[name].invoke(message, _config(f"chat-{name}"), durability="sync")
-            result.turn_seconds[name].append(time.perf_counter() - t0)
-    for name, side in sides.items():
-        stored = graphs[name].get_state(_config(f"chat-{name}")).values["messages"]
-        if len(stored) != turns:
-            raise RuntimeError(f"{name}: chat thread holds {len(stored)} messages, not {turns}")
-        result.db_bytes[name] = side.db_bytes()
-        if side.table_bytes is not None:
-            result.table_bytes[name] = side.table_bytes()
-    return result
+FULL = {"rounds": 5, "invocations": 30, "turns": 200, "paused": 1000, "threads_total": 5000,
+        "tenants": 50, "list_calls": 50, "worker_invocations": 40, "floor_commits": 500}
+QUICK = {"rounds": 2, "invocations": 5, "turns": 30, "paused": 40, "threads_total": 500,
+         "tenants": 50, "list_calls": 20, "worker_invocations": 8, "floor_commits": 100}
 
 
 # -- driving -----------------------------------------------------------------------------------
 
 
-Opener = Callable[[str], contextlib.AbstractContextManager[Side]]
+Opener = Callable[..., contextlib.AbstractContextManager[Side]]
+
+
+@dataclass
+class Backend:
+    name: str
+    fresh: Callable[[str, str], str]  # (scenario, side) -> a new database: path or URL
+    stock: Opener
+    steward: Opener
+    floor: Callable[[str, int], FloorResult]
+    info: str = ""
+
+
+@dataclass
+class Results:
+    backend: str
+    floor: FloorResult | None = None
+    chain: ChainResult | None = None
+    chat: ChatResult | None = None
+    resume: ResumeResult | None = None
+    tenants: TenantsResult | None = None
+    workers: WorkersResult | None = None
 
 
 @contextlib.contextmanager
-def open_sides(stock: Opener, stock_target: str,
-               mine: Opener, mine_target: str) -> Iterator[dict[str, Side]]:
-    with stock(stock_target) as a, mine(mine_target) as b:
+def open_sides(backend: Backend, scenario: str,
+               **steward_options: Any) -> Iterator[dict[str, Side]]:
+    with backend.stock(backend.fresh(scenario, "stock")) as a, \
+            backend.steward(backend.fresh(scenario, "steward"), **steward_options) as b:
         yield {"stock": a, "steward": b}
+
+
+def run_backend(backend: Backend, s: Settings, say: Say) -> Results:
+    res = Results(backend.name)
+    tag = backend.name
+    if "floor" in s.only:
+        say(f"{tag}: floor ({s.floor_commits} fsync-ed commits)")
+        res.floor = backend.floor(backend.fresh("floor", "bare"), s.floor_commits)
+        say(f"  {res.floor.mean_us:,.0f} us/commit, {res.floor.per_second:,.0f} commits/s")
+    if "chain" in s.only:
+        say(f"{tag}: chain ({s.rounds} rounds x {s.invocations} invocations per side)")
+        with open_sides(backend, "chain") as sides:
+            res.chain = run_chain(sides, s.invocations, s.rounds, say)
+    if "chat" in s.only:
+        say(f"{tag}: chat ({s.turns} turns)")
+        with open_sides(backend, "chat") as sides:
+            res.chat = run_chat(sides, s.turns)
+    if "resume" in s.only:
+        say(f"{tag}: resume ({s.paused} paused threads per side)")
+        with open_sides(backend, "resume") as sides:
+            res.resume = run_resume(sides, s.paused, say)
+    if "tenants" in s.only:
+        say(f"{tag}: tenants ({s.threads_total} threads, {s.tenants} tenants)")
+        with open_sides(backend, "tenants", thread_roles={"auditor": "read"}) as sides:
+            res.tenants = run_tenants(sides, s.threads_total, s.tenants, s.list_calls, say)
+    if "workers" in s.only and backend.name == "postgres":
+        say(f"{tag}: workers (1 vs 4, {s.worker_invocations} invocations per batch, "
+            f"{s.rounds} rounds)")
+        with open_sides(backend, "workers", pool_size=8) as sides:
+            res.workers = run_workers(sides, s.worker_invocations, s.rounds, say)
+    return res
+
+
+def bench_sqlite(root: Path, s: Settings, say: Say) -> Results:
+    def fresh(scenario: str, side: str) -> str:
+        d = root / scenario
+        d.mkdir(exist_ok=True)
+        return str(d / f"{side}.db")
+
+    backend = Backend("sqlite", fresh, stock_sqlite, steward_sqlite,
+                      lambda p, n: sqlite_floor(Path(p), n))
+    return run_backend(backend, s, say)
+
+
+def bench_postgres(pg_url: str | None, s: Settings, say: Say) -> tuple[Results, str]:
+    say("postgres: " + ("connecting" if pg_url else "starting a throwaway server"))
+    with postgres_server(pg_url) as server:
+        created: list[str] = []
+
+        def fresh(scenario: str, side: str) -> str:
+            url = server.create_database(f"bench_{scenario}_{side}")
+            created.append(url)
+            return url
+
+        try:
+            conf = pg_settings(server.admin_url)
+            version = conf["server_version"].split()[0]
+            info = (f"PostgreSQL {version} (fsync={conf['fsync']}, "
+                    f"synchronous_commit={conf['synchronous_commit']}, "
+                    f"wal_sync_method={conf['wal_sync_method']})")
+            backend = Backend("postgres", fresh, stock_postgres, steward_postgres,
+                              postgres_floor)
+            return run_backend(backend, s, say), info
+        finally:
+            for url in created:
+                server.drop_database(url)
+
+
+# -- reporting ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -410,7 +284,7 @@ class Row:
     backend: str
     stock: float
     steward: float
-    unit: str
+    unit: str  # "/s", "B", "ms" or "x"
     higher_is_better: bool
 
     def ratio(self) -> float:
@@ -419,148 +293,312 @@ class Row:
         return self.stock / self.steward
 
 
-def _chain_rows(backend: str, res: ChainResult, invocations: int) -> list[Row]:
-    per = res.steps["stock"] // invocations
-    label = f"chain: checkpoints/s ({invocations}x{per})"
-    return [Row(label, backend, res.rate("stock"), res.rate("steward"), "/s", True)]
-
-
-def _chat_rows(backend: str, res: ChatResult, turns: int) -> list[Row]:
-    n = min(WINDOW, turns // 2)
-    rows = [Row(f"chat: KiB after {turns} turns", backend, res.db_bytes["stock"],
-                res.db_bytes["steward"], "B", False)]
-    if res.table_bytes:
-        rows.append(Row("chat: KiB, saver tables (dbstat)", backend,
-                        res.table_bytes["stock"], res.table_bytes["steward"], "B", False))
-    rows += [
-        Row(f"chat: ms/turn, turns 1-{n}", backend, res.window_ms("stock", last=False),
-            res.window_ms("steward", last=False), "ms", False),
-        Row(f"chat: ms/turn, turns {turns - n + 1}-{turns}", backend,
-            res.window_ms("stock", last=True), res.window_ms("steward", last=True), "ms", False),
-    ]
-    return rows
-
-
-def _sqlite_paths(root: Path, tag: str) -> tuple[str, str]:
-    d = root / tag
-    d.mkdir()
-    return str(d / "stock.db"), str(d / "steward.db")
-
-
-def bench_sqlite(root: Path, invocations: int, turns: int, say: Callable[[str], None]) -> list[Row]:
-    def stock(p: str) -> contextlib.AbstractContextManager[Side]:
-        return stock_sqlite(Path(p))
-
-    def mine(p: str) -> contextlib.AbstractContextManager[Side]:
-        return steward_sqlite(Path(p))
-
-    say("sqlite: chain")
-    a, b = _sqlite_paths(root, "chain")
-    with open_sides(stock, a, mine, b) as sides:
-        chain = run_chain(sides, invocations)
-    say("sqlite: chat")
-    a, b = _sqlite_paths(root, "chat")
-    with open_sides(stock, a, mine, b) as sides:
-        chat = run_chat(sides, turns)
-    return _chain_rows("sqlite", chain, invocations) + _chat_rows("sqlite", chat, turns)
-
-
-def bench_postgres(pg_url: str | None, invocations: int, turns: int,
-                   say: Callable[[str], None]) -> list[Row]:
-    say("postgres: " + ("connecting" if pg_url else "starting a throwaway server"))
-    with postgres_server(pg_url) as server:
-        created: list[str] = []
-
-        def fresh(prefix: str) -> str:
-            url = server.create_database(prefix)
-            created.append(url)
-            return url
-
-        try:
-            say("postgres: chain")
-            with open_sides(stock_postgres, fresh("bench_stock"),
-                            steward_postgres, fresh("bench_steward")) as sides:
-                chain = run_chain(sides, invocations)
-            say("postgres: chat")
-            with open_sides(stock_postgres, fresh("bench_stock"),
-                            steward_postgres, fresh("bench_steward")) as sides:
-                chat = run_chat(sides, turns)
-        finally:
-            for url in created:
-                server.drop_database(url)
-    return _chain_rows("postgres", chain, invocations) + _chat_rows("postgres", chat, turns)
-
-
 def _fmt(value: float, unit: str) -> str:
     if unit == "B":
         return f"{value / 1024:,.0f}"
     if unit == "ms":
         return f"{value:,.2f}"
+    if unit == "x":
+        return f"{value:,.2f}x"
     return f"{value:,.0f}"
 
 
-def _fs_type(path: Path) -> str:
-    """The filesystem type the SQLite files live on (fsync on tmpfs is free)."""
-    best, kind = "", "?"
-    with contextlib.suppress(OSError), open("/proc/mounts") as mounts:
-        for line in mounts:
-            parts = line.split()
-            if len(parts) > 2 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
-                best, kind = parts[1], parts[2]
-    return kind
+def comparison_rows(r: Results, s: Settings) -> list[Row]:
+    b = r.backend
+    rows: list[Row] = []
+    if r.chain:
+        c = r.chain
+        rows.append(Row(f"chain: ckpt/s, median of {len(c.rates)} rounds "
+                        f"({c.invocations}x{c.per_invocation})", b,
+                        c.median("stock"), c.median("steward"), "/s", True))
+    if r.chat:
+        ch = r.chat
+        n = min(WINDOW, s.turns // 2)
+        rows.append(Row(f"chat: KiB after {s.turns} turns", b, ch.db_bytes["stock"],
+                        ch.db_bytes["steward"], "B", False))
+        if ch.table_bytes:
+            rows.append(Row("chat: KiB, saver tables only (dbstat)", b,
+                            ch.table_bytes["stock"], ch.table_bytes["steward"], "B", False))
+        for last, label in ((False, f"1-{n}"), (True, f"{s.turns - n + 1}-{s.turns}")):
+            rows.append(Row(f"chat: ms/turn, turns {label}", b,
+                            ch.window_ms("stock", last=last), ch.window_ms("steward", last=last),
+                            "ms", False))
+        rows.append(Row("chat: last/first ms/turn (growth)", b, ch.growth("stock"),
+                        ch.growth("steward"), "x", False))
+    if r.resume:
+        rs = r.resume
+        rows += [
+            Row(f"resume: pause ms, median ({rs.paused} threads)", b,
+                rs.pause_median_ms("stock"), rs.pause_median_ms("steward"), "ms", False),
+            Row(f"resume: ms, median ({rs.paused} paused)", b, rs.median_ms("stock"),
+                rs.median_ms("steward"), "ms", False),
+            Row(f"resume: ms, p99 ({rs.paused} paused)", b, rs.p99_ms("stock"),
+                rs.p99_ms("steward"), "ms", False),
+        ]
+    if r.tenants:
+        t = r.tenants
+        rows += [
+            Row(f"tenants: put ms, median ({t.threads:,} puts)", b, t.put_median_ms("stock"),
+                t.put_median_ms("steward"), "ms", False),
+            Row(f"tenants: list ms, median ({t.threads:,} thr, {t.tenants} ten, "
+                f"limit {LIST_LIMIT})", b, t.list_median_ms("stock"),
+                t.list_median_ms("steward"), "ms", False),
+        ]
+    if r.workers:
+        w = r.workers
+        for n_workers in (1, 4):
+            rows.append(Row(f"workers: ckpt/s, {n_workers} worker{'s' * (n_workers > 1)} "
+                            f"({w.invocations}x{w.per_invocation})", b,
+                            w.median("stock", n_workers), w.median("steward", n_workers),
+                            "/s", True))
+        rows.append(Row("workers: 4/1 scaling", b, w.scaling("stock"), w.scaling("steward"),
+                        "x", True))
+    return rows
+
+
+def comparison_table(results: list[Results], s: Settings, caption: str) -> Table:
+    table = Table(
+        title="Checkpointer benchmark, durability=\"sync\"\n"
+              "ratio > 1 means Steward is better; 'ratio is' says how it was computed",
+        caption=caption,
+    )
+    for col in ("scenario", "backend", "stock", "steward", "ratio", "ratio is"):
+        left = col in ("scenario", "backend", "ratio is")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for r in results:
+        for row in comparison_rows(r, s):
+            table.add_row(row.scenario, row.backend, _fmt(row.stock, row.unit),
+                          _fmt(row.steward, row.unit), f"{row.ratio():.2f}x",
+                          "steward/stock" if row.higher_is_better else "stock/steward")
+    return table
+
+
+def floor_table(results: list[Results]) -> Table | None:
+    rows = [r for r in results if r.floor]
+    if not rows:
+        return None
+    table = Table(title="Distance to the storage floor (a bare fsync-ed commit loop)",
+                  caption="chain/floor: median chain checkpoints/s over the floor's commits/s "
+                          "(1 = at the floor)\nresume p99/floor: resume p99 over the floor's "
+                          "mean commit time (target <= 2 for Steward)")
+    for col in ("backend", "us/commit mean", "median", "commits/s", "chain/floor steward",
+                "stock", "resume p99/floor steward", "stock"):
+        table.add_column(col, justify="left" if col == "backend" else "right", no_wrap=True)
+    for r in rows:
+        f = r.floor
+        assert f is not None
+        chain = [f"{r.chain.median(side) / f.per_second:.2f}" if r.chain else "-"
+                 for side in ("steward", "stock")]
+        resume = [f"{r.resume.p99_ms(side) * 1000 / f.mean_us:.1f}" if r.resume else "-"
+                  for side in ("steward", "stock")]
+        table.add_row(r.backend, f"{f.mean_us:,.0f}", f"{f.median_us:,.0f}",
+                      f"{f.per_second:,.0f}", *chain, *resume)
+    return table
+
+
+def memory_table(memory: MemoryResult | None, results: list[Results]) -> Table | None:
+    if memory is None:
+        return None
+    table = Table(title="Reference: LangGraph alone, InMemorySaver (no storage at all)",
+                  caption="p99 / floor: the in-memory resume p99 in floor commit times")
+    floors = [(r.backend, r.floor) for r in results if r.floor]
+    for col in ("chain ckpt/s", "resume ms median", "resume ms p99",
+                *(f"p99 / {b} floor" for b, _ in floors)):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_row(f"{memory.chain:,.0f}", f"{memory.resume_median_ms:.2f}",
+                  f"{memory.resume_p99_ms:.2f}",
+                  *(f"{memory.resume_p99_ms * 1000 / f.mean_us:.1f}x" for _, f in floors))
+    return table
+
+
+@dataclass
+class Target:
+    text: str
+    backend: str
+    need: str
+    value: float | None = None
+    check: Callable[[float], bool] = field(default=lambda v: False)
+    detail: str = ""
+
+    def verdict(self) -> str:
+        if self.value is None:
+            return "not run"
+        return "[green]PASS[/green]" if self.check(self.value) else "[red]FAIL[/red]"
+
+
+def at_least(bound: float) -> Callable[[float], bool]:
+    return lambda value: value >= bound
+
+
+def targets(results: list[Results], s: Settings, memory: MemoryResult | None) -> list[Target]:
+    by = {r.backend: r for r in results}
+    out: list[Target] = []
+    chain_need = {"sqlite": 1.5, "postgres": 2.0}
+    bytes_need = {"sqlite": 20.0, "postgres": 8.0}
+    for backend in ("sqlite", "postgres"):
+        stock = "SqliteSaver" if backend == "sqlite" else "PostgresSaver"
+        r = by.get(backend) or Results(backend)
+        t = Target(f"steps/s vs stock {stock}", backend,
+                   f">= {chain_need[backend]:g}x",
+                   check=at_least(chain_need[backend]))
+        if r.chain:
+            a, b = r.chain.median("stock"), r.chain.median("steward")
+            t.value, t.detail = b / a, f"{b:,.0f} vs {a:,.0f} ckpt/s"
+        out.append(t)
+        t = Target(f"storage after {s.turns} turns vs stock", backend,
+                   f"<= 1/{bytes_need[backend]:g} (>= {bytes_need[backend]:g}x)",
+                   check=at_least(bytes_need[backend]))
+        if r.chat:
+            a, b = r.chat.db_bytes["stock"], r.chat.db_bytes["steward"]
+            t.value, t.detail = a / b, f"{b / 1024:,.0f} vs {a / 1024:,.0f} KiB"
+            if r.chat.table_bytes:
+                ta, tb = r.chat.table_bytes["stock"], r.chat.table_bytes["steward"]
+                t.detail += f"; tables only {ta / tb:.2f}x"
+        out.append(t)
+    for backend in ("sqlite", "postgres"):
+        r = by.get(backend) or Results(backend)
+        n = min(WINDOW, s.turns // 2)
+        t = Target(f"chat turn-{s.turns}/turn-{n} time (Steward)", backend, "<= 1.3",
+                   check=lambda v: v <= 1.3)
+        if r.chat:
+            t.value = r.chat.growth("steward")
+            t.detail = (f"{r.chat.window_ms('steward', last=True):.2f} / "
+                        f"{r.chat.window_ms('steward', last=False):.2f} ms per turn; "
+                        f"stock {r.chat.growth('stock'):.2f}")
+        out.append(t)
+    for backend in ("sqlite", "postgres"):
+        r = by.get(backend) or Results(backend)
+        t = Target(f"tenant listing at {s.threads_total:,} threads (Steward)", backend, "< 2 ms",
+                   check=lambda v: v < 2.0)
+        if r.tenants:
+            t.value = r.tenants.list_median_ms("steward")
+            t.detail = f"median of {s.list_calls}; stock {r.tenants.list_median_ms('stock'):.2f} ms"
+        out.append(t)
+    for backend in ("sqlite", "postgres"):
+        r = by.get(backend) or Results(backend)
+        t = Target(f"resume p99 at {s.paused:,} paused / floor (Steward)", backend,
+                   "<= 2x floor", check=lambda v: v <= 2.0)
+        if r.resume and r.floor:
+            p99 = r.resume.p99_ms("steward")
+            t.value = p99 * 1000 / r.floor.mean_us
+            t.detail = (f"{p99:.2f} ms / {r.floor.mean_us / 1000:.3f} ms commit; "
+                        f"stock {r.resume.p99_ms('stock') * 1000 / r.floor.mean_us:.1f}x")
+            if memory is not None:
+                t.detail += f"; in-memory p99 {memory.resume_p99_ms:.2f} ms"
+        out.append(t)
+    r = by.get("postgres") or Results("postgres")
+    t = Target("4 vs 1 Postgres workers (Steward)", "postgres", ">= 1.5x",
+               check=lambda v: v >= 1.5)
+    if r.workers:
+        t.value = r.workers.scaling("steward")
+        t.detail = (f"{r.workers.median('steward', 4):,.0f} vs "
+                    f"{r.workers.median('steward', 1):,.0f} ckpt/s; "
+                    f"stock {r.workers.scaling('stock'):.2f}x")
+    out.append(t)
+    return out
+
+
+def targets_table(results: list[Results], s: Settings,
+                  memory: MemoryResult | None) -> Table:
+    title = "Targets from the issue"
+    if s.quick:
+        title += " (--quick: small numbers, not representative)"
+    table = Table(title=title)
+    for col in ("target", "backend", "required", "measured", "result", "detail"):
+        table.add_column(col, justify="right" if col == "measured" else "left",
+                         no_wrap=col != "detail")
+    for t in targets(results, s, memory):
+        measured = "-" if t.value is None else f"{t.value:,.2f}"
+        if t.value is not None and "ms" in t.need:
+            measured += " ms"
+        elif t.value is not None and "x" in t.need:
+            measured += "x"
+        table.add_row(t.text, t.backend, t.need, measured, t.verdict(), t.detail)
+    return table
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    opt = parser.add_argument
+    opt("--quick", action="store_true",
+        help="smoke run with small numbers everywhere (options given explicitly still win)")
+    opt("--only", default=None, metavar="SCENARIO[,SCENARIO]",
+        help=f"run only these scenarios, of: {', '.join(SCENARIOS)}")
+    opt("--rounds", type=int, help="rounds of the chain and workers scenarios (5; quick 2)")
+    opt("--invocations", type=int, help="chain invocations per side per round (30; quick 5)")
+    opt("--turns", type=int, help="chat turns on one thread (200; quick 30)")
+    opt("--paused", type=int, help="paused threads per side to resume (1000; quick 40)")
+    opt("--threads-total", type=int,
+        help="threads per side for tenant listing (5000; quick 500)")
+    opt("--tenants", type=int, help="tenants those threads are spread over (50)")
+    opt("--list-calls", type=int, help="timed tenant-listing calls per side (50; quick 20)")
+    opt("--worker-invocations", type=int,
+        help="chain invocations per workers batch, a multiple of 4 (40; quick 8)")
+    opt("--floor-commits", type=int, help="commits in the storage floor loop (500; quick 100)")
+    opt("--pg-url", default=None,
+        help="admin URL of a PostgreSQL server to create databases on "
+             "(default: start a throwaway server with tests/_pg.py)")
+    opt("--no-postgres", action="store_true", help="skip PostgreSQL")
+    opt("--tmpdir", default=None,
+        help="directory for the SQLite files (default: the system temp dir)")
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    values = {k: getattr(args, k) if getattr(args, k) is not None else v
+              for k, v in base.items()}
+    only = frozenset(SCENARIOS)
+    if args.only:
+        only = frozenset(x.strip() for x in args.only.split(",") if x.strip())
+        unknown = only - set(SCENARIOS)
+        if unknown or not only:
+            parser.error(f"--only: unknown scenario(s) {sorted(unknown)}; "
+                         f"choose from {', '.join(SCENARIOS)}")
+    if min(values.values()) < 1 or values["turns"] < 2:
+        parser.error("all counts must be >= 1, and --turns >= 2")
+    if values["worker_invocations"] % 4:
+        parser.error("--worker-invocations must be a multiple of 4")
+    if values["threads_total"] < values["tenants"] or values["tenants"] <= 7:
+        parser.error(f"--tenants must be > 7 (tenant {LIST_TENANT} is listed) and "
+                     "<= --threads-total")
+    return args, Settings(only=only, quick=args.quick, **values)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--invocations", type=int, default=None,
-                        help="chain invocations per side, each on a new thread (default 30)")
-    parser.add_argument("--turns", type=int, default=None,
-                        help="chat turns on one thread (default 200)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 5 invocations and 30 turns unless given")
-    parser.add_argument("--pg-url", default=None,
-                        help="admin URL of a PostgreSQL server to create databases on "
-                             "(default: start a throwaway server with tests/_pg.py)")
-    parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
-    parser.add_argument("--tmpdir", default=None,
-                        help="directory for the SQLite files (default: the system temp dir)")
-    args = parser.parse_args(argv)
-    invocations = args.invocations or (5 if args.quick else 30)
-    turns = args.turns or (30 if args.quick else 200)
-    if invocations < 1 or turns < 2:
-        parser.error("--invocations must be >= 1 and --turns >= 2")
-
+    args, s = parse_args(argv)
     console = Console()
-    if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
-        console = Console(width=100)
+    if not console.is_terminal:  # piped: do not squeeze the tables into 80 columns
+        console = Console(width=150)
     started = time.perf_counter()
 
     def say(msg: str) -> None:
-        console.print(f"[dim]{time.perf_counter() - started:6.1f}s  {msg}[/dim]")
+        console.print(f"[dim]{time.perf_counter() - started:6.1f}s  {msg}[/dim]",
+                      highlight=False)
 
-    rows: list[Row] = []
+    results: list[Results] = []
+    notes: list[str] = []
+    memory: MemoryResult | None = None
+    if "memory" in s.only:
+        say(f"memory: InMemorySaver reference ({s.rounds} chain rounds, {s.paused} resumes)")
+        memory = run_memory(s.invocations, s.rounds, s.paused, say)
     with tempfile.TemporaryDirectory(prefix="steward-bench-", dir=args.tmpdir) as tmp:
         root = Path(tmp)
-        fs = _fs_type(root.resolve())
-        rows += bench_sqlite(root, invocations, turns, say)
+        notes.append(f"SQLite {sqlite3.sqlite_version} files on "
+                     f"{fs_type(root.resolve())} (synchronous=FULL)")
+        results.append(bench_sqlite(root, s, say))
     if not args.no_postgres:
-        rows += bench_postgres(args.pg_url, invocations, turns, say)
+        pg, info = bench_postgres(args.pg_url, s, say)
+        results.append(pg)
+        notes.append(info)
     elapsed = time.perf_counter() - started
+    notes.append(f"{os.cpu_count()} CPUs; total run time {elapsed:.1f}s")
 
-    table = Table(
-        title="Checkpointer benchmark, durability=\"sync\"\n"
-              "ratio > 1 means Steward is better "
-              "(checkpoints/s: steward/stock; KiB and ms: stock/steward)",
-        caption=f"SQLite files on {fs}; {os.cpu_count()} CPUs; "
-                f"total run time {elapsed:.1f}s",
-    )
-    for col in ("scenario", "backend", "stock", "steward", "ratio"):
-        left = col in ("scenario", "backend")
-        table.add_column(col, justify="left" if left else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(row.scenario, row.backend, _fmt(row.stock, row.unit),
-                      _fmt(row.steward, row.unit), f"{row.ratio():.2f}x")
-    console.print(table)
+    console.print(comparison_table(results, s, "; ".join(notes)))
+    for extra in (floor_table(results), memory_table(memory, results)):
+        if extra is not None:
+            console.print(extra)
+    console.print(targets_table(results, s, memory))
     return 0
 
 

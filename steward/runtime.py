@@ -22,8 +22,9 @@ from langgraph.store.base import BaseStore
 from steward._url import DatabaseURL, parse_url
 from steward.checkpointers._crypto import Cipher
 from steward.checkpointers._drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
+from steward.checkpointers._inputs import str_id
 from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
-from steward.checkpointers.saver import StewardSaver, _str_id
+from steward.checkpointers.saver import StewardSaver
 from steward.errors import ConfigError
 from steward.identity import AccessRule, Principal
 
@@ -79,7 +80,7 @@ class Runtime:
         other keyword arguments go into ``configurable`` unchanged. Plain LangGraph calls
         (``invoke``, ``stream``, ``get_state``, ``update_state``) take the result as it is.
         """
-        tid = _str_id(thread_id, "thread_id")
+        tid = str_id(thread_id, "thread_id")
         who = Principal.parse(principal) if principal is not None else None
         conf: dict[str, Any] = {**configurable, "thread_id": tid}
         if who is not None:

@@ -21,7 +21,7 @@ from langgraph.types import Command
 import steward
 from steward import ConfigError, PayloadCorrupted
 from steward.checkpointers._crypto import PREFIX, Cipher
-from steward.checkpointers.saver import _at_blob, _at_checkpoint, _at_write
+from steward.checkpointers._inputs import at_blob, at_checkpoint, at_write
 
 KEY = "0123456789abcdef" * 4  # 64 hex digits = 32 bytes
 OTHER_KEY = "fedcba9876543210" * 4
@@ -107,14 +107,14 @@ def _place(url: str, table: str, where: str, params: tuple[Any, ...]) -> tuple[s
     if table == "steward_checkpoints":
         (row,) = execute(url, f"SELECT thread_id, checkpoint_ns, checkpoint_id FROM {table} "
                          f"WHERE {where}", params)
-        return _at_checkpoint(*row)
+        return at_checkpoint(*row)
     if table == "steward_blobs":
         (row,) = execute(url, f"SELECT thread_id, checkpoint_ns, channel, version FROM {table} "
                          f"WHERE {where}", params)
-        return _at_blob(*row)
+        return at_blob(*row)
     (row,) = execute(url, f"SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx "
                      f"FROM {table} WHERE {where}", params)
-    return _at_write(*row)
+    return at_write(*row)
 
 
 def test_ciphertexts_do_not_move_between_threads_but_copies_read(db_url: str) -> None:

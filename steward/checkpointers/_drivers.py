@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from steward.checkpointers._ops import Op, Result, Stmt, adrive, drive
+from steward.checkpointers._ops import Op, Result, StaleView, Stmt, adrive, drive
 from steward.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
@@ -29,18 +29,28 @@ _INSTALL_PG = "install the PostgreSQL extra: pip install 'langgraph-steward[post
 
 
 class Driver(Protocol):
+    """Runs an operation in one transaction.
+
+    ``write`` opens a write transaction; ``durable=False`` lets its commit return before the
+    commit is flushed to disk. Such a commit still survives a crash of this process, and the
+    next durable commit makes it durable too, because both databases write their log in
+    commit order and a flush covers everything before it (see StewardSaver.put_writes).
+    """
+
     dialect: str
     url: str  # masked, safe to print
+    optimistic: bool  # runs guard statements that may raise StaleView (see StewardSaver._claim)
 
-    def run(self, op: Op[T], *, write: bool) -> T: ...
+    def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T: ...
 
-    async def arun(self, op: Op[T], *, write: bool) -> T: ...
+    async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T: ...
 
     def close(self) -> None: ...
 
 
 class SqliteDriver:
     dialect = "sqlite"
+    optimistic = False  # reads are in-process and cheap: no need to guess
 
     def __init__(self, path: str, url: str, *, busy_timeout: float = 10.0) -> None:
         self.url = url
@@ -49,12 +59,11 @@ class SqliteDriver:
         self.target = f"file:steward-{uuid.uuid4().hex}?mode=memory&cache=shared" if self.memory \
             else path
         try:
-            self.conn = sqlite3.connect(self.target, check_same_thread=False,
-                                        isolation_level=None, uri=self.memory,
-                                        timeout=busy_timeout)
-            if not self.memory:
-                self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn = self._connect(busy_timeout, "FULL")
+            # A second connection for commits that need not be flushed (synchronous=NORMAL):
+            # cheaper than switching the pragma back and forth on one connection. Both share
+            # one WAL, so the next FULL commit on ``conn`` flushes ``fast``'s commits too.
+            self.fast = self.conn if self.memory else self._connect(busy_timeout, "NORMAL")
         except sqlite3.Error as exc:
             raise ConfigError(
                 f"cannot open SQLite database {url}: {exc}. Check that the directory exists "
@@ -62,39 +71,58 @@ class SqliteDriver:
             ) from exc
         self.lock = threading.RLock()
 
-    def _execute(self, stmt: Stmt) -> Result:
-        if stmt.many:
-            cur = self.conn.executemany(stmt.sql, stmt.params)
-        else:
-            cur = self.conn.execute(stmt.sql, stmt.params)
-        rows = cur.fetchall() if cur.description else []
-        return Result(rows, cur.rowcount)
+    def _connect(self, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.target, check_same_thread=False, isolation_level=None,
+                               uri=self.memory, timeout=busy_timeout)
+        if not self.memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        return conn
 
-    def run(self, op: Op[T], *, write: bool) -> T:
+    def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
+        # WAL mode: FULL fsyncs the log at commit; NORMAL leaves the commit in the OS cache
+        # (safe from a process crash) until the next FULL commit or checkpoint.
+        conn = self.fast if write and not durable else self.conn
+
+        def execute(stmt: Stmt) -> Result:
+            if stmt.many:
+                cur = conn.executemany(stmt.sql, stmt.params)
+            else:
+                cur = conn.execute(stmt.sql, stmt.params)
+            rows = cur.fetchall() if cur.description else []
+            return Result(rows, cur.rowcount)
+
         with self.lock:
             try:
                 # IMMEDIATE takes the write lock up front: no deadlock when two processes
                 # both read first and then want to write.
-                self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite database {self.url} is unavailable: {exc}. "
                                    "Retry; another process may hold it locked.") from exc
             try:
-                result = drive(op, self._execute)
+                result = drive(op, execute)
             except BaseException as exc:
-                self.conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise StorageError(f"SQLite database {self.url} failed: {exc}.") from exc
                 raise
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
             return result
 
-    async def arun(self, op: Op[T], *, write: bool) -> T:
-        return await asyncio.to_thread(self.run, op, write=write)
+    async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
+        return await asyncio.to_thread(self.run, op, write=write, durable=durable)
 
     def close(self) -> None:
         with self.lock:
+            if self.fast is not self.conn:
+                self.fast.close()
             self.conn.close()
+
+
+# The commit of this transaction returns before its WAL is flushed; the next synchronous
+# commit's flush covers it (Postgres writes and flushes its WAL in order).
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
 
 @functools.lru_cache(maxsize=512)
@@ -122,6 +150,7 @@ def _pg_check(conninfo: str, url: str, timeout: int) -> None:
 
 class PostgresDriver:
     dialect = "postgres"
+    optimistic = True
 
     def __init__(self, conninfo: str, url: str, *, pool_size: int = 10,
                  connect_timeout: int = 5) -> None:
@@ -135,26 +164,37 @@ class PostgresDriver:
         )
         self.pool.open(wait=True, timeout=connect_timeout * 2)
 
-    def run(self, op: Op[T], *, write: bool) -> T:
+    def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
         try:
-            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # Pipeline mode: statements whose results the operation does not need are sent
+            # without a round trip each; BEGIN, SET LOCAL and the first statement travel
+            # together, and the commit carries whatever is still queued.
+            with self.pool.connection() as conn, conn.pipeline() as pipe, \
+                    conn.transaction(), conn.cursor() as cur:
+                if write and not durable:
+                    cur.execute(_ASYNC_COMMIT)
 
                 def execute(stmt: Stmt) -> Result:
                     if stmt.many:
                         cur.executemany(_pg_sql(stmt.sql), stmt.params)
                     else:
                         cur.execute(_pg_sql(stmt.sql), stmt.params)
+                    if not stmt.wait:
+                        return Result()
+                    pipe.sync()
                     rows = cur.fetchall() if cur.description else []
                     return Result(rows, cur.rowcount)
 
                 return drive(op, execute)
+        except psycopg.errors.DivisionByZero as exc:
+            raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
 
-    async def arun(self, op: Op[T], *, write: bool) -> T:
-        return await asyncio.to_thread(self.run, op, write=write)
+    async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
+        return await asyncio.to_thread(self.run, op, write=write, durable=durable)
 
     def close(self) -> None:
         self.pool.close()
@@ -162,6 +202,7 @@ class PostgresDriver:
 
 class AsyncPostgresDriver:
     dialect = "postgres"
+    optimistic = True
 
     def __init__(self, pool: AsyncConnectionPool[Any], url: str) -> None:
         self.url = url
@@ -181,26 +222,33 @@ class AsyncPostgresDriver:
         await pool.open(wait=True, timeout=connect_timeout * 2)
         return cls(pool, url)
 
-    async def arun(self, op: Op[T], *, write: bool) -> T:
+    async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
         try:
-            async with self.pool.connection() as conn, conn.transaction(), \
-                    conn.cursor() as cur:
+            async with self.pool.connection() as conn, conn.pipeline() as pipe, \
+                    conn.transaction(), conn.cursor() as cur:
+                if write and not durable:
+                    await cur.execute(_ASYNC_COMMIT)
 
                 async def execute(stmt: Stmt) -> Result:
                     if stmt.many:
                         await cur.executemany(_pg_sql(stmt.sql), stmt.params)
                     else:
                         await cur.execute(_pg_sql(stmt.sql), stmt.params)
+                    if not stmt.wait:
+                        return Result()
+                    await pipe.sync()
                     rows = await cur.fetchall() if cur.description else []
                     return Result(rows, cur.rowcount)
 
                 return await adrive(op, execute)
+        except psycopg.errors.DivisionByZero as exc:
+            raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
 
-    def run(self, op: Op[T], *, write: bool) -> T:
+    def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -211,7 +259,8 @@ class AsyncPostgresDriver:
                 "where it would deadlock: use the async API (ainvoke, astream, aget_state) "
                 "with steward.aopen, or steward.open for synchronous code."
             )
-        return asyncio.run_coroutine_threadsafe(self.arun(op, write=write), self.loop).result()
+        return asyncio.run_coroutine_threadsafe(self.arun(op, write=write, durable=durable),
+                                                self.loop).result()
 
     def close(self) -> None:
         self.run_close()

@@ -18,11 +18,21 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Stmt:
-    """One SQL statement with ``?`` placeholders; ``many`` runs it once per params row."""
+    """One SQL statement with ``?`` placeholders; ``many`` runs it once per params row.
+
+    ``wait=False`` says the operation needs neither rows nor a row count back, so a driver
+    may send it without waiting for the server (Postgres pipeline mode) and hand back an
+    empty Result; errors then surface at the next statement that waits, or at commit.
+    """
 
     sql: str
     params: Sequence[Any] = ()
     many: bool = False
+    wait: bool = True
+
+
+class StaleView(Exception):
+    """A guard statement found that a thread row changed since this process last saw it."""
 
 
 @dataclass(slots=True)

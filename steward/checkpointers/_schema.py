@@ -77,9 +77,10 @@ _DELTAS_AND_INDEXES = {
 ALTER TABLE steward_blobs ADD COLUMN base_version TEXT;
 ALTER TABLE steward_blobs ADD COLUMN keep INTEGER;
 ALTER TABLE steward_blobs ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steward_threads ADD COLUMN rev BIGINT NOT NULL DEFAULT 0;
 DROP INDEX steward_threads_tenant;
-CREATE INDEX steward_threads_tenant ON steward_threads (tenant, updated_at);
-CREATE INDEX steward_threads_owner ON steward_threads (tenant, owner, updated_at)
+CREATE INDEX steward_threads_tenant ON steward_threads (tenant, created_at);
+CREATE INDEX steward_threads_owner ON steward_threads (tenant, owner, created_at)
 """,
     "sqlite": """
 CREATE INDEX steward_checkpoints_md_tenant

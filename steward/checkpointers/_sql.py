@@ -16,7 +16,8 @@ THREAD_INFO_COLS = (
     "lease_owner, lease_expires_at"
 )
 THREAD_COLS = (
-    "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at"
+    "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at, "
+    "rev"
 )
 CHECKPOINT_COLS = (
     "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
@@ -36,25 +37,24 @@ class Sql:
 
         self.select_thread = f"SELECT {THREAD_COLS} FROM steward_threads WHERE thread_id = ?"
         self.select_thread_for_update = self.select_thread + lock
+        # Locks the thread's row until commit (Postgres; SQLite's BEGIN IMMEDIATE already
+        # holds the database's write lock) without writing it.
+        self.lock_thread = self.select_thread + lock
         self.insert_thread = (
             "INSERT INTO steward_threads (thread_id, tenant, owner, created_at, updated_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING "
+            f"RETURNING {THREAD_COLS}"
         )
         self.delete_thread = "DELETE FROM steward_threads WHERE thread_id = ?"
         self.thread_info = f"SELECT {THREAD_INFO_COLS} FROM steward_threads"
-        self.acquire_lease = (
-            "UPDATE steward_threads SET lease_owner = ?, lease_expires_at = ?, "
-            "lease_epoch = lease_epoch + 1, status = 'running', updated_at = ? "
-            "WHERE thread_id = ?"
-        )
         self.renew_lease = (
             "UPDATE steward_threads SET lease_expires_at = ? "
             "WHERE thread_id = ? AND lease_owner = ?"
         )
         self.release_lease = (
             "UPDATE steward_threads SET lease_owner = NULL, lease_expires_at = NULL, "
-            "status = CASE WHEN waiting_on IS NULL THEN 'idle' ELSE 'interrupted' END "
-            "WHERE thread_id = ? AND lease_owner = ?"
+            "status = CASE WHEN waiting_on IS NULL THEN 'idle' ELSE 'interrupted' END, "
+            "updated_at = ?, rev = rev + 1 WHERE thread_id = ? AND lease_owner = ?"
         )
         self.expired_threads = (
             "SELECT thread_id FROM steward_threads WHERE expires_at < ? "
@@ -157,6 +157,16 @@ class Sql:
             "SELECT checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path "
             "FROM steward_writes WHERE thread_id = ?",
         ]
+
+    def guard_thread(self, leased: bool) -> str:
+        """Fails the transaction (division by zero) unless the thread row is still at the
+        revision this process saw and the write is still fenced right: by its own lease, or
+        by no live lease at all. Locks the row like ``lock_thread``."""
+        fence = "lease_owner = ?" if leased else "(lease_owner IS NULL OR lease_expires_at <= ?)"
+        return (
+            "SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads WHERE thread_id = ? "
+            f"AND rev = ? AND {fence} FOR UPDATE) AS g)::int"
+        )
 
     def select_blobs(self, n: int) -> str:
         pairs = ", ".join("(?, ?)" for _ in range(n))

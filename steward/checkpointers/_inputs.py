@@ -1,0 +1,70 @@
+"""What the saver is handed, validated: ids from configs, payload places, interrupt summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from steward.errors import ConfigError
+
+
+def str_id(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(
+            f"{name} must be a non-empty string, got {value!r}: convert it with str() before "
+            "putting it in config['configurable']."
+        )
+    return value
+
+
+def target(config: RunnableConfig | None, *, need_id: bool = False) -> tuple[str, str, str | None]:
+    """(thread_id, checkpoint_ns, checkpoint_id) of a config, validated."""
+    configurable = (config or {}).get("configurable")
+    if not isinstance(configurable, Mapping) or "thread_id" not in configurable:
+        raise ConfigError(
+            "config has no thread_id: pass {'configurable': {'thread_id': '...'}} or build it "
+            "with rt.config(thread_id, principal)."
+        )
+    tid = str_id(configurable["thread_id"], "thread_id")
+    ns = configurable.get("checkpoint_ns") or ""
+    if not isinstance(ns, str):
+        raise ConfigError(f"checkpoint_ns must be a string, got {ns!r}.")
+    cid = configurable.get("checkpoint_id")
+    if cid is not None:
+        cid = str_id(cid, "checkpoint_id")
+    elif need_id:
+        raise ConfigError("config has no checkpoint_id: writes belong to a stored checkpoint.")
+    return tid, ns, cid
+
+
+# Where a payload belongs; encryption binds each ciphertext to it (see _crypto.Cipher).
+def at_checkpoint(tid: str, ns: str, cid: str) -> tuple[str, ...]:
+    return ("checkpoint", tid, ns, cid)
+
+
+def at_blob(tid: str, ns: str, channel: str, version: str) -> tuple[str, ...]:
+    return ("blob", tid, ns, channel, version)
+
+
+def at_write(tid: str, ns: str, cid: str, task_id: str, idx: int) -> tuple[str, ...]:
+    return ("write", tid, ns, cid, task_id, str(idx))
+
+
+def ttl_of(config: RunnableConfig | None) -> float | None:
+    options = ((config or {}).get("configurable") or {}).get("steward") or {}
+    ttl = options.get("ttl") if isinstance(options, Mapping) else None
+    return float(ttl) if ttl is not None else None
+
+
+def interrupts(value: Any) -> list[dict[str, Any]]:
+    """A JSON summary of what a thread waits on, from an ``__interrupt__`` write."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        payload = getattr(item, "value", item)
+        kind = payload.get("type") if isinstance(payload, Mapping) else None
+        out.append({"id": getattr(item, "id", None),
+                    "type": kind if isinstance(kind, str) else None})
+    return out

@@ -1,0 +1,348 @@
+"""The thread rows: identity, the access rule at the database, leases, status and listing.
+
+``ThreadRows`` is the part of ``StewardSaver`` that owns the ``steward_threads`` table. Every
+write claims its thread first (``_claim``): the first write by a principal binds the thread,
+every write is checked against the access rule and fenced by the thread's lease, and what the
+write changes (binding, status, what the thread waits on, the lease) is recorded on the row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+from steward.checkpointers._codec import dump_json, load_json
+from steward.checkpointers._drivers import Driver
+from steward.checkpointers._inputs import str_id
+from steward.checkpointers._ops import Op, StaleView, Stmt
+from steward.checkpointers._sql import Sql
+from steward.errors import ThreadAccessDenied, ThreadBusy
+from steward.identity import Access, AccessRule, Principal, ThreadIdentity
+
+T = TypeVar("T")
+SYSTEM = object()  # the runtime itself (retention sweeps): above the access rule
+_VIEWS = 10_000  # thread rows remembered for optimistic writes
+_Ids = list[str]
+_Rows = list[tuple[Any, ...]]
+_Dicts = list[dict[str, Any]]
+_Params = list[Any]
+Views = dict[str, tuple[Any, ...]]
+
+
+class ThreadRows:
+    """Mixed into StewardSaver; needs its driver, SQL, access rule and lease settings."""
+
+    driver: Driver
+    sql: Sql
+    access: AccessRule
+    default_ttl: float | None
+    lease_ttl: float
+
+    def _init_threads(self) -> None:
+        # Leases held by runs in this process: thread_id -> holder. Shared by with_allowlist
+        # copies (a shallow copy shares the dict), so every copy fences the same way.
+        self.leases: dict[str, str] = {}
+        # The thread rows this process wrote last (optimistic writes, see _claim), shared too.
+        self._views: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _thread(self, tid: str, row: tuple[Any, ...] | None) -> ThreadIdentity | None:
+        return ThreadIdentity(tid, row[0], row[1]) if row else None
+
+    def _check_lease(self, tid: str, row: tuple[Any, ...], now: float) -> None:
+        lease_owner, lease_expires = row[2], row[3]
+        mine = self.leases.get(tid)
+        if mine is not None:
+            if lease_owner != mine:
+                raise ThreadBusy(
+                    f"this run lost its lease on thread {tid!r} (it expired and another run took "
+                    "the thread over); its writes are refused. Re-run from the thread's latest "
+                    "state, and raise lease_ttl if runs stall longer than it.",
+                    thread_id=tid,
+                )
+            return
+        if lease_owner is not None and lease_expires is not None and lease_expires > now:
+            raise ThreadBusy(
+                f"thread {tid!r} is being run by another run right now: retry when it has "
+                f"finished (its lease expires in {lease_expires - now:.1f}s unless renewed).",
+                thread_id=tid, expires_in=lease_expires - now,
+            )
+
+    def _authorize(self, tid: str, principal: Any, need: Access) -> Op[tuple[Any, ...] | None]:
+        """Lock and check an existing thread (no binding); returns its row or None."""
+        sql = self.sql.select_thread_for_update if need > Access.READ else self.sql.select_thread
+        row = (yield Stmt(sql, (tid,))).one()
+        if principal is not SYSTEM:
+            self.access.check(cast("Principal | None", principal), self._thread(tid, row), need)
+            if row is not None and need > Access.READ:
+                self._check_lease(tid, row, time.time())
+        return row
+
+    def _claim(
+        self,
+        tid: str,
+        principal: Principal | None,
+        *,
+        ttl: float | None = None,
+        at: tuple[str, str] | None = None,
+        interrupts: list[dict[str, Any]] | None = None,
+        lease: str | None = None,
+        views: Views | None = None,
+    ) -> Op[None]:
+        """Authorize a write: create and bind the thread on first write, check access and the
+        lease, and record on the thread row what the write changes (``at`` is the written
+        checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on).
+
+        With ``views`` (Postgres), a thread row this process saw last is trusted without
+        waiting for a read: a guard statement travels with the write and fails the whole
+        transaction (``StaleView``) if the row changed since, and the write is retried the
+        slow way. So a write to a known thread is one round trip, its commit."""
+        now = time.time()
+        cached = self._views.get(tid) if views is not None else None
+        row: tuple[Any, ...] | None
+        if cached is not None and self._passes(tid, principal, cached, lease, now):
+            row = cached
+            holder = self.leases.get(tid)
+            yield Stmt(self.sql.guard_thread(holder is not None),
+                       (tid, row[8], holder) if holder else (tid, row[8], now), wait=False)
+        else:
+            # One read on the usual path: it locks the row and returns the identity and lease
+            # to check. The row is written only when its binding, status or lease changes.
+            row = (yield Stmt(self.sql.lock_thread, (tid,))).one()
+        if row is None:  # the thread's first write
+            ttl = ttl if ttl is not None else self.default_ttl
+            row = (yield Stmt(self.sql.insert_thread, (
+                tid, principal.tenant if principal else None,
+                principal.id if principal else None, now, now, now + ttl if ttl else None,
+            ))).one()
+            if row is None:  # another writer created it a moment ago
+                row = (yield Stmt(self.sql.lock_thread, (tid,))).one()
+            assert row is not None
+        self.access.check(principal, self._thread(tid, row), Access.WRITE)
+        holder = row[2] if row[3] is not None and row[3] > now else None
+        if lease is None:
+            self._check_lease(tid, row, now)
+        elif holder not in (None, lease):
+            raise ThreadBusy(
+                f"thread {tid!r} is being run by another run right now: retry when it has "
+                f"finished (its lease expires in {row[3] - now:.1f}s unless renewed).",
+                thread_id=tid, expires_in=row[3] - now,
+            )
+        else:
+            holder = lease
+        sets: list[str] = []
+        params: list[Any] = []
+        if row[0] is None and principal is not None:  # the first write by a principal binds
+            sets += ["tenant = ?", "owner = ?"]
+            params += [principal.tenant, principal.id]
+        waiting, waiting_at = load_json(row[6]), row[7]
+        if interrupts is not None and at is not None:
+            # Interrupts of one checkpoint add up (parallel tasks may each pause).
+            waiting = (waiting if waiting_at == at[1] and waiting else []) + interrupts
+            waiting_at = at[1]
+        elif at is not None and at[0] == "" and waiting_at is not None and waiting_at < at[1]:
+            # A newer root checkpoint means the thread moved past what it waited on. (With
+            # durability="async" the interrupt's checkpoint may be written after its writes,
+            # hence the comparison rather than clearing on every put.)
+            waiting, waiting_at = None, None
+        if waiting_at != row[7] or waiting != load_json(row[6]):
+            sets += [f"waiting_on = {self.sql.json_param}", "waiting_at = ?"]
+            params += [dump_json(waiting) if waiting else None, waiting_at]
+        status = "interrupted" if waiting else "running" if holder else "idle"
+        if lease is not None:
+            sets += ["lease_owner = ?", "lease_expires_at = ?", "lease_epoch = lease_epoch + 1"]
+            params += [lease, now + self.lease_ttl]
+        if status != row[5] or lease is not None:
+            sets.append("status = ?")
+            params.append(status)
+        if sets:
+            sets += ["updated_at = ?", "rev = rev + 1"]
+            yield Stmt(f"UPDATE steward_threads SET {', '.join(sets)} WHERE thread_id = ?",
+                       (*params, now, tid), wait=False)
+        if views is not None:
+            new = list(row)
+            if row[0] is None and principal is not None:
+                new[0], new[1] = principal.tenant, principal.id
+            if lease is not None:
+                new[2], new[3] = lease, now + self.lease_ttl
+            new[5], new[6], new[7] = status, dump_json(waiting) if waiting else None, waiting_at
+            new[8] = row[8] + 1 if sets else row[8]
+            views[tid] = tuple(new)
+
+    def _passes(self, tid: str, principal: Principal | None, row: tuple[Any, ...],
+                lease: str | None, now: float) -> bool:
+        """Whether a cached row lets the write through; errors come only from fresh rows."""
+        if lease is not None:
+            return False  # taking a lease reads the row afresh
+        try:
+            self.access.check(principal, self._thread(tid, row), Access.WRITE)
+            self._check_lease(tid, row, now)
+        except (ThreadAccessDenied, ThreadBusy):
+            return False
+        return True
+
+    def _write(self, make: Callable[[Views | None], Op[T]], *,
+               durable: bool = True) -> T:
+        """Run a write operation, optimistically first where the driver supports it."""
+        if not self.driver.optimistic:
+            return self.driver.run(make(None), write=True, durable=durable)
+        views: Views = {}
+        try:
+            result = self.driver.run(make(views), write=True, durable=durable)
+        except StaleView:
+            self._views.clear()
+            views = {}
+            result = self.driver.run(make(views), write=True, durable=durable)
+        self._remember(views)
+        return result
+
+    async def _awrite(self, make: Callable[[Views | None], Op[T]], *,
+                      durable: bool = True) -> T:
+        if not self.driver.optimistic:
+            return await self.driver.arun(make(None), write=True, durable=durable)
+        views: Views = {}
+        try:
+            result = await self.driver.arun(make(views), write=True, durable=durable)
+        except StaleView:
+            self._views.clear()
+            views = {}
+            result = await self.driver.arun(make(views), write=True, durable=durable)
+        self._remember(views)
+        return result
+
+    def _remember(self, views: Views) -> None:
+        for tid, row in views.items():
+            self._views[tid] = row
+            self._views.move_to_end(tid)
+        while len(self._views) > _VIEWS:
+            self._views.popitem(last=False)
+
+    def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
+                    ttl: float | None) -> Op[None]:
+        yield from self._claim(tid, principal, ttl=ttl, lease=holder)
+
+    def _release_op(self, tid: str, holder: str) -> Op[int]:
+        return (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
+
+    def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:
+        lost = []
+        for tid, holder in held:
+            res = yield Stmt(self.sql.renew_lease, (time.time() + self.lease_ttl, tid, holder))
+            if res.rowcount == 0:
+                lost.append(tid)
+        return lost
+
+    def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
+                      ttl: float | None = None) -> None:
+        """Make ``holder`` the only run allowed to write the thread, or raise ThreadBusy.
+
+        ``ttl`` is the thread's time to live in case this creates it."""
+        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl), write=True,
+                        durable=False)
+        self.leases[thread_id] = holder
+        self._ensure_heartbeat()
+
+    async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
+                             ttl: float | None = None) -> None:
+        await self.driver.arun(self._acquire_op(thread_id, holder, principal, ttl), write=True,
+                               durable=False)
+        self.leases[thread_id] = holder
+        self._ensure_heartbeat()
+
+    def release_lease(self, thread_id: str, holder: str) -> None:
+        self._views.pop(thread_id, None)
+        if self.leases.get(thread_id) == holder:
+            del self.leases[thread_id]
+        self.driver.run(self._release_op(thread_id, holder), write=True, durable=False)
+
+    async def arelease_lease(self, thread_id: str, holder: str) -> None:
+        self._views.pop(thread_id, None)
+        if self.leases.get(thread_id) == holder:
+            del self.leases[thread_id]
+        await self.driver.arun(self._release_op(thread_id, holder), write=True, durable=False)
+
+    def renew_leases(self) -> _Ids:
+        """Extend every lease this process holds; returns the threads whose lease was lost."""
+        held = list(self.leases.items())
+        if not held:
+            return []
+        # Not flushed: after an OS crash the process holding the lease is gone anyway.
+        return self.driver.run(self._renew_op(held), write=True, durable=False)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
+        self._heartbeat = threading.Thread(target=self._beat, name="steward-lease-heartbeat",
+                                           daemon=True)
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        # Renew at a third of the TTL: a live process keeps its leases through long nodes, a
+        # killed one stops renewing and its leases expire within lease_ttl.
+        while not self._stop.wait(self.lease_ttl / 3):
+            try:
+                self.renew_leases()
+            except Exception:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _threads_op(self, principal: Principal | None, thread_id: str | None,
+                    status: str | None, limit: int | None) -> Op[_Rows]:
+        where: list[str] = []
+        params: _Params = []
+        if thread_id is not None:
+            yield from self._authorize(thread_id, principal, Access.READ)
+            where.append("thread_id = ?")
+            params.append(thread_id)
+        elif principal is None:
+            where.append("tenant IS NULL")
+        else:  # indexed: (tenant, updated_at) and (tenant, owner, updated_at)
+            where.append("tenant = ?")
+            params.append(principal.tenant)
+            if (self.access.level(principal) or 0) < Access.READ:
+                where.append("owner = ?")
+                params.append(principal.id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = f"{self.sql.thread_info} WHERE {' AND '.join(where)} ORDER BY created_at DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return (yield Stmt(sql, params)).rows
+
+    @staticmethod
+    def _thread_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+        tid, tenant, owner, status, waiting, created, updated, expires, lease, lease_exp = row
+        return {"thread_id": tid, "tenant": tenant, "owner": owner, "status": status,
+                "waiting_on": load_json(waiting) or [], "created_at": created,
+                "updated_at": updated, "expires_at": expires,
+                "leased": lease is not None and (lease_exp or 0) > time.time()}
+
+    def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
+        """The identity row of a thread (tenant, owner, status, ...), under the access rule."""
+        rows = self.driver.run(self._threads_op(principal, str_id(thread_id, "thread_id"),
+                                                None, None), write=False)
+        return self._thread_dict(rows[0]) if rows else None
+
+    def list_threads(self, principal: Principal | None, *, status: str | None = None,
+                     limit: int | None = 100) -> _Dicts:
+        """The threads ``principal`` may read, newest first.
+
+        A principal sees its tenant's threads it owns, or all of them with a role granted
+        ``read``; without a principal only unbound threads are listed. ``status`` is one of
+        ``idle``, ``running`` or ``interrupted`` (waiting, e.g. on an approval)."""
+        rows = self.driver.run(self._threads_op(principal, None, status, limit), write=False)
+        return [self._thread_dict(row) for row in rows]
+
+    async def alist_threads(self, principal: Principal | None, *, status: str | None = None,
+                            limit: int | None = 100) -> _Dicts:
+        rows = await self.driver.arun(self._threads_op(principal, None, status, limit),
+                                      write=False)
+        return [self._thread_dict(row) for row in rows]
