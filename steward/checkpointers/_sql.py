@@ -17,7 +17,7 @@ THREAD_INFO_COLS = (
 )
 THREAD_COLS = (
     "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at, "
-    "rev"
+    "rev, created_at"
 )
 CHECKPOINT_COLS = (
     "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
@@ -62,9 +62,39 @@ class Sql:
         )
 
         self.insert_blobs = (
-            "INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
-            "VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, type, blob, "
+            "base_version, keep, depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING"
+        )
+        # A delta's base must still be there when it is written (another process may have
+        # pruned it): Postgres fails the transaction (division by zero) without a round trip,
+        # SQLite answers in-process.
+        _base = (
+            "SELECT count(*) FROM steward_blobs WHERE thread_id = ? AND checkpoint_ns = ? "
+            "AND channel = ? AND version = ?"
+        )
+        self.base_exists = _base
+        self.assert_base = f"SELECT 1 / ({_base})::int"
+        self.delta_blobs_in_use = (
+            "SELECT b.checkpoint_ns, b.channel, b.version, b.type, b.blob, b.base_version "
+            "FROM steward_blobs b WHERE b.thread_id = ? AND b.base_version IS NOT NULL AND "
+            "(b.checkpoint_ns, b.channel, b.version) IN ("
+            f"SELECT c.checkpoint_ns, j.key, j.value FROM steward_checkpoints c, {each} AS j "
+            "WHERE c.thread_id = ?)"
+        )
+        self.store_whole = (
+            "UPDATE steward_blobs SET type = ?, blob = ?, base_version = NULL, keep = NULL, "
+            "depth = 0 WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
+        )
+        # The chain of a delta back to its full value, oldest (the full value) first.
+        self.blob_chain = (
+            "WITH RECURSIVE chain(version, base_version, keep, type, blob, depth) AS ("
+            "SELECT version, base_version, keep, type, blob, depth FROM steward_blobs "
+            "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ? "
+            "UNION ALL SELECT b.version, b.base_version, b.keep, b.type, b.blob, b.depth "
+            "FROM steward_blobs b JOIN chain ON b.version = chain.base_version "
+            "WHERE b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = ?) "
+            "SELECT version, keep, type, blob FROM chain ORDER BY depth"
         )
         self.upsert_checkpoint = (
             "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
@@ -125,13 +155,18 @@ class Sql:
             "DELETE FROM steward_checkpoints WHERE thread_id = ? AND "
             f"(checkpoint_ns, checkpoint_id) NOT IN {_latest}"
         )
-        # A blob is garbage once no checkpoint of its thread and namespace refers to it.
+        # A blob is garbage once no checkpoint of its thread refers to it, directly or as the
+        # base of a delta that one refers to.
         self.gc_blobs = (
-            "DELETE FROM steward_blobs WHERE thread_id = ? AND NOT EXISTS ("
-            f"SELECT 1 FROM steward_checkpoints c, {each} AS j "
-            "WHERE c.thread_id = steward_blobs.thread_id "
-            "AND c.checkpoint_ns = steward_blobs.checkpoint_ns "
-            "AND j.key = steward_blobs.channel AND j.value = steward_blobs.version)"
+            "DELETE FROM steward_blobs WHERE thread_id = ? AND "
+            "(checkpoint_ns, channel, version) NOT IN ("
+            "WITH RECURSIVE live(ns, channel, version) AS ("
+            f"SELECT c.checkpoint_ns, j.key, j.value FROM steward_checkpoints c, {each} AS j "
+            "WHERE c.thread_id = ? "
+            "UNION SELECT b.checkpoint_ns, b.channel, b.base_version FROM steward_blobs b "
+            "JOIN live ON b.checkpoint_ns = live.ns AND b.channel = live.channel "
+            "AND b.version = live.version WHERE b.thread_id = ? AND b.base_version IS NOT NULL) "
+            "SELECT ns, channel, version FROM live)"
         )
         self.copy_rows = [
             "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
@@ -139,9 +174,9 @@ class Sql:
             "SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
             "checkpoint, metadata, channel_versions FROM steward_checkpoints WHERE thread_id = ? "
             "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO NOTHING",
-            "INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
-            "SELECT ?, checkpoint_ns, channel, version, type, blob FROM steward_blobs "
-            "WHERE thread_id = ? "
+            "INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, type, blob, "
+            "base_version, keep, depth) SELECT ?, checkpoint_ns, channel, version, type, blob, "
+            "base_version, keep, depth FROM steward_blobs WHERE thread_id = ? "
             "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING",
             "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
             "channel, type, blob, task_path) SELECT ?, checkpoint_ns, checkpoint_id, task_id, "
@@ -152,8 +187,8 @@ class Sql:
         self.copy_select = [
             "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
             "checkpoint, metadata, channel_versions FROM steward_checkpoints WHERE thread_id = ?",
-            "SELECT checkpoint_ns, channel, version, type, blob FROM steward_blobs "
-            "WHERE thread_id = ?",
+            "SELECT checkpoint_ns, channel, version, type, blob, base_version, keep, depth "
+            "FROM steward_blobs WHERE thread_id = ?",
             "SELECT checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path "
             "FROM steward_writes WHERE thread_id = ?",
         ]
@@ -165,13 +200,14 @@ class Sql:
         fence = "lease_owner = ?" if leased else "(lease_owner IS NULL OR lease_expires_at <= ?)"
         return (
             "SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads WHERE thread_id = ? "
-            f"AND rev = ? AND {fence} FOR UPDATE) AS g)::int"
+            f"AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g)::int"
         )
 
     def select_blobs(self, n: int) -> str:
         pairs = ", ".join("(?, ?)" for _ in range(n))
         return (
-            "SELECT channel, version, type, blob FROM steward_blobs WHERE thread_id = ? AND "
+            "SELECT channel, version, type, blob, base_version FROM steward_blobs "
+            "WHERE thread_id = ? AND "
             f"checkpoint_ns = ? AND (channel, version) IN (VALUES {pairs})"
         )
 

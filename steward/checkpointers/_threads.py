@@ -12,11 +12,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from steward.checkpointers._codec import dump_json, load_json
 from steward.checkpointers._drivers import Driver
 from steward.checkpointers._inputs import str_id
+from steward.checkpointers._lists import Key, Known, ListCache
 from steward.checkpointers._ops import Op, StaleView, Stmt
 from steward.checkpointers._sql import Sql
 from steward.errors import ThreadAccessDenied, ThreadBusy
@@ -30,6 +32,17 @@ _Rows = list[tuple[Any, ...]]
 _Dicts = list[dict[str, Any]]
 _Params = list[Any]
 Views = dict[str, tuple[Any, ...]]
+
+
+@dataclass(slots=True)
+class WriteCtx:
+    """What a write learns, applied to this process's caches once it has committed.
+
+    ``optimistic``: trust the thread rows this process saw last (see ``_claim``)."""
+
+    optimistic: bool
+    views: Views = field(default_factory=dict)
+    lists: dict[Key, Known | None] = field(default_factory=dict)
 
 
 class ThreadRows:
@@ -47,6 +60,7 @@ class ThreadRows:
         self.leases: dict[str, str] = {}
         # The thread rows this process wrote last (optimistic writes, see _claim), shared too.
         self._views: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self._lists = ListCache()  # growing lists stored or read last (see _lists)
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -91,24 +105,25 @@ class ThreadRows:
         at: tuple[str, str] | None = None,
         interrupts: list[dict[str, Any]] | None = None,
         lease: str | None = None,
-        views: Views | None = None,
-    ) -> Op[None]:
+        ctx: WriteCtx | None = None,
+    ) -> Op[tuple[Any, ...]]:
         """Authorize a write: create and bind the thread on first write, check access and the
         lease, and record on the thread row what the write changes (``at`` is the written
         checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on).
 
-        With ``views`` (Postgres), a thread row this process saw last is trusted without
+        With an optimistic ``ctx`` (Postgres), a thread row this process saw last is trusted without
         waiting for a read: a guard statement travels with the write and fails the whole
         transaction (``StaleView``) if the row changed since, and the write is retried the
-        slow way. So a write to a known thread is one round trip, its commit."""
+        slow way. So a write to a known thread is one round trip, its commit. Returns the row
+        as the write leaves it."""
         now = time.time()
-        cached = self._views.get(tid) if views is not None else None
+        cached = self._views.get(tid) if ctx is not None and ctx.optimistic else None
         row: tuple[Any, ...] | None
         if cached is not None and self._passes(tid, principal, cached, lease, now):
             row = cached
             holder = self.leases.get(tid)
             yield Stmt(self.sql.guard_thread(holder is not None),
-                       (tid, row[8], holder) if holder else (tid, row[8], now), wait=False)
+                       (tid, row[8], row[9], holder if holder else now), wait=False)
         else:
             # One read on the usual path: it locks the row and returns the identity and lease
             # to check. The row is written only when its binding, status or lease changes.
@@ -163,15 +178,16 @@ class ThreadRows:
             sets += ["updated_at = ?", "rev = rev + 1"]
             yield Stmt(f"UPDATE steward_threads SET {', '.join(sets)} WHERE thread_id = ?",
                        (*params, now, tid), wait=False)
-        if views is not None:
-            new = list(row)
-            if row[0] is None and principal is not None:
-                new[0], new[1] = principal.tenant, principal.id
-            if lease is not None:
-                new[2], new[3] = lease, now + self.lease_ttl
-            new[5], new[6], new[7] = status, dump_json(waiting) if waiting else None, waiting_at
-            new[8] = row[8] + 1 if sets else row[8]
-            views[tid] = tuple(new)
+        new = list(row)
+        if row[0] is None and principal is not None:
+            new[0], new[1] = principal.tenant, principal.id
+        if lease is not None:
+            new[2], new[3] = lease, now + self.lease_ttl
+        new[5], new[6], new[7] = status, dump_json(waiting) if waiting else None, waiting_at
+        new[8] = row[8] + 1 if sets else row[8]
+        if ctx is not None and ctx.optimistic:
+            ctx.views[tid] = tuple(new)
+        return tuple(new)
 
     def _passes(self, tid: str, principal: Principal | None, row: tuple[Any, ...],
                 lease: str | None, now: float) -> bool:
@@ -185,41 +201,41 @@ class ThreadRows:
             return False
         return True
 
-    def _write(self, make: Callable[[Views | None], Op[T]], *,
-               durable: bool = True) -> T:
-        """Run a write operation, optimistically first where the driver supports it."""
-        if not self.driver.optimistic:
-            return self.driver.run(make(None), write=True, durable=durable)
-        views: Views = {}
+    def _write(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
+        """Run a write operation trusting this process's caches; if a guard finds them stale
+        (StaleView), forget them and run it again the slow way."""
+        ctx = WriteCtx(self.driver.optimistic)
         try:
-            result = self.driver.run(make(views), write=True, durable=durable)
+            result = self.driver.run(make(ctx), write=True, durable=durable)
         except StaleView:
-            self._views.clear()
-            views = {}
-            result = self.driver.run(make(views), write=True, durable=durable)
-        self._remember(views)
+            self._forget()
+            ctx = WriteCtx(optimistic=False)
+            result = self.driver.run(make(ctx), write=True, durable=durable)
+        self._remember(ctx)
         return result
 
-    async def _awrite(self, make: Callable[[Views | None], Op[T]], *,
-                      durable: bool = True) -> T:
-        if not self.driver.optimistic:
-            return await self.driver.arun(make(None), write=True, durable=durable)
-        views: Views = {}
+    async def _awrite(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
+        ctx = WriteCtx(self.driver.optimistic)
         try:
-            result = await self.driver.arun(make(views), write=True, durable=durable)
+            result = await self.driver.arun(make(ctx), write=True, durable=durable)
         except StaleView:
-            self._views.clear()
-            views = {}
-            result = await self.driver.arun(make(views), write=True, durable=durable)
-        self._remember(views)
+            self._forget()
+            ctx = WriteCtx(optimistic=False)
+            result = await self.driver.arun(make(ctx), write=True, durable=durable)
+        self._remember(ctx)
         return result
 
-    def _remember(self, views: Views) -> None:
-        for tid, row in views.items():
+    def _forget(self) -> None:
+        self._views.clear()
+        self._lists.clear()
+
+    def _remember(self, ctx: WriteCtx) -> None:
+        for tid, row in ctx.views.items():
             self._views[tid] = row
             self._views.move_to_end(tid)
         while len(self._views) > _VIEWS:
             self._views.popitem(last=False)
+        self._lists.update(ctx.lists)
 
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
                     ttl: float | None) -> Op[None]:

@@ -38,11 +38,12 @@ from steward.checkpointers._inputs import (
     target,
     ttl_of,
 )
-from steward.checkpointers._ops import Op, Stmt
+from steward.checkpointers._lists import Key, Known, plan, rebuild
+from steward.checkpointers._ops import Op, StaleView, Stmt
 from steward.checkpointers._schema import setup_op
 from steward.checkpointers._sql import Sql
-from steward.checkpointers._threads import ThreadRows, Views
-from steward.errors import ConfigError
+from steward.checkpointers._threads import ThreadRows, WriteCtx
+from steward.errors import ConfigError, PayloadCorrupted
 from steward.identity import Access, AccessRule, Principal, principal_from_config
 
 __all__ = ["StewardSaver"]
@@ -104,7 +105,11 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _load_tuple(self, row: tuple[Any, ...]) -> Op[CheckpointTuple]:
+    def _load_tuple(self, row: tuple[Any, ...],
+                    learn: dict[Key, Known | None] | None = None,
+                    incarnation: float = 0.0) -> Op[CheckpointTuple]:
+        """Decode a checkpoint row with its channel values and pending writes. With ``learn``,
+        note the lists read, so that the next write of them can be a delta (_lists)."""
         tid, ns, cid, parent, type_, blob, metadata, versions = row
         where = f"checkpoint {cid!r} of thread {tid!r}"
         checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where,
@@ -116,10 +121,13 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             for channel, version in versions.items():
                 params += [channel, version]
             blobs = yield Stmt(self.sql.select_blobs(len(versions)), params)
-            for channel, version, btype, bblob in blobs.rows:
-                values[channel] = self.codec.load(self.serde, btype, bblob,
-                                                  f"channel {channel!r} of {where}",
-                                                  at_blob(tid, ns, channel, version))
+            for channel, version, btype, bblob, base in blobs.rows:
+                value, depth = yield from self._load_value(
+                    tid, ns, channel, version, btype, bblob, base,
+                    f"channel {channel!r} of {where}")
+                values[channel] = value
+                if learn is not None and type(value) is list:
+                    learn[(tid, ns, channel)] = Known(version, tuple(value), depth, incarnation)
         checkpoint["channel_values"] = values
         writes = (yield Stmt(self.sql.select_writes, (tid, ns, cid))).rows
         writes.sort(key=lambda w: (w[4], w[0], w[5]))  # writes_sort_key(task_path, task_id, idx)
@@ -139,16 +147,47 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             pending_writes=pending,
         )
 
+    def _load_value(self, tid: str, ns: str, channel: str, version: str, btype: str,
+                    bblob: bytes, base: str | None, label: str) -> Op[tuple[Any, int]]:
+        """A channel value and its delta depth: decoded whole, or rebuilt along its chain."""
+        if base is None:
+            return self.codec.load(self.serde, btype, bblob, label,
+                                   at_blob(tid, ns, channel, version)), 0
+        chain = (yield Stmt(self.sql.blob_chain,
+                            (tid, ns, channel, version, tid, ns, channel))).rows
+        if not chain or chain[0][1] is not None:
+            raise PayloadCorrupted(f"{label} is stored as a delta whose base is missing: "
+                                   "restore the database from a backup or delete the thread.")
+        return rebuild([
+            (self.codec.load(self.serde, ctype, cblob, label,
+                             at_blob(tid, ns, channel, cversion)), ckeep)
+            for cversion, ckeep, ctype, cblob in chain]), len(chain) - 1
+
+    def _compact_op(self, tid: str) -> Op[None]:
+        """Store the values the remaining checkpoints use whole, so that their delta chains
+        can go (prune keeps the latest checkpoint, not the history behind its values)."""
+        rows = (yield Stmt(self.sql.delta_blobs_in_use, (tid, tid))).rows
+        for ns, channel, version, btype, bblob, base in rows:
+            value, _ = yield from self._load_value(tid, ns, channel, version, btype, bblob,
+                                                   base, f"channel {channel!r} of {tid!r}")
+            ntype, nblob = self.codec.dump(self.serde, value, at_blob(tid, ns, channel, version))
+            yield Stmt(self.sql.store_whole, (ntype, nblob, tid, ns, channel, version))
+
     def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         tid, ns, cid = target(config)
-        yield from self._authorize(tid, principal_from_config(config), Access.READ)
+        thread = yield from self._authorize(tid, principal_from_config(config), Access.READ)
         if cid:
             row = (yield Stmt(self.sql.select_checkpoint, (tid, ns, cid))).one()
         else:
             row = (yield Stmt(self.sql.select_latest, (tid, ns))).one()
         if row is None:
             return None
-        return (yield from self._load_tuple(row))
+        if thread is None:
+            return (yield from self._load_tuple(row))
+        learned: dict[Key, Known | None] = {}
+        tup = yield from self._load_tuple(row, learned, thread[9])
+        self._lists.update(learned)  # a cache: safe to fill before the read commits
+        return tup
 
     def _list_op(
         self,
@@ -244,19 +283,20 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-        views: Views | None = None,
+        ctx: WriteCtx | None = None,
     ) -> Op[RunnableConfig]:
         tid, ns, parent = target(config)
         principal = principal_from_config(config)
-        yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, checkpoint["id"]),
-                               views=views)
+        thread = yield from self._claim(tid, principal, ttl=ttl_of(config),
+                                        at=(ns, checkpoint["id"]), ctx=ctx)
         values = checkpoint.get("channel_values") or {}
         blobs = []
         for channel, version in new_versions.items():
-            if channel in values:
-                btype, blob = self.codec.dump(self.serde, values[channel],
-                                              at_blob(tid, ns, channel, str(version)))
-                blobs.append((tid, ns, channel, str(version), btype, blob))
+            if channel not in values:
+                continue
+            blob_row = yield from self._blob_row(tid, ns, channel, str(version),
+                                                 values[channel], thread[9], ctx)
+            blobs.append(blob_row)
         if blobs:
             yield Stmt(self.sql.insert_blobs, blobs, many=True, wait=False)
         stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
@@ -277,13 +317,34 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         return {"configurable": {"thread_id": tid, "checkpoint_ns": ns,
                                  "checkpoint_id": checkpoint["id"]}}
 
+    def _blob_row(self, tid: str, ns: str, channel: str, version: str, value: Any,
+                  incarnation: float, ctx: WriteCtx | None) -> Op[tuple[Any, ...]]:
+        """The row that stores one channel value: whole, or as a delta of a list (_lists)."""
+        key = (tid, ns, channel)
+        delta = plan(value, self._lists.get(key, incarnation)) if ctx is not None else None
+        place = at_blob(tid, ns, channel, version)
+        if delta is None:
+            payload, base, keep, depth = value, None, None, 0
+        else:
+            payload, base, keep, depth = delta.items, delta.base, delta.keep, delta.depth
+            where = (tid, ns, channel, delta.base)
+            if self.driver.optimistic:
+                yield Stmt(self.sql.assert_base, where, wait=False)
+            elif not (yield Stmt(self.sql.base_exists, where)).rows[0][0]:
+                raise StaleView  # pruned by another process: store the value whole instead
+        if ctx is not None:
+            ctx.lists[key] = (Known(version, tuple(value), depth, incarnation)
+                              if type(value) is list else None)
+        btype, blob = self.codec.dump(self.serde, payload, place)
+        return (tid, ns, channel, version, btype, blob, base, keep, depth)
+
     def _put_writes_op(
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str,
-        views: Views | None = None,
+        ctx: WriteCtx | None = None,
     ) -> Op[None]:
         tid, ns, cid = target(config, need_id=True)
         assert cid is not None
@@ -291,7 +352,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             return
         groups = [interrupts(v) for ch, v in writes if ch == INTERRUPT]
         yield from self._claim(tid, principal_from_config(config), ttl=ttl_of(config),
-                               at=(ns, cid), views=views,
+                               at=(ns, cid), ctx=ctx,
                                interrupts=[i for g in groups for i in g] if groups else None)
         rows = []
         for position, (channel, value) in enumerate(writes):
@@ -378,7 +439,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         yield Stmt(self.sql.delete_writes_of_runs + marks + ")", ids)
         yield Stmt(self.sql.delete_checkpoints_of_runs + marks, ids)
         for (tid,) in threads:
-            yield Stmt(self.sql.gc_blobs, (tid,))
+            yield Stmt(self.sql.gc_blobs, (tid, tid, tid))
 
     def _copy_thread_op(self, source: str, target: str, principal: Any) -> Op[None]:
         src, dst = str_id(source, "source_thread_id"), str_id(target, "target_thread_id")
@@ -406,8 +467,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if rows:
             yield Stmt(self.sql.insert_blobs, [
                 (dst, ns, ch, v, *move(t, b, where, at_blob(src, ns, ch, v),
-                                       at_blob(dst, ns, ch, v)))
-                for ns, ch, v, t, b in rows], many=True)
+                                       at_blob(dst, ns, ch, v)), base, keep, depth)
+                for ns, ch, v, t, b, base, keep, depth in rows], many=True)
         rows = (yield Stmt(self.sql.copy_select[2], (src,))).rows
         if rows:
             yield Stmt(self.sql.insert_writes, [
@@ -430,7 +491,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             else:
                 yield Stmt(self.sql.prune_writes, (tid, tid))
                 yield Stmt(self.sql.prune_checkpoints, (tid, tid))
-                yield Stmt(self.sql.gc_blobs, (tid,))
+                yield from self._compact_op(tid)
+                yield Stmt(self.sql.gc_blobs, (tid, tid, tid))
 
     def _sweep_op(self) -> Op[_Ids]:
         now = time.time()
