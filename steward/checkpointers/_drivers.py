@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -170,11 +171,9 @@ class PostgresDriver:
         try:
             # Pipeline mode: statements whose results the operation does not need are sent
             # without a round trip each; BEGIN, SET LOCAL and the first statement travel
-            # together, and the commit carries whatever is still queued.
-            with self.pool.connection() as conn, conn.pipeline() as pipe, \
-                    conn.transaction(), conn.cursor() as cur:
-                if write and not durable:
-                    cur.execute(_ASYNC_COMMIT)
+            # together, and COMMIT carries whatever is still queued.
+            with self.pool.connection() as conn, conn.pipeline() as pipe:
+                cur = conn.cursor()
 
                 def execute(stmt: Stmt) -> Result:
                     if stmt.many:
@@ -187,7 +186,21 @@ class PostgresDriver:
                     rows = cur.fetchall() if cur.description else []
                     return Result(rows, cur.rowcount)
 
-                return drive(op, execute)
+                cur.execute("BEGIN")
+                if write and not durable:
+                    cur.execute(_ASYNC_COMMIT)
+                try:
+                    result = drive(op, execute)
+                    cur.execute("COMMIT")
+                    pipe.sync()
+                except BaseException:
+                    # Leave the connection idle whatever failed (a guard, a statement, the
+                    # operation's own check), so the pipeline closes without complaint.
+                    with contextlib.suppress(psycopg.Error):
+                        cur.execute("ROLLBACK")
+                        pipe.sync()
+                    raise
+                return result
         except psycopg.errors.DivisionByZero as exc:
             raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
         except psycopg.Error as exc:
@@ -226,10 +239,8 @@ class AsyncPostgresDriver:
         import psycopg
 
         try:
-            async with self.pool.connection() as conn, conn.pipeline() as pipe, \
-                    conn.transaction(), conn.cursor() as cur:
-                if write and not durable:
-                    await cur.execute(_ASYNC_COMMIT)
+            async with self.pool.connection() as conn, conn.pipeline() as pipe:
+                cur = conn.cursor()
 
                 async def execute(stmt: Stmt) -> Result:
                     if stmt.many:
@@ -242,7 +253,19 @@ class AsyncPostgresDriver:
                     rows = await cur.fetchall() if cur.description else []
                     return Result(rows, cur.rowcount)
 
-                return await adrive(op, execute)
+                await cur.execute("BEGIN")
+                if write and not durable:
+                    await cur.execute(_ASYNC_COMMIT)
+                try:
+                    result = await adrive(op, execute)
+                    await cur.execute("COMMIT")
+                    await pipe.sync()
+                except BaseException:
+                    with contextlib.suppress(psycopg.Error):
+                        await cur.execute("ROLLBACK")
+                        await pipe.sync()
+                    raise
+                return result
         except psycopg.errors.DivisionByZero as exc:
             raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
         except psycopg.Error as exc:
