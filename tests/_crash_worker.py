@@ -1,0 +1,85 @@
+"""A writer for the crash test: runs rounds of a three-step graph on several threads until it
+is killed (SIGKILL, at any instant). Restarted, it first finishes any interrupted round.
+
+    python _crash_worker.py URL THREADS ROUNDS READY_FILE
+
+It writes READY_FILE once it is about to write, so the killer can aim past the start-up.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage, HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+
+import steward
+
+ALICE = {"id": "alice", "tenant": "acme", "roles": ["support"]}
+
+
+class State(TypedDict, total=False):
+    round: int
+    log: Annotated[list[str], operator.add]
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def _step(name: str) -> Any:
+    def node(state: State) -> State:
+        r = state["round"]
+        return {"log": [f"{name}-{r}"],
+                "messages": [HumanMessage(content=f"{name}{r}" * 20, id=f"{name}-{r}")]}
+    return node
+
+
+def build(checkpointer: Any) -> Any:
+    builder = StateGraph(State)
+    for name in "abc":
+        builder.add_node(name, _step(name))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", "c")
+    builder.add_edge("c", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def run(graph: Any, payload: Any, config: Any) -> None:
+    while True:  # a killed predecessor's lease expires after lease_ttl
+        try:
+            graph.invoke(payload, config, durability="sync")
+            return
+        except steward.ThreadBusy:
+            time.sleep(0.05)
+
+
+def main() -> None:
+    url, threads, rounds, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    with steward.open(url, lease_ttl=0.5) as rt:
+        graph = build(rt.checkpointer)
+        Path(ready).write_text("ready")
+        while True:
+            busy = False
+            for t in range(threads):
+                config = rt.config(f"T{t}", ALICE)
+                state = graph.get_state(config)
+                # A round a kill interrupted: finish it. (``tasks``, not ``next``: a task whose
+                # writes were saved before the kill is no longer in ``next``, but its step is
+                # not done until the graph resumes and applies them.)
+                if state.tasks:
+                    run(graph, None, config)
+                done = len(graph.get_state(config).values.get("log", [])) // 3
+                if done < rounds:
+                    busy = True
+                    run(graph, {"round": done}, config)
+            if not busy:
+                print("all done", flush=True)
+                return
+
+
+if __name__ == "__main__":
+    main()
