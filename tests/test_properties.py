@@ -18,6 +18,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 import steward
 from steward import ConfigError, PayloadCorrupted, Principal, StewardError, ThreadAccessDenied
+from steward._url import _SCHEMES as _URL_HELP
 from steward._url import DatabaseURL, mask, parse_url
 from steward.checkpointers._codec import Codec
 from steward.checkpointers._crypto import PREFIX, Cipher
@@ -118,6 +119,7 @@ def test_parse_url_of_garbage_returns_or_raises_config_error(url: object) -> Non
 @given(url_like())
 def test_parse_url_errors_never_show_the_password(case: tuple[str, str]) -> None:
     url, password = case
+    assume(password not in _URL_HELP)  # the message's own example shows 'user:pass@host/db'
     result = _parse_or_config_error(url)
     if isinstance(result, ConfigError):
         assert password not in str(result)

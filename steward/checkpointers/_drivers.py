@@ -85,13 +85,16 @@ class SqliteDriver:
         # (safe from a process crash) until the next FULL commit or checkpoint.
         conn = self.fast if write and not durable else self.conn
 
-        def execute(stmt: Stmt) -> Result:
-            if stmt.many:
-                cur = conn.executemany(stmt.sql, stmt.params)
-            else:
-                cur = conn.execute(stmt.sql, stmt.params)
-            rows = cur.fetchall() if cur.description else []
-            return Result(rows, cur.rowcount)
+        def execute(stmts: Sequence[Stmt]) -> list[Result]:
+            results = []
+            for stmt in stmts:
+                if stmt.many:
+                    cur = conn.executemany(stmt.sql, stmt.params)
+                else:
+                    cur = conn.execute(stmt.sql, stmt.params)
+                rows = cur.fetchall() if cur.description else []
+                results.append(Result(rows, cur.rowcount))
+            return results
 
         with self.lock:
             try:
@@ -120,6 +123,11 @@ class SqliteDriver:
                 self.fast.close()
             self.conn.close()
 
+
+# Reads run without a transaction around them: a read operation makes at most two round
+# trips (a thread's identity with the checkpoint, then its values with its writes), each one
+# statement per table with its own snapshot, and what a write changes it changes atomically.
+# A thread deleted between the two shows as missing values, as with the stock savers.
 
 # The commit of this transaction returns before its WAL is flushed; the next synchronous
 # commit's flush covers it (Postgres writes and flushes its WAL in order).
@@ -175,19 +183,25 @@ class PostgresDriver:
             with self.pool.connection() as conn, conn.pipeline() as pipe:
                 cur = conn.cursor()
 
-                def execute(stmt: Stmt) -> Result:
-                    if stmt.many:
-                        cur.executemany(_pg_sql(stmt.sql), stmt.params)
-                    else:
-                        cur.execute(_pg_sql(stmt.sql), stmt.params)
-                    if not stmt.wait:
-                        return Result()
-                    pipe.sync()
-                    rows = cur.fetchall() if cur.description else []
-                    return Result(rows, cur.rowcount)
+                def execute(stmts: Sequence[Stmt]) -> list[Result]:
+                    cursors = []
+                    for stmt in stmts:
+                        c = conn.cursor()
+                        if stmt.many:
+                            c.executemany(_pg_sql(stmt.sql), stmt.params)
+                        else:
+                            c.execute(_pg_sql(stmt.sql), stmt.params)
+                        cursors.append(c)
+                    if not any(stmt.wait for stmt in stmts):
+                        return [Result() for _ in stmts]
+                    pipe.sync()  # one round trip for the whole batch
+                    return [Result(c.fetchall() if c.description else [], c.rowcount)
+                            for c in cursors]
 
+                if not write:  # reads: each statement is consistent on its own (see _READS)
+                    return drive(op, execute)
                 cur.execute("BEGIN")
-                if write and not durable:
+                if not durable:
                     cur.execute(_ASYNC_COMMIT)
                 try:
                     result = drive(op, execute)
@@ -242,19 +256,25 @@ class AsyncPostgresDriver:
             async with self.pool.connection() as conn, conn.pipeline() as pipe:
                 cur = conn.cursor()
 
-                async def execute(stmt: Stmt) -> Result:
-                    if stmt.many:
-                        await cur.executemany(_pg_sql(stmt.sql), stmt.params)
-                    else:
-                        await cur.execute(_pg_sql(stmt.sql), stmt.params)
-                    if not stmt.wait:
-                        return Result()
+                async def execute(stmts: Sequence[Stmt]) -> list[Result]:
+                    cursors = []
+                    for stmt in stmts:
+                        c = conn.cursor()
+                        if stmt.many:
+                            await c.executemany(_pg_sql(stmt.sql), stmt.params)
+                        else:
+                            await c.execute(_pg_sql(stmt.sql), stmt.params)
+                        cursors.append(c)
+                    if not any(stmt.wait for stmt in stmts):
+                        return [Result() for _ in stmts]
                     await pipe.sync()
-                    rows = await cur.fetchall() if cur.description else []
-                    return Result(rows, cur.rowcount)
+                    return [Result(await c.fetchall() if c.description else [], c.rowcount)
+                            for c in cursors]
 
+                if not write:
+                    return await adrive(op, execute)
                 await cur.execute("BEGIN")
-                if write and not durable:
+                if not durable:
                     await cur.execute(_ASYNC_COMMIT)
                 try:
                     result = await adrive(op, execute)

@@ -44,24 +44,34 @@ class Result:
         return self.rows[0] if self.rows else None
 
 
-Op = Generator[Stmt, Result, T]
+Batch = tuple[Stmt, ...]
+# An operation yields a Stmt and receives its Result, or yields a Batch of independent
+# statements and receives their Results as a list: a driver may send a batch in one round trip.
+Op = Generator[Stmt | Batch, Any, T]
+Execute = Callable[[Sequence[Stmt]], list[Result]]
 
 
-def drive(op: Op[T], execute: Callable[[Stmt], Result]) -> T:
+def drive(op: Op[T], execute: Execute) -> T:
     """Run an operation to completion with a synchronous executor."""
     try:
-        stmt = next(op)
+        msg = next(op)
         while True:
-            stmt = op.send(execute(stmt))
+            if isinstance(msg, Stmt):
+                msg = op.send(execute((msg,))[0])
+            else:
+                msg = op.send(execute(msg))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 
 
-async def adrive(op: Op[T], execute: Callable[[Stmt], Awaitable[Result]]) -> T:
+async def adrive(op: Op[T], execute: Callable[[Sequence[Stmt]], Awaitable[list[Result]]]) -> T:
     """Run an operation to completion with an asynchronous executor."""
     try:
-        stmt = next(op)
+        msg = next(op)
         while True:
-            stmt = op.send(await execute(stmt))
+            if isinstance(msg, Stmt):
+                msg = op.send((await execute((msg,)))[0])
+            else:
+                msg = op.send(await execute(msg))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]

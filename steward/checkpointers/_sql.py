@@ -203,6 +203,44 @@ class Sql:
             f"AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g)::int"
         )
 
+    def select_values(self, n: int) -> str:
+        """The blobs of ``n`` (channel, version) pairs with their delta chains: rows of
+        (channel, head version, version, keep, type, blob, depth). Parameters: thread_id,
+        checkpoint_ns, the n pairs, then thread_id and checkpoint_ns again."""
+        pairs = ", ".join("(?, ?)" for _ in range(max(n, 1)))
+        cols = "b.version, b.base_version, b.keep, b.type, b.blob, b.depth"
+        if self.dialect == "postgres":
+            # One primary-key lookup per value and per link, whatever the planner's statistics
+            # say: OFFSET 0 keeps each LATERAL lookup from being flattened into a join, which
+            # without statistics walks all of the thread's blobs at every step.
+            lookup = ("CROSS JOIN LATERAL (SELECT {cols} FROM steward_blobs b "
+                      "WHERE b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = {ch} "
+                      "AND b.version = {ver} OFFSET 0) AS b")
+            anchor = (f"SELECT v.channel, v.version, {cols} FROM (VALUES {pairs}) "
+                      "AS v(channel, version) "
+                      + lookup.format(cols=cols, ch="v.channel", ver="v.version"))
+            step = ("SELECT chain.channel, chain.head, " + cols + " FROM chain "
+                    + lookup.format(cols=cols, ch="chain.channel", ver="chain.base_version"))
+            # the anchor takes the pairs first: reorder its parameters in select_values_params
+        else:
+            anchor = (f"SELECT channel, version, {cols.replace('b.', '')} FROM steward_blobs "
+                      "WHERE thread_id = ? AND checkpoint_ns = ? AND "
+                      f"(channel, version) IN (VALUES {pairs})")
+            step = (f"SELECT chain.channel, chain.head, {cols} FROM chain JOIN steward_blobs b "
+                    "ON b.channel = chain.channel AND b.version = chain.base_version "
+                    "WHERE b.thread_id = ? AND b.checkpoint_ns = ?")
+        return (
+            "WITH RECURSIVE chain(channel, head, version, base_version, keep, type, blob, depth) "
+            f"AS ({anchor} UNION ALL {step}) "
+            "SELECT channel, head, version, keep, type, blob, depth FROM chain"
+        )
+
+    def select_values_params(self, tid: str, ns: str, pairs: list[Any]) -> list[Any]:
+        """The parameters of ``select_values`` in the order the dialect's SQL takes them."""
+        if self.dialect == "postgres":
+            return [*pairs, tid, ns, tid, ns]
+        return [tid, ns, *pairs, tid, ns]
+
     def select_blobs(self, n: int) -> str:
         pairs = ", ".join("(?, ?)" for _ in range(n))
         return (

@@ -89,7 +89,7 @@ class ThreadRows:
     def _authorize(self, tid: str, principal: Any, need: Access) -> Op[tuple[Any, ...] | None]:
         """Lock and check an existing thread (no binding); returns its row or None."""
         sql = self.sql.select_thread_for_update if need > Access.READ else self.sql.select_thread
-        row = (yield Stmt(sql, (tid,))).one()
+        row: tuple[Any, ...] | None = (yield Stmt(sql, (tid,))).one()
         if principal is not SYSTEM:
             self.access.check(cast("Principal | None", principal), self._thread(tid, row), need)
             if row is not None and need > Access.READ:
@@ -242,7 +242,8 @@ class ThreadRows:
         yield from self._claim(tid, principal, ttl=ttl, lease=holder)
 
     def _release_op(self, tid: str, holder: str) -> Op[int]:
-        return (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
+        released: int = (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
+        return released
 
     def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:
         lost = []
@@ -331,7 +332,8 @@ class ThreadRows:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return (yield Stmt(sql, params)).rows
+        rows: _Rows = (yield Stmt(sql, params)).rows
+        return rows
 
     @staticmethod
     def _thread_dict(row: tuple[Any, ...]) -> dict[str, Any]:

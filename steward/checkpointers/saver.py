@@ -115,21 +115,31 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where,
                                                       at_checkpoint(tid, ns, cid)))
         versions = load_json(versions) or {}
-        values: dict[str, Any] = {}
+        # One round trip: every channel value with its delta chain, and the pending writes.
+        pairs: list[Any] = []
+        for channel, version in versions.items():
+            pairs += [channel, version]
+        writes_stmt = Stmt(self.sql.select_writes, (tid, ns, cid))
         if versions:
-            params: list[Any] = [tid, ns]
-            for channel, version in versions.items():
-                params += [channel, version]
-            blobs = yield Stmt(self.sql.select_blobs(len(versions)), params)
-            for channel, version, btype, bblob, base in blobs.rows:
-                value, depth = yield from self._load_value(
-                    tid, ns, channel, version, btype, bblob, base,
-                    f"channel {channel!r} of {where}")
-                values[channel] = value
-                if learn is not None and type(value) is list:
-                    learn[(tid, ns, channel)] = Known(version, tuple(value), depth, incarnation)
+            chains, found = yield (
+                Stmt(self.sql.select_values(len(versions)),
+                     self.sql.select_values_params(tid, ns, pairs)), writes_stmt)
+        else:
+            chains, found = None, (yield writes_stmt)
+        values: dict[str, Any] = {}
+        by_channel: dict[str, list[tuple[Any, ...]]] = {}
+        for chain_row in chains.rows if chains is not None else []:
+            by_channel.setdefault(chain_row[0], []).append(chain_row)
+        for channel, rows in by_channel.items():
+            rows.sort(key=lambda r: r[6])  # depth: the full value first
+            version = versions[channel]
+            value = self._rebuild(tid, ns, channel, rows, f"channel {channel!r} of {where}")
+            values[channel] = value
+            if learn is not None and type(value) is list:
+                learn[(tid, ns, channel)] = Known(version, tuple(value), len(rows) - 1,
+                                                  incarnation)
         checkpoint["channel_values"] = values
-        writes = (yield Stmt(self.sql.select_writes, (tid, ns, cid))).rows
+        writes = found.rows
         writes.sort(key=lambda w: (w[4], w[0], w[5]))  # writes_sort_key(task_path, task_id, idx)
         pending = [
             (task_id, channel, self.codec.load(self.serde, wtype, wblob, f"a write of {where}",
@@ -147,39 +157,43 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             pending_writes=pending,
         )
 
-    def _load_value(self, tid: str, ns: str, channel: str, version: str, btype: str,
-                    bblob: bytes, base: str | None, label: str) -> Op[tuple[Any, int]]:
-        """A channel value and its delta depth: decoded whole, or rebuilt along its chain."""
-        if base is None:
-            return self.codec.load(self.serde, btype, bblob, label,
-                                   at_blob(tid, ns, channel, version)), 0
-        chain = (yield Stmt(self.sql.blob_chain,
-                            (tid, ns, channel, version, tid, ns, channel))).rows
-        if not chain or chain[0][1] is not None:
+    def _rebuild(self, tid: str, ns: str, channel: str, chain: Sequence[tuple[Any, ...]],
+                 label: str) -> Any:
+        """A channel value from its chain rows (channel, head, version, keep, type, blob,
+        depth), the full value first: decoded whole, or rebuilt from its deltas."""
+        if chain[0][3] is not None or [r[6] for r in chain] != list(range(len(chain))):
             raise PayloadCorrupted(f"{label} is stored as a delta whose base is missing: "
                                    "restore the database from a backup or delete the thread.")
-        return rebuild([
-            (self.codec.load(self.serde, ctype, cblob, label,
-                             at_blob(tid, ns, channel, cversion)), ckeep)
-            for cversion, ckeep, ctype, cblob in chain]), len(chain) - 1
+        decoded = [(self.codec.load(self.serde, ctype, cblob, label,
+                                    at_blob(tid, ns, channel, cversion)), ckeep)
+                   for _, _, cversion, ckeep, ctype, cblob, _ in chain]
+        return decoded[0][0] if len(decoded) == 1 else rebuild(decoded)
 
     def _compact_op(self, tid: str) -> Op[None]:
         """Store the values the remaining checkpoints use whole, so that their delta chains
         can go (prune keeps the latest checkpoint, not the history behind its values)."""
-        rows = (yield Stmt(self.sql.delta_blobs_in_use, (tid, tid))).rows
-        for ns, channel, version, btype, bblob, base in rows:
-            value, _ = yield from self._load_value(tid, ns, channel, version, btype, bblob,
-                                                   base, f"channel {channel!r} of {tid!r}")
+        heads = (yield Stmt(self.sql.delta_blobs_in_use, (tid, tid))).rows
+        for ns, channel, version, _btype, _bblob, _base in heads:
+            chain = yield Stmt(self.sql.select_values(1),
+                               self.sql.select_values_params(tid, ns, [channel, version]))
+            rows = sorted(chain.rows, key=lambda r: r[6])
+            value = self._rebuild(tid, ns, channel, rows, f"channel {channel!r} of {tid!r}")
             ntype, nblob = self.codec.dump(self.serde, value, at_blob(tid, ns, channel, version))
             yield Stmt(self.sql.store_whole, (ntype, nblob, tid, ns, channel, version))
 
     def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         tid, ns, cid = target(config)
-        thread = yield from self._authorize(tid, principal_from_config(config), Access.READ)
-        if cid:
-            row = (yield Stmt(self.sql.select_checkpoint, (tid, ns, cid))).one()
-        else:
-            row = (yield Stmt(self.sql.select_latest, (tid, ns))).one()
+        principal = principal_from_config(config)
+        # One round trip for the thread's identity and the checkpoint; nothing is returned
+        # before the access rule has looked at the identity.
+        found, checkpoints = yield (
+            Stmt(self.sql.select_thread, (tid,)),
+            Stmt(self.sql.select_checkpoint, (tid, ns, cid)) if cid
+            else Stmt(self.sql.select_latest, (tid, ns)),
+        )
+        thread = found.one()
+        self.access.check(principal, self._thread(tid, thread), Access.READ)
+        row = checkpoints.one()
         if row is None:
             return None
         if thread is None:
