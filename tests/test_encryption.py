@@ -371,3 +371,20 @@ def test_a_payload_moved_from_another_row_is_refused(db_url: str) -> None:
             (old_type, bytes(old_blob), new_version))
     with pytest.raises(PayloadCorrupted):
         _read(db_url)
+
+
+def test_a_rolled_back_version_column_is_refused(db_url: str) -> None:
+    """Pointing a checkpoint at an older (genuine) value through its plaintext version column
+    is caught: an encrypted checkpoint seals its own copy of the versions."""
+    with _open(db_url, KEY) as rt:
+        graph = approval_graph(rt.checkpointer)
+        graph.invoke({"items": [CANARY]}, rt.config("T", ALICE))
+    cid, versions = _latest(db_url)
+    (older,), = execute(db_url, "SELECT version FROM steward_blobs WHERE thread_id = 'T' AND "
+                        "channel = 'items' AND version <> ? ORDER BY version LIMIT 1",
+                        (versions["items"],))
+    forged = json.dumps({**versions, "items": older})
+    execute(db_url, "UPDATE steward_checkpoints SET channel_versions = ? WHERE checkpoint_id = ?",
+            (forged, cid))
+    with pytest.raises(PayloadCorrupted, match="channel versions"):
+        _read(db_url)

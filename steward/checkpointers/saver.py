@@ -99,9 +99,11 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         await self.driver.arun(self._setup_op(), write=True)
 
     def get_next_version(self, current: str | None, channel: None = None) -> str:
-        # A random suffix keeps two forks of one parent from colliding on a blob's version.
+        # Zero-padded so that versions compare as strings in numeric order (older 32-digit
+        # versions sort below these); a random suffix keeps two forks of one parent from
+        # colliding on a blob's version. Short, because every checkpoint repeats them.
         number = 0 if current is None else int(str(current).split(".")[0])
-        return f"{number + 1:032}.{secrets.randbelow(10**16):016}"
+        return f"{number + 1:010}.{secrets.randbits(32):08x}"
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -114,7 +116,14 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         where = f"checkpoint {cid!r} of thread {tid!r}"
         checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where,
                                                       at_checkpoint(tid, ns, cid)))
-        versions = load_json(versions) or {}
+        column = load_json(versions) or {}
+        sealed = checkpoint.get("channel_versions")
+        if sealed is not None and {k: str(v) for k, v in sealed.items()} != \
+                {k: str(v) for k, v in column.items()}:
+            raise PayloadCorrupted(f"the channel versions of {where} do not match its sealed "
+                                   "copy: the row was altered. Restore it from a backup.")
+        checkpoint["channel_versions"] = column
+        versions = {channel: str(version) for channel, version in column.items()}
         # One round trip: every channel value with its delta chain, and the pending writes.
         pairs: list[Any] = []
         for channel, version in versions.items():
@@ -313,7 +322,11 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             blobs.append(blob_row)
         if blobs:
             yield Stmt(self.sql.insert_blobs, blobs, many=True, wait=False)
-        stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        # The versions live in their own column (queries need them); an encrypted checkpoint
+        # also seals a copy, so that a reader can tell the column was not rolled back.
+        dropped = ("channel_values",) if self.codec.cipher else ("channel_values",
+                                                                  "channel_versions")
+        stored = {k: v for k, v in checkpoint.items() if k not in dropped}
         ctype, cblob = self.codec.dump(self.serde, stored,
                                        at_checkpoint(tid, ns, checkpoint["id"]))
         md = dict(get_serializable_checkpoint_metadata(config, metadata))
@@ -322,11 +335,10 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             md["principal_id"] = principal.id
         if "run_id" not in md and tid in self.leases:
             md["run_id"] = self.leases[tid]  # the root run holding the lease wrote it
-        versions = {ch: str(v) for ch, v in checkpoint["channel_versions"].items()}
         run_id = md.get("run_id")
         yield Stmt(self.sql.upsert_checkpoint, (
             tid, ns, checkpoint["id"], parent, str(run_id) if run_id is not None else None,
-            ctype, cblob, dump_json(md), dump_json(versions),
+            ctype, cblob, dump_json(md), dump_json(checkpoint["channel_versions"]),
         ), wait=False)
         return {"configurable": {"thread_id": tid, "checkpoint_ns": ns,
                                  "checkpoint_id": checkpoint["id"]}}
