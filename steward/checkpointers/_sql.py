@@ -86,16 +86,6 @@ class Sql:
             "UPDATE steward_blobs SET type = ?, blob = ?, base_version = NULL, keep = NULL, "
             "depth = 0 WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
         )
-        # The chain of a delta back to its full value, oldest (the full value) first.
-        self.blob_chain = (
-            "WITH RECURSIVE chain(version, base_version, keep, type, blob, depth) AS ("
-            "SELECT version, base_version, keep, type, blob, depth FROM steward_blobs "
-            "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ? "
-            "UNION ALL SELECT b.version, b.base_version, b.keep, b.type, b.blob, b.depth "
-            "FROM steward_blobs b JOIN chain ON b.version = chain.base_version "
-            "WHERE b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = ?) "
-            "SELECT version, keep, type, blob FROM chain ORDER BY depth"
-        )
         self.upsert_checkpoint = (
             "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
             "parent_checkpoint_id, run_id, type, checkpoint, metadata, channel_versions) "
@@ -240,14 +230,6 @@ class Sql:
         if self.dialect == "postgres":
             return [*pairs, tid, ns, tid, ns]
         return [tid, ns, *pairs, tid, ns]
-
-    def select_blobs(self, n: int) -> str:
-        pairs = ", ".join("(?, ?)" for _ in range(n))
-        return (
-            "SELECT channel, version, type, blob, base_version FROM steward_blobs "
-            "WHERE thread_id = ? AND "
-            f"checkpoint_ns = ? AND (channel, version) IN (VALUES {pairs})"
-        )
 
     def metadata_filter(self, key: str, value: Any) -> tuple[str, list[Any]]:
         """A WHERE fragment for ``metadata[key] == value`` (top-level, typed equality)."""
