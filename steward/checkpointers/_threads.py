@@ -60,6 +60,7 @@ class ThreadRows:
         self.leases: dict[str, str] = {}
         # The thread rows this process wrote last (optimistic writes, see _claim), shared too.
         self._views: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self._views_lock = threading.Lock()  # LangGraph writes from several threads at once
         self._lists = ListCache()  # growing lists stored or read last (see _lists)
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
@@ -117,7 +118,7 @@ class ThreadRows:
         slow way. So a write to a known thread is one round trip, its commit. Returns the row
         as the write leaves it."""
         now = time.time()
-        cached = self._views.get(tid) if ctx is not None and ctx.optimistic else None
+        cached = self._view(tid) if ctx is not None and ctx.optimistic else None
         row: tuple[Any, ...] | None
         if cached is not None and self._passes(tid, principal, cached, lease, now):
             row = cached
@@ -225,16 +226,26 @@ class ThreadRows:
         self._remember(ctx)
         return result
 
+    def _view(self, tid: str) -> tuple[Any, ...] | None:
+        with self._views_lock:
+            return self._views.get(tid)
+
+    def _drop_view(self, tid: str) -> None:
+        with self._views_lock:
+            self._views.pop(tid, None)
+
     def _forget(self) -> None:
-        self._views.clear()
+        with self._views_lock:
+            self._views.clear()
         self._lists.clear()
 
     def _remember(self, ctx: WriteCtx) -> None:
-        for tid, row in ctx.views.items():
-            self._views[tid] = row
-            self._views.move_to_end(tid)
-        while len(self._views) > _VIEWS:
-            self._views.popitem(last=False)
+        with self._views_lock:
+            for tid, row in ctx.views.items():
+                self._views[tid] = row
+                self._views.move_to_end(tid)
+            while len(self._views) > _VIEWS:
+                self._views.popitem(last=False)
         self._lists.update(ctx.lists)
 
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
@@ -271,13 +282,13 @@ class ThreadRows:
         self._ensure_heartbeat()
 
     def release_lease(self, thread_id: str, holder: str) -> None:
-        self._views.pop(thread_id, None)
+        self._drop_view(thread_id)
         if self.leases.get(thread_id) == holder:
             del self.leases[thread_id]
         self.driver.run(self._release_op(thread_id, holder), write=True, durable=False)
 
     async def arelease_lease(self, thread_id: str, holder: str) -> None:
-        self._views.pop(thread_id, None)
+        self._drop_view(thread_id)
         if self.leases.get(thread_id) == holder:
             del self.leases[thread_id]
         await self.driver.arun(self._release_op(thread_id, holder), write=True, durable=False)

@@ -442,7 +442,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
     # -- deleting, copying, pruning ------------------------------------------------------------
 
     def _delete_rows(self, tid: str, *, thread_row: bool = True) -> Op[None]:
-        self._views.pop(tid, None)
+        self._drop_view(tid)
         for sql in self.sql.delete_thread_rows:
             yield Stmt(sql, (tid,))
         if thread_row:

@@ -1,0 +1,23 @@
+"""The benchmark keeps running: a quick SQLite pass must finish and report its targets.
+
+(Speed itself is measured by ``make bench``, never asserted here.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "checkpointer.py"
+
+
+def test_the_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--no-postgres", "--rounds", "1",
+         "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("chain: ckpt/s", "chat: KiB after", "tenants: list ms", "Targets"):
+        assert line in done.stdout, line
