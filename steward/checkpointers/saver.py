@@ -39,7 +39,7 @@ from steward.checkpointers._inputs import (
     ttl_of,
 )
 from steward.checkpointers._lists import Key, Known, plan, rebuild
-from steward.checkpointers._ops import Op, StaleView, Stmt
+from steward.checkpointers._ops import Batch, Op, Result, StaleView, Stmt
 from steward.checkpointers._schema import setup_op
 from steward.checkpointers._sql import Sql
 from steward.checkpointers._threads import ThreadRows, WriteCtx
@@ -110,8 +110,27 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
     def _load_tuple(self, row: tuple[Any, ...],
                     learn: dict[Key, Known | None] | None = None,
                     incarnation: float = 0.0) -> Op[CheckpointTuple]:
-        """Decode a checkpoint row with its channel values and pending writes. With ``learn``,
-        note the lists read, so that the next write of them can be a delta (_lists)."""
+        """Decode a checkpoint row with its channel values and pending writes (one round
+        trip). With ``learn``, note the lists read, so that the next write of them can be a
+        delta (_lists)."""
+        results = yield self._tuple_stmts(row)
+        return self._tuple_from(row, results, learn, incarnation)
+
+    def _tuple_stmts(self, row: tuple[Any, ...]) -> Batch:
+        """What a checkpoint row needs read: its values with their delta chains, its writes."""
+        tid, ns, cid, *_, versions = row
+        pairs: list[Any] = []
+        for channel, version in (load_json(versions) or {}).items():
+            pairs += [channel, str(version)]
+        writes = Stmt(self.sql.select_writes, (tid, ns, cid))
+        if not pairs:
+            return (writes,)
+        return (Stmt(self.sql.select_values(len(pairs) // 2),
+                     self.sql.select_values_params(tid, ns, pairs)), writes)
+
+    def _tuple_from(self, row: tuple[Any, ...], results: Sequence[Result],
+                    learn: dict[Key, Known | None] | None,
+                    incarnation: float) -> CheckpointTuple:
         tid, ns, cid, parent, type_, blob, metadata, versions = row
         where = f"checkpoint {cid!r} of thread {tid!r}"
         checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where,
@@ -123,32 +142,20 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             raise PayloadCorrupted(f"the channel versions of {where} do not match its sealed "
                                    "copy: the row was altered. Restore it from a backup.")
         checkpoint["channel_versions"] = column
-        versions = {channel: str(version) for channel, version in column.items()}
-        # One round trip: every channel value with its delta chain, and the pending writes.
-        pairs: list[Any] = []
-        for channel, version in versions.items():
-            pairs += [channel, version]
-        writes_stmt = Stmt(self.sql.select_writes, (tid, ns, cid))
-        if versions:
-            chains, found = yield (
-                Stmt(self.sql.select_values(len(versions)),
-                     self.sql.select_values_params(tid, ns, pairs)), writes_stmt)
-        else:
-            chains, found = None, (yield writes_stmt)
+        chains = results[0] if len(results) == 2 else None
         values: dict[str, Any] = {}
         by_channel: dict[str, list[tuple[Any, ...]]] = {}
         for chain_row in chains.rows if chains is not None else []:
             by_channel.setdefault(chain_row[0], []).append(chain_row)
         for channel, rows in by_channel.items():
             rows.sort(key=lambda r: r[6])  # depth: the full value first
-            version = versions[channel]
             value = self._rebuild(tid, ns, channel, rows, f"channel {channel!r} of {where}")
             values[channel] = value
             if learn is not None and type(value) is list:
-                learn[(tid, ns, channel)] = Known(version, tuple(value), len(rows) - 1,
-                                                  incarnation)
+                learn[(tid, ns, channel)] = Known(str(column[channel]), tuple(value),
+                                                  len(rows) - 1, incarnation)
         checkpoint["channel_values"] = values
-        writes = found.rows
+        writes = list(results[-1].rows)
         writes.sort(key=lambda w: (w[4], w[0], w[5]))  # writes_sort_key(task_path, task_id, idx)
         pending = [
             (task_id, channel, self.codec.load(self.serde, wtype, wblob, f"a write of {where}",
@@ -265,9 +272,13 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             sql += " LIMIT ?"
             params.append(limit)
         rows = (yield Stmt(sql, params)).rows
-        out = []
-        for row in rows:
-            out.append((yield from self._load_tuple(row)))
+        # Every listed checkpoint's values and writes in one more round trip.
+        batches = [self._tuple_stmts(row) for row in rows]
+        results = (yield tuple(stmt for batch in batches for stmt in batch)) if rows else []
+        out, at = [], 0
+        for row, batch in zip(rows, batches, strict=True):
+            out.append(self._tuple_from(row, results[at:at + len(batch)], None, 0.0))
+            at += len(batch)
         return out
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
