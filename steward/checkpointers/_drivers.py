@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from steward.checkpointers._ops import Op, Result, StaleView, Stmt, adrive, drive
+from steward.checkpointers._ops import Op, Result, StaleView, Stmt, adrive, drive, finish
 from steward.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ class SqliteDriver:
 # The commit of this transaction returns before its WAL is flushed; the next synchronous
 # commit's flush covers it (Postgres writes and flushes its WAL in order).
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+_LAZY_OPTIONS = "-c synchronous_commit=off"
 
 
 @functools.lru_cache(maxsize=512)
@@ -171,12 +172,28 @@ class PostgresDriver:
             conninfo, min_size=1, max_size=pool_size, open=False, name="steward",
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
         )
+        # Single-statement writes that need not wait for the flush run on connections whose
+        # commits do not wait (see _ASYNC_COMMIT for why that is safe).
+        self.lazy: ConnectionPool[Any] = ConnectionPool(
+            conninfo, min_size=1, max_size=max(2, pool_size // 2), open=False,
+            name="steward-lazy", kwargs={"autocommit": True, "connect_timeout": connect_timeout,
+                                         "options": _LAZY_OPTIONS},
+        )
         self.pool.open(wait=True, timeout=connect_timeout * 2)
+        self.lazy.open(wait=True, timeout=connect_timeout * 2)
 
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
         try:
+            try:
+                first = next(op)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            if isinstance(first, Stmt) and first.alone:
+                with (self.pool if durable else self.lazy).connection() as conn:
+                    conn.execute(_pg_sql(first.sql), first.params)
+                return finish(op, Result())
             # Pipeline mode: statements whose results the operation does not need are sent
             # without a round trip each; BEGIN, SET LOCAL and the first statement travel
             # together, and COMMIT carries whatever is still queued.
@@ -199,12 +216,12 @@ class PostgresDriver:
                             for c in cursors]
 
                 if not write:  # reads: each statement is consistent on its own (see _READS)
-                    return drive(op, execute)
+                    return drive(op, execute, first)
                 cur.execute("BEGIN")
                 if not durable:
                     cur.execute(_ASYNC_COMMIT)
                 try:
-                    result = drive(op, execute)
+                    result = drive(op, execute, first)
                     cur.execute("COMMIT")
                     pipe.sync()
                 except BaseException:
@@ -224,6 +241,7 @@ class PostgresDriver:
         return await asyncio.to_thread(self.run, op, write=write, durable=durable)
 
     def close(self) -> None:
+        self.lazy.close()
         self.pool.close()
 
 
@@ -231,9 +249,11 @@ class AsyncPostgresDriver:
     dialect = "postgres"
     optimistic = True
 
-    def __init__(self, pool: AsyncConnectionPool[Any], url: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], url: str,
+                 lazy: AsyncConnectionPool[Any]) -> None:
         self.url = url
         self.pool = pool
+        self.lazy = lazy
         self.loop = asyncio.get_running_loop()
 
     @classmethod
@@ -246,13 +266,28 @@ class AsyncPostgresDriver:
             conninfo, min_size=1, max_size=pool_size, open=False, name="steward-async",
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
         )
+        lazy: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conninfo, min_size=1, max_size=max(2, pool_size // 2), open=False,
+            name="steward-async-lazy",
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout,
+                    "options": _LAZY_OPTIONS},
+        )
         await pool.open(wait=True, timeout=connect_timeout * 2)
-        return cls(pool, url)
+        await lazy.open(wait=True, timeout=connect_timeout * 2)
+        return cls(pool, url, lazy)
 
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
         try:
+            try:
+                first = next(op)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            if isinstance(first, Stmt) and first.alone:
+                async with (self.pool if durable else self.lazy).connection() as conn:
+                    await conn.execute(_pg_sql(first.sql), first.params)
+                return finish(op, Result())
             async with self.pool.connection() as conn, conn.pipeline() as pipe:
                 cur = conn.cursor()
 
@@ -272,12 +307,12 @@ class AsyncPostgresDriver:
                             for c in cursors]
 
                 if not write:
-                    return await adrive(op, execute)
+                    return await adrive(op, execute, first)
                 await cur.execute("BEGIN")
                 if not durable:
                     await cur.execute(_ASYNC_COMMIT)
                 try:
-                    result = await adrive(op, execute)
+                    result = await adrive(op, execute, first)
                     await cur.execute("COMMIT")
                     await pipe.sync()
                 except BaseException:
@@ -306,12 +341,10 @@ class AsyncPostgresDriver:
                                                 self.loop).result()
 
     def close(self) -> None:
-        self.run_close()
-
-    def run_close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.pool.close(), self.loop).result()
+        asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result()
 
     async def aclose(self) -> None:
+        await self.lazy.close()
         await self.pool.close()
 
 

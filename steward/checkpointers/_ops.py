@@ -29,6 +29,9 @@ class Stmt:
     params: Sequence[Any] = ()
     many: bool = False
     wait: bool = True
+    # The operation's one and only statement, atomic by itself: a driver may run it without
+    # a transaction around it (Postgres: no BEGIN, no COMMIT, one round trip).
+    alone: bool = False
 
 
 class StaleView(Exception):
@@ -51,10 +54,20 @@ Op = Generator[Stmt | Batch, Any, T]
 Execute = Callable[[Sequence[Stmt]], list[Result]]
 
 
-def drive(op: Op[T], execute: Execute) -> T:
-    """Run an operation to completion with a synchronous executor."""
+def finish(op: Op[T], result: Any) -> T:
+    """Hand an operation its last statement's result and return what it returns."""
     try:
-        msg = next(op)
+        op.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    raise AssertionError("an operation went on after its 'alone' statement")
+
+
+def drive(op: Op[T], execute: Execute, first: Stmt | Batch | None = None) -> T:
+    """Run an operation to completion with a synchronous executor (``first``: its first
+    statement, when the driver has already taken it out)."""
+    try:
+        msg = next(op) if first is None else first
         while True:
             if isinstance(msg, Stmt):
                 msg = op.send(execute((msg,))[0])
@@ -64,10 +77,11 @@ def drive(op: Op[T], execute: Execute) -> T:
         return stop.value  # type: ignore[no-any-return]
 
 
-async def adrive(op: Op[T], execute: Callable[[Sequence[Stmt]], Awaitable[list[Result]]]) -> T:
+async def adrive(op: Op[T], execute: Callable[[Sequence[Stmt]], Awaitable[list[Result]]],
+                 first: Stmt | Batch | None = None) -> T:
     """Run an operation to completion with an asynchronous executor."""
     try:
-        msg = next(op)
+        msg = next(op) if first is None else first
         while True:
             if isinstance(msg, Stmt):
                 msg = op.send((await execute((msg,)))[0])

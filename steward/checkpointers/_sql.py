@@ -193,6 +193,54 @@ class Sql:
             f"AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g)::int"
         )
 
+    # -- Postgres: a whole write in one statement (see StewardSaver._put_op) -----------------
+
+    def _guarded(self, leased: bool) -> str:
+        """CTEs ``ok`` (the thread-row guard) and ``bases`` (every delta's base is there);
+        both divide by zero, failing the statement, when they do not hold."""
+        fence = "lease_owner = ?" if leased else "(lease_owner IS NULL OR lease_expires_at <= ?)"
+        return (
+            "WITH ok AS (SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads "
+            f"WHERE thread_id = ? AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g"
+            ")::int AS ok), bases AS (SELECT 1 / (CASE WHEN (SELECT count(*) FROM "
+            "steward_blobs b JOIN unnest(?::text[], ?::text[]) AS x(channel, version) "
+            "ON b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = x.channel "
+            "AND b.version = x.version) = ? THEN 1 ELSE 0 END) AS ok) "
+        )
+
+    def put_alone(self, leased: bool) -> str:
+        return (
+            self._guarded(leased)
+            + ", blobs AS (INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, "
+            "type, blob, base_version, keep, depth) SELECT ?, ?, u.channel, u.version, u.type, "
+            "u.blob, u.base, u.keep, u.depth FROM unnest(?::text[], ?::text[], ?::text[], "
+            "?::bytea[], ?::text[], ?::int[], ?::int[]) AS u(channel, version, type, blob, base, "
+            "keep, depth) WHERE (SELECT ok FROM ok) = 1 AND (SELECT ok FROM bases) = 1 "
+            "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING) "
+            "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, run_id, type, checkpoint, metadata, channel_versions) "
+            "SELECT ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb "
+            "WHERE (SELECT ok FROM ok) = 1 AND (SELECT ok FROM bases) = 1 "
+            "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
+            "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
+            "type = excluded.type, checkpoint = excluded.checkpoint, "
+            "metadata = excluded.metadata, channel_versions = excluded.channel_versions"
+        )
+
+    def writes_alone(self, leased: bool, special: bool) -> str:
+        action = ("DO UPDATE SET channel = excluded.channel, type = excluded.type, "
+                  "blob = excluded.blob, task_path = excluded.task_path") if special \
+            else "DO NOTHING"
+        return (
+            self._guarded(leased)
+            + "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
+            "idx, channel, type, blob, task_path) SELECT ?, ?, ?, ?, u.idx, u.channel, u.type, "
+            "u.blob, ? FROM unnest(?::int[], ?::text[], ?::text[], ?::bytea[]) "
+            "AS u(idx, channel, type, blob) "
+            "WHERE (SELECT ok FROM ok) = 1 AND (SELECT ok FROM bases) = 1 "
+            f"ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {action}"
+        )
+
     def select_values(self, n: int) -> str:
         """The blobs of ``n`` (channel, version) pairs with their delta chains: rows of
         (channel, head version, version, keep, type, blob, depth). Parameters: thread_id,

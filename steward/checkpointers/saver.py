@@ -321,18 +321,51 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
     ) -> Op[RunnableConfig]:
         tid, ns, parent = target(config)
         principal = principal_from_config(config)
+        done: RunnableConfig = {"configurable": {"thread_id": tid, "checkpoint_ns": ns,
+                                                 "checkpoint_id": checkpoint["id"]}}
+        values = checkpoint.get("channel_values") or {}
+        changed = [(ch, str(v)) for ch, v in new_versions.items() if ch in values]
+        fast = self._fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
+        if fast is not None:
+            # A known thread whose row this write leaves alone: the whole write is one
+            # statement, guarded (see _claim), on its own: one round trip, no BEGIN/COMMIT.
+            planned = [self._plan_blob(tid, ns, ch, v, values[ch], fast[9], ctx)
+                       for ch, v in changed]
+            rows = [row for row, _ in planned]
+            bases = [base for _, base in planned if base is not None]
+            yield Stmt(self.sql.put_alone(tid in self.leases), (
+                *self._guard_params(tid, fast, ns, bases),
+                tid, ns, [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
+                [r[5] for r in rows], [r[6] for r in rows], [r[7] for r in rows],
+                [r[8] for r in rows],
+                *self._checkpoint_row(config, checkpoint, metadata, principal, tid, ns, parent),
+            ), wait=False, alone=True)
+            return done
         thread = yield from self._claim(tid, principal, ttl=ttl_of(config),
                                         at=(ns, checkpoint["id"]), ctx=ctx)
-        values = checkpoint.get("channel_values") or {}
         blobs = []
-        for channel, version in new_versions.items():
-            if channel not in values:
-                continue
-            blob_row = yield from self._blob_row(tid, ns, channel, str(version),
-                                                 values[channel], thread[9], ctx)
+        for channel, version in changed:
+            blob_row = yield from self._blob_row(tid, ns, channel, version, values[channel],
+                                                 thread[9], ctx)
             blobs.append(blob_row)
         if blobs:
             yield Stmt(self.sql.insert_blobs, blobs, many=True, wait=False)
+        yield Stmt(self.sql.upsert_checkpoint,
+                   self._checkpoint_row(config, checkpoint, metadata, principal, tid, ns, parent),
+                   wait=False)
+        return done
+
+    def _guard_params(self, tid: str, row: tuple[Any, ...], ns: str,
+                      bases: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
+        """Parameters of ``Sql._guarded``: the cached row's revision and incarnation, the
+        fence, and the delta bases that must exist."""
+        holder = self.leases.get(tid)
+        return (tid, row[8], row[9], holder if holder is not None else time.time(),
+                [b[0] for b in bases], [b[1] for b in bases], tid, ns, len(bases))
+
+    def _checkpoint_row(self, config: RunnableConfig, checkpoint: Checkpoint,
+                        metadata: CheckpointMetadata, principal: Principal | None, tid: str,
+                        ns: str, parent: str | None) -> tuple[Any, ...]:
         # The versions live in their own column (queries need them); an encrypted checkpoint
         # also seals a copy, so that a reader can tell the column was not rolled back.
         dropped = ("channel_values",) if self.codec.cipher else ("channel_values",
@@ -347,33 +380,37 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if "run_id" not in md and tid in self.leases:
             md["run_id"] = self.leases[tid]  # the root run holding the lease wrote it
         run_id = md.get("run_id")
-        yield Stmt(self.sql.upsert_checkpoint, (
-            tid, ns, checkpoint["id"], parent, str(run_id) if run_id is not None else None,
-            ctype, cblob, dump_json(md), dump_json(checkpoint["channel_versions"]),
-        ), wait=False)
-        return {"configurable": {"thread_id": tid, "checkpoint_ns": ns,
-                                 "checkpoint_id": checkpoint["id"]}}
+        return (tid, ns, checkpoint["id"], parent, str(run_id) if run_id is not None else None,
+                ctype, cblob, dump_json(md), dump_json(checkpoint["channel_versions"]))
 
-    def _blob_row(self, tid: str, ns: str, channel: str, version: str, value: Any,
-                  incarnation: float, ctx: WriteCtx | None) -> Op[tuple[Any, ...]]:
-        """The row that stores one channel value: whole, or as a delta of a list (_lists)."""
+    def _plan_blob(self, tid: str, ns: str, channel: str, version: str, value: Any,
+                   incarnation: float, ctx: WriteCtx | None
+                   ) -> tuple[tuple[Any, ...], tuple[str, str] | None]:
+        """The row that stores one channel value, whole or as a delta of a list (_lists),
+        and the (channel, version) of the delta's base, which must still exist."""
         key = (tid, ns, channel)
         delta = plan(value, self._lists.get(key, incarnation)) if ctx is not None else None
-        place = at_blob(tid, ns, channel, version)
         if delta is None:
             payload, base, keep, depth = value, None, None, 0
         else:
             payload, base, keep, depth = delta.items, delta.base, delta.keep, delta.depth
-            where = (tid, ns, channel, delta.base)
+        if ctx is not None:
+            ctx.lists[key] = (Known(version, tuple(value), depth, incarnation)
+                              if type(value) is list else None)
+        btype, blob = self.codec.dump(self.serde, payload, at_blob(tid, ns, channel, version))
+        row = (tid, ns, channel, version, btype, blob, base, keep, depth)
+        return row, (channel, base) if base is not None else None
+
+    def _blob_row(self, tid: str, ns: str, channel: str, version: str, value: Any,
+                  incarnation: float, ctx: WriteCtx | None) -> Op[tuple[Any, ...]]:
+        row, base = self._plan_blob(tid, ns, channel, version, value, incarnation, ctx)
+        if base is not None:
+            where = (tid, ns, *base)
             if self.driver.optimistic:
                 yield Stmt(self.sql.assert_base, where, wait=False)
             elif not (yield Stmt(self.sql.base_exists, where)).rows[0][0]:
                 raise StaleView  # pruned by another process: store the value whole instead
-        if ctx is not None:
-            ctx.lists[key] = (Known(version, tuple(value), depth, incarnation)
-                              if type(value) is list else None)
-        btype, blob = self.codec.dump(self.serde, payload, place)
-        return (tid, ns, channel, version, btype, blob, base, keep, depth)
+        return row
 
     def _put_writes_op(
         self,
@@ -388,16 +425,32 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if not writes:
             return
         groups = [interrupts(v) for ch, v in writes if ch == INTERRUPT]
-        yield from self._claim(tid, principal_from_config(config), ttl=ttl_of(config),
-                               at=(ns, cid), ctx=ctx,
-                               interrupts=[i for g in groups for i in g] if groups else None)
+        waits = [i for g in groups for i in g] if groups else None
+        principal = principal_from_config(config)
+        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        fast = self._fast_view(tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
+        if fast is not None:  # one guarded statement, as in _put_op
+            idxs, channels, types, blobs = [], [], [], []
+            for position, (channel, value) in enumerate(writes):
+                idx = WRITES_IDX_MAP.get(channel, position)
+                wtype, wblob = self.codec.dump(self.serde, value,
+                                               at_write(tid, ns, cid, task_id, idx))
+                idxs.append(idx)
+                channels.append(channel)
+                types.append(wtype)
+                blobs.append(wblob)
+            yield Stmt(self.sql.writes_alone(tid in self.leases, special), (
+                *self._guard_params(tid, fast, ns, ()), tid, ns, cid, task_id, task_path,
+                idxs, channels, types, blobs), wait=False, alone=True)
+            return
+        yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
+                               interrupts=waits)
         rows = []
         for position, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, position)
             wtype, wblob = self.codec.dump(self.serde, value,
                                            at_write(tid, ns, cid, task_id, idx))
             rows.append((tid, ns, cid, task_id, idx, channel, wtype, wblob, task_path))
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes, rows, many=True,
                    wait=False)
 
