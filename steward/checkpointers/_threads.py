@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from steward.checkpointers._codec import dump_json, load_json
 from steward.checkpointers._drivers import Driver
@@ -25,7 +25,6 @@ from steward.errors import ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity
 
 T = TypeVar("T")
-SYSTEM = object()  # the runtime itself (retention sweeps): above the access rule
 _VIEWS = 10_000  # thread rows remembered for optimistic writes
 _Ids = list[str]
 _Rows = list[tuple[Any, ...]]
@@ -87,14 +86,14 @@ class ThreadRows:
                 thread_id=tid, expires_in=lease_expires - now,
             )
 
-    def _authorize(self, tid: str, principal: Any, need: Access) -> Op[tuple[Any, ...] | None]:
+    def _authorize(self, tid: str, principal: Principal | None,
+                   need: Access) -> Op[tuple[Any, ...] | None]:
         """Lock and check an existing thread (no binding); returns its row or None."""
         sql = self.sql.select_thread_for_update if need > Access.READ else self.sql.select_thread
         row: tuple[Any, ...] | None = (yield Stmt(sql, (tid,))).one()
-        if principal is not SYSTEM:
-            self.access.check(cast("Principal | None", principal), self._thread(tid, row), need)
-            if row is not None and need > Access.READ:
-                self._check_lease(tid, row, time.time())
+        self.access.check(principal, self._thread(tid, row), need)
+        if row is not None and need > Access.READ:
+            self._check_lease(tid, row, time.time())
         return row
 
     def _claim(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -48,7 +48,6 @@ from steward.identity import Access, AccessRule, Principal, principal_from_confi
 
 __all__ = ["StewardSaver"]
 
-Strategy = Literal["keep_latest", "delete"]
 # Aliases: inside the class, ``list`` names the saver's method.
 _Ids = list[str]
 _Tuples = list[CheckpointTuple]
