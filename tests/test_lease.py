@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
 import signal
@@ -154,3 +155,14 @@ def test_lease_of_a_killed_process_expires(db_url: str, tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert time.monotonic() - killed_at >= 1.0
         assert result["items"] == ["first", "recovered"]
+
+
+def test_a_refused_run_raises_without_langchain_logging_it_twice(
+        rt: steward.Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    from _support import EVE
+
+    graph = _graph(rt.checkpointer, lambda s: {"items": ["x"]})
+    graph.invoke({"items": []}, rt.config("T1", ALICE))
+    with caplog.at_level(logging.WARNING), pytest.raises(steward.ThreadAccessDenied):
+        graph.invoke({"items": []}, rt.config("T1", EVE))
+    assert not [r for r in caplog.records if "LeaseHandler" in r.getMessage()]

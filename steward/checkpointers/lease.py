@@ -10,6 +10,7 @@ lease, so a run that lost its lease cannot overwrite the run that took it over.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -18,6 +19,18 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 if TYPE_CHECKING:
     from steward.checkpointers.saver import StewardSaver
     from steward.identity import Principal
+
+
+class _QuietLeaseErrors(logging.Filter):
+    """LangChain logs a warning for every error a callback raises, then raises it anyway;
+    for the lease handlers that error (ThreadBusy, ThreadAccessDenied) is the run's own,
+    already clear, result, so the duplicate warning is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LeaseHandler." not in record.getMessage()
+
+
+logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietLeaseErrors())
 
 
 class _Lease:
