@@ -68,3 +68,9 @@ def interrupts(value: Any) -> list[dict[str, Any]]:
         out.append({"id": getattr(item, "id", None),
                     "type": kind if isinstance(kind, str) else None})
     return out
+
+
+def limit_of(limit: Any) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise ConfigError(f"limit must be a non-negative int or None, got {limit!r}.")
+    return limit

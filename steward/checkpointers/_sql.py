@@ -183,16 +183,6 @@ class Sql:
             "FROM steward_writes WHERE thread_id = ?",
         ]
 
-    def guard_thread(self, leased: bool) -> str:
-        """Fails the transaction (division by zero) unless the thread row is still at the
-        revision this process saw and the write is still fenced right: by its own lease, or
-        by no live lease at all. Locks the row like ``lock_thread``."""
-        fence = "lease_owner = ?" if leased else "(lease_owner IS NULL OR lease_expires_at <= ?)"
-        return (
-            "SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads WHERE thread_id = ? "
-            f"AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g)::int"
-        )
-
     # -- Postgres: a whole write in one statement (see StewardSaver._put_op) -----------------
 
     def _guarded(self, leased: bool) -> str:

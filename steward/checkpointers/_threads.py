@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from steward.checkpointers._codec import dump_json, load_json
 from steward.checkpointers._drivers import Driver
-from steward.checkpointers._inputs import str_id
+from steward.checkpointers._inputs import limit_of, str_id
 from steward.checkpointers._lists import Key, Known, ListCache
 from steward.checkpointers._ops import Op, StaleView, Stmt
 from steward.checkpointers._sql import Sql
@@ -67,10 +67,14 @@ class ThreadRows:
     def _thread(self, tid: str, row: tuple[Any, ...] | None) -> ThreadIdentity | None:
         return ThreadIdentity(tid, row[0], row[1]) if row else None
 
-    def _check_lease(self, tid: str, row: tuple[Any, ...], now: float) -> None:
+    def _check_lease(self, tid: str, row: tuple[Any, ...], now: float, *,
+                     taking: str | None = None) -> None:
+        """Raise ThreadBusy unless this write may go ahead under the thread's lease: written
+        by the run holding it (this process's), or with no live lease held by another run.
+        ``taking``: the holder about to take the lease."""
         lease_owner, lease_expires = row[2], row[3]
-        mine = self.leases.get(tid)
-        if mine is not None:
+        mine = taking or self.leases.get(tid)
+        if mine is not None and taking is None:
             if lease_owner != mine:
                 raise ThreadBusy(
                     f"this run lost its lease on thread {tid!r} (it expired and another run took "
@@ -79,7 +83,7 @@ class ThreadRows:
                     thread_id=tid,
                 )
             return
-        if lease_owner is not None and lease_expires is not None and lease_expires > now:
+        if lease_owner not in (None, mine) and lease_expires is not None and lease_expires > now:
             raise ThreadBusy(
                 f"thread {tid!r} is being run by another run right now: retry when it has "
                 f"finished (its lease expires in {lease_expires - now:.1f}s unless renewed).",
@@ -109,25 +113,13 @@ class ThreadRows:
     ) -> Op[tuple[Any, ...]]:
         """Authorize a write: create and bind the thread on first write, check access and the
         lease, and record on the thread row what the write changes (``at`` is the written
-        checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on).
+        checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on). Returns
+        the row as the write leaves it, which an optimistic ``ctx`` remembers (_fast_view).
 
-        With an optimistic ``ctx`` (Postgres), a thread row this process saw last is trusted without
-        waiting for a read: a guard statement travels with the write and fails the whole
-        transaction (``StaleView``) if the row changed since, and the write is retried the
-        slow way. So a write to a known thread is one round trip, its commit. Returns the row
-        as the write leaves it."""
+        One read locks the row and returns the identity and lease to check; the row is written
+        only when its binding, status or lease changes."""
         now = time.time()
-        cached = self._view(tid) if ctx is not None and ctx.optimistic else None
-        row: tuple[Any, ...] | None
-        if cached is not None and self._passes(tid, principal, cached, lease, now):
-            row = cached
-            holder = self.leases.get(tid)
-            yield Stmt(self.sql.guard_thread(holder is not None),
-                       (tid, row[8], row[9], holder if holder else now), wait=False)
-        else:
-            # One read on the usual path: it locks the row and returns the identity and lease
-            # to check. The row is written only when its binding, status or lease changes.
-            row = (yield Stmt(self.sql.lock_thread, (tid,))).one()
+        row: tuple[Any, ...] | None = (yield Stmt(self.sql.lock_thread, (tid,))).one()
         if row is None:  # the thread's first write
             ttl = ttl if ttl is not None else self.default_ttl
             row = (yield Stmt(self.sql.insert_thread, (
@@ -138,17 +130,8 @@ class ThreadRows:
                 row = (yield Stmt(self.sql.lock_thread, (tid,))).one()
             assert row is not None
         self.access.check(principal, self._thread(tid, row), Access.WRITE)
-        holder = row[2] if row[3] is not None and row[3] > now else None
-        if lease is None:
-            self._check_lease(tid, row, now)
-        elif holder not in (None, lease):
-            raise ThreadBusy(
-                f"thread {tid!r} is being run by another run right now: retry when it has "
-                f"finished (its lease expires in {row[3] - now:.1f}s unless renewed).",
-                thread_id=tid, expires_in=row[3] - now,
-            )
-        else:
-            holder = lease
+        self._check_lease(tid, row, now, taking=lease)
+        holder = lease or (row[2] if row[3] is not None and row[3] > now else None)
         sets, params, new = self._changes(row, principal, at, interrupts, lease, holder, now)
         if sets:
             sets += ["updated_at = ?", "rev = rev + 1"]
@@ -162,13 +145,15 @@ class ThreadRows:
                    at: tuple[str, str] | None = None,
                    interrupts: list[dict[str, Any]] | None = None,
                    ctx: WriteCtx | None = None) -> tuple[Any, ...] | None:
-        """The cached row, when a write may go out as one statement with a guard (Postgres):
-        the row is known, lets the write through, and the write changes nothing on it."""
+        """The cached row, when a write may go out as one statement (Postgres): the row this
+        process saw last lets the write through and the write changes nothing on it. The
+        statement carries a guard (``Sql._guarded``) that fails it, as ``StaleView``, if the
+        row changed since; ``_write`` then runs the operation again the careful way."""
         if ctx is None or not ctx.optimistic:
             return None
         row = self._view(tid)
         now = time.time()
-        if row is None or not self._passes(tid, principal, row, None, now):
+        if row is None or not self._passes(tid, principal, row, now):
             return None
         holder = row[2] if row[3] is not None and row[3] > now else None
         sets, _, _ = self._changes(row, principal, at, interrupts, None, holder, now)
@@ -214,10 +199,8 @@ class ThreadRows:
         return sets, params, tuple(new)
 
     def _passes(self, tid: str, principal: Principal | None, row: tuple[Any, ...],
-                lease: str | None, now: float) -> bool:
+                now: float) -> bool:
         """Whether a cached row lets the write through; errors come only from fresh rows."""
-        if lease is not None:
-            return False  # taking a lease reads the row afresh
         try:
             self.access.check(principal, self._thread(tid, row), Access.WRITE)
             self._check_lease(tid, row, now)
@@ -353,7 +336,7 @@ class ThreadRows:
             params.append(thread_id)
         elif principal is None:
             where.append("tenant IS NULL")
-        else:  # indexed: (tenant, updated_at) and (tenant, owner, updated_at)
+        else:  # indexed: (tenant, created_at) and (tenant, owner, created_at)
             where.append("tenant = ?")
             params.append(principal.tenant)
             if (self.access.level(principal) or 0) < Access.READ:
@@ -365,7 +348,7 @@ class ThreadRows:
         sql = f"{self.sql.thread_info} WHERE {' AND '.join(where)} ORDER BY created_at DESC"
         if limit is not None:
             sql += " LIMIT ?"
-            params.append(int(limit))
+            params.append(limit_of(limit))
         rows: _Rows = (yield Stmt(sql, params)).rows
         return rows
 

@@ -34,6 +34,7 @@ from steward.checkpointers._inputs import (
     at_checkpoint,
     at_write,
     interrupts,
+    limit_of,
     str_id,
     target,
     ttl_of,
@@ -266,10 +267,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY c.checkpoint_id DESC"
         if limit is not None:
-            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-                raise ConfigError(f"limit must be a non-negative int, got {limit!r}.")
             sql += " LIMIT ?"
-            params.append(limit)
+            params.append(limit_of(limit))
         rows = (yield Stmt(sql, params)).rows
         # Every listed checkpoint's values and writes in one more round trip.
         batches = [self._tuple_stmts(row) for row in rows]
@@ -427,30 +426,21 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         waits = [i for g in groups for i in g] if groups else None
         principal = principal_from_config(config)
         special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        rows = []  # (idx, channel, type, blob)
+        for position, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, position)
+            rows.append((idx, channel, *self.codec.dump(self.serde, value,
+                                                        at_write(tid, ns, cid, task_id, idx))))
         fast = self._fast_view(tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
         if fast is not None:  # one guarded statement, as in _put_op
-            idxs, channels, types, blobs = [], [], [], []
-            for position, (channel, value) in enumerate(writes):
-                idx = WRITES_IDX_MAP.get(channel, position)
-                wtype, wblob = self.codec.dump(self.serde, value,
-                                               at_write(tid, ns, cid, task_id, idx))
-                idxs.append(idx)
-                channels.append(channel)
-                types.append(wtype)
-                blobs.append(wblob)
             yield Stmt(self.sql.writes_alone(tid in self.leases, special), (
                 *self._guard_params(tid, fast, ns, ()), tid, ns, cid, task_id, task_path,
-                idxs, channels, types, blobs), wait=False, alone=True)
+                *(list(column) for column in zip(*rows, strict=True))), wait=False, alone=True)
             return
         yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
                                interrupts=waits)
-        rows = []
-        for position, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, position)
-            wtype, wblob = self.codec.dump(self.serde, value,
-                                           at_write(tid, ns, cid, task_id, idx))
-            rows.append((tid, ns, cid, task_id, idx, channel, wtype, wblob, task_path))
-        yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes, rows, many=True,
+        yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes,
+                   [(tid, ns, cid, task_id, *row, task_path) for row in rows], many=True,
                    wait=False)
 
     def put(
@@ -504,20 +494,19 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
 
     # -- deleting, copying, pruning ------------------------------------------------------------
 
-    def _delete_rows(self, tid: str, *, thread_row: bool = True) -> Op[None]:
+    def _delete_rows(self, tid: str) -> Op[None]:
         self._drop_view(tid)
         for sql in self.sql.delete_thread_rows:
             yield Stmt(sql, (tid,))
-        if thread_row:
-            yield Stmt(self.sql.delete_thread, (tid,))
+        yield Stmt(self.sql.delete_thread, (tid,))
 
-    def _delete_thread_op(self, thread_id: str, principal: Any) -> Op[None]:
+    def _delete_thread_op(self, thread_id: str, principal: Principal | None) -> Op[None]:
         tid = str_id(thread_id, "thread_id")
         row = yield from self._authorize(tid, principal, Access.ADMIN)
         if row is not None:
             yield from self._delete_rows(tid)
 
-    def _delete_for_runs_op(self, run_ids: Sequence[str], principal: Any) -> Op[None]:
+    def _delete_for_runs_op(self, run_ids: Sequence[str], principal: Principal | None) -> Op[None]:
         ids = [str_id(str(r), "run_id") for r in run_ids]
         if not ids:
             return
@@ -530,12 +519,12 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         for (tid,) in threads:
             yield Stmt(self.sql.gc_blobs, (tid, tid, tid))
 
-    def _copy_thread_op(self, source: str, target: str, principal: Any) -> Op[None]:
+    def _copy_thread_op(self, source: str, target: str, principal: Principal | None) -> Op[None]:
         src, dst = str_id(source, "source_thread_id"), str_id(target, "target_thread_id")
         row = yield from self._authorize(src, principal, Access.READ)
         if row is None:
             return
-        yield from self._claim(dst, cast("Principal | None", principal))
+        yield from self._claim(dst, principal)
         if self.codec.cipher is None:
             for sql in self.sql.copy_rows:
                 yield Stmt(sql, (dst, src))
@@ -566,7 +555,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                        at_write(dst, ns, cid, task, idx)), path)
                 for ns, cid, task, idx, ch, t, b, path in rows], many=True)
 
-    def _prune_op(self, thread_ids: Sequence[str], strategy: str, principal: Any) -> Op[None]:
+    def _prune_op(self, thread_ids: Sequence[str], strategy: str,
+                  principal: Principal | None) -> Op[None]:
         if strategy not in ("keep_latest", "delete"):
             raise ConfigError(
                 f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'.")
