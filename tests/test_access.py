@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _support import ALICE, BOB, CAROL, DAVE, EVE, ROLES, approval_graph, snapshot
+from _support import ALICE, BOB, CAROL, DAVE, EVE, ROLES, approval_graph, execute, snapshot
 from langgraph.types import Command
 
 import steward
@@ -240,3 +240,52 @@ async def test_async_runtime_enforces_the_same_rule(db_url: str) -> None:
         assert result["answer"] == "ok"
         await rt.checkpointer.adelete_thread("A1", principal=ALICE)
         assert (await graph.aget_state(rt.config("A1", ALICE))).values == {}
+
+
+def test_a_thread_deleted_and_recreated_elsewhere_is_not_written_from_memory(
+        db_url: str) -> None:
+    """A process that remembers a thread's row (to write it in one round trip) must notice
+    that another process deleted it and another tenant took the id: the write is refused."""
+    with steward.open(db_url, thread_roles=ROLES) as one, \
+            steward.open(db_url, thread_roles=ROLES) as two:
+        graph = approval_graph(one.checkpointer)
+        # (a config without rt.config's lease callback: a finished leased run forgets the row)
+        graph.invoke({"items": []}, {"configurable": {"thread_id": "T1", "principal": ALICE}})
+        # `one` now knows T1's row
+        head = graph.get_state(one.config("T1", ALICE)).config
+        (rev,), = execute(db_url, "SELECT rev FROM steward_threads WHERE thread_id = 'T1'")
+        two.checkpointer.delete_thread("T1", principal=ALICE)
+        approval_graph(two.checkpointer).invoke({"items": ["eve's"]}, two.config("T1", EVE))
+        # even if the new row's revision happens to equal the one `one` remembers
+        execute(db_url, "UPDATE steward_threads SET rev = ? WHERE thread_id = 'T1'", (rev,))
+        before = snapshot(db_url)
+        with pytest.raises(ThreadAccessDenied):
+            one.checkpointer.put_writes(
+                {"configurable": {**head["configurable"], "principal": ALICE}},
+                [("items", ["alice's"])], "task-1")
+        with pytest.raises(ThreadAccessDenied):
+            graph.update_state(one.config("T1", ALICE), {"items": ["alice's"]})
+        assert snapshot(db_url) == before
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.prune(["T1"], strategy="compact", principal=ALICE), "prune strategy"),
+        (lambda s: list(s.list(None, limit=-1)), "limit"),
+        (lambda s: list(s.list(None, limit="10")), "limit"),
+        (lambda s: s.list_threads(ALICE, limit=-5), "limit"),
+        (lambda s: list(s.list(None, filter=["source"])), "dict"),
+        (lambda s: list(s.list(None, filter={"a'b": 1})), "quotes"),
+        (lambda s: list(s.list(None, filter={"nested": {"x": 1}})), "nested"),
+        (lambda s: s.delete_thread(7, principal=ALICE), "thread_id"),
+        (lambda s: s.copy_thread("T1", "", principal=ALICE), "target_thread_id"),
+    ],
+)
+def test_bad_arguments_to_the_saver_are_config_errors_and_change_nothing(
+        rt: steward.Runtime, db_url: str, call: Callable[[Any], object], message: str) -> None:
+    _paused(rt)
+    before = snapshot(db_url)
+    with pytest.raises(ConfigError, match=message):
+        call(rt.checkpointer)
+    assert snapshot(db_url) == before

@@ -40,6 +40,11 @@ def chat_graph(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
+def _ask(graph: Any, config: dict[str, Any], turns: int) -> None:
+    for turn in range(turns):
+        graph.invoke({"messages": [HumanMessage(content=f"q{turn}", id=f"h-{turn}")]}, config)
+
+
 def _blob_rows(url: str, channel: str) -> list[tuple[Any, ...]]:
     return execute(url, "SELECT version, base_version, keep, depth, length(blob) "
                    "FROM steward_blobs WHERE channel = ? ORDER BY version", (channel,))
@@ -74,8 +79,7 @@ def test_removals_and_replacements_come_back_exactly(db_url: str) -> None:
     with steward.open(db_url) as rt:
         graph = chat_graph(rt.checkpointer)
         cfg = rt.config("edit", ALICE)
-        for turn in range(6):
-            graph.invoke({"messages": [HumanMessage(content=f"q{turn}", id=f"h-{turn}")]}, cfg)
+        _ask(graph, cfg, 6)
         graph.update_state(cfg, {"messages": [RemoveMessage(id="h-2")]})
         graph.update_state(cfg, {"messages": [HumanMessage(content="edited", id="h-4")]})
         graph.invoke({"messages": [HumanMessage(content="last", id="h-9")]}, cfg)
@@ -156,8 +160,21 @@ def _play(graph: Any, config: dict[str, Any], script: list[Op]) -> list[dict[str
                 fork = {"configurable": {**config["configurable"],
                                          **past[n].config["configurable"]}}
                 graph.update_state(fork, {"log": [f"fork{counter}"]})
-    return [{"values": s.values, "next": s.next}
-            for s in graph.get_state_history(config)]
+    return _history(graph, config)
+
+
+def _history(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"values": s.values, "next": s.next} for s in graph.get_state_history(config)]
+
+
+def _check_oracle(url: str, script: list[Op]) -> None:
+    """The script's whole history on Steward equals the in-memory saver's, as written and as
+    read back by a fresh process (cold caches) from the database alone."""
+    expected = _play(chat_graph(InMemorySaver()), {"configurable": {"thread_id": "t"}}, script)
+    with steward.open(url) as rt:
+        assert _play(chat_graph(rt.checkpointer), rt.config("t", ALICE), script) == expected
+    with steward.open(url) as cold:
+        assert _history(chat_graph(cold.checkpointer), cold.config("t", ALICE)) == expected
 
 
 @settings(max_examples=20, deadline=None,
@@ -165,36 +182,21 @@ def _play(graph: Any, config: dict[str, Any], script: list[Op]) -> list[dict[str
 @given(script=ops)
 def test_random_histories_match_langgraphs_in_memory_saver(tmp_path: Path,
                                                            script: list[Op]) -> None:
-    expected = _play(chat_graph(InMemorySaver()), {"configurable": {"thread_id": "t"}}, script)
-    url = f"sqlite:///{tmp_path}/oracle-{abs(hash(tuple(script)))}.db"
-    with steward.open(url) as rt:
-        got = _play(chat_graph(rt.checkpointer), rt.config("t", ALICE), script)
-    with steward.open(url) as cold:  # and again from the database alone
-        again = [{"values": s.values, "next": s.next} for s in
-                 chat_graph(cold.checkpointer).get_state_history(cold.config("t", ALICE))]
-    assert got == expected
-    assert again == expected
+    _check_oracle(f"sqlite:///{tmp_path}/oracle-{abs(hash(tuple(script)))}.db", script)
 
 
 @pytest.mark.postgres
 def test_oracle_on_postgres(pg_url: str) -> None:
     script: list[Op] = [("say", 1), ("say", 2), ("replace", 0), ("say", 0), ("fork", 2),
                         ("say", 3), ("remove", 1), ("say", 1), ("fork", 4), ("say", 0)]
-    expected = _play(chat_graph(InMemorySaver()), {"configurable": {"thread_id": "t"}}, script)
-    with steward.open(pg_url) as rt:
-        assert _play(chat_graph(rt.checkpointer), rt.config("t", ALICE), script) == expected
-    with steward.open(pg_url) as cold:
-        assert [{"values": s.values, "next": s.next} for s in
-                chat_graph(cold.checkpointer).get_state_history(cold.config("t", ALICE))] == \
-            expected
+    _check_oracle(pg_url, script)
 
 
 def test_prune_and_delete_for_runs_keep_every_base_a_survivor_needs(db_url: str) -> None:
     with steward.open(db_url) as rt:
         graph = chat_graph(rt.checkpointer)
         cfg = rt.config("p", ALICE)
-        for turn in range(10):
-            graph.invoke({"messages": [HumanMessage(content=f"q{turn}", id=f"h-{turn}")]}, cfg)
+        _ask(graph, cfg, 10)
         values = graph.get_state(cfg).values
         runs = sorted({t.metadata["run_id"] for t in rt.checkpointer.list(cfg)})
         rt.checkpointer.delete_for_runs(runs[:3], principal=ALICE)
