@@ -98,12 +98,27 @@ CREATE INDEX steward_checkpoints_metadata
 """,
 }
 
+# Version 3: every index is a page written and flushed by every put on SQLite, so keep only
+# the metadata index that something needs. A tenant's checkpoints are found through the thread
+# table (a checkpoint's tenant is its thread's), and "source" or "step" alone select too much
+# of every thread to be worth an index; who wrote a checkpoint ("principal_id") stays indexed.
+# The threads waiting on someone are listed newest first, so their index ends in created_at.
+_FEWER_INDEXES = {
+    "shared": """
+DROP INDEX steward_threads_status;
+CREATE INDEX steward_threads_status ON steward_threads (tenant, status, created_at)
+""",
+    "sqlite": """
+DROP INDEX steward_checkpoints_md_tenant;
+DROP INDEX steward_checkpoints_md_source;
+DROP INDEX steward_checkpoints_md_step
+""",
+}
+
 # MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry. An
 # entry is one script for both dialects, or a dict of a "shared" script and one per dialect.
-MIGRATIONS: list[str | dict[str, str]] = [_TABLES, _DELTAS_AND_INDEXES]
+MIGRATIONS: list[str | dict[str, str]] = [_TABLES, _DELTAS_AND_INDEXES, _FEWER_INDEXES]
 VERSION = len(MIGRATIONS)
-# The metadata keys SQLite has expression indexes for (Postgres' GIN index covers every key).
-INDEXED_METADATA = ("tenant", "principal_id", "source", "step")
 
 META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 PG_LOCK = "SELECT pg_advisory_xact_lock(7311662358017)"  # any constant unique to Steward

@@ -49,6 +49,21 @@ from steward.identity import Access, AccessRule, Principal, principal_from_confi
 
 __all__ = ["StewardSaver"]
 
+# Scalars up to this many characters ride inside the checkpoint row, as the stock Postgres
+# saver does with primitives: repeating a counter or a status on every checkpoint costs less
+# than a row (and its index entry) of its own in the blobs table, which on SQLite means fewer
+# pages written, and flushed, per step.
+_INLINE_CHARS = 256
+
+
+def _inline(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value) <= _INLINE_CHARS
+    if kind is int:
+        return bool(-(2**63) <= value < 2**64)  # what msgpack holds as a plain integer
+    return value is None or kind is float or kind is bool
+
 # Aliases: inside the class, ``list`` names the saver's method.
 _Ids = list[str]
 _Tuples = list[CheckpointTuple]
@@ -113,25 +128,14 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         """Decode a checkpoint row with its channel values and pending writes (one round
         trip). With ``learn``, note the lists read, so that the next write of them can be a
         delta (_lists)."""
-        results = yield self._tuple_stmts(row)
-        return self._tuple_from(row, results, learn, incarnation)
+        checkpoint = self._decode(row)
+        results = yield self._tuple_stmts(row, checkpoint)
+        return self._tuple_from(row, checkpoint, results, learn, incarnation)
 
-    def _tuple_stmts(self, row: tuple[Any, ...]) -> Batch:
-        """What a checkpoint row needs read: its values with their delta chains, its writes."""
-        tid, ns, cid, *_, versions = row
-        pairs: list[Any] = []
-        for channel, version in (load_json(versions) or {}).items():
-            pairs += [channel, str(version)]
-        writes = Stmt(self.sql.select_writes, (tid, ns, cid))
-        if not pairs:
-            return (writes,)
-        return (Stmt(self.sql.select_values(len(pairs) // 2),
-                     self.sql.select_values_params(tid, ns, pairs)), writes)
-
-    def _tuple_from(self, row: tuple[Any, ...], results: Sequence[Result],
-                    learn: dict[Key, Known | None] | None,
-                    incarnation: float) -> CheckpointTuple:
-        tid, ns, cid, parent, type_, blob, metadata, versions = row
+    def _decode(self, row: tuple[Any, ...]) -> Checkpoint:
+        """The checkpoint of a row, with its small values (see ``_inline``) and the versions
+        column checked against the sealed copy when encrypted."""
+        tid, ns, cid, _parent, type_, blob, _metadata, versions = row
         where = f"checkpoint {cid!r} of thread {tid!r}"
         checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where,
                                                       at_checkpoint(tid, ns, cid)))
@@ -142,8 +146,32 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             raise PayloadCorrupted(f"the channel versions of {where} do not match its sealed "
                                    "copy: the row was altered. Restore it from a backup.")
         checkpoint["channel_versions"] = column
+        checkpoint["channel_values"] = dict(checkpoint.get("channel_values") or {})
+        return checkpoint
+
+    def _tuple_stmts(self, row: tuple[Any, ...], checkpoint: Checkpoint) -> Batch:
+        """What a checkpoint row needs read: the values not kept inline, with their delta
+        chains, and its writes."""
+        tid, ns, cid = row[:3]
+        inline = checkpoint["channel_values"]
+        pairs: list[Any] = []
+        for channel, version in checkpoint["channel_versions"].items():
+            if channel not in inline:
+                pairs += [channel, str(version)]
+        writes = Stmt(self.sql.select_writes, (tid, ns, cid))
+        if not pairs:
+            return (writes,)
+        return (Stmt(self.sql.select_values(len(pairs) // 2),
+                     self.sql.select_values_params(tid, ns, pairs)), writes)
+
+    def _tuple_from(self, row: tuple[Any, ...], checkpoint: Checkpoint,
+                    results: Sequence[Result], learn: dict[Key, Known | None] | None,
+                    incarnation: float) -> CheckpointTuple:
+        tid, ns, cid, parent, _type, _blob, metadata, _versions = row
+        where = f"checkpoint {cid!r} of thread {tid!r}"
+        column = checkpoint["channel_versions"]
         chains = results[0] if len(results) == 2 else None
-        values: dict[str, Any] = {}
+        values = checkpoint["channel_values"]
         by_channel: dict[str, list[tuple[Any, ...]]] = {}
         for chain_row in chains.rows if chains is not None else []:
             by_channel.setdefault(chain_row[0], []).append(chain_row)
@@ -154,7 +182,6 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             if learn is not None and type(value) is list:
                 learn[(tid, ns, channel)] = Known(str(column[channel]), tuple(value),
                                                   len(rows) - 1, incarnation)
-        checkpoint["channel_values"] = values
         writes = list(results[-1].rows)
         writes.sort(key=lambda w: (w[4], w[0], w[5]))  # writes_sort_key(task_path, task_id, idx)
         pending = [
@@ -271,11 +298,12 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             params.append(limit_of(limit))
         rows = (yield Stmt(sql, params)).rows
         # Every listed checkpoint's values and writes in one more round trip.
-        batches = [self._tuple_stmts(row) for row in rows]
+        checkpoints = [self._decode(row) for row in rows]
+        batches = [self._tuple_stmts(row, cp) for row, cp in zip(rows, checkpoints, strict=True)]
         results = (yield tuple(stmt for batch in batches for stmt in batch)) if rows else []
         out, at = [], 0
-        for row, batch in zip(rows, batches, strict=True):
-            out.append(self._tuple_from(row, results[at:at + len(batch)], None, 0.0))
+        for row, cp, batch in zip(rows, checkpoints, batches, strict=True):
+            out.append(self._tuple_from(row, cp, results[at:at + len(batch)], None, 0.0))
             at += len(batch)
         return out
 
@@ -322,7 +350,9 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         done: RunnableConfig = {"configurable": {"thread_id": tid, "checkpoint_ns": ns,
                                                  "checkpoint_id": checkpoint["id"]}}
         values = checkpoint.get("channel_values") or {}
-        changed = [(ch, str(v)) for ch, v in new_versions.items() if ch in values]
+        inline = {ch: v for ch, v in values.items() if _inline(v)}
+        changed = [(ch, str(v)) for ch, v in new_versions.items()
+                   if ch in values and ch not in inline]
         fast = self._fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
         if fast is not None:
             # A known thread whose row this write leaves alone: the whole write is one
@@ -336,7 +366,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                 tid, ns, [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
                 [r[5] for r in rows], [r[6] for r in rows], [r[7] for r in rows],
                 [r[8] for r in rows],
-                *self._checkpoint_row(config, checkpoint, metadata, principal, tid, ns, parent),
+                *self._checkpoint_row(config, checkpoint, inline, metadata, principal, tid, ns,
+                                     parent),
             ), wait=False, alone=True)
             return done
         thread = yield from self._claim(tid, principal, ttl=ttl_of(config),
@@ -349,7 +380,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if blobs:
             yield Stmt(self.sql.insert_blobs, blobs, many=True, wait=False)
         yield Stmt(self.sql.upsert_checkpoint,
-                   self._checkpoint_row(config, checkpoint, metadata, principal, tid, ns, parent),
+                   self._checkpoint_row(config, checkpoint, inline, metadata, principal, tid, ns,
+                                        parent),
                    wait=False)
         return done
 
@@ -362,13 +394,15 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                 [b[0] for b in bases], [b[1] for b in bases], tid, ns, len(bases))
 
     def _checkpoint_row(self, config: RunnableConfig, checkpoint: Checkpoint,
-                        metadata: CheckpointMetadata, principal: Principal | None, tid: str,
-                        ns: str, parent: str | None) -> tuple[Any, ...]:
+                        inline: dict[str, Any], metadata: CheckpointMetadata,
+                        principal: Principal | None, tid: str, ns: str,
+                        parent: str | None) -> tuple[Any, ...]:
         # The versions live in their own column (queries need them); an encrypted checkpoint
         # also seals a copy, so that a reader can tell the column was not rolled back.
         dropped = ("channel_values",) if self.codec.cipher else ("channel_values",
                                                                   "channel_versions")
-        stored = {k: v for k, v in checkpoint.items() if k not in dropped}
+        stored: dict[str, Any] = {k: v for k, v in checkpoint.items() if k not in dropped}
+        stored["channel_values"] = inline
         ctype, cblob = self.codec.dump(self.serde, stored,
                                        at_checkpoint(tid, ns, checkpoint["id"]))
         md = dict(get_serializable_checkpoint_metadata(config, metadata))
