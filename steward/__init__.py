@@ -1,7 +1,8 @@
 """Steward: a stateful runtime for LangGraph agents.
 
 Users keep writing plain LangGraph; Steward supplies the checkpointer that knows who owns each
-thread, and (in later parts) the guardrails, the effect ledger and the audit trail.
+thread, the guardrails that check policies and wait for approvals, and (in later parts) the
+effect ledger and the audit trail.
 """
 
 from steward.errors import (
@@ -15,23 +16,37 @@ from steward.errors import (
     ThreadAccessDenied,
     ThreadBusy,
 )
+from steward.guardrails.approval import Escalate, arequest_approval, request_approval
+from steward.guardrails.decision import Approval, Decision
+from steward.guardrails.guard import aguard, guard
+from steward.guardrails.policy import Policy
+from steward.guardrails.redact import Redactor
 from steward.identity import Principal
 from steward.runtime import Runtime, aopen, open
 
 __all__ = [
+    "Approval",
     "ApprovalInvalid",
     "AuditTampered",
     "ConfigError",
+    "Decision",
+    "Escalate",
     "PayloadCorrupted",
+    "Policy",
     "PolicyDenied",
     "Principal",
+    "Redactor",
     "Runtime",
     "StewardError",
     "StorageError",
     "ThreadAccessDenied",
     "ThreadBusy",
+    "aguard",
     "aopen",
+    "arequest_approval",
+    "guard",
     "open",
+    "request_approval",
 ]
 
 __version__ = "0.1.0"

@@ -57,7 +57,11 @@ class ThreadBusy(StewardError, RuntimeError):
 
 
 class PolicyDenied(StewardError, PermissionError):
-    """A policy forbade the requested action."""
+    """A policy forbade the requested action; ``decision`` is the Decision that did."""
+
+    def __init__(self, message: str, *, decision: object = None) -> None:
+        super().__init__(message)
+        self.decision = decision
 
 
 class ApprovalInvalid(StewardError, ValueError):

@@ -26,6 +26,10 @@ from steward.checkpointers._inputs import str_id
 from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
 from steward.checkpointers.saver import StewardSaver
 from steward.errors import ConfigError
+from steward.guardrails.approvals import Approvals
+from steward.guardrails.guard import Guardrails, policies_of
+from steward.guardrails.policy import Policy
+from steward.guardrails.redact import Redactor
 from steward.identity import AccessRule, Principal
 
 __all__ = ["Runtime", "aopen", "open"]
@@ -62,12 +66,20 @@ class Runtime:
     """A checkpointer and a store on one database, plus the configs that use them."""
 
     def __init__(self, url: str, checkpointer: StewardSaver, store: BaseStore, *,
-                 is_async: bool, stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
+                 is_async: bool, stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+                 guards: _Guards | None = None) -> None:
+        guards = guards or _Guards()
         self.url = url  # masked
         self.checkpointer = checkpointer
         self.store = store
         self.is_async = is_async
         self._stack = stack
+        # Node-level calls (steward.guard) find the runtime through the run's saver.
+        checkpointer.runtime = self
+        self.redactor = guards.redactor or Redactor.default()
+        self.guardrails = Guardrails.build(checkpointer, guards.policy,
+                                           guards.approval_expires_in)
+        self.approvals = Approvals(self.guardrails.records, checkpointer.driver)
 
     def __repr__(self) -> str:
         return f"<steward.Runtime {self.url}>"
@@ -97,11 +109,16 @@ class Runtime:
         return {"configurable": conf, "callbacks": [handler]}
 
     def sweep(self) -> list[str]:
-        """Delete threads whose time to live has passed; returns their ids."""
-        return self.checkpointer.sweep()
+        """Delete threads whose time to live has passed, and close approval requests whose
+        time is up (``rt.approvals.expire()``); returns the deleted threads' ids."""
+        deleted = self.checkpointer.sweep()
+        self.approvals.expire()
+        return deleted
 
     async def asweep(self) -> list[str]:
-        return await self.checkpointer.asweep()
+        deleted = await self.checkpointer.asweep()
+        await self.approvals.aexpire()
+        return deleted
 
     def close(self) -> None:
         if isinstance(self._stack, contextlib.AsyncExitStack):
@@ -127,6 +144,25 @@ class Runtime:
         await self.aclose()
 
 
+class _Guards:
+    """The guardrail options of open()/aopen(), checked before any database is touched."""
+
+    def __init__(self, policy: Policy | list[Policy] | None = None,
+                 redactor: Redactor | None = None,
+                 approval_expires_in: float | None = None) -> None:
+        policies_of(policy)
+        if redactor is not None and not isinstance(redactor, Redactor):
+            raise ConfigError(f"redactor= takes a steward.Redactor, got {type(redactor).__name__}.")
+        if approval_expires_in is not None and (
+                isinstance(approval_expires_in, bool)
+                or not isinstance(approval_expires_in, (int, float)) or approval_expires_in <= 0):
+            raise ConfigError("approval_expires_in must be a positive number of seconds or None, "
+                              f"got {approval_expires_in!r}.")
+        self.policy = policy
+        self.redactor = redactor
+        self.approval_expires_in = approval_expires_in
+
+
 def _options(encryption_key: str | bytes | None, thread_roles: Mapping[str, str] | None,
              default_ttl: float | None, lease_ttl: float) -> dict[str, Any]:
     key = encryption_key if encryption_key is not None else os.environ.get(KEY_ENV) or None
@@ -146,6 +182,9 @@ def open(
     default_ttl: float | None = None,
     lease_ttl: float = 30.0,
     pool_size: int = 10,
+    policy: Policy | list[Policy] | None = None,
+    redactor: Redactor | None = None,
+    approval_expires_in: float | None = None,
 ) -> Runtime:
     """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``.
 
@@ -157,8 +196,13 @@ def open(
       ``{"manager": "write", "auditor": "read"}``. Owners always have full access.
     - ``default_ttl``: seconds after which new threads expire and ``sweep()`` deletes them.
     - ``lease_ttl``: seconds a crashed run keeps a thread locked before others may resume it.
+    - ``policy``: a :class:`steward.Policy` (or a list; those with ``enforce=False`` run in
+      shadow mode) that ``steward.guard`` checks; without one every guarded action is allowed.
+    - ``redactor``: masks personal data in approval requests (default: every built-in
+      detector); ``approval_expires_in``: default seconds an approval request stays open.
     """
     db = parse_url(url)
+    guards = _Guards(policy, redactor, approval_expires_in)
     options = _options(encryption_key, thread_roles, default_ttl, lease_ttl)
     stack = contextlib.ExitStack()
     try:
@@ -166,7 +210,7 @@ def open(
     except BaseException:
         stack.close()
         raise
-    return Runtime(db.masked, saver, store, is_async=False, stack=stack)
+    return Runtime(db.masked, saver, store, is_async=False, stack=stack, guards=guards)
 
 
 def _open_sync(db: DatabaseURL, options: dict[str, Any], pool_size: int,
@@ -214,9 +258,10 @@ def _open_sync(db: DatabaseURL, options: dict[str, Any], pool_size: int,
 class _AsyncOpen:
     """What ``aopen`` returns: awaitable, and an async context manager."""
 
-    def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
+    def __init__(self, url: str, kwargs: dict[str, Any], guards: _Guards) -> None:
         self._url = url
         self._kwargs = kwargs
+        self._guards = guards
         self._runtime: Runtime | None = None
 
     async def _open(self) -> Runtime:
@@ -230,7 +275,8 @@ class _AsyncOpen:
         except BaseException:
             await stack.aclose()
             raise
-        return Runtime(db.masked, saver, store, is_async=True, stack=stack)
+        return Runtime(db.masked, saver, store, is_async=True, stack=stack,
+                       guards=self._guards)
 
     def __await__(self) -> Generator[Any, None, Runtime]:
         return self._open().__await__()
@@ -297,8 +343,12 @@ def aopen(
     default_ttl: float | None = None,
     lease_ttl: float = 30.0,
     pool_size: int = 10,
+    policy: Policy | list[Policy] | None = None,
+    redactor: Redactor | None = None,
+    approval_expires_in: float | None = None,
 ) -> _AsyncOpen:
     """The async twin of :func:`open`: ``async with steward.aopen(url) as rt:``."""
     return _AsyncOpen(url, {"encryption_key": encryption_key, "thread_roles": thread_roles,
                             "default_ttl": default_ttl, "lease_ttl": lease_ttl,
-                            "pool_size": pool_size})
+                            "pool_size": pool_size},
+                      _Guards(policy, redactor, approval_expires_in))

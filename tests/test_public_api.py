@@ -14,9 +14,10 @@ import steward.errors
 def test_exported_names_are_exactly_the_public_api() -> None:
     assert steward.__all__ == sorted(steward.__all__)
     assert set(steward.__all__) == {
-        "ApprovalInvalid", "AuditTampered", "ConfigError", "PayloadCorrupted", "PolicyDenied",
-        "Principal", "Runtime", "StewardError", "StorageError", "ThreadAccessDenied",
-        "ThreadBusy", "aopen", "open",
+        "Approval", "ApprovalInvalid", "AuditTampered", "ConfigError", "Decision", "Escalate",
+        "PayloadCorrupted", "Policy", "PolicyDenied", "Principal", "Redactor", "Runtime",
+        "StewardError", "StorageError", "ThreadAccessDenied", "ThreadBusy", "aguard", "aopen",
+        "arequest_approval", "guard", "open", "request_approval",
     }
     for name in steward.__all__:
         assert getattr(steward, name) is not None

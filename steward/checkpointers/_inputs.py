@@ -58,15 +58,15 @@ def ttl_of(config: RunnableConfig | None) -> float | None:
     return float(ttl) if ttl is not None else None
 
 
-def interrupts(value: Any) -> list[dict[str, Any]]:
-    """A JSON summary of what a thread waits on, from an ``__interrupt__`` write."""
+def interrupts(value: Any, task_id: str) -> list[dict[str, Any]]:
+    """A JSON summary of what a thread waits on, from a task's ``__interrupt__`` write."""
     items = value if isinstance(value, (list, tuple)) else [value]
     out = []
     for item in items:
         payload = getattr(item, "value", item)
         kind = payload.get("type") if isinstance(payload, Mapping) else None
         out.append({"id": getattr(item, "id", None),
-                    "type": kind if isinstance(kind, str) else None})
+                    "type": kind if isinstance(kind, str) else None, "task": task_id})
     return out
 
 

@@ -121,7 +121,14 @@ class Sql:
             "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
         )
 
+        self.delete_null_resume = (
+            "DELETE FROM steward_writes WHERE thread_id = ? AND checkpoint_ns = ? AND "
+            "checkpoint_id = ? AND task_id = ? AND channel = ?"
+        )
         self.delete_thread_rows = [
+            "DELETE FROM steward_votes WHERE thread_id = ?",
+            "DELETE FROM steward_approvals WHERE thread_id = ?",
+            "DELETE FROM steward_actions WHERE thread_id = ?",
             "DELETE FROM steward_writes WHERE thread_id = ?",
             "DELETE FROM steward_blobs WHERE thread_id = ?",
             "DELETE FROM steward_checkpoints WHERE thread_id = ?",

@@ -171,8 +171,12 @@ class ThreadRows:
             params += [principal.tenant, principal.id]
         waiting, waiting_at = load_json(row[6]), row[7]
         if interrupts is not None and at is not None:
-            # Interrupts of one checkpoint add up (parallel tasks may each pause).
-            waiting = (waiting if waiting_at == at[1] and waiting else []) + interrupts
+            # Interrupts of one checkpoint add up (parallel tasks may each pause); a task that
+            # pauses again (a node re-run after a resume) replaces what it waited on before.
+            tasks = {i.get("task") for i in interrupts}
+            kept = [w for w in (waiting if waiting_at == at[1] and waiting else [])
+                    if w.get("task") not in tasks]
+            waiting = kept + interrupts
             waiting_at = at[1]
         elif at is not None and at[0] == "" and waiting_at is not None and waiting_at < at[1]:
             # A newer root checkpoint means the thread moved past what it waited on. (With

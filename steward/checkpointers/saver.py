@@ -9,7 +9,9 @@ back and leaves the database exactly as it was. The thread table's part lives in
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -24,7 +26,7 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.types import INTERRUPT
+from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
 
 from steward.checkpointers._codec import Codec, dump_json, load_json
 from steward.checkpointers._crypto import Cipher
@@ -44,10 +46,14 @@ from steward.checkpointers._ops import Batch, Op, Result, StaleView, Stmt
 from steward.checkpointers._schema import setup_op
 from steward.checkpointers._sql import Sql
 from steward.checkpointers._threads import ThreadRows, WriteCtx
-from steward.errors import ConfigError, PayloadCorrupted
+from steward.errors import ApprovalInvalid, ConfigError, PayloadCorrupted, PolicyDenied
 from steward.identity import Access, AccessRule, Principal, principal_from_config
 
 __all__ = ["StewardSaver"]
+
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"  # LangGraph's task of no task
+_SPENT = 1024  # resume values remembered as used up; a run needs them for milliseconds
+_NOTHING = object()
 
 # Scalars up to this many characters ride inside the checkpoint row, as the stock Postgres
 # saver does with primitives: repeating a counter or a status on every checkpoint costs less
@@ -97,6 +103,9 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         self.access = access or AccessRule()
         self.default_ttl = default_ttl
         self.lease_ttl = lease_ttl
+        self.runtime: Any = None  # the steward.Runtime this saver serves, once one is built
+        self._spent: OrderedDict[int, Any] = OrderedDict()  # resume values used up (by id)
+        self._spent_lock = threading.Lock()
         self._init_threads()
 
     # -- setup ---------------------------------------------------------------------------------
@@ -456,26 +465,66 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         assert cid is not None
         if not writes:
             return
-        groups = [interrupts(v) for ch, v in writes if ch == INTERRUPT]
-        waits = [i for g in groups for i in g] if groups else None
         principal = principal_from_config(config)
+        # Resume values are used once. LangGraph keeps a resume sent to the thread as a write
+        # of no task until the next checkpoint, and a task keeps the values it consumed with
+        # its writes; both would be handed to the next run's interrupt() in place of its own
+        # value, as if whoever runs the thread then had sent them. So a task that stores what
+        # it consumed, or that a guardrail stopped, uses up the thread's resume: it is deleted,
+        # and remembered (by identity) in case its own write, sent concurrently by LangGraph's
+        # background executor, arrives later. Both paths hold the thread row's lock (_claim).
+        spent = [item for ch, v in writes if ch == RESUME and task_id != NULL_TASK_ID
+                 for item in (v if isinstance(v, list) else [v])]
+        sent = task_id == NULL_TASK_ID and any(ch == RESUME for ch, _ in writes)
+        if any(ch == ERROR and isinstance(v, (ApprovalInvalid, PolicyDenied)) for ch, v in writes):
+            # A task stopped by a guardrail leaves nothing behind, not even its error.
+            yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx)
+            self._spend(spent)
+            yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
+                       wait=False)
+            return
+        groups = [interrupts(v, task_id) for ch, v in writes if ch == INTERRUPT]
+        waits = [i for g in groups for i in g] if groups else None
         special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        rows = []  # (idx, channel, type, blob)
+        rows = []  # (idx, channel, type, blob, the value)
         for position, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, position)
             rows.append((idx, channel, *self.codec.dump(self.serde, value,
-                                                        at_write(tid, ns, cid, task_id, idx))))
-        fast = self._fast_view(tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
+                                                        at_write(tid, ns, cid, task_id, idx)),
+                         value))
+        fast = None if spent or sent else self._fast_view(tid, principal, at=(ns, cid),
+                                                           interrupts=waits, ctx=ctx)
         if fast is not None:  # one guarded statement, as in _put_op
             yield Stmt(self.sql.writes_alone(tid in self.leases, special), (
                 *self._guard_params(tid, fast, ns, ()), tid, ns, cid, task_id, task_path,
-                *(list(column) for column in zip(*rows, strict=True))), wait=False, alone=True)
+                *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
+                wait=False, alone=True)
             return
         yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
                                interrupts=waits)
+        if sent:
+            rows = [r for r in rows if not (r[1] == RESUME and self._is_spent(r[4]))]
+            if not rows:
+                return
+        self._spend(spent)
         yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes,
-                   [(tid, ns, cid, task_id, *row, task_path) for row in rows], many=True,
+                   [(tid, ns, cid, task_id, *row[:4], task_path) for row in rows], many=True,
                    wait=False)
+        if spent:
+            yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
+                       wait=False)
+
+    def _spend(self, values: Sequence[Any]) -> None:
+        with self._spent_lock:
+            for value in values:
+                self._spent[id(value)] = value  # kept alive, so that its id stays its own
+                self._spent.move_to_end(id(value))
+            while len(self._spent) > _SPENT:
+                self._spent.popitem(last=False)
+
+    def _is_spent(self, value: Any) -> bool:
+        with self._spent_lock:
+            return self._spent.get(id(value), _NOTHING) is value
 
     def put(
         self,

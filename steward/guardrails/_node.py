@@ -1,0 +1,125 @@
+"""Where a node-level call (``steward.guard``, ``steward.request_approval``) finds its runtime,
+its principal and its place in the run.
+
+LangGraph hands every node its config through a context variable; the run's saver is in it
+(``__pregel_checkpointer``), and a Steward saver knows its runtime. That also works under the
+LangGraph server, where Steward did not build the config. A call's *site* (the task and the
+how-manieth guarded call of that task execution it is) is what makes records idempotent when
+the node re-runs from its first line after an interrupt, a retry or a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+
+from steward.checkpointers._ops import Op
+from steward.errors import ConfigError
+from steward.identity import Principal, principal_from_config
+
+if TYPE_CHECKING:
+    from steward.runtime import Runtime
+
+T = TypeVar("T")
+
+_COUNTERS = "__steward_counters"
+_SCRATCHPAD = "__pregel_scratchpad"
+_SAVER = "__pregel_checkpointer"
+
+# A node-level flow yields record operations and gets their results back; the sync and async
+# calls differ only in how they run them.
+Flow = Generator[Op[Any], Any, T]
+
+
+@dataclass
+class NodeContext:
+    runtime: Runtime
+    config: RunnableConfig
+    principal: Principal
+    thread_id: str
+    task_ns: str
+    checkpoint_id: str
+    metadata: dict[str, Any]
+
+    @property
+    def _counters(self) -> dict[str, int]:
+        conf = self.config["configurable"]
+        counters: dict[str, int] = conf.setdefault(_COUNTERS, {"site": 0, "position": 0})
+        return counters
+
+    def next_site(self) -> int:
+        """The how-manieth guarded call of this task execution this is (0, 1, ...)."""
+        counters = self._counters
+        counters["site"] += 1
+        return counters["site"] - 1
+
+    def next_position(self) -> int:
+        """The how-manieth resume value Steward's calls consume in this task execution."""
+        counters = self._counters
+        counters["position"] += 1
+        return counters["position"] - 1
+
+    def peek_position(self) -> int:
+        return self._counters["position"]
+
+    def resumes_so_far(self) -> int:
+        """How many resume values the task holds (LangGraph's scratchpad), to tell a value
+        handed over for the first time from one replayed because the node re-runs."""
+        scratchpad = self.config["configurable"].get(_SCRATCHPAD)
+        return len(getattr(scratchpad, "resume", None) or [])
+
+
+def current(call: str) -> NodeContext:
+    from langgraph.config import get_config
+    from langgraph.runtime import get_runtime
+
+    try:
+        config = get_config()
+        info = get_runtime().execution_info
+    except RuntimeError as exc:
+        raise ConfigError(f"steward.{call} runs inside a node of a graph, during a run; call it "
+                          "from a node function.") from exc
+    conf = config.get("configurable") or {}
+    runtime = getattr(conf.get(_SAVER), "runtime", None)
+    if runtime is None or info is None:
+        raise ConfigError(f"steward.{call} needs a graph compiled with a Steward checkpointer: "
+                          "builder.compile(checkpointer=rt.checkpointer).")
+    principal = principal_from_config(config)
+    if principal is None:
+        raise ConfigError(f"steward.{call} needs to know who acts: run the graph with "
+                          "rt.config(thread_id, principal).")
+    metadata = {k: v for k, v in (config.get("metadata") or {}).items()
+                if not k.startswith("langgraph_") and k not in ("thread_id", "checkpoint_ns")}
+    return NodeContext(runtime, config, principal, info.thread_id or conf["thread_id"],
+                       info.checkpoint_ns, info.checkpoint_id, metadata)
+
+
+def run_sync(ctx: NodeContext, flow: Flow[T]) -> T:
+    driver = ctx.runtime.checkpointer.driver
+    try:
+        op = next(flow)
+        while True:
+            op = flow.send(driver.run(op, write=True))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+async def run_async(ctx: NodeContext, flow: Flow[T]) -> T:
+    driver = ctx.runtime.checkpointer.driver
+    try:
+        op = next(flow)
+        while True:
+            op = flow.send(await driver.arun(op, write=True))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def call(fn: Callable[..., Op[T]], *args: Any, **kwargs: Any) -> Flow[T]:
+    """Yield one record operation from a flow and return its result."""
+    result: T = yield fn(*args, **kwargs)
+    return result

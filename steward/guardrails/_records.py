@@ -1,0 +1,245 @@
+"""Guardrail records: approval requests, their votes, and the actions guards authorized.
+
+They live in the thread's database, outside its checkpoints, because they must outlast a
+node that re-runs (a request keeps its id and expiry however often the node asks again) and
+be queryable across threads (what may this manager approve?). Each function is an operation
+(a generator of statements, see ``checkpointers._ops``) run in one transaction by the
+saver's driver; reads and writes that concern a thread check the thread access rule first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from steward.checkpointers._codec import dump_json, load_json
+from steward.checkpointers._ops import Op, Stmt
+from steward.guardrails.policy import ActionHistory
+from steward.identity import Access, Principal
+
+if TYPE_CHECKING:
+    from steward.checkpointers.saver import StewardSaver
+
+_REQUEST_COLS = ("request_id, thread_id, task_ns, seq, tenant, action, args_hash, request, "
+                 "required_roles, requested_by, quorum, status, on_expire, created_at, "
+                 "expires_at, decided_at, successor")
+_VOTE_COLS = "request_id, voter, position, role, decision, comment, args_hash, at"
+
+PENDING, APPROVED, REJECTED, EXPIRED, ESCALATED, SUPERSEDED = (
+    "pending", "approved", "rejected", "expired", "escalated", "superseded")
+
+
+@dataclass(frozen=True)
+class Request:
+    request_id: str
+    thread_id: str
+    task_ns: str
+    seq: int
+    tenant: str | None
+    action: str
+    args_hash: str
+    value: dict[str, Any]  # what the interrupt shows (args redacted)
+    required_roles: tuple[str, ...]
+    requested_by: str | None
+    quorum: int
+    status: str
+    on_expire: dict[str, Any] | None
+    created_at: float
+    expires_at: float | None
+    decided_at: float | None
+    successor: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Request:
+        return cls(row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6],
+                   load_json(row[7]), tuple(load_json(row[8])), row[9], int(row[10]), row[11],
+                   load_json(row[12]), float(row[13]),
+                   float(row[14]) if row[14] is not None else None,
+                   float(row[15]) if row[15] is not None else None, row[16])
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True)
+class Vote:
+    request_id: str
+    voter: str
+    position: int
+    role: str | None
+    decision: str
+    comment: str | None
+    args_hash: str
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"voter": self.voter, "role": self.role, "decision": self.decision,
+                "comment": self.comment, "args_hash": self.args_hash, "at": self.at}
+
+
+@dataclass(frozen=True)
+class Action:
+    """A guarded call as first decided at its call site."""
+
+    action: str
+    args_hash: str
+    effect: str
+    decision: dict[str, Any]
+    principal_id: str | None
+
+
+def _vote(row: Sequence[Any]) -> Vote:
+    return Vote(row[0], row[1], int(row[2]), row[3], row[4], row[5], row[6], float(row[7]))
+
+
+class Records:
+    """The statements of the guardrail tables, in the saver's dialect."""
+
+    def __init__(self, saver: StewardSaver) -> None:
+        self.saver = saver
+        j = saver.sql.json_param
+        self._insert_request = (
+            f"INSERT INTO steward_approvals ({_REQUEST_COLS}) VALUES "
+            f"(?, ?, ?, ?, ?, ?, ?, {j}, {j}, ?, ?, ?, {j}, ?, ?, ?, ?)")
+        self._insert_vote = (
+            "INSERT INTO steward_votes (request_id, voter, thread_id, task_ns, position, role, "
+            "decision, comment, args_hash, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        self._upsert_action = (
+            "INSERT INTO steward_actions (thread_id, task_ns, seq, checkpoint_id, action, "
+            f"args_hash, effect, numbers, decision, principal_id, at) VALUES "
+            f"(?, ?, ?, ?, ?, ?, ?, {j}, {j}, ?, ?) "
+            "ON CONFLICT (thread_id, task_ns, seq) DO UPDATE SET checkpoint_id = "
+            "excluded.checkpoint_id, action = excluded.action, args_hash = excluded.args_hash, "
+            "effect = excluded.effect, numbers = excluded.numbers, "
+            "decision = excluded.decision, principal_id = excluded.principal_id, "
+            "at = excluded.at")
+
+    # -- inside a node: the thread is the run's own, its access was checked by the run --------
+
+    def thread_identity(self, thread_id: str) -> Op[tuple[str | None, str | None]]:
+        row = (yield Stmt("SELECT tenant, owner FROM steward_threads WHERE thread_id = ?",
+                          (thread_id,))).one()
+        return (row[0], row[1]) if row else (None, None)
+
+    def site(self, thread_id: str, task_ns: str, seq: int) -> Op[tuple[list[Request], dict[int,
+                                                                                    Vote]]]:
+        """The requests made at one call site (oldest first) and the votes the task's
+        resumes carried, by position."""
+        found, votes = yield (
+            Stmt(f"SELECT {_REQUEST_COLS} FROM steward_approvals WHERE thread_id = ? AND "
+                 "task_ns = ? AND seq = ? ORDER BY created_at, request_id",
+                 (thread_id, task_ns, seq)),
+            Stmt(f"SELECT {_VOTE_COLS} FROM steward_votes WHERE thread_id = ? AND task_ns = ?",
+                 (thread_id, task_ns)),
+        )
+        return ([Request.from_row(r) for r in found.rows],
+                {v.position: v for v in map(_vote, votes.rows)})
+
+    def votes(self, request_ids: Sequence[str]) -> Op[list[Vote]]:
+        if not request_ids:
+            return []
+        marks = ", ".join("?" for _ in request_ids)
+        rows = (yield Stmt(f"SELECT {_VOTE_COLS} FROM steward_votes WHERE request_id IN "
+                           f"({marks}) ORDER BY at, voter", tuple(request_ids))).rows
+        return [_vote(r) for r in rows]
+
+    def create(self, request: Request) -> Op[None]:
+        r = request
+        yield Stmt(self._insert_request, (
+            r.request_id, r.thread_id, r.task_ns, r.seq, r.tenant, r.action, r.args_hash,
+            dump_json(r.value), dump_json(list(r.required_roles)), r.requested_by, r.quorum,
+            r.status, dump_json(r.on_expire) if r.on_expire is not None else None,
+            r.created_at, r.expires_at, r.decided_at, r.successor))
+
+    def set_status(self, request_id: str, status: str, *, decided_at: float | None,
+                   successor: str | None = None, expect: str | None = None) -> Op[int]:
+        sql = ("UPDATE steward_approvals SET status = ?, decided_at = ?, successor = "
+               "coalesce(?, successor) WHERE request_id = ?")
+        params: tuple[Any, ...] = (status, decided_at, successor, request_id)
+        if expect is not None:
+            sql += " AND status = ?"
+            params += (expect,)
+        changed: int = (yield Stmt(sql, params)).rowcount
+        return changed
+
+    def add_vote(self, vote: Vote, thread_id: str, task_ns: str) -> Op[None]:
+        v = vote
+        yield Stmt(self._insert_vote, (v.request_id, v.voter, thread_id, task_ns, v.position,
+                                       v.role, v.decision, v.comment, v.args_hash, v.at))
+
+    def action_at(self, thread_id: str, task_ns: str, seq: int) -> Op[Action | None]:
+        row = (yield Stmt("SELECT action, args_hash, effect, decision, principal_id FROM "
+                          "steward_actions WHERE thread_id = ? AND task_ns = ? AND seq = ?",
+                          (thread_id, task_ns, seq))).one()
+        return Action(row[0], row[1], row[2], load_json(row[3]), row[4]) if row else None
+
+    def record_action(self, thread_id: str, task_ns: str, seq: int, checkpoint_id: str,
+                      action: str, args_hash: str, effect: str, numbers: dict[str, str],
+                      decision: dict[str, Any], principal_id: str | None) -> Op[None]:
+        yield Stmt(self._upsert_action, (thread_id, task_ns, seq, checkpoint_id, action,
+                                         args_hash, effect, dump_json(numbers),
+                                         dump_json(decision), principal_id, time.time()))
+
+    def history(self, thread_id: str, task_ns: str, seq: int,
+                checkpoint_id: str) -> Op[dict[str, ActionHistory]]:
+        """What the thread already did with each action, for the policy's context: calls
+        authorized at other call sites; "succeeded" when the graph has moved past their step
+        (a step that fails or waits makes no newer checkpoint)."""
+        rows = (yield Stmt(
+            "SELECT action, effect, numbers, checkpoint_id, task_ns, seq FROM steward_actions "
+            "WHERE thread_id = ? AND effect IN ('allow', 'approved')", (thread_id,))).rows
+        acc: dict[str, dict[str, Any]] = {}
+        for action, effect, numbers, cid, ns, s in rows:
+            if (ns, s) == (task_ns, seq):
+                continue
+            entry = acc.setdefault(action, {"count": 0, "succeeded": 0, "approved": False,
+                                            "totals": {}})
+            entry["count"] += 1
+            entry["succeeded"] += 1 if cid < checkpoint_id and ns != task_ns else 0
+            entry["approved"] = entry["approved"] or effect == "approved"
+            for name, text in (load_json(numbers) or {}).items():
+                try:
+                    entry["totals"][name] = entry["totals"].get(name, Decimal(0)) + Decimal(text)
+                except InvalidOperation:
+                    continue
+        return {a: ActionHistory(e["count"], e["succeeded"], e["approved"], e["totals"])
+                for a, e in acc.items()}
+
+    # -- from outside a graph: each read checks the thread access rule ------------------------
+
+    def pending(self, principal: Principal, limit: int) -> Op[list[tuple[Request, list[Vote]]]]:
+        """Requests of the principal's tenant that it may vote on now (oldest first)."""
+        rows = (yield Stmt(
+            f"SELECT {_REQUEST_COLS} FROM steward_approvals WHERE tenant = ? AND status = ? "
+            "ORDER BY created_at", (principal.tenant, PENDING))).rows
+        now = time.time()
+        candidates = [r for r in map(Request.from_row, rows)
+                      if r.requested_by != principal.id and not r.expired(now)
+                      and set(r.required_roles) & principal.roles]
+        votes = yield from self.votes([r.request_id for r in candidates])
+        out = []
+        for request in candidates:
+            mine = [v for v in votes if v.request_id == request.request_id]
+            if any(v.voter == principal.id for v in mine):
+                continue
+            out.append((request, mine))
+            if len(out) >= limit:
+                break
+        return out
+
+    def thread_history(self, thread_id: str,
+                       principal: Principal | None) -> Op[list[tuple[Request, list[Vote]]]]:
+        yield from self.saver._authorize(thread_id, principal, Access.READ)
+        rows = (yield Stmt(f"SELECT {_REQUEST_COLS} FROM steward_approvals WHERE thread_id = ? "
+                           "ORDER BY created_at, request_id", (thread_id,))).rows
+        requests = [Request.from_row(r) for r in rows]
+        votes = yield from self.votes([r.request_id for r in requests])
+        return [(r, [v for v in votes if v.request_id == r.request_id]) for r in requests]
+
+    def due(self, now: float) -> Op[list[Request]]:
+        rows = (yield Stmt(f"SELECT {_REQUEST_COLS} FROM steward_approvals WHERE status = ? "
+                           "AND expires_at IS NOT NULL AND expires_at <= ?", (PENDING, now))).rows
+        return [Request.from_row(r) for r in rows]

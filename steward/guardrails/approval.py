@@ -1,0 +1,381 @@
+"""``steward.request_approval``: pause a thread until enough people approve an action.
+
+The request is a LangGraph ``interrupt``; the votes come back as ``Command(resume=...)`` under
+each approver's principal. What makes it safe:
+
+- **Records, not memory.** The request (id, expiry, roles, quorum) and every accepted vote
+  (who, role, when, comment, the ``args_hash`` they saw) are stored with the thread when they
+  happen, so a node that re-runs from its first line finds them again, and the votes can be
+  listed across threads (``rt.approvals``).
+- **Each resume value is used once, by who sent it.** A value is checked against the principal
+  that sent it the first time the node receives it; when the node re-runs, LangGraph replays
+  the values in order, and each is matched to the vote recorded at its position. A value that
+  was refused leaves nothing behind: the saver drops a batch that ends in ApprovalInvalid
+  together with the pending resume (see ``StewardSaver._put_writes_op``), so it cannot reach a
+  later resume in place of that resume's own value.
+- **Bound to the arguments.** Requests are identified by their call site and the hash of their
+  arguments: if the node would act with other arguments than were approved, it asks again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, Literal
+
+from langgraph.types import interrupt
+
+from steward.checkpointers._ops import Op
+from steward.errors import ApprovalInvalid, ConfigError
+from steward.guardrails._node import Flow, NodeContext, call, current, run_async, run_sync
+from steward.guardrails._records import (
+    APPROVED,
+    ESCALATED,
+    EXPIRED,
+    PENDING,
+    REJECTED,
+    SUPERSEDED,
+    Records,
+    Request,
+    Vote,
+)
+from steward.guardrails.decision import Approval
+from steward.identity import Principal
+
+__all__ = ["Escalate", "arequest_approval", "hash_args", "request_approval"]
+
+_DECISIONS = ("approve", "reject")
+_MAX_COMMENT = 2000
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """``on_expire=Escalate(["director"])``: when a request expires, ask these roles instead
+    (with a fresh expiry of the same length)."""
+
+    roles: tuple[str, ...]
+
+    def __init__(self, roles: Iterable[str]) -> None:
+        object.__setattr__(self, "roles", _roles(roles, "Escalate(roles)"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+def hash_args(args: Mapping[str, Any]) -> str:
+    """A stable fingerprint of an action's arguments (canonical JSON, SHA-256)."""
+    text = json.dumps(args, sort_keys=True, separators=(",", ":"), default=_json_default,
+                      ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _roles(roles: Iterable[str] | str, what: str) -> tuple[str, ...]:
+    if isinstance(roles, str):
+        roles = [roles]
+    try:
+        out = tuple(sorted({r for r in roles}))
+    except TypeError as exc:
+        raise ConfigError(f"{what} must be role names, got {roles!r}.") from exc
+    if not out or not all(isinstance(r, str) and r for r in out):
+        raise ConfigError(f"{what} must name at least one role (non-empty strings), got "
+                          f"{roles!r}.")
+    return out
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat()
+
+
+def _seconds(expires_in: float | dt.timedelta | None) -> float | None:
+    if expires_in is None:
+        return None
+    if isinstance(expires_in, dt.timedelta):
+        expires_in = expires_in.total_seconds()
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) \
+            or not expires_in > 0:
+        raise ConfigError(f"expires_in must be a positive number of seconds or a timedelta, "
+                          f"got {expires_in!r}.")
+    return float(expires_in)
+
+
+@dataclass(frozen=True)
+class _Ask:
+    action: str
+    args: dict[str, Any]
+    args_hash: str
+    roles: tuple[str, ...]
+    reasons: tuple[str, ...]
+    expires_in: float | None
+    quorum: int
+    on_expire: dict[str, Any]
+
+
+def _parse_payload(value: Any) -> tuple[str, str | None]:
+    """The decision and comment of a resume value, or ApprovalInvalid saying what is wrong."""
+    if not isinstance(value, Mapping):
+        raise ApprovalInvalid(
+            f"an approval is resumed with Command(resume={{'decision': 'approve' | 'reject', "
+            f"'comment': '...'}}), got {type(value).__name__}. The thread still waits.")
+    extra = sorted(str(k) for k in value if k not in ("decision", "comment"))
+    if extra:
+        raise ApprovalInvalid(f"unexpected fields {extra} in the approval payload: send only "
+                              "'decision' and 'comment'. The thread still waits.")
+    decision = value.get("decision")
+    if decision not in _DECISIONS:
+        raise ApprovalInvalid(f"the approval payload needs 'decision': 'approve' or 'reject', "
+                              f"got {decision!r}. The thread still waits.")
+    comment = value.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise ApprovalInvalid(f"'comment' must be a string, got {type(comment).__name__}. The "
+                              "thread still waits.")
+    if comment is not None and len(comment) > _MAX_COMMENT:
+        raise ApprovalInvalid(f"'comment' is {len(comment)} characters long; keep it under "
+                              f"{_MAX_COMMENT}. The thread still waits.")
+    return str(decision), comment
+
+
+def check_vote(request: Request, votes: Iterable[Vote], principal: Principal | None,
+               value: Any, position: int, now: float) -> Vote:
+    """Pure: the vote a resume value casts on ``request``, or ApprovalInvalid."""
+    decision, comment = _parse_payload(value)
+    who = f"request {request.request_id} ({request.action})"
+    if principal is None:
+        raise ApprovalInvalid(f"{who}: resume with the approver's principal in the config "
+                              "(rt.config(thread_id, approver)). The thread still waits.")
+    if request.tenant is not None and principal.tenant != request.tenant:
+        raise ApprovalInvalid(f"{who}: {principal.id!r} belongs to tenant {principal.tenant!r}, "
+                              "the request to another; an approver must be of the thread's "
+                              "tenant. The thread still waits.")
+    if principal.id == request.requested_by:
+        raise ApprovalInvalid(f"{who}: {principal.id!r} asked for it and cannot vote on its own "
+                              "request (four eyes); another approver must. The thread still "
+                              "waits.")
+    held = sorted(set(request.required_roles) & principal.roles)
+    if not held:
+        raise ApprovalInvalid(f"{who}: {principal.id!r} holds none of the required roles "
+                              f"{list(request.required_roles)}. The thread still waits.")
+    if any(v.voter == principal.id for v in votes):
+        raise ApprovalInvalid(f"{who}: {principal.id!r} already voted; each approver votes "
+                              "once. The thread still waits.")
+    if request.expired(now):
+        raise ApprovalInvalid(f"{who} expired at {_iso(request.expires_at)} and can no longer be "
+                              "approved; it is closed as its on_expire says (the node asks "
+                              "again when it runs).")
+    return Vote(request.request_id, principal.id, position, held[0], decision, comment,
+                request.args_hash, now)
+
+
+def _ordered(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _ordered(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+_SHOWN = ("type", "id", "action", "args", "args_hash", "reasons", "required_roles",
+          "requested_by", "quorum", "expires_at", "thread_id", "escalated_from")
+
+
+def _shown(request: Request, votes: list[Vote]) -> dict[str, Any]:
+    """The interrupt value: the request of the contract, with the votes so far. In a fixed
+    key order (PostgreSQL's jsonb hands keys back reordered), so that asking again stores the
+    same bytes."""
+    value = request.value
+    return {**{k: _ordered(value[k]) for k in _SHOWN if k in value},
+            "votes": [{"voter": v.voter, "role": v.role, "decision": v.decision,
+                       "at": _iso(v.at)} for v in votes]}
+
+
+def _outcome(request: Request, votes: list[Vote]) -> Approval | None:
+    mine = [v for v in votes if v.request_id == request.request_id]
+    rejects = [v for v in mine if v.decision == "reject"]
+    approves = [v for v in mine if v.decision == "approve"]
+    if rejects:
+        last = rejects[0]
+        return Approval(request.request_id, "reject", (last.voter,), last.comment, last.at,
+                        request.args_hash)
+    if len(approves) >= request.quorum:
+        return Approval(request.request_id, "approve", tuple(v.voter for v in approves),
+                        approves[-1].comment, approves[-1].at, request.args_hash)
+    return None
+
+
+def _new_request(ctx: NodeContext, seq: int, ask: _Ask, now: float,
+                 requester: str | None) -> Request:
+    rid = "apr_" + secrets.token_hex(12)
+    expires_at = now + ask.expires_in if ask.expires_in is not None else None
+    value = {"type": "approval_request", "id": rid, "action": ask.action,
+             "args": ctx.runtime.redactor.redact(ask.args), "args_hash": ask.args_hash,
+             "reasons": list(ask.reasons), "required_roles": list(ask.roles),
+             "requested_by": requester, "quorum": ask.quorum,
+             "expires_at": _iso(expires_at), "thread_id": ctx.thread_id}
+    return Request(rid, ctx.thread_id, ctx.task_ns, seq, ctx.principal.tenant, ask.action,
+                   ask.args_hash, value, ask.roles, requester, ask.quorum, PENDING,
+                   ask.on_expire, now, expires_at, None, None)
+
+
+def successor_of(request: Request, roles: tuple[str, ...], now: float) -> Request:
+    """The same request, asked of other roles, with a fresh expiry of the same length."""
+    rid = "apr_" + secrets.token_hex(12)
+    length = request.expires_at - request.created_at if request.expires_at is not None else None
+    expires_at = now + length if length is not None else None
+    value = {**request.value, "id": rid, "required_roles": list(roles),
+             "expires_at": _iso(expires_at), "escalated_from": request.request_id}
+    return replace(request, request_id=rid, value=value, required_roles=roles, status=PENDING,
+                   on_expire={"kind": "reject"}, created_at=now, expires_at=expires_at,
+                   decided_at=None, successor=None)
+
+
+def expire_op(records: Records, request: Request, now: float) -> Op[Request | None]:
+    """Close an expired request as its on_expire says; returns the escalated successor."""
+    rule = request.on_expire or {"kind": "reject"}
+    if rule.get("kind") == "escalate":
+        successor = successor_of(request, tuple(rule["roles"]), now)
+        changed = yield from records.set_status(request.request_id, ESCALATED, decided_at=now,
+                                                successor=successor.request_id, expect=PENDING)
+        if not changed:
+            return None
+        yield from records.create(successor)
+        return successor
+    yield from records.set_status(request.request_id, EXPIRED, decided_at=None, expect=PENDING)
+    return None
+
+
+def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) -> Flow[Approval]:
+    records = ctx.runtime.guardrails.records
+    seq = ctx.next_site()
+    requests, by_position = yield from call(records.site, ctx.thread_id, ctx.task_ns, seq)
+    # Whoever first reached this call site asks, also when the node re-runs under an
+    # approver's config and asks again (the arguments changed, or the request expired).
+    requester = requests[0].requested_by if requests else requester or ctx.principal.id
+    by_id = {r.request_id: r for r in requests}
+    # The request this call site shows: the newest one still open or approved, following
+    # escalations; a new one when there is none.
+    open_ = [r for r in requests if r.status in (PENDING, APPROVED, EXPIRED, ESCALATED)]
+    shown: Request | None = open_[-1] if open_ else None
+    while shown is not None and shown.status == ESCALATED and shown.successor in by_id:
+        shown = by_id[shown.successor]
+    if shown is not None and shown.status == EXPIRED:
+        if shown.decided_at is None:  # expired while the thread waited: report it, once
+            now = time.time()
+            yield from call(records.set_status, shown.request_id, EXPIRED, decided_at=now)
+            return Approval(shown.request_id, "expired", (), None, now, shown.args_hash)
+        shown = None  # reported before: the node runs again, so it asks again
+    created: set[str] = set()  # requests made in this execution: nobody has seen them yet
+    if shown is None:
+        shown = _new_request(ctx, seq, ask, time.time(), requester)
+        yield from call(records.create, shown)
+        created.add(shown.request_id)
+    votes = yield from call(records.votes, [shown.request_id])
+    while True:
+        position = ctx.peek_position()
+        recorded = by_position.get(position)
+        if recorded is None:
+            # No earlier execution consumed a value here: decide from the records.
+            done = _outcome(shown, votes)
+            if done is not None and shown.args_hash == ask.args_hash:
+                return done
+            if done is not None or (shown.status == PENDING and shown.args_hash != ask.args_hash
+                                    and not votes):
+                # Decided, or still unanswered, for other arguments than the node now has.
+                if shown.status == PENDING and done is None:
+                    yield from call(records.set_status, shown.request_id, SUPERSEDED,
+                                    decided_at=time.time())
+                shown = _new_request(ctx, seq, ask, time.time(), requester)
+                yield from call(records.create, shown)
+                created.add(shown.request_id)
+                votes = []
+        ctx.next_position()
+        before = ctx.resumes_so_far()
+        value = interrupt(_shown(shown, votes))  # raises GraphInterrupt: the thread waits
+        if ctx.resumes_so_far() == before or recorded is not None:
+            # A value this position consumed before (replayed as the node re-runs, or the
+            # same vote delivered again after a crash): the vote recorded then stands.
+            continue
+        if shown.request_id in created:
+            # A value sent before this request existed (for an interrupt that used to follow,
+            # before the arguments changed) is nobody's vote on it: ask.
+            continue
+        now = time.time()
+        if shown.expired(now):
+            successor = yield from call(expire_op, records, shown, now)
+            if successor is None:
+                check_vote(shown, votes, ctx.principal, value, position, now)  # raises
+                raise AssertionError("an expired request refuses every vote")
+            shown, votes = successor, []
+        vote = check_vote(shown, votes, ctx.principal, value, position, now)
+        yield from call(records.add_vote, vote, ctx.thread_id, ctx.task_ns)
+        by_position[position] = vote
+        votes = [*votes, vote]
+        done = _outcome(shown, votes)
+        if done is not None:
+            status = APPROVED if done.decision == "approve" else REJECTED
+            yield from call(records.set_status, shown.request_id, status,
+                            decided_at=done.decided_at)
+            shown = replace(shown, status=status, decided_at=done.decided_at)
+
+
+def _prepare(action: str, args: Mapping[str, Any], required_roles: Iterable[str] | str,
+             reason: str | Iterable[str], expires_in: float | dt.timedelta | None, quorum: int,
+             on_expire: Literal["reject"] | Escalate) -> _Ask:
+    if not isinstance(action, str) or not action:
+        raise ConfigError(f"the action must be a non-empty string, got {action!r}.")
+    if not isinstance(args, Mapping):
+        raise ConfigError(f"args must be a dict of the action's arguments, got "
+                          f"{type(args).__name__}.")
+    if isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 1:
+        raise ConfigError(f"quorum must be a whole number >= 1, got {quorum!r}.")
+    roles = _roles(required_roles, "required_roles")
+    reasons = (reason,) if isinstance(reason, str) else tuple(str(r) for r in reason)
+    if isinstance(on_expire, Escalate):
+        rule: dict[str, Any] = {"kind": "escalate", "roles": list(on_expire.roles)}
+    elif on_expire == "reject":
+        rule = {"kind": "reject"}
+    else:
+        raise ConfigError(f"on_expire is 'reject' or steward.Escalate([...roles]), got "
+                          f"{on_expire!r}.")
+    plain = dict(args)
+    return _Ask(action, plain, hash_args(plain), roles, reasons, _seconds(expires_in), quorum,
+                rule)
+
+
+def request_approval(action: str, args: Mapping[str, Any], *,
+                     required_roles: Iterable[str] | str, reason: str | Iterable[str],
+                     expires_in: float | dt.timedelta | None = None, quorum: int = 1,
+                     on_expire: Literal["reject"] | Escalate = "reject") -> Approval:
+    """Inside a node: wait until ``quorum`` people holding one of ``required_roles`` approve
+    ``action`` with these ``args`` (or one rejects it), and return how it ended.
+
+    The thread pauses with an interrupt whose value is the approval request; resume it with
+    ``Command(resume={"decision": "approve" | "reject", "comment": "..."})`` under the
+    approver's principal. A resume that breaks a rule raises ApprovalInvalid and changes
+    nothing. ``expires_in`` (seconds or a timedelta) bounds the wait; ``on_expire`` says what
+    an expired request becomes: "reject" (the node gets ``Approval(decision="expired")``) or
+    ``Escalate(roles)`` (the same request, to other roles)."""
+    ctx = current("request_approval")
+    ask = _prepare(action, args, required_roles, reason, expires_in, quorum, on_expire)
+    return run_sync(ctx, _approval_flow(ctx, ask))
+
+
+async def arequest_approval(action: str, args: Mapping[str, Any], *,
+                            required_roles: Iterable[str] | str, reason: str | Iterable[str],
+                            expires_in: float | dt.timedelta | None = None, quorum: int = 1,
+                            on_expire: Literal["reject"] | Escalate = "reject") -> Approval:
+    """The async twin of :func:`request_approval`, for ``async def`` nodes."""
+    ctx = current("arequest_approval")
+    ask = _prepare(action, args, required_roles, reason, expires_in, quorum, on_expire)
+    return await run_async(ctx, _approval_flow(ctx, ask))

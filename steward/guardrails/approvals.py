@@ -1,0 +1,97 @@
+"""``rt.approvals``: the approval requests and votes kept with threads, from outside a graph.
+
+What a manager may approve now across the tenant's threads (``pending``, indexed by tenant and
+status), what happened on one thread (``history``, under the thread access rule), and closing
+requests that expired (``expire``, also run by ``rt.sweep()``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import TYPE_CHECKING, Any
+
+from steward.checkpointers._inputs import limit_of, str_id
+from steward.checkpointers._ops import Op
+from steward.guardrails._records import Records, Request, Vote
+from steward.guardrails.approval import expire_op
+from steward.identity import Principal
+
+if TYPE_CHECKING:
+    from steward.checkpointers._drivers import Driver
+
+__all__ = ["Approvals"]
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat()
+
+
+def view(request: Request, votes: list[Vote]) -> dict[str, Any]:
+    """A request with its votes, as JSON-ready data (arguments as redacted when asked)."""
+    return {
+        "id": request.request_id, "thread_id": request.thread_id, "action": request.action,
+        "args": request.value.get("args"), "args_hash": request.args_hash,
+        "reasons": request.value.get("reasons", []),
+        "required_roles": list(request.required_roles), "requested_by": request.requested_by,
+        "quorum": request.quorum, "status": request.status,
+        "created_at": _iso(request.created_at), "expires_at": _iso(request.expires_at),
+        "decided_at": _iso(request.decided_at), "escalated_to": request.successor,
+        "votes": [{**v.to_dict(), "at": _iso(v.at)} for v in votes],
+    }
+
+
+def _principal(principal: Principal | Any) -> Principal:
+    return Principal.parse(principal)
+
+
+class Approvals:
+    def __init__(self, records: Records, driver: Driver) -> None:
+        self.records = records
+        self.driver = driver
+
+    def _expire_op(self, now: float) -> Op[list[str]]:
+        closed = []
+        for request in (yield from self.records.due(now)):
+            yield from expire_op(self.records, request, now)
+            closed.append(request.request_id)
+        return closed
+
+    def pending(self, principal: Principal | dict[str, Any], *,
+                limit: int = 100) -> list[dict[str, Any]]:
+        """Open requests of the principal's tenant that it may vote on now, oldest first:
+        it holds a required role, did not ask, has not voted, and the request has not expired."""
+        who = _principal(principal)
+        rows = self.driver.run(self.records.pending(who, limit_of(limit)), write=False)
+        return [view(r, v) for r, v in rows]
+
+    async def apending(self, principal: Principal | dict[str, Any], *,
+                       limit: int = 100) -> list[dict[str, Any]]:
+        who = _principal(principal)
+        rows = await self.driver.arun(self.records.pending(who, limit_of(limit)), write=False)
+        return [view(r, v) for r, v in rows]
+
+    def history(self, thread_id: str,
+                principal: Principal | dict[str, Any] | None) -> list[dict[str, Any]]:
+        """Every request made on the thread, with its votes, oldest first (needs read access
+        to the thread)."""
+        who = _principal(principal) if principal is not None else None
+        rows = self.driver.run(self.records.thread_history(str_id(thread_id, "thread_id"), who),
+                               write=False)
+        return [view(r, v) for r, v in rows]
+
+    async def ahistory(self, thread_id: str,
+                       principal: Principal | dict[str, Any] | None) -> list[dict[str, Any]]:
+        who = _principal(principal) if principal is not None else None
+        rows = await self.driver.arun(
+            self.records.thread_history(str_id(thread_id, "thread_id"), who), write=False)
+        return [view(r, v) for r, v in rows]
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Close the open requests whose time is up, as each one's on_expire says (reject, or
+        escalate to other roles); returns their ids. The thread applies it when it next runs."""
+        return self.driver.run(self._expire_op(time.time() if now is None else now), write=True)
+
+    async def aexpire(self, now: float | None = None) -> list[str]:
+        return await self.driver.arun(self._expire_op(time.time() if now is None else now),
+                                      write=True)
