@@ -20,7 +20,7 @@ from rich.table import Table
 import steward
 from steward._url import mask
 from steward.errors import StewardError
-from steward.graphs.refund_demo import compile_refund_demo
+from steward.graphs.refund_demo import compile_refund_demo, refund_policy
 from steward.identity import Principal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -48,18 +48,26 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
     thread_id = f"T-{uuid.uuid4().hex[:8]}"
     console.print(Panel.fit(f"Steward demo on [bold]{mask(db)}"
                             f"[/bold], thread [bold]{thread_id}[/bold]"))
-    with steward.open(db, thread_roles=DEMO_ROLES) as rt:
+    with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy()) as rt:
         graph = compile_refund_demo(rt.checkpointer, rt.store)
         console.print(f"[bold]1.[/bold] {ALICE.id} (support) asks to refund $120.00 "
                       "on order 98765")
         graph.invoke({"order_id": "98765", "amount": "120.00"}, rt.config(thread_id, ALICE))
         state = graph.get_state(rt.config(thread_id, ALICE))
         request = state.interrupts[0].value
-        console.print(f"   paused before {list(state.next)}: waiting for "
-                      f"{request['required_roles']} — {request['reason']}")
+        console.print(f"   the policy says: {'; '.join(request['reasons'])}")
+        console.print(f"   paused in {list(state.next)}: approval request {request['id']} "
+                      f"waits for {request['required_roles']}")
         info = rt.checkpointer.thread_info(thread_id, ALICE) or {}
         console.print(f"   thread: tenant={info.get('tenant')} owner={info.get('owner')} "
                       f"status={info.get('status')}")
+        console.print(f"   {ALICE.id} tries to approve her own request")
+        try:
+            graph.invoke(Command(resume={"decision": "approve"}), rt.config(thread_id, ALICE))
+        except steward.ApprovalInvalid as exc:
+            console.print(f"   refused: [red]{exc}[/red]")
+        else:  # pragma: no cover - the demo's own check
+            raise StewardError("the requester was allowed to approve her own refund")
 
     console.print(f"[bold]2.[/bold] this process exits; a second process resumes as {BOB.id}")
     child = subprocess.run(
@@ -69,7 +77,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
     if child.returncode != 0:
         raise StewardError(f"the resuming process failed with exit code {child.returncode}")
 
-    with steward.open(db, thread_roles=DEMO_ROLES) as rt:
+    with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy()) as rt:
         graph = compile_refund_demo(rt.checkpointer, rt.store)
         console.print(f"[bold]3.[/bold] {MALLORY.id} of another tenant tries to read the thread")
         try:
@@ -90,6 +98,10 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         console.print(table)
         for event in final.values.get("events", []):
             console.print(f"   • {event}")
+        for record in rt.approvals.history(thread_id, ALICE):
+            votes = ", ".join(f"{v['decision']} by {v['voter']} ({v['role']})"
+                              for v in record["votes"])
+            console.print(f"   approval {record['id']}: {record['status']} — {votes}")
         console.print(f"   receipt: [bold green]{final.values.get('receipt')}[/bold green]")
 
 
@@ -97,11 +109,11 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
 def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption = DEFAULT_DB,
                 ) -> None:
     """The demo's second process: Bob approves the pending refund."""
-    with steward.open(db, thread_roles=DEMO_ROLES) as rt:
+    with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy()) as rt:
         graph = compile_refund_demo(rt.checkpointer, rt.store)
-        pending = graph.get_state(rt.config(thread, BOB)).interrupts
+        [pending] = rt.approvals.pending(BOB)
         console.print(f"   \\[pid {os.getpid()}] {BOB.id} sees the pending request: "
-                      f"{pending[0].value['action']} {pending[0].value['args']}")
+                      f"{pending['action']} {pending['args']} asked by {pending['requested_by']}")
         result = graph.invoke(
             Command(resume={"decision": "approve", "comment": "customer is a regular"}),
             rt.config(thread, BOB),

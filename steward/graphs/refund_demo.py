@@ -1,10 +1,10 @@
 """The smallest refund workflow that shows what Steward is for.
 
-Alice (support) asks for a refund; the graph verifies the order, then pauses for a manager's
-approval with an ``interrupt``. Bob (manager) resumes it later, from another process, with
-``Command(resume={"decision": "approve", "comment": ...})``; the refund is issued and the
-thread remembers who asked, who approved and what was done. The full refund workflow with
-Cedar policies and the effect ledger replaces it in later parts.
+Alice (support) asks for a refund. Each risky step asks the runtime's Cedar policy first
+(``steward.guard``): verifying the order is allowed; issuing a refund above 100.00 is allowed
+only once a manager approves, so the thread pauses with an approval request. Bob (manager)
+resumes it later, from another process, with ``Command(resume={"decision": "approve", ...})``;
+the refund is issued and the thread remembers who asked, who approved and what was done.
 """
 
 from __future__ import annotations
@@ -16,19 +16,45 @@ from typing import Annotated, Any, TypedDict
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import interrupt
 
-from steward.errors import ConfigError
+from steward.guardrails.guard import guard
+from steward.guardrails.policy import Policy
 from steward.identity import principal_from_config
+
+# Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
+REFUND_POLICY = """
+@id("same-tenant")
+permit (principal, action, resource)
+when { principal.tenant == context.thread.tenant };
+
+@id("refund-needs-manager")
+@approval("manager")
+@reason("refunds above 100.00 need a manager's approval")
+forbid (principal, action == Action::"issue_refund", resource)
+when { context.args.amount.greaterThan(decimal("100.00")) };
+
+@id("refund-cap")
+@reason("refunds on one thread add up to at most 500.00")
+forbid (principal, action == Action::"issue_refund", resource)
+when { context.cumulative.amount.greaterThan(decimal("500.00")) };
+
+@id("verify-first")
+@reason("the order must be verified before it is refunded")
+forbid (principal, action == Action::"issue_refund", resource)
+unless { context.history has verify_order && context.history.verify_order.succeeded > 0 };
+"""
+
+
+def refund_policy() -> Policy:
+    return Policy.from_cedar(REFUND_POLICY)
 
 
 class RefundState(TypedDict, total=False):
     order_id: str
     amount: str
     requested_by: str
-    decision: str
-    comment: str
     approved_by: str
+    comment: str
     receipt: str
     events: Annotated[list[str], operator.add]
 
@@ -39,51 +65,34 @@ def _actor() -> str:
 
 
 def verify_order(state: RefundState) -> RefundState:
+    guard("verify_order", {"order_id": state["order_id"]})
     return {
         "requested_by": _actor(),
         "events": [f"order {state['order_id']} verified: ${state['amount']} paid by card"],
     }
 
 
-def manager_approval(state: RefundState) -> RefundState:
-    answer: Any = interrupt({
-        "type": "approval_request",
-        "action": "issue_refund",
-        "args": {"order_id": state["order_id"], "amount": state["amount"]},
-        "requested_by": state["requested_by"],
-        "required_roles": ["manager"],
-        "reason": "refunds above $100 need a manager's approval",
-    })
-    if not isinstance(answer, dict) or answer.get("decision") not in ("approve", "reject"):
-        raise ConfigError(
-            "resume the refund with {'decision': 'approve' | 'reject', 'comment': str}, "
-            f"got {answer!r}."
-        )
-    who = _actor()
-    return {
-        "decision": answer["decision"],
-        "comment": str(answer.get("comment", "")),
-        "approved_by": who,
-        "events": [f"{answer['decision']}d by {who}: {answer.get('comment', '')}"],
-    }
-
-
 def issue_refund(state: RefundState) -> RefundState:
-    if state.get("decision") != "approve":
-        return {"receipt": "", "events": ["refund not issued"]}
+    decision = guard("issue_refund", {"order_id": state["order_id"], "amount": state["amount"]},
+                     resource=("Order", state["order_id"]))
+    approval = decision.approval
     digest = hashlib.sha256(f"{state['order_id']}:{state['amount']}".encode()).hexdigest()
     txn = f"TXN-{digest[:10].upper()}"
-    return {"receipt": txn, "events": [f"refunded ${state['amount']} as {txn}"]}
+    events = [f"allowed by {', '.join(decision.policy_ids)}"]
+    if approval is not None:
+        events.append(f"approved by {', '.join(approval.approvers)}: {approval.comment or ''}")
+    events.append(f"refunded ${state['amount']} as {txn}")
+    return {"receipt": txn, "events": events,
+            "approved_by": ", ".join(approval.approvers) if approval else "",
+            "comment": (approval.comment or "") if approval else ""}
 
 
 def build_refund_demo() -> StateGraph[RefundState]:
     builder = StateGraph(RefundState)
     builder.add_node("verify_order", verify_order)
-    builder.add_node("manager_approval", manager_approval)
     builder.add_node("issue_refund", issue_refund)
     builder.add_edge(START, "verify_order")
-    builder.add_edge("verify_order", "manager_approval")
-    builder.add_edge("manager_approval", "issue_refund")
+    builder.add_edge("verify_order", "issue_refund")
     builder.add_edge("issue_refund", END)
     return builder
 
