@@ -63,6 +63,15 @@ def _refund(state: RefundState) -> dict[str, Any]:
     return {"receipts": [f"{state['amount']} by {who}"]}
 
 
+def one_node(fn: Any) -> StateGraph[RefundState]:
+    """A graph of one node, ``fn``, from START to END."""
+    builder = StateGraph(RefundState)
+    builder.add_node("n", fn)
+    builder.add_edge(START, "n")
+    builder.add_edge("n", END)
+    return builder
+
+
 def refund_graph(rt: steward.Runtime, *, verify: bool = True) -> Any:
     builder = StateGraph(RefundState)
     builder.add_node("refund", _refund)
@@ -282,10 +291,7 @@ def _escalating(state: RefundState) -> dict[str, Any]:
 
 
 def test_expiry_escalates_to_other_roles(grt: steward.Runtime) -> None:
-    builder = StateGraph(RefundState)
-    builder.add_node("pay", _escalating)
-    builder.add_edge(START, "pay")
-    builder.add_edge("pay", END)
+    builder = one_node(_escalating)
     graph = builder.compile(checkpointer=grt.checkpointer)
     first = graph.invoke({"amount": "9000"}, grt.config("T", ALICE))["__interrupt__"][0].value
     time.sleep(0.4)
@@ -315,10 +321,7 @@ def _pay_then_confirm(state: RefundState) -> dict[str, Any]:
 
 
 def test_changed_arguments_after_approval_are_asked_again(grt: steward.Runtime) -> None:
-    builder = StateGraph(RefundState)
-    builder.add_node("pay", _pay_then_confirm)
-    builder.add_edge(START, "pay")
-    builder.add_edge("pay", END)
+    builder = one_node(_pay_then_confirm)
     graph = builder.compile(checkpointer=grt.checkpointer)
     EXTERNAL["amount"] = "100"
     first = graph.invoke({}, grt.config("T", ALICE))["__interrupt__"][0].value
@@ -365,10 +368,7 @@ def test_shadow_policies_are_recorded_not_enforced(db_url: str) -> None:
         seen.append(steward.guard("issue_refund", {"amount": "5.00"}))
         return {}
 
-    builder = StateGraph(RefundState)
-    builder.add_node("n", node)
-    builder.add_edge(START, "n")
-    builder.add_edge("n", END)
+    builder = one_node(node)
     with steward.open(db_url, policy=[allow, strict]) as rt:
         builder.compile(checkpointer=rt.checkpointer).invoke({}, rt.config("T", ALICE))
     [decision] = seen
@@ -385,10 +385,7 @@ def test_guard_outside_a_steward_graph_says_what_to_do(db_url: str) -> None:
         steward.guard("x", {})
         return {}
 
-    builder = StateGraph(RefundState)
-    builder.add_node("n", node)
-    builder.add_edge(START, "n")
-    builder.add_edge("n", END)
+    builder = one_node(node)
     with steward.open(db_url) as rt:
         graph = builder.compile(checkpointer=rt.checkpointer)
         with pytest.raises(steward.ConfigError, match="who acts"):
@@ -418,10 +415,7 @@ async def test_async_nodes_use_the_async_twins(db_url: str) -> None:
         "permit (principal, action, resource);\n"
         '@approval("manager") forbid (principal, action, resource) '
         'when { context.args.amount.greaterThan(decimal("100.00")) };')
-    builder = StateGraph(RefundState)
-    builder.add_node("n", node)
-    builder.add_edge(START, "n")
-    builder.add_edge("n", END)
+    builder = one_node(node)
     async with steward.aopen(db_url, thread_roles=ROLES, policy=policy) as rt:
         graph = builder.compile(checkpointer=rt.checkpointer)
         out = await graph.ainvoke({"amount": "500.00"}, rt.config("T", ALICE))

@@ -168,3 +168,11 @@ def test_small_values_ride_in_the_checkpoint_and_read_back_exactly(db_url: str,
         state = builder.compile(checkpointer=rt.checkpointer).get_state(rt.config("T", ALICE))
         assert state.values == {"small": value, "big": "y" * 257}
         assert type(state.values["small"]) is type(value)
+
+
+def test_what_a_principal_may_approve_is_found_by_index(rt: steward.Runtime,
+                                                        db_url: str) -> None:
+    records = rt.guardrails.records
+    _assert_indexed(db_url, _first_stmt(records.pending(BOB, 10)), "steward_approvals_pending")
+    due = _first_stmt(records.due(0.0))
+    _assert_indexed(db_url, due, "steward_approvals_expiry")
