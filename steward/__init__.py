@@ -9,6 +9,7 @@ from steward.errors import (
     ApprovalInvalid,
     AuditTampered,
     ConfigError,
+    EffectConflict,
     PayloadCorrupted,
     PolicyDenied,
     StewardError,
@@ -22,14 +23,17 @@ from steward.guardrails.guard import aguard, guard
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
 from steward.identity import Principal
+from steward.nodes.effects import RETRY, effect
 from steward.runtime import Runtime, aopen, open
 
 __all__ = [
+    "RETRY",
     "Approval",
     "ApprovalInvalid",
     "AuditTampered",
     "ConfigError",
     "Decision",
+    "EffectConflict",
     "Escalate",
     "PayloadCorrupted",
     "Policy",
@@ -44,6 +48,7 @@ __all__ = [
     "aguard",
     "aopen",
     "arequest_approval",
+    "effect",
     "guard",
     "open",
     "request_approval",

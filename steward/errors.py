@@ -6,6 +6,7 @@
      ├── ThreadBusy             (also RuntimeError)     another run holds the thread's lease
      ├── PolicyDenied           (also PermissionError)  a guardrail policy forbade an action
      ├── ApprovalInvalid        (also ValueError)       a resume did not carry a valid approval
+     ├── EffectConflict         (also RuntimeError)     a re-run node called an effect differently
      ├── AuditTampered                                  the audit hash chain does not verify
      ├── PayloadCorrupted                               a stored payload failed its integrity check
      └── StorageError                                   the database failed underneath Steward
@@ -20,6 +21,7 @@ __all__ = [
     "ApprovalInvalid",
     "AuditTampered",
     "ConfigError",
+    "EffectConflict",
     "PayloadCorrupted",
     "PolicyDenied",
     "StewardError",
@@ -66,6 +68,12 @@ class PolicyDenied(StewardError, PermissionError):
 
 class ApprovalInvalid(StewardError, ValueError):
     """A resume did not carry a valid approval for the pending request."""
+
+
+class EffectConflict(StewardError, RuntimeError):
+    """A node that re-ran called a recorded side effect with other arguments (or another
+    function) at the same place: replaying the old result, or acting again, would both be
+    wrong."""
 
 
 class AuditTampered(StewardError):

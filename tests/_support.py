@@ -21,7 +21,7 @@ EVE = Principal(id="eve", tenant="globex", roles=frozenset({"manager", "admin"})
 ROLES = {"manager": "write", "auditor": "read", "admin": "admin"}
 
 TABLES = ("steward_threads", "steward_checkpoints", "steward_blobs", "steward_writes",
-          "steward_approvals", "steward_votes", "steward_actions",
+          "steward_approvals", "steward_votes", "steward_actions", "steward_effects",
           "steward_meta")
 
 

@@ -52,6 +52,10 @@ def at_write(tid: str, ns: str, cid: str, task_id: str, idx: int) -> tuple[str, 
     return ("write", tid, ns, cid, task_id, str(idx))
 
 
+def at_effect(tid: str, task_ns: str, seq: int) -> tuple[str, ...]:
+    return ("effect", tid, task_ns, str(seq))
+
+
 def ttl_of(config: RunnableConfig | None) -> float | None:
     options = ((config or {}).get("configurable") or {}).get("steward") or {}
     ttl = options.get("ttl") if isinstance(options, Mapping) else None

@@ -170,10 +170,31 @@ CREATE TABLE steward_actions (
 )
 """
 
+# Version 5: the effect ledger (issue #5): one row per side effect's call site, written as an
+# intent before the call and completed with its result (serde, sealed when encrypted) after.
+_LEDGER = """
+CREATE TABLE steward_effects (
+    thread_id TEXT NOT NULL,
+    task_ns TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    args_hash TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    type TEXT,
+    result {blob},
+    error TEXT,
+    started_at {real} NOT NULL,
+    finished_at {real},
+    PRIMARY KEY (thread_id, task_ns, seq)
+)
+"""
+
 # MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry. An
 # entry is one script for both dialects, or a dict of a "shared" script and one per dialect.
 MIGRATIONS: list[str | dict[str, str]] = [_TABLES, _DELTAS_AND_INDEXES, _FEWER_INDEXES,
-                                             _GUARDRAILS]
+                                             _GUARDRAILS, _LEDGER]
 VERSION = len(MIGRATIONS)
 
 META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"

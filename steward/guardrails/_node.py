@@ -38,7 +38,7 @@ Flow = Generator[Op[Any], Any, T]
 class NodeContext:
     runtime: Runtime
     config: RunnableConfig
-    principal: Principal
+    principal: Principal | None  # None only where current(..., need_principal=False) allows
     thread_id: str
     task_ns: str
     checkpoint_id: str
@@ -47,8 +47,15 @@ class NodeContext:
     @property
     def _counters(self) -> dict[str, int]:
         conf = self.config["configurable"]
-        counters: dict[str, int] = conf.setdefault(_COUNTERS, {"site": 0, "position": 0})
+        counters: dict[str, int] = conf.setdefault(_COUNTERS, {"site": 0, "position": 0,
+                                                               "effect": 0})
         return counters
+
+    def next_effect(self) -> int:
+        """The how-manieth side effect of this task execution this call is (0, 1, ...)."""
+        counters = self._counters
+        counters["effect"] += 1
+        return counters["effect"] - 1
 
     def next_site(self) -> int:
         """The how-manieth guarded call of this task execution this is (0, 1, ...)."""
@@ -62,6 +69,12 @@ class NodeContext:
         counters["position"] += 1
         return counters["position"] - 1
 
+    @property
+    def actor(self) -> Principal:
+        """The acting principal (``current`` made sure there is one)."""
+        assert self.principal is not None
+        return self.principal
+
     def peek_position(self) -> int:
         return self._counters["position"]
 
@@ -72,7 +85,7 @@ class NodeContext:
         return len(getattr(scratchpad, "resume", None) or [])
 
 
-def current(call: str) -> NodeContext:
+def current(call: str, *, need_principal: bool = True) -> NodeContext:
     from langgraph.config import get_config
     from langgraph.runtime import get_runtime
 
@@ -88,7 +101,7 @@ def current(call: str) -> NodeContext:
         raise ConfigError(f"steward.{call} needs a graph compiled with a Steward checkpointer: "
                           "builder.compile(checkpointer=rt.checkpointer).")
     principal = principal_from_config(config)
-    if principal is None:
+    if principal is None and need_principal:
         raise ConfigError(f"steward.{call} needs to know who acts: run the graph with "
                           "rt.config(thread_id, principal).")
     metadata = {k: v for k, v in (config.get("metadata") or {}).items()

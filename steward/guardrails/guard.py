@@ -94,12 +94,12 @@ def _guard_flow(ctx: NodeContext, action: str, args: dict[str, Any],
         history = yield from call(records.history, ctx.thread_id, ctx.task_ns, seq,
                                   ctx.checkpoint_id)
         request = PolicyRequest(
-            ctx.principal, action, args,
-            ThreadFacts(ctx.thread_id, tenant or ctx.principal.tenant, owner or ctx.principal.id,
+            ctx.actor, action, args,
+            ThreadFacts(ctx.thread_id, tenant or ctx.actor.tenant, owner or ctx.actor.id,
                         ctx.metadata),
             resource, history)
         decision = guardrails.decide(request)
-        requester = ctx.principal.id
+        requester = ctx.actor.id
         yield from call(records.record_action, ctx.thread_id, ctx.task_ns, seq,
                         ctx.checkpoint_id, action, args_hash, decision.effect, numbers,
                         decision.to_dict(), requester)

@@ -1,0 +1,310 @@
+"""``@steward.effect``: side effects that run at most once per call site, whatever re-runs.
+
+LangGraph runs a node again from its first line after an interrupt, a retry or a crash, so a
+refund issued before the crash would be issued again. The effect ledger prevents it: each call
+of an effect inside a node has a *site* -- the thread, the task (its checkpoint namespace,
+stable when the node re-runs for the same step) and the call's order in the task -- and a row
+in ``steward_effects``:
+
+1. before the call, an *intent* is committed durably (with the function's name, the hash of
+   its arguments and the call's idempotency key);
+2. the function runs (with ``idempotency_key=`` if it declares that parameter);
+3. its result is committed durably (serialized with the runtime's serde, sealed when the
+   runtime encrypts), or its error is recorded.
+
+When the node re-runs: a completed call returns its recorded result without acting; a call
+that raised runs again; a call with an intent and no outcome (the process died *during* it)
+runs again with the same idempotency key, so that the other system can recognise the retry --
+or, if the effect has a ``reconcile`` hook, the hook looks and says what happened. A re-run
+that calls with other arguments at the same site raises EffectConflict and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import functools
+import hashlib
+import inspect
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar, cast, overload
+
+from steward.checkpointers._inputs import at_effect
+from steward.checkpointers._ops import Op, Stmt
+from steward.errors import ConfigError, EffectConflict
+from steward.guardrails._node import NodeContext, current
+
+__all__ = ["RETRY", "effect"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INTENT, DONE, ERROR, UNSTORABLE = "intent", "done", "error", "unstorable"
+_KEY_PARAM = "idempotency_key"
+
+
+class _Retry:
+    """What a ``reconcile`` hook returns when the earlier attempt did not take effect."""
+
+    _instance: _Retry | None = None
+
+    def __new__(cls) -> _Retry:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "steward.RETRY"
+
+
+RETRY = _Retry()
+
+
+def _canonical(value: Any) -> Any:
+    """JSON for an argument, stable across processes: values by content; objects the call
+    merely uses (a client, a session) by their type, never by their address."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return {"time": value.isoformat()}
+    if isinstance(value, enum.Enum):
+        return _canonical(value.value)
+    if isinstance(value, bytes):
+        return {"bytes": value.hex()}
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(v) for v in value), key=repr)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return _canonical(dump())
+    return {"object": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
+def args_hash(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    plain = {"args": _canonical(list(args)),
+             "kwargs": _canonical({k: v for k, v in kwargs.items() if k != _KEY_PARAM})}
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Site:
+    ctx: NodeContext
+    seq: int
+    name: str
+    hash: str
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: the same for every attempt at this site, nowhere else."""
+        raw = f"{self.ctx.thread_id}\x1f{self.ctx.task_ns}\x1f{self.seq}\x1f{self.name}"
+        return "stw-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    @property
+    def where(self) -> str:
+        return (f"effect {self.name} (call {self.seq} of task {self.ctx.task_ns!r}, thread "
+                f"{self.ctx.thread_id!r})")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to do at a site: replay a result, or call (again) with the key."""
+
+    replay: bool
+    result: Any = None
+    key: str = ""
+    reconcile: bool = False  # an intent with no outcome: the call may have happened
+
+
+def _begin(site: _Site, explicit_key: str | None) -> Op[_Plan]:
+    ctx = site.ctx
+    saver = ctx.runtime.checkpointer
+    where = (ctx.thread_id, ctx.task_ns, site.seq)
+    row = (yield Stmt("SELECT name, args_hash, idempotency_key, status, type, result "
+                      "FROM steward_effects WHERE thread_id = ? AND task_ns = ? AND seq = ?",
+                      where)).one()
+    if row is None:
+        key = explicit_key or site.key
+        yield Stmt("INSERT INTO steward_effects (thread_id, task_ns, seq, name, args_hash, "
+                   "idempotency_key, status, attempts, started_at) VALUES "
+                   "(?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                   (*where, site.name, site.hash, key, INTENT, time.time()))
+        return _Plan(replay=False, key=key)
+    name, hashed, key, status, rtype, blob = row
+    if (name, hashed) != (site.name, site.hash):
+        what = "another function" if name != site.name else "other arguments"
+        raise EffectConflict(
+            f"{site.where} was first called as {name} with arguments {hashed[:19]}..., and "
+            f"the node, running again, now calls {what} there. A node must call its effects "
+            "in the same order with the same arguments each time it runs: take them from the "
+            "state, not from the clock or the outside world. Nothing was called or recorded.")
+    if status == UNSTORABLE:
+        raise ConfigError(f"{site.where} happened, but its result could not be stored, so it "
+                          "can be neither replayed nor repeated: make the effect return plain "
+                          "data, then delete the thread or its ledger row.")
+    if status == DONE:
+        value = saver.codec.load(saver.serde, rtype, blob, site.where,
+                                 at_effect(*where[:2], site.seq))
+        return _Plan(replay=True, result=value, key=key)
+    yield Stmt("UPDATE steward_effects SET attempts = attempts + 1, started_at = ? "
+               "WHERE thread_id = ? AND task_ns = ? AND seq = ?", (time.time(), *where))
+    return _Plan(replay=False, key=key, reconcile=status == INTENT)
+
+
+def _finish(site: _Site, stored: tuple[str, bytes] | None = None, *,
+            error: BaseException | None = None, status: str = ERROR) -> Op[None]:
+    """Complete a call: with its stored result, or (``error``) as ``status``."""
+    where = (site.ctx.thread_id, site.ctx.task_ns, site.seq)
+    if stored is None:
+        text = f"{type(error).__name__}: {error}"[:2000]
+        yield Stmt("UPDATE steward_effects SET status = ?, error = ?, finished_at = ? "
+                   "WHERE thread_id = ? AND task_ns = ? AND seq = ?",
+                   (status, text, time.time(), *where))
+        return
+    yield Stmt("UPDATE steward_effects SET status = ?, type = ?, result = ?, error = NULL, "
+               "finished_at = ? WHERE thread_id = ? AND task_ns = ? AND seq = ?",
+               (DONE, *stored, time.time(), *where))
+
+
+def _outcome(site: _Site, result: Any) -> tuple[Op[None], ConfigError | None]:
+    """The write that completes a call that returned ``result``: its stored form, or, if the
+    runtime cannot store it, a record that the call happened with an unstorable result (a
+    re-run must not act again, and cannot replay it)."""
+    saver = site.ctx.runtime.checkpointer
+    try:
+        stored = saver.codec.dump(saver.serde, result,
+                                  at_effect(site.ctx.thread_id, site.ctx.task_ns, site.seq))
+    except Exception as exc:
+        error = ConfigError(
+            f"{site.where} returned {type(result).__name__}, which the runtime's serializer "
+            f"cannot store ({exc}). The call happened and will not be repeated; return plain "
+            "data (dicts, lists, strings, numbers, pydantic models) from effects.")
+        return _finish(site, error=error, status=UNSTORABLE), error
+    return _finish(site, stored), None
+
+
+def _site(name: str, allow_outside: bool, args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> _Site | None:
+    try:
+        ctx = current("effect", need_principal=False)
+    except ConfigError:
+        if allow_outside:
+            return None
+        raise
+    return _Site(ctx, ctx.next_effect(), name, args_hash(args, kwargs))
+
+
+def _complete(site: _Site, result: Any) -> Any:
+    op, error = _outcome(site, result)
+    site.ctx.runtime.checkpointer.driver.run(op, write=True)
+    if error is not None:
+        raise error
+    return result
+
+
+async def _acomplete(site: _Site, result: Any) -> Any:
+    op, error = _outcome(site, result)
+    await site.ctx.runtime.checkpointer.driver.arun(op, write=True)
+    if error is not None:
+        raise error
+    return result
+
+
+@overload
+def effect(fn: F, /) -> F: ...
+
+
+@overload
+def effect(*, reconcile: Callable[..., Any] | None = None, allow_outside: bool = False,
+           name: str | None = None) -> Callable[[F], F]: ...
+
+
+def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = None,
+           allow_outside: bool = False, name: str | None = None) -> F | Callable[[F], F]:
+    """Mark a function (or ``async def``) with side effects: inside a node of a graph run
+    with a Steward checkpointer, each call site runs at most once per thread (see the module
+    docstring).
+
+    - A function with an ``idempotency_key`` parameter receives a key that is the same for
+      every attempt at its call site, so the system it calls can drop a repeat.
+    - ``reconcile(idempotency_key, *args, **kwargs)``: called instead of the function when a
+      previous attempt died mid-call; returns that attempt's result if it took effect, or
+      ``steward.RETRY`` to call the function again (with the same key).
+    - ``allow_outside=True``: outside a Steward run, just call the function (otherwise that is a
+      ConfigError, so that a missing checkpointer cannot silently drop the guarantee).
+    - ``name``: what the ledger calls it (default: module and qualified name); keep it stable
+      across deployments, or recorded calls will not be recognised.
+    """
+
+    def wrap(func: F) -> F:
+        label = name or f"{func.__module__}.{func.__qualname__}"
+        takes_key = _KEY_PARAM in inspect.signature(func).parameters
+        if reconcile is not None and not callable(reconcile):
+            raise ConfigError(f"reconcile= for {label} must be a function, got {reconcile!r}.")
+
+        def prepared(plan: _Plan, kwargs: dict[str, Any]) -> dict[str, Any]:
+            if takes_key and _KEY_PARAM not in kwargs:
+                return {**kwargs, _KEY_PARAM: plan.key}
+            return kwargs
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def arun(*args: Any, **kwargs: Any) -> Any:
+                site = _site(label, allow_outside, args, kwargs)
+                if site is None:
+                    return await func(*args, **kwargs)
+                driver = site.ctx.runtime.checkpointer.driver
+                plan = await driver.arun(_begin(site, kwargs.get(_KEY_PARAM)), write=True)
+                if plan.replay:
+                    return plan.result
+                if plan.reconcile and reconcile is not None:
+                    found = reconcile(plan.key, *args, **kwargs)
+                    if inspect.isawaitable(found):
+                        found = await found
+                    if found is not RETRY:
+                        return await _acomplete(site, found)
+                try:
+                    result = await func(*args, **prepared(plan, kwargs))
+                except BaseException as exc:
+                    await driver.arun(_finish(site, error=exc), write=True)
+                    raise
+                return await _acomplete(site, result)
+
+            return cast(F, arun)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            site = _site(label, allow_outside, args, kwargs)
+            if site is None:
+                return func(*args, **kwargs)
+            driver = site.ctx.runtime.checkpointer.driver
+            plan = driver.run(_begin(site, kwargs.get(_KEY_PARAM)), write=True)
+            if plan.replay:
+                return plan.result
+            if plan.reconcile and reconcile is not None:
+                found = reconcile(plan.key, *args, **kwargs)
+                if found is not RETRY:
+                    return _complete(site, found)
+            try:
+                result = func(*args, **prepared(plan, kwargs))
+            except BaseException as exc:
+                driver.run(_finish(site, error=exc), write=True)
+                raise
+            return _complete(site, result)
+
+        return cast(F, run)
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap

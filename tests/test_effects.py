@@ -1,0 +1,217 @@
+"""The effect ledger in real graphs on both backends: a side effect runs once per call site,
+however often its node runs (issue #5)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from _support import ALICE, BOB, execute, snapshot
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+
+import steward
+from steward import ConfigError, EffectConflict
+
+KEY = "ab" * 32
+ROLES = {"manager": "write"}
+WORLD: list[tuple[str, Any]] = []  # what the outside world saw: (idempotency key, amount)
+
+
+class State(TypedDict, total=False):
+    amount: str
+    receipts: Annotated[list[Any], operator.add]
+
+
+@steward.effect
+def issue_refund(order_id: str, amount: str, *, idempotency_key: str) -> dict[str, Any]:
+    WORLD.append((idempotency_key, amount))
+    return {"txn": f"TXN-{len(WORLD)}", "order_id": order_id, "amount": amount}
+
+
+def _refund_then_confirm(state: State) -> dict[str, Any]:
+    receipt = issue_refund("98765", state["amount"])
+    answer = interrupt({"type": "confirm", "receipt": receipt})  # the node re-runs on resume
+    return {"receipts": [receipt, answer]}
+
+
+def one_node(fn: Any) -> StateGraph[State]:
+    builder = StateGraph(State)
+    builder.add_node("n", fn)
+    builder.add_edge(START, "n")
+    builder.add_edge("n", END)
+    return builder
+
+
+@pytest.fixture(autouse=True)
+def _clear_world() -> None:
+    WORLD.clear()
+
+
+def test_a_resumed_node_replays_the_recorded_result(db_url: str) -> None:
+    with steward.open(db_url, thread_roles=ROLES) as rt:
+        graph = one_node(_refund_then_confirm).compile(checkpointer=rt.checkpointer)
+        out = graph.invoke({"amount": "120.00"}, rt.config("T", ALICE))
+        first = out["__interrupt__"][0].value["receipt"]
+        assert first["txn"] == "TXN-1" and len(WORLD) == 1
+        out = graph.invoke(Command(resume="yes"), rt.config("T", BOB))
+        assert out["receipts"] == [first, "yes"]
+        assert len(WORLD) == 1  # the node ran twice, the refund once
+        [(key, _)] = WORLD
+        assert key.startswith("stw-")
+        [row] = execute(db_url, "SELECT status, attempts, idempotency_key FROM steward_effects")
+        assert row == ("done", 1, key)
+
+
+def test_each_call_site_is_its_own(db_url: str) -> None:
+    def twice(state: State) -> dict[str, Any]:
+        a = issue_refund("1", "10.00")
+        b = issue_refund("1", "10.00")  # same arguments, second call: a second refund
+        answer = interrupt("ok?")
+        return {"receipts": [a["txn"], b["txn"], answer]}
+
+    with steward.open(db_url) as rt:
+        graph = one_node(twice).compile(checkpointer=rt.checkpointer)
+        graph.invoke({}, rt.config("T", ALICE))
+        out = graph.invoke(Command(resume="y"), rt.config("T", ALICE))
+        assert out["receipts"] == ["TXN-1", "TXN-2", "y"]
+        assert len(WORLD) == 2 and WORLD[0][0] != WORLD[1][0]
+
+
+def test_other_arguments_on_a_rerun_are_a_conflict_and_change_nothing(db_url: str) -> None:
+    amounts = iter(["10.00", "99.00"])
+
+    def node(state: State) -> dict[str, Any]:
+        issue_refund("1", next(amounts))  # not from the state: differs when the node re-runs
+        return {"receipts": [interrupt("ok?")]}
+
+    with steward.open(db_url) as rt:
+        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        graph.invoke({}, rt.config("T", ALICE))
+        before = snapshot(db_url)["steward_effects"]
+        with pytest.raises(EffectConflict, match="other arguments"):
+            graph.invoke(Command(resume="y"), rt.config("T", ALICE))
+        assert snapshot(db_url)["steward_effects"] == before
+        assert WORLD == [(WORLD[0][0], "10.00")]
+
+
+def test_a_failed_call_runs_again_with_the_same_key(db_url: str) -> None:
+    calls: list[str] = []
+
+    @steward.effect
+    def flaky(*, idempotency_key: str) -> str:
+        calls.append(idempotency_key)
+        if len(calls) == 1:
+            raise TimeoutError("the payment service did not answer")
+        return "paid"
+
+    def node(state: State) -> dict[str, Any]:
+        return {"receipts": [flaky()]}
+
+    with steward.open(db_url) as rt:
+        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        with pytest.raises(TimeoutError):
+            graph.invoke({}, rt.config("T", ALICE))
+        [row] = execute(db_url, "SELECT status, error FROM steward_effects")
+        assert row[0] == "error" and "did not answer" in row[1]
+        assert graph.invoke(None, rt.config("T", ALICE))["receipts"] == ["paid"]
+        assert len(calls) == 2 and calls[0] == calls[1]
+        assert execute(db_url, "SELECT status, attempts FROM steward_effects") == [("done", 2)]
+
+
+@pytest.mark.parametrize("took_effect", [True, False])
+def test_reconcile_decides_after_a_call_that_died_midway(db_url: str, took_effect: bool) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def look(key: str, order_id: str, *, idempotency_key: str | None = None) -> Any:
+        seen.append((key, order_id))
+        return {"txn": "found upstream"} if took_effect else steward.RETRY
+
+    @steward.effect(reconcile=look)
+    def pay(order_id: str, *, idempotency_key: str) -> dict[str, str]:
+        WORLD.append((idempotency_key, order_id))
+        return {"txn": f"paid {len(WORLD)}"}
+
+    def node(state: State) -> dict[str, Any]:
+        receipt = pay("7")
+        return {"receipts": [receipt, interrupt("ok?")]}
+
+    with steward.open(db_url) as rt:
+        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        graph.invoke({}, rt.config("T", ALICE))
+        # What a process killed during the call leaves behind: an intent with no outcome.
+        execute(db_url, "UPDATE steward_effects SET status = 'intent', type = NULL, "
+                        "result = NULL")
+        out = graph.invoke(Command(resume="y"), rt.config("T", ALICE))
+        [key] = {k for k, _ in WORLD}
+        assert seen == [(key, "7")]
+        if took_effect:
+            assert out["receipts"] == [{"txn": "found upstream"}, "y"] and len(WORLD) == 1
+        else:
+            assert out["receipts"] == [{"txn": "paid 2"}, "y"] and len(WORLD) == 2
+
+
+async def test_async_effects_in_async_nodes(db_url: str) -> None:
+    @steward.effect
+    async def notify(user: str, *, idempotency_key: str) -> str:
+        WORLD.append((idempotency_key, user))
+        return f"sent to {user}"
+
+    async def node(state: State) -> dict[str, Any]:
+        sent = await notify("jane")
+        return {"receipts": [sent, interrupt("ok?")]}
+
+    async with steward.aopen(db_url) as rt:
+        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        await graph.ainvoke({}, rt.config("T", ALICE))
+        out = await graph.ainvoke(Command(resume="y"), rt.config("T", ALICE))
+        assert out["receipts"] == ["sent to jane", "y"] and len(WORLD) == 1
+
+
+def test_results_are_sealed_when_the_runtime_encrypts(db_url: str) -> None:
+    with steward.open(db_url, encryption_key=KEY) as rt:
+        graph = one_node(_refund_then_confirm).compile(checkpointer=rt.checkpointer)
+        graph.invoke({"amount": "55.00"}, rt.config("T", ALICE))
+        [(blob,)] = execute(db_url, "SELECT result FROM steward_effects")
+        assert b"98765" not in bytes(blob)
+        out = graph.invoke(Command(resume="y"), rt.config("T", ALICE))
+        assert out["receipts"][0]["order_id"] == "98765" and len(WORLD) == 1
+
+
+def test_outside_a_steward_run_an_effect_says_so(db_url: str) -> None:
+    with pytest.raises(ConfigError, match="inside a node"):
+        issue_refund("1", "2.00")
+
+    @steward.effect(allow_outside=True)
+    def log_line(text: str) -> str:
+        return text.upper()
+
+    assert log_line("plain call") == "PLAIN CALL"
+
+
+def test_an_unstorable_result_is_not_repeated(db_url: str) -> None:
+    @steward.effect
+    def opens_a_socket() -> Any:
+        WORLD.append(("-", "socket"))
+        return object()
+
+    def node(state: State) -> dict[str, Any]:
+        opens_a_socket()
+        return {}
+
+    with steward.open(db_url) as rt:
+        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        with pytest.raises(ConfigError, match="cannot store"):
+            graph.invoke({}, rt.config("T", ALICE))
+        with pytest.raises(ConfigError, match="neither replayed nor repeated"):
+            graph.invoke(None, rt.config("T", ALICE))
+        assert len(WORLD) == 1
+
+
+def test_deleting_a_thread_deletes_its_ledger(db_url: str) -> None:
+    with steward.open(db_url) as rt:
+        graph = one_node(_refund_then_confirm).compile(checkpointer=rt.checkpointer)
+        graph.invoke({"amount": "1.00"}, rt.config("T", ALICE))
+        rt.checkpointer.delete_thread("T", principal=ALICE)
+        assert execute(db_url, "SELECT count(*) FROM steward_effects") == [(0,)]
