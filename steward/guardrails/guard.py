@@ -40,10 +40,13 @@ class Guardrails:
               approval_expires_in: float | None = None) -> Guardrails:
         return cls(policies_of(policy), Records(saver), approval_expires_in)
 
-    def decide(self, request: PolicyRequest) -> Decision:
-        """Pure: the enforced decision, with the shadow decisions attached."""
-        enforced = combine(p.evaluate(request) for p in self.policies if p.enforce)
-        shadow = tuple(p.evaluate(request) for p in self.policies if not p.enforce)
+    def decide(self, request: PolicyRequest, *, strict: bool = True) -> Decision:
+        """Pure: the enforced decision, with the shadow decisions attached (``strict``: see
+        Policy.evaluate)."""
+        enforced = combine(p.evaluate(request, strict=strict) for p in self.policies
+                           if p.enforce)
+        shadow = tuple(p.evaluate(request, strict=strict) for p in self.policies
+                       if not p.enforce)
         return replace(enforced, shadow=shadow) if shadow else enforced
 
 

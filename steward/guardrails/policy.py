@@ -299,8 +299,10 @@ class Policy:
         rule = self._rules[cedar_id]
         return rule.reason or f"policy {rule.id!r} ({rule.effect}) applies"
 
-    def evaluate(self, request: PolicyRequest) -> Decision:
-        """The decision of this policy set alone; pure (no I/O, no clock)."""
+    def evaluate(self, request: PolicyRequest, *, strict: bool = True) -> Decision:
+        """The decision of this policy set alone; pure (no I/O, no clock). ``strict=False``
+        skips forbids that cannot be evaluated, as Cedar does: for screening what a principal
+        might do before the arguments are known (a planner's tool list), never for a guard."""
         kind = "Service" if request.principal.kind == "service" else "User"
         resource = request.resource or ("Thread", request.thread.id)
         query = {"principal": _uid(kind, request.principal.id),
@@ -308,14 +310,14 @@ class Policy:
                  "resource": _uid(*resource), "context": context_of(request)}
         entities = entities_of(request)
         result = cedarpy.is_authorized(query, self._set, entities)
-        failed = self._failed_forbids(result.diagnostics.errors)
+        failed = self._failed_forbids(result.diagnostics.errors) if strict else []
         if failed:
             return self._mark(Decision.deny(
                 [f"policy {self._rules[c].id!r} could not be evaluated: {e}" for c, e in failed],
                 policy_ids=[self._rules[c].id for c, _ in failed]))
         matched = [c for c in result.diagnostics.reasons if c in self._rules]
-        unexplained = [str(e) for e in result.diagnostics.errors
-                       if not any(re.search(rf"\b{re.escape(c)}\b", str(e)) for c in self._rules)]
+        unexplained = [str(e) for e in result.diagnostics.errors if strict
+                       and not any(re.search(rf"\b{re.escape(c)}\b", str(e)) for c in self._rules)]
         if not matched and not result.allowed and unexplained:
             return self._mark(Decision.deny([f"the request could not be evaluated: {e}"
                                              for e in unexplained]))

@@ -1,0 +1,258 @@
+"""The tool executor: runs the plan's next step (or a model's tool calls) safely.
+
+For each call, in this order -- the same on every run of the node, so that a re-run after an
+approval, a retry or a crash lines up with what was recorded:
+
+1. the tool must exist and its arguments must pass its schema (pydantic, from the tool);
+2. ``steward.guard(tool, args)``: the runtime's policy may deny, or pause for approval;
+3. the call runs through the effect ledger (``@steward.effect``), so a side effect happens at
+   most once per call site however often the node runs; read-only tools may skip it;
+4. inside that one recorded call: a timeout per attempt, and retries with exponential backoff
+   and jitter on errors the tool marks transient (``Transient``, ``TimeoutError``,
+   ``ConnectionError``), all under one idempotency key;
+5. tools act with the caller's identity: a tool that declares an injected ``principal``
+   argument (``Annotated[dict, InjectedToolArg]``) receives the acting principal, and one that
+   declares ``idempotency_key`` receives the call's key.
+
+Every outcome is recorded in the working context: the step's result, or a typed error
+(``unknown_tool``, ``invalid_args``, ``denied``, ``timeout``, ``tool_error``) that the
+validate node routes (retry, escalate, fail). Nothing half-done is written: a node either
+returns its whole update or raises.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import ValidationError
+
+from steward.errors import ConfigError, PolicyDenied
+from steward.guardrails._node import current
+from steward.guardrails.guard import guard
+from steward.nodes.effects import effect
+from steward.state import ErrorRecord, Step, WorkingContext, next_step
+
+__all__ = ["Retry", "ToolExecutor", "Transient"]
+
+
+class Transient(Exception):
+    """Raise it (or a subclass) from a tool for a failure worth retrying: the service was
+    busy, the connection dropped. Other exceptions fail the call at once."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Exponential backoff with jitter: attempt n waits initial * factor**(n-1), at most
+    max_delay, scaled by a random factor in [1 - jitter, 1 + jitter]."""
+
+    attempts: int = 3
+    initial: float = 0.2
+    factor: float = 2.0
+    max_delay: float = 5.0
+    jitter: float = 0.5
+    on: tuple[type[BaseException], ...] = (Transient, TimeoutError, ConnectionError)
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.max_delay, self.initial * self.factor ** (attempt - 1))
+        return max(0.0, base * rng.uniform(1 - self.jitter, 1 + self.jitter))
+
+
+@dataclass
+class _Call:
+    """One tool call to make: from a plan step or a model's tool call."""
+
+    tool: str
+    args: dict[str, Any]
+    step: Step | None = None
+    call_id: str | None = None
+
+
+@dataclass
+class _Outcome:
+    result: Any = None
+    error: ErrorRecord | None = None
+    approved_by: list[str] = field(default_factory=list)
+
+
+def _as_tool(item: BaseTool | Callable[..., Any]) -> BaseTool:
+    if isinstance(item, BaseTool):
+        return item
+    if callable(item):
+        return StructuredTool.from_function(item)
+    raise ConfigError(f"tools are LangChain tools or plain functions, got {item!r}.")
+
+
+def _fields(schema: Any) -> list[str]:
+    """The argument names of a tool schema (a pydantic model, or a JSON schema dict)."""
+    if isinstance(schema, dict):
+        return list(schema.get("properties", {}))
+    return list(getattr(schema, "model_fields", {}) or getattr(schema, "__fields__", {}))
+
+
+def _error(kind: str, message: str, call: _Call) -> ErrorRecord:
+    return {"type": kind, "message": message[:2000],  # type: ignore[typeddict-item]
+            "step": call.step.get("id") if call.step else None, "tool": call.tool,
+            "at": time.time()}
+
+
+class ToolExecutor:
+    """A node that runs the working context's next pending plan step, or else the tool calls
+    of the last AI message that have no answer yet (see the module docstring)."""
+
+    def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *,
+                 timeout: float | Mapping[str, float] = 30.0, retry: Retry | None = None,
+                 read_only: Iterable[str] = (), use_guard: bool = True,
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
+        self.tools = {t.name: t for t in map(_as_tool, tools)}
+        if not self.tools:
+            raise ConfigError("ToolExecutor needs at least one tool.")
+        self.timeout = timeout
+        self.retry = retry or Retry()
+        self.read_only = frozenset(read_only)
+        unknown = self.read_only - set(self.tools)
+        if unknown:
+            raise ConfigError(f"read_only names tools that are not given: {sorted(unknown)}.")
+        self.use_guard = use_guard
+        self.sleep = sleep
+        self.rng = random.Random(seed)
+
+    # -- what to run ---------------------------------------------------------------------------
+
+    def _calls(self, state: WorkingContext) -> list[_Call]:
+        step = next_step(state)
+        if step is not None:
+            return [_Call(str(step.get("tool")), dict(step.get("args") or {}), step=step)]
+        messages = state.get("messages") or []
+        answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+        for message in reversed(messages):
+            if isinstance(message, AIMessage):
+                return [_Call(c["name"], dict(c.get("args") or {}), call_id=c.get("id"))
+                        for c in message.tool_calls if c.get("id") not in answered]
+        return []
+
+    def _timeout(self, name: str) -> float:
+        if isinstance(self.timeout, Mapping):
+            return float(self.timeout.get(name, 30.0))
+        return float(self.timeout)
+
+    # -- running one call ----------------------------------------------------------------------
+
+    def _injected(self, tool: BaseTool) -> set[str]:
+        """Arguments the tool takes that the model does not see (InjectedToolArg)."""
+        full = set(_fields(tool.get_input_schema()))
+        return full - set(_fields(tool.tool_call_schema))
+
+    def _attempts(self, tool: BaseTool, payload: dict[str, Any]) -> Any:
+        """The call with its timeout and retries; one ledger entry covers all attempts."""
+        timeout = self._timeout(tool.name)
+        for attempt in range(1, self.retry.attempts + 1):
+            pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="steward-tool")
+            try:
+                future = pool.submit(tool.invoke, payload)
+                try:
+                    return future.result(timeout=timeout)
+                except concurrent.futures.TimeoutError:
+                    raise TimeoutError(f"tool {tool.name!r} did not answer within "
+                                       f"{timeout:g}s") from None
+            except self.retry.on:
+                if attempt == self.retry.attempts:
+                    raise
+                self.sleep(self.retry.delay(attempt, self.rng))
+            finally:
+                pool.shutdown(wait=False)
+        raise AssertionError("unreachable")
+
+    def _run(self, call: _Call) -> _Outcome:
+        tool = self.tools.get(call.tool)
+        if tool is None:
+            return _Outcome(error=_error("unknown_tool", f"no tool named {call.tool!r}; known: "
+                                         f"{sorted(self.tools)}", call))
+        schema = tool.tool_call_schema
+        args = dict(call.args)
+        if not isinstance(schema, dict):
+            try:
+                checked = schema.model_validate(call.args)  # type: ignore[union-attr]
+            except ValidationError as exc:
+                return _Outcome(error=_error(
+                    "invalid_args", f"arguments for {call.tool!r} do not fit its schema: "
+                    f"{exc.errors(include_url=False)}", call))
+            unknown = sorted(set(call.args) - set(_fields(schema)))
+            if unknown:
+                return _Outcome(error=_error(
+                    "invalid_args", f"{call.tool!r} takes no arguments {unknown}", call))
+            args = {k: v for k, v in checked.model_dump().items() if k in call.args}
+        approved: list[str] = []
+        if self.use_guard:
+            try:
+                decision = guard(call.tool, args)
+            except PolicyDenied as exc:
+                return _Outcome(error=_error("denied", str(exc), call))
+            if decision.approval is not None:
+                approved = list(decision.approval.approvers)
+        injected = self._injected(tool)
+        ctx = current("ToolExecutor", need_principal=False)
+
+        def invoke(arguments: dict[str, Any], idempotency_key: str = "") -> Any:
+            payload = dict(arguments)
+            if "idempotency_key" in injected:
+                payload["idempotency_key"] = idempotency_key
+            if "principal" in injected:
+                payload["principal"] = ctx.principal.to_dict() if ctx.principal else None
+            return self._attempts(tool, payload)
+
+        try:
+            if call.tool in self.read_only:
+                result = invoke(args)
+            else:
+                result = effect(name=f"tool:{call.tool}")(invoke)(args)
+        except TimeoutError as exc:
+            return _Outcome(error=_error("timeout", str(exc), call), approved_by=approved)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            return _Outcome(error=_error("tool_error", f"{type(exc).__name__}: {exc}", call),
+                            approved_by=approved)
+        return _Outcome(result=result, approved_by=approved)
+
+    # -- the node ------------------------------------------------------------------------------
+
+    def __call__(self, state: WorkingContext) -> dict[str, Any]:
+        steps: list[Step] = []
+        messages: list[ToolMessage] = []
+        errors: list[ErrorRecord] = []
+        for call in self._calls(state):
+            outcome = self._run(call)
+            if call.step is not None:
+                step: Step = {"id": call.step["id"],
+                              "attempts": int(call.step.get("attempts") or 0) + 1}
+                if outcome.error is None:
+                    step |= {"status": "done", "result": outcome.result, "error": None}
+                else:
+                    step |= {"error": outcome.error}  # status: the validate node decides
+                if outcome.approved_by:
+                    step["approved_by"] = outcome.approved_by
+                steps.append(step)
+            if call.call_id is not None:
+                content = (outcome.result if outcome.error is None
+                           else f"error ({outcome.error['type']}): {outcome.error['message']}")
+                messages.append(ToolMessage(
+                    content=content if isinstance(content, str) else repr(content),
+                    tool_call_id=call.call_id, name=call.tool,
+                    status="success" if outcome.error is None else "error"))
+            if outcome.error is not None:
+                errors.append(outcome.error)
+        update: dict[str, Any] = {}
+        if steps:
+            update["plan"] = steps
+        if messages:
+            update["messages"] = messages
+        if errors:
+            update["errors"] = errors
+        return update
