@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _pg import PgServer, start_postgres
 from _support import ROLES
 
 import steward
+
+_connect = socket.socket.connect
+_connect_ex = socket.socket.connect_ex
+
+
+def _local(address: Any) -> bool:
+    if isinstance(address, (str, bytes)):
+        return True  # a unix socket
+    host = address[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded(method: Any) -> Any:
+    def connect(self: socket.socket, address: Any) -> Any:
+        if not _local(address):
+            raise ConnectionRefusedError(f"tests may not reach the network ({address!r}): "
+                                         "use a local stub")
+        return method(self, address)
+    return connect
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    """No test reaches the internet: connections go to loopback or unix sockets only."""
+    socket.socket.connect = _guarded(_connect)  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded(_connect_ex)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect = _connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

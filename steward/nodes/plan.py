@@ -28,7 +28,7 @@ from steward.guardrails.policy import PolicyRequest, ThreadFacts
 from steward.nodes.tools import _as_tool
 from steward.state import ErrorRecord, Step, WorkingContext
 
-__all__ = ["PlanStep", "Planner", "StaticPlan"]
+__all__ = ["PlanStep", "Planner", "StaticPlan", "chat_model"]
 
 StaticPlan = Sequence[Mapping[str, Any]] | Callable[[WorkingContext], Sequence[Mapping[str, Any]]]
 
@@ -60,6 +60,31 @@ def _fill(value: Any, inputs: Mapping[str, Any]) -> Any:
     return value
 
 
+_PROVIDERS = {
+    "openai": ("langchain_openai", "ChatOpenAI", "openai"),
+    "bedrock": ("langchain_aws", "ChatBedrockConverse", "bedrock"),
+    "bedrock_converse": ("langchain_aws", "ChatBedrockConverse", "bedrock"),
+}
+
+
+def chat_model(spec: str, **options: Any) -> Any:
+    """A chat model from ``"openai:gpt-4o-mini"`` or ``"bedrock:<model id>"`` (the providers'
+    LangChain clients, installed with the ``openai`` / ``bedrock`` extras). Any LangChain chat
+    model object can be given to the planner directly instead, e.g. one made by
+    ``langchain.chat_models.init_chat_model``."""
+    provider, _, name = spec.partition(":")
+    if provider not in _PROVIDERS or not name:
+        raise ConfigError(f"unknown model {spec!r}: use 'openai:<model>' or 'bedrock:<model id>',"
+                          " or pass a LangChain chat model object.")
+    module, cls, extra = _PROVIDERS[provider]
+    try:
+        client = getattr(__import__(module, fromlist=[cls]), cls)
+    except ImportError as exc:
+        raise ConfigError(f"model {spec!r} needs {module}: pip install "
+                          f"'langgraph-steward[{extra}]'.") from exc
+    return client(model=name, **options)
+
+
 class Planner:
     def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *, model: Any = None,
                  static_plan: StaticPlan | None = None, token_budget: int = 2000,
@@ -70,7 +95,7 @@ class Planner:
         if token_budget < 100:
             raise ConfigError(f"token_budget must be at least 100 tokens, got {token_budget}.")
         self.tools = {t.name: t for t in map(_as_tool, tools)}
-        self.model = model
+        self.model = chat_model(model) if isinstance(model, str) else model
         self.static_plan = static_plan
         self.token_budget = token_budget
         self.system_prompt = system_prompt
