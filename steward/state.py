@@ -10,6 +10,8 @@ Plain TypedDicts of plain data, so that any serializer (strict msgpack included)
     inputs     what was asked, as data (order id, amount, ...)
     plan       the steps, each {id, tool, args, reason, status, attempts, result, error,
                validated}; a node returns only the steps it changed (merged by id)
+    approvals  every approval a step went through: {request_id, action, step, decision,
+               approvers, comment, decided_at} (appended)
     errors     every typed error met on the way (appended)
     outcome    how it ended: {"status": "done" | "failed", "reason": ..., ...}
 """
@@ -64,7 +66,7 @@ def merge_steps(left: list[Step] | None, right: list[Step] | None) -> list[Step]
     return merged
 
 
-def _append(left: list[ErrorRecord] | None, right: list[ErrorRecord] | None) -> list[ErrorRecord]:
+def _append(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
     return [*(left or []), *(right or [])]
 
 
@@ -73,6 +75,7 @@ class WorkingContext(TypedDict, total=False):
     goal: str
     inputs: dict[str, Any]
     plan: Annotated[list[Step], merge_steps]
+    approvals: Annotated[list[dict[str, Any]], _append]
     errors: Annotated[list[ErrorRecord], _append]
     outcome: dict[str, Any]
 

@@ -23,20 +23,23 @@ returns its whole update or raises.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import inspect
 import random
 import time
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from steward.errors import ConfigError, PolicyDenied
 from steward.guardrails._node import current
 from steward.guardrails.guard import guard
-from steward.nodes.effects import effect
+from steward.nodes.effects import args_hash, effect
 from steward.state import ErrorRecord, Step, WorkingContext, next_step
 
 __all__ = ["Retry", "ToolExecutor", "Transient"]
@@ -78,7 +81,7 @@ class _Call:
 class _Outcome:
     result: Any = None
     error: ErrorRecord | None = None
-    approved_by: list[str] = field(default_factory=list)
+    approval: dict[str, Any] | None = None
 
 
 def _as_tool(item: BaseTool | Callable[..., Any]) -> BaseTool:
@@ -94,6 +97,21 @@ def _fields(schema: Any) -> list[str]:
     if isinstance(schema, dict):
         return list(schema.get("properties", {}))
     return list(getattr(schema, "model_fields", {}) or getattr(schema, "__fields__", {}))
+
+
+def _typed(tool: BaseTool, result: Any) -> str | None:
+    """A result that does not fit the tool function's declared return model, or None."""
+    func = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
+    model = inspect.signature(func).return_annotation if func is not None else None
+    if isinstance(model, str):  # postponed annotations
+        model = typing.get_type_hints(func).get("return")
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    try:
+        model.model_validate(result.model_dump() if isinstance(result, BaseModel) else result)
+    except ValidationError as exc:
+        return f"the result does not fit {model.__name__}: {exc.errors(include_url=False)}"
+    return None
 
 
 def _error(kind: str, message: str, call: _Call) -> ErrorRecord:
@@ -188,14 +206,15 @@ class ToolExecutor:
                 return _Outcome(error=_error(
                     "invalid_args", f"{call.tool!r} takes no arguments {unknown}", call))
             args = {k: v for k, v in checked.model_dump().items() if k in call.args}
-        approved: list[str] = []
+        approved: dict[str, Any] | None = None
         if self.use_guard:
             try:
                 decision = guard(call.tool, args)
             except PolicyDenied as exc:
                 return _Outcome(error=_error("denied", str(exc), call))
             if decision.approval is not None:
-                approved = list(decision.approval.approvers)
+                approved = {**decision.approval.to_dict(), "action": call.tool,
+                            "step": call.step.get("id") if call.step else None}
         injected = self._injected(tool)
         ctx = current("ToolExecutor", need_principal=False)
 
@@ -211,15 +230,24 @@ class ToolExecutor:
             if call.tool in self.read_only:
                 result = invoke(args)
             else:
-                result = effect(name=f"tool:{call.tool}")(invoke)(args)
+                # One key per step (or model tool call), not per attempt: the validate node may
+                # send a timed-out step round again, and the call that timed out may have
+                # gone through; the other system sees the same key and drops the repeat.
+                unit = call.step.get("id") if call.step else call.call_id
+                raw = f"{ctx.thread_id}\x1f{unit}\x1f{call.tool}\x1f{args_hash((args,), {})}"
+                key = "stw-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+                result = effect(name=f"tool:{call.tool}")(invoke)(args, idempotency_key=key)
         except TimeoutError as exc:
-            return _Outcome(error=_error("timeout", str(exc), call), approved_by=approved)
+            return _Outcome(error=_error("timeout", str(exc), call), approval=approved)
         except ConfigError:
             raise
         except Exception as exc:
             return _Outcome(error=_error("tool_error", f"{type(exc).__name__}: {exc}", call),
-                            approved_by=approved)
-        return _Outcome(result=result, approved_by=approved)
+                            approval=approved)
+        problem = _typed(tool, result)
+        if problem is not None:
+            return _Outcome(error=_error("invalid_result", problem, call), approval=approved)
+        return _Outcome(result=result, approval=approved)
 
     # -- the node ------------------------------------------------------------------------------
 
@@ -227,6 +255,7 @@ class ToolExecutor:
         steps: list[Step] = []
         messages: list[ToolMessage] = []
         errors: list[ErrorRecord] = []
+        approvals: list[dict[str, Any]] = []
         for call in self._calls(state):
             outcome = self._run(call)
             if call.step is not None:
@@ -236,9 +265,11 @@ class ToolExecutor:
                     step |= {"status": "done", "result": outcome.result, "error": None}
                 else:
                     step |= {"error": outcome.error}  # status: the validate node decides
-                if outcome.approved_by:
-                    step["approved_by"] = outcome.approved_by
+                if outcome.approval is not None:
+                    step["approved_by"] = list(outcome.approval["approvers"])
                 steps.append(step)
+            if outcome.approval is not None:
+                approvals.append(outcome.approval)
             if call.call_id is not None:
                 content = (outcome.result if outcome.error is None
                            else f"error ({outcome.error['type']}): {outcome.error['message']}")
@@ -255,4 +286,6 @@ class ToolExecutor:
             update["messages"] = messages
         if errors:
             update["errors"] = errors
+        if approvals:
+            update["approvals"] = approvals
         return update
