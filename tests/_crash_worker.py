@@ -48,11 +48,11 @@ def build(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
-def run(graph: Any, payload: Any, config: Any) -> None:
-    while True:  # a killed predecessor's lease expires after lease_ttl
+def run(graph: Any, payload: Any, config: Any) -> Any:
+    """Invoke, waiting out a killed predecessor's lease (it expires after lease_ttl)."""
+    while True:
         try:
-            graph.invoke(payload, config, durability="sync")
-            return
+            return graph.invoke(payload, config, durability="sync")
         except steward.ThreadBusy:
             time.sleep(0.05)
 

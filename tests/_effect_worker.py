@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
+from _crash_worker import run
 from langgraph.graph import END, START, StateGraph
 
 import steward
+
+__all__ = ["ALICE", "LEASE_TTL", "build", "run"]
 
 ALICE = {"id": "alice", "tenant": "acme", "roles": ["support"]}
 LEASE_TTL = 0.5
@@ -64,14 +67,6 @@ def build(checkpointer: Any, world: str, marks: str) -> Any:
     builder.add_edge("refund", "later")
     builder.add_edge("later", END)
     return builder.compile(checkpointer=checkpointer)
-
-
-def run(graph: Any, payload: Any, config: Any) -> Any:
-    while True:  # a killed predecessor's lease expires after LEASE_TTL
-        try:
-            return graph.invoke(payload, config, durability="sync")
-        except steward.ThreadBusy:
-            time.sleep(0.05)
 
 
 def main() -> None:

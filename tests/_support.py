@@ -90,3 +90,12 @@ def execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
     with psycopg.connect(url, autocommit=True) as pg:
         cur = pg.execute(sql.replace("?", "%s"), params)
         return cur.fetchall() if cur.description else []
+
+
+def one_node(state: type, fn: Any) -> StateGraph[Any]:
+    """A graph of one node, ``fn``, from START to END."""
+    builder = StateGraph(state)
+    builder.add_node("n", fn)
+    builder.add_edge(START, "n")
+    builder.add_edge("n", END)
+    return builder

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, CAROL, DAVE, EVE, snapshot
+from _support import ALICE, BOB, CAROL, DAVE, EVE, one_node, snapshot
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -61,15 +61,6 @@ def _refund(state: RefundState) -> dict[str, Any]:
                                               "contact": "jane.doe@example.com"})
     who = ",".join(decision.approval.approvers) if decision.approval else "-"
     return {"receipts": [f"{state['amount']} by {who}"]}
-
-
-def one_node(fn: Any) -> StateGraph[RefundState]:
-    """A graph of one node, ``fn``, from START to END."""
-    builder = StateGraph(RefundState)
-    builder.add_node("n", fn)
-    builder.add_edge(START, "n")
-    builder.add_edge("n", END)
-    return builder
 
 
 def refund_graph(rt: steward.Runtime, *, verify: bool = True) -> Any:
@@ -291,7 +282,7 @@ def _escalating(state: RefundState) -> dict[str, Any]:
 
 
 def test_expiry_escalates_to_other_roles(grt: steward.Runtime) -> None:
-    builder = one_node(_escalating)
+    builder = one_node(RefundState, _escalating)
     graph = builder.compile(checkpointer=grt.checkpointer)
     first = graph.invoke({"amount": "9000"}, grt.config("T", ALICE))["__interrupt__"][0].value
     time.sleep(0.4)
@@ -321,7 +312,7 @@ def _pay_then_confirm(state: RefundState) -> dict[str, Any]:
 
 
 def test_changed_arguments_after_approval_are_asked_again(grt: steward.Runtime) -> None:
-    builder = one_node(_pay_then_confirm)
+    builder = one_node(RefundState, _pay_then_confirm)
     graph = builder.compile(checkpointer=grt.checkpointer)
     EXTERNAL["amount"] = "100"
     first = graph.invoke({}, grt.config("T", ALICE))["__interrupt__"][0].value
@@ -368,7 +359,7 @@ def test_shadow_policies_are_recorded_not_enforced(db_url: str) -> None:
         seen.append(steward.guard("issue_refund", {"amount": "5.00"}))
         return {}
 
-    builder = one_node(node)
+    builder = one_node(RefundState, node)
     with steward.open(db_url, policy=[allow, strict]) as rt:
         builder.compile(checkpointer=rt.checkpointer).invoke({}, rt.config("T", ALICE))
     [decision] = seen
@@ -385,7 +376,7 @@ def test_guard_outside_a_steward_graph_says_what_to_do(db_url: str) -> None:
         steward.guard("x", {})
         return {}
 
-    builder = one_node(node)
+    builder = one_node(RefundState, node)
     with steward.open(db_url) as rt:
         graph = builder.compile(checkpointer=rt.checkpointer)
         with pytest.raises(steward.ConfigError, match="who acts"):
@@ -415,7 +406,7 @@ async def test_async_nodes_use_the_async_twins(db_url: str) -> None:
         "permit (principal, action, resource);\n"
         '@approval("manager") forbid (principal, action, resource) '
         'when { context.args.amount.greaterThan(decimal("100.00")) };')
-    builder = one_node(node)
+    builder = one_node(RefundState, node)
     async with steward.aopen(db_url, thread_roles=ROLES, policy=policy) as rt:
         graph = builder.compile(checkpointer=rt.checkpointer)
         out = await graph.ainvoke({"amount": "500.00"}, rt.config("T", ALICE))

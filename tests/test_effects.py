@@ -7,8 +7,7 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, execute, snapshot
-from langgraph.graph import END, START, StateGraph
+from _support import ALICE, BOB, execute, one_node, snapshot
 from langgraph.types import Command, interrupt
 
 import steward
@@ -36,14 +35,6 @@ def _refund_then_confirm(state: State) -> dict[str, Any]:
     return {"receipts": [receipt, answer]}
 
 
-def one_node(fn: Any) -> StateGraph[State]:
-    builder = StateGraph(State)
-    builder.add_node("n", fn)
-    builder.add_edge(START, "n")
-    builder.add_edge("n", END)
-    return builder
-
-
 @pytest.fixture(autouse=True)
 def _clear_world() -> None:
     WORLD.clear()
@@ -51,7 +42,7 @@ def _clear_world() -> None:
 
 def test_a_resumed_node_replays_the_recorded_result(db_url: str) -> None:
     with steward.open(db_url, thread_roles=ROLES) as rt:
-        graph = one_node(_refund_then_confirm).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, _refund_then_confirm).compile(checkpointer=rt.checkpointer)
         out = graph.invoke({"amount": "120.00"}, rt.config("T", ALICE))
         first = out["__interrupt__"][0].value["receipt"]
         assert first["txn"] == "TXN-1" and len(WORLD) == 1
@@ -72,7 +63,7 @@ def test_each_call_site_is_its_own(db_url: str) -> None:
         return {"receipts": [a["txn"], b["txn"], answer]}
 
     with steward.open(db_url) as rt:
-        graph = one_node(twice).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, twice).compile(checkpointer=rt.checkpointer)
         graph.invoke({}, rt.config("T", ALICE))
         out = graph.invoke(Command(resume="y"), rt.config("T", ALICE))
         assert out["receipts"] == ["TXN-1", "TXN-2", "y"]
@@ -87,7 +78,7 @@ def test_other_arguments_on_a_rerun_are_a_conflict_and_change_nothing(db_url: st
         return {"receipts": [interrupt("ok?")]}
 
     with steward.open(db_url) as rt:
-        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, node).compile(checkpointer=rt.checkpointer)
         graph.invoke({}, rt.config("T", ALICE))
         before = snapshot(db_url)["steward_effects"]
         with pytest.raises(EffectConflict, match="other arguments"):
@@ -110,7 +101,7 @@ def test_a_failed_call_runs_again_with_the_same_key(db_url: str) -> None:
         return {"receipts": [flaky()]}
 
     with steward.open(db_url) as rt:
-        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, node).compile(checkpointer=rt.checkpointer)
         with pytest.raises(TimeoutError):
             graph.invoke({}, rt.config("T", ALICE))
         [row] = execute(db_url, "SELECT status, error FROM steward_effects")
@@ -138,7 +129,7 @@ def test_reconcile_decides_after_a_call_that_died_midway(db_url: str, took_effec
         return {"receipts": [receipt, interrupt("ok?")]}
 
     with steward.open(db_url) as rt:
-        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, node).compile(checkpointer=rt.checkpointer)
         graph.invoke({}, rt.config("T", ALICE))
         # What a process killed during the call leaves behind: an intent with no outcome.
         execute(db_url, "UPDATE steward_effects SET status = 'intent', type = NULL, "
@@ -163,7 +154,7 @@ async def test_async_effects_in_async_nodes(db_url: str) -> None:
         return {"receipts": [sent, interrupt("ok?")]}
 
     async with steward.aopen(db_url) as rt:
-        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, node).compile(checkpointer=rt.checkpointer)
         await graph.ainvoke({}, rt.config("T", ALICE))
         out = await graph.ainvoke(Command(resume="y"), rt.config("T", ALICE))
         assert out["receipts"] == ["sent to jane", "y"] and len(WORLD) == 1
@@ -171,7 +162,7 @@ async def test_async_effects_in_async_nodes(db_url: str) -> None:
 
 def test_results_are_sealed_when_the_runtime_encrypts(db_url: str) -> None:
     with steward.open(db_url, encryption_key=KEY) as rt:
-        graph = one_node(_refund_then_confirm).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, _refund_then_confirm).compile(checkpointer=rt.checkpointer)
         graph.invoke({"amount": "55.00"}, rt.config("T", ALICE))
         [(blob,)] = execute(db_url, "SELECT result FROM steward_effects")
         assert b"98765" not in bytes(blob)
@@ -201,7 +192,7 @@ def test_an_unstorable_result_is_not_repeated(db_url: str) -> None:
         return {}
 
     with steward.open(db_url) as rt:
-        graph = one_node(node).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, node).compile(checkpointer=rt.checkpointer)
         with pytest.raises(ConfigError, match="cannot store"):
             graph.invoke({}, rt.config("T", ALICE))
         with pytest.raises(ConfigError, match="neither replayed nor repeated"):
@@ -211,7 +202,7 @@ def test_an_unstorable_result_is_not_repeated(db_url: str) -> None:
 
 def test_deleting_a_thread_deletes_its_ledger(db_url: str) -> None:
     with steward.open(db_url) as rt:
-        graph = one_node(_refund_then_confirm).compile(checkpointer=rt.checkpointer)
+        graph = one_node(State, _refund_then_confirm).compile(checkpointer=rt.checkpointer)
         graph.invoke({"amount": "1.00"}, rt.config("T", ALICE))
         rt.checkpointer.delete_thread("T", principal=ALICE)
         assert execute(db_url, "SELECT count(*) FROM steward_effects") == [(0,)]
