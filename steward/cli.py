@@ -121,6 +121,35 @@ def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption =
         console.print(f"   \\[pid {os.getpid()}] approved; refund issued as {result['receipt']}")
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="Audit trails: verify exports and threads.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    file: Annotated[str | None, typer.Option("--file", help="A JSON Lines export to check "
+                                             "offline (rt.audit.export).")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="A thread to check in the "
+                                               "database.")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Check audit hash chains: an export file (no database needed), or a thread's chain."""
+    from steward.audit.log import verify_file
+
+    if (file is None) == (thread is None):
+        raise typer.BadParameter("give --file (an export) or --thread (with --db)")
+    if file is not None:
+        counts = verify_file(file)
+    else:
+        assert thread is not None
+        with steward.open(db) as rt:
+            counts = {thread: rt.audit.verify(thread)}
+    for tid, n in counts.items():
+        console.print(f"{tid}: {n} events, chain intact")
+    console.print(f"[green]verified[/green] {sum(counts.values())} events in "
+                  f"{len(counts)} threads")
+
+
 def main() -> None:
     """Entry point: Steward errors become one line on stderr and exit code 1."""
     try:

@@ -20,6 +20,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.store.base import BaseStore
 
 from steward._url import DatabaseURL, parse_url
+from steward.audit.handler import AuditCallbackHandler
+from steward.audit.log import AuditLog
 from steward.checkpointers._crypto import Cipher
 from steward.checkpointers._drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
 from steward.checkpointers._inputs import str_id
@@ -80,6 +82,10 @@ class Runtime:
         self.guardrails = Guardrails.build(checkpointer, guards.policy,
                                            guards.approval_expires_in)
         self.approvals = Approvals(self.guardrails.records, checkpointer.driver)
+        self.audit = AuditLog(checkpointer, self.redactor,
+                              verify_on_resume=guards.verify_on_resume)
+        checkpointer.audit = self.audit
+        self.prices = guards.prices
 
     def __repr__(self) -> str:
         return f"<steward.Runtime {self.url}>"
@@ -106,7 +112,10 @@ class Runtime:
             AsyncLeaseHandler(self.checkpointer, tid, who, ttl) if self.is_async
             else LeaseHandler(self.checkpointer, tid, who, ttl)
         )
-        return {"configurable": conf, "callbacks": [handler]}
+        # The audit handler first: its run-end event is gathered before the lease's release,
+        # which writes it.
+        audit = AuditCallbackHandler(self.audit, tid, who, prices=self.prices)
+        return {"configurable": conf, "callbacks": [audit, handler]}
 
     def sweep(self) -> list[str]:
         """Delete threads whose time to live has passed, and close approval requests whose
@@ -149,7 +158,8 @@ class _Guards:
 
     def __init__(self, policy: Policy | list[Policy] | None = None,
                  redactor: Redactor | None = None,
-                 approval_expires_in: float | None = None) -> None:
+                 approval_expires_in: float | None = None, verify_on_resume: bool = True,
+                 prices: Mapping[str, tuple[float, float]] | None = None) -> None:
         policies_of(policy)
         if redactor is not None and not isinstance(redactor, Redactor):
             raise ConfigError(f"redactor= takes a steward.Redactor, got {type(redactor).__name__}.")
@@ -161,6 +171,12 @@ class _Guards:
         self.policy = policy
         self.redactor = redactor
         self.approval_expires_in = approval_expires_in
+        self.verify_on_resume = bool(verify_on_resume)
+        try:
+            self.prices = {str(k): (float(v[0]), float(v[1])) for k, v in (prices or {}).items()}
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ConfigError("prices= maps a model name to (input, output) prices per 1,000 "
+                              f"tokens, e.g. {{'gpt-4o-mini': (0.00015, 0.0006)}}: {exc}.") from exc
 
 
 def _options(encryption_key: str | bytes | None, thread_roles: Mapping[str, str] | None,
@@ -185,6 +201,8 @@ def open(
     policy: Policy | list[Policy] | None = None,
     redactor: Redactor | None = None,
     approval_expires_in: float | None = None,
+    verify_on_resume: bool = True,
+    prices: Mapping[str, tuple[float, float]] | None = None,
 ) -> Runtime:
     """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``.
 
@@ -200,9 +218,12 @@ def open(
       shadow mode) that ``steward.guard`` checks; without one every guarded action is allowed.
     - ``redactor``: masks personal data in approval requests (default: every built-in
       detector); ``approval_expires_in``: default seconds an approval request stays open.
+    - ``verify_on_resume``: a paused thread resumes only if its audit chain verifies (else
+      AuditTampered); ``prices``: per model, (input, output) price per 1,000 tokens, for the
+      cost of model calls in audit events.
     """
     db = parse_url(url)
-    guards = _Guards(policy, redactor, approval_expires_in)
+    guards = _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices)
     options = _options(encryption_key, thread_roles, default_ttl, lease_ttl)
     stack = contextlib.ExitStack()
     try:
@@ -346,9 +367,11 @@ def aopen(
     policy: Policy | list[Policy] | None = None,
     redactor: Redactor | None = None,
     approval_expires_in: float | None = None,
+    verify_on_resume: bool = True,
+    prices: Mapping[str, tuple[float, float]] | None = None,
 ) -> _AsyncOpen:
     """The async twin of :func:`open`: ``async with steward.aopen(url) as rt:``."""
     return _AsyncOpen(url, {"encryption_key": encryption_key, "thread_roles": thread_roles,
                             "default_ttl": default_ttl, "lease_ttl": lease_ttl,
                             "pool_size": pool_size},
-                      _Guards(policy, redactor, approval_expires_in))
+                      _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices))

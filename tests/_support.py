@@ -22,6 +22,7 @@ ROLES = {"manager": "write", "auditor": "read", "admin": "admin"}
 
 TABLES = ("steward_threads", "steward_checkpoints", "steward_blobs", "steward_writes",
           "steward_approvals", "steward_votes", "steward_actions", "steward_effects",
+          "steward_audit",
           "steward_meta")
 
 

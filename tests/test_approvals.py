@@ -85,11 +85,19 @@ def grt(db_url: str) -> Iterator[steward.Runtime]:
 
 def _stored(url: str) -> dict[str, Any]:
     """What a refused request must not change: every table but the thread row's lease and
-    timestamps (a run takes and releases the lease even when its resume is refused)."""
+    timestamps (a run takes and releases the lease even when its resume is refused) and the
+    audit chain, which records the refused attempt (``_audited``)."""
     rows = snapshot(url)
     rows["steward_threads"] = [(r[0], r[1], r[2], r[5], r[6], r[7])
                                for r in rows["steward_threads"]]
+    del rows["steward_audit"]
     return rows
+
+
+def _audited(rt: steward.Runtime, tid: str, kind: str) -> list[dict[str, Any]]:
+    """The payloads of a thread's audit events of one kind (the chain verified first)."""
+    rt.audit.verify(tid)
+    return [e.payload for e in rt.audit.events(tid, ALICE, kinds=[kind])]
 
 
 def _pending(graph: Any, config: Any) -> dict[str, Any]:
@@ -188,6 +196,8 @@ def test_requester_cannot_approve_and_leaves_no_stale_approval(grt: steward.Runt
     with pytest.raises(ApprovalInvalid, match="four eyes"):
         _resume(graph, grt, "T", ALICE, APPROVE)
     assert _stored(db_url) == before
+    [refused] = _audited(grt, "T", "approval_invalid")
+    assert refused["request_id"] == request["id"] and "four eyes" in refused["reason"]
     assert _pending(graph, grt.config("T", ALICE))["id"] == request["id"]
     # Resuming with no value must not pick up Alice's approval either.
     out = graph.invoke(None, grt.config("T", BOB))
@@ -198,6 +208,10 @@ def test_requester_cannot_approve_and_leaves_no_stale_approval(grt: steward.Runt
     [record] = grt.approvals.history("T", ALICE)
     assert record["status"] == "rejected"
     assert [(v["voter"], v["decision"]) for v in record["votes"]] == [("bob", "reject")]
+    [vote] = _audited(grt, "T", "approval_vote")
+    assert (vote["voter"], vote["decision"], vote["args_hash"]) == ("bob", "reject",
+                                                                    request["args_hash"])
+    assert vote["saw_hash"].startswith("sha256:")  # the hash of exactly what Bob was shown
 
 
 @pytest.mark.parametrize(("who", "error", "match"), [

@@ -191,10 +191,39 @@ CREATE TABLE steward_effects (
 )
 """
 
+# Version 6: the audit trail (issue #6): a hash chain of events per thread, its head kept on
+# the thread's row (so that a deleted tail shows), written in the transactions of the writes
+# and checkpoints the events describe.
+_AUDIT = {
+    "shared": """
+CREATE TABLE steward_audit (
+    thread_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    at {real} NOT NULL,
+    tenant TEXT,
+    principal_id TEXT,
+    run_id TEXT,
+    node TEXT,
+    step BIGINT,
+    checkpoint_ns TEXT,
+    checkpoint_id TEXT,
+    duration {real},
+    payload {json} NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+);
+CREATE INDEX steward_audit_tenant ON steward_audit (tenant, at);
+ALTER TABLE steward_threads ADD COLUMN audit_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE steward_threads ADD COLUMN audit_head TEXT
+""",
+}
+
 # MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry. An
 # entry is one script for both dialects, or a dict of a "shared" script and one per dialect.
 MIGRATIONS: list[str | dict[str, str]] = [_TABLES, _DELTAS_AND_INDEXES, _FEWER_INDEXES,
-                                             _GUARDRAILS, _LEDGER]
+                                             _GUARDRAILS, _LEDGER, _AUDIT]
 VERSION = len(MIGRATIONS)
 
 META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"

@@ -126,6 +126,7 @@ class Sql:
             "checkpoint_id = ? AND task_id = ? AND channel = ?"
         )
         self.delete_thread_rows = [
+            "DELETE FROM steward_audit WHERE thread_id = ?",
             "DELETE FROM steward_effects WHERE thread_id = ?",
             "DELETE FROM steward_votes WHERE thread_id = ?",
             "DELETE FROM steward_approvals WHERE thread_id = ?",

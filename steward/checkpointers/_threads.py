@@ -260,10 +260,17 @@ class ThreadRows:
 
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
                     ttl: float | None) -> Op[None]:
-        yield from self._claim(tid, principal, ttl=ttl, lease=holder)
+        row = yield from self._claim(tid, principal, ttl=ttl, lease=holder)
+        audit = getattr(self, "audit", None)
+        if audit is not None and audit.verify_on_resume and row[6] is not None:
+            # The thread waited (an interrupt): it resumes only on an intact audit chain.
+            yield from audit.verify_op(tid)
 
     def _release_op(self, tid: str, holder: str) -> Op[int]:
         released: int = (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
+        audit = getattr(self, "audit", None)
+        if released and audit is not None:
+            yield from audit.flush_op(tid, None)  # the run's last events, the row still locked
         return released
 
     def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:

@@ -104,6 +104,9 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         self.default_ttl = default_ttl
         self.lease_ttl = lease_ttl
         self.runtime: Any = None  # the steward.Runtime this saver serves, once one is built
+        # The audit log (steward.audit), when a runtime has one: its events are written in
+        # the transactions of the writes they describe (pending / flush_op).
+        self.audit: Any = None
         self._spent: OrderedDict[int, Any] = OrderedDict()  # resume values used up (by id)
         self._spent_lock = threading.Lock()
         self._init_threads()
@@ -362,7 +365,9 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         inline = {ch: v for ch, v in values.items() if _inline(v)}
         changed = [(ch, str(v)) for ch, v in new_versions.items()
                    if ch in values and ch not in inline]
-        fast = self._fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
+        audited = self.audit is not None and self.audit.pending(tid)
+        fast = None if audited else self._fast_view(tid, principal, at=(ns, checkpoint["id"]),
+                                                    ctx=ctx)
         if fast is not None:
             # A known thread whose row this write leaves alone: the whole write is one
             # statement, guarded (see _claim), on its own: one round trip, no BEGIN/COMMIT.
@@ -381,6 +386,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             return done
         thread = yield from self._claim(tid, principal, ttl=ttl_of(config),
                                         at=(ns, checkpoint["id"]), ctx=ctx)
+        if audited:
+            yield from self.audit.flush_op(tid, checkpoint["id"])
         blobs = []
         for channel, version in changed:
             blob_row = yield from self._blob_row(tid, ns, channel, version, values[channel],
@@ -479,6 +486,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if any(ch == ERROR and isinstance(v, (ApprovalInvalid, PolicyDenied)) for ch, v in writes):
             # A task stopped by a guardrail leaves nothing behind, not even its error.
             yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx)
+            if self.audit is not None:
+                yield from self.audit.flush_op(tid, cid)  # the refused attempt's events
             self._spend(spent)
             yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
                        wait=False)
@@ -492,8 +501,9 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             rows.append((idx, channel, *self.codec.dump(self.serde, value,
                                                         at_write(tid, ns, cid, task_id, idx)),
                          value))
-        fast = None if spent or sent else self._fast_view(tid, principal, at=(ns, cid),
-                                                           interrupts=waits, ctx=ctx)
+        audited = self.audit is not None and self.audit.pending(tid)
+        fast = None if spent or sent or audited else self._fast_view(
+            tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
         if fast is not None:  # one guarded statement, as in _put_op
             yield Stmt(self.sql.writes_alone(tid in self.leases, special), (
                 *self._guard_params(tid, fast, ns, ()), tid, ns, cid, task_id, task_path,
@@ -502,6 +512,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             return
         yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
                                interrupts=waits)
+        if audited:
+            yield from self.audit.flush_op(tid, cid)
         if sent:
             rows = [r for r in rows if not (r[1] == RESUME and self._is_spent(r[4]))]
             if not rows:

@@ -69,6 +69,15 @@ class NodeContext:
         counters["position"] += 1
         return counters["position"] - 1
 
+    def audit(self, kind: str, payload: dict[str, Any]) -> None:
+        """Gather an audit event of this node (written with the task's writes)."""
+        md = self.config.get("metadata") or {}
+        step = md.get("langgraph_step")
+        self.runtime.audit.record(self.thread_id, kind, payload, principal=self.principal,
+                                  node=md.get("langgraph_node"),
+                                  step=int(step) if step is not None else None,
+                                  checkpoint_ns=self.task_ns)
+
     @property
     def actor(self) -> Principal:
         """The acting principal (``current`` made sure there is one)."""
@@ -105,7 +114,8 @@ def current(call: str, *, need_principal: bool = True) -> NodeContext:
         raise ConfigError(f"steward.{call} needs to know who acts: run the graph with "
                           "rt.config(thread_id, principal).")
     metadata = {k: v for k, v in (config.get("metadata") or {}).items()
-                if not k.startswith("langgraph_") and k not in ("thread_id", "checkpoint_ns")}
+                if not k.startswith(("langgraph_", "ls_")) and k not in ("thread_id",
+                                                                       "checkpoint_ns")}
     return NodeContext(runtime, config, principal, info.thread_id or conf["thread_id"],
                        info.checkpoint_ns, info.checkpoint_id, metadata)
 

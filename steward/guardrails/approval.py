@@ -280,6 +280,7 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
         shown = _new_request(ctx, seq, ask, time.time(), requester)
         yield from call(records.create, shown)
         created.add(shown.request_id)
+        ctx.audit("approval_request", shown.value)
     votes = yield from call(records.votes, [shown.request_id])
     while True:
         position = ctx.peek_position()
@@ -298,6 +299,7 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
                 shown = _new_request(ctx, seq, ask, time.time(), requester)
                 yield from call(records.create, shown)
                 created.add(shown.request_id)
+                ctx.audit("approval_request", shown.value)
                 votes = []
         ctx.next_position()
         before = ctx.resumes_so_far()
@@ -317,8 +319,15 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
                 check_vote(shown, votes, ctx.actor, value, position, now)  # raises
                 raise AssertionError("an expired request refuses every vote")
             shown, votes = successor, []
-        vote = check_vote(shown, votes, ctx.actor, value, position, now)
+        seen = _shown(shown, votes)  # what the approver was shown
+        try:
+            vote = check_vote(shown, votes, ctx.actor, value, position, now)
+        except ApprovalInvalid as exc:
+            ctx.audit("approval_invalid", {"request_id": shown.request_id, "reason": str(exc)})
+            raise
         yield from call(records.add_vote, vote, ctx.thread_id, ctx.task_ns)
+        ctx.audit("approval_vote", {**vote.to_dict(), "request_id": shown.request_id,
+                                    "saw_hash": hash_args(seen)})
         by_position[position] = vote
         votes = [*votes, vote]
         done = _outcome(shown, votes)
@@ -327,6 +336,7 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
             yield from call(records.set_status, shown.request_id, status,
                             decided_at=done.decided_at)
             shown = replace(shown, status=status, decided_at=done.decided_at)
+            ctx.audit("approval_outcome", done.to_dict())
 
 
 def _prepare(action: str, args: Mapping[str, Any], required_roles: Iterable[str] | str,

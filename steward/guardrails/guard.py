@@ -106,6 +106,8 @@ def _guard_flow(ctx: NodeContext, action: str, args: dict[str, Any],
         yield from call(records.record_action, ctx.thread_id, ctx.task_ns, seq,
                         ctx.checkpoint_id, action, args_hash, decision.effect, numbers,
                         decision.to_dict(), requester)
+    ctx.audit("guard", {"action": action, "args": args, "args_hash": args_hash,
+                        "decision": decision.to_dict(), "decided_for": requester})
     if decision.allowed:
         return decision
     if decision.denied:

@@ -205,6 +205,13 @@ def _site(name: str, allow_outside: bool, args: tuple[Any, ...],
     return _Site(ctx, ctx.next_effect(), name, args_hash(args, kwargs))
 
 
+def _audit(site: _Site, plan: _Plan) -> None:
+    kind = ("effect_replay" if plan.replay else "effect_retry" if plan.reconcile
+            else "effect_call")
+    site.ctx.audit(kind, {"effect": site.name, "call": site.seq, "args_hash": site.hash,
+                          "idempotency_key": plan.key})
+
+
 def _complete(site: _Site, result: Any) -> Any:
     op, error = _outcome(site, result)
     site.ctx.runtime.checkpointer.driver.run(op, write=True)
@@ -266,6 +273,7 @@ def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = Non
                     return await func(*args, **kwargs)
                 driver = site.ctx.runtime.checkpointer.driver
                 plan = await driver.arun(_begin(site, kwargs.get(_KEY_PARAM)), write=True)
+                _audit(site, plan)
                 if plan.replay:
                     return plan.result
                 if plan.reconcile and reconcile is not None:
@@ -290,6 +298,7 @@ def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = Non
                 return func(*args, **kwargs)
             driver = site.ctx.runtime.checkpointer.driver
             plan = driver.run(_begin(site, kwargs.get(_KEY_PARAM)), write=True)
+            _audit(site, plan)
             if plan.replay:
                 return plan.result
             if plan.reconcile and reconcile is not None:

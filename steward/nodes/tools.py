@@ -23,6 +23,7 @@ returns its whole update or raises.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import hashlib
 import inspect
 import random
@@ -173,7 +174,8 @@ class ToolExecutor:
         for attempt in range(1, self.retry.attempts + 1):
             pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="steward-tool")
             try:
-                future = pool.submit(tool.invoke, payload)
+                # The run's context (its callbacks: audit, tracing) goes with the call.
+                future = pool.submit(contextvars.copy_context().run, tool.invoke, payload)
                 try:
                     return future.result(timeout=timeout)
                 except concurrent.futures.TimeoutError:

@@ -1,0 +1,319 @@
+"""``rt.audit``: the per-thread hash chain in the runtime's database.
+
+Events are gathered in memory as they happen and written by the saver in the transactions of
+the writes and checkpoints they describe (``flush_op``, hooked into the saver), under the
+thread row's lock: a process killed right after a node finished loses no event of that node,
+and two workers cannot fork a chain. The chain's head (sequence, hash) is kept on the thread's
+row, so that a deleted tail shows too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from steward.audit.chain import GENESIS, Event, event_hash, verify_chain
+from steward.checkpointers._codec import dump_json, load_json
+from steward.checkpointers._inputs import limit_of, str_id
+from steward.checkpointers._ops import Op, Stmt
+from steward.errors import AuditTampered, ConfigError
+from steward.identity import Access, Principal
+
+if TYPE_CHECKING:
+    from steward.checkpointers.saver import StewardSaver
+    from steward.guardrails.redact import Redactor
+
+__all__ = ["AuditLog", "verify_file"]
+
+_COLS = ("thread_id, seq, kind, at, tenant, principal_id, run_id, node, step, checkpoint_ns, "
+         "checkpoint_id, duration, payload, prev_hash, hash")
+_MAX_TEXT = 4000
+
+
+def _row_event(row: Sequence[Any]) -> Event:
+    return Event(row[0], int(row[1]), row[2], float(row[3]), row[4], row[5], row[6], row[7],
+                 int(row[8]) if row[8] is not None else None, row[9], row[10],
+                 float(row[11]) if row[11] is not None else None, load_json(row[12]) or {},
+                 row[13], row[14])
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Payloads as JSON-ready data, bounded: long texts cut, odd objects named by type."""
+    if depth > 8:
+        return "..."
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.replace("\x00", "")
+        return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + f"...(+{len(text)} chars)"
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, depth + 1) for k, v in list(value.items())[:100]}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v, depth + 1) for v in list(value)[:100]]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return _plain(dump(), depth + 1)
+        except Exception:
+            pass
+    return _plain(str(value), depth + 1)
+
+
+class AuditLog:
+    def __init__(self, saver: StewardSaver, redactor: Redactor, *,
+                 verify_on_resume: bool = True) -> None:
+        self.saver = saver
+        self.redactor = redactor
+        self.verify_on_resume = verify_on_resume
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self.runs: dict[str, str] = {}  # thread -> its current root run (set by the handler)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition()
+        j = saver.sql.json_param
+        self._insert = (f"INSERT INTO steward_audit ({_COLS}) VALUES "
+                        f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?)")
+
+    # -- gathering -------------------------------------------------------------------------------
+
+    def record(self, thread_id: str, kind: str, payload: Mapping[str, Any] | None = None, *,
+               principal: Principal | None = None, run_id: str | None = None,
+               node: str | None = None, step: int | None = None,
+               checkpoint_ns: str | None = None, duration: float | None = None,
+               at: float | None = None) -> None:
+        """Gather one event; it is written with the thread's next write (redacted first)."""
+        event = {"kind": kind, "at": time.time() if at is None else at,
+                 "tenant": principal.tenant if principal else None,
+                 "principal_id": principal.id if principal else None,
+                 "run_id": run_id or self.runs.get(thread_id),
+                 "node": node, "step": step, "checkpoint_ns": checkpoint_ns,
+                 "duration": duration,
+                 "payload": _plain(self.redactor.redact(dict(payload or {})))}
+        with self._lock:
+            self._pending.setdefault(thread_id, []).append(event)
+
+    def pending(self, thread_id: str) -> bool:
+        with self._lock:
+            return bool(self._pending.get(thread_id))
+
+    def flush_op(self, thread_id: str, checkpoint_id: str | None) -> Op[None]:
+        """Write the thread's gathered events (the thread row is locked by the caller's
+        transaction): chained after the head the row records, which moves with them."""
+        with self._lock:
+            events = self._pending.pop(thread_id, [])
+        if not events:
+            return
+        try:
+            row = (yield Stmt("SELECT audit_seq, audit_head, tenant FROM steward_threads "
+                              "WHERE thread_id = ?", (thread_id,))).one()
+            seq, prev = (int(row[0]), row[1] or GENESIS) if row else (0, GENESIS)
+            tenant = row[2] if row else None
+            rows = []
+            for event in events:
+                seq += 1
+                body = {"thread_id": thread_id, "seq": seq, "kind": event["kind"],
+                        "at": event["at"], "tenant": event["tenant"] or tenant,
+                        "principal_id": event["principal_id"], "run_id": event["run_id"],
+                        "node": event["node"], "step": event["step"],
+                        "checkpoint_ns": event["checkpoint_ns"], "checkpoint_id": checkpoint_id,
+                        "duration": event["duration"], "payload": event["payload"]}
+                digest = event_hash(prev, body)
+                rows.append((thread_id, seq, body["kind"], body["at"], body["tenant"],
+                             body["principal_id"], body["run_id"], body["node"], body["step"],
+                             body["checkpoint_ns"], checkpoint_id, body["duration"],
+                             dump_json(body["payload"]), prev, digest))
+                prev = digest
+            yield Stmt(self._insert, rows, many=True, wait=False)
+            yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
+                       "WHERE thread_id = ?", (seq, prev, thread_id), wait=False)
+        except BaseException:
+            with self._lock:  # not written: keep them for the next write of the thread
+                self._pending[thread_id] = events + self._pending.get(thread_id, [])
+            raise
+        with self._wake:
+            self._wake.notify_all()
+
+    def flush(self, thread_id: str) -> None:
+        """Write what is gathered for a thread now, in a transaction of its own."""
+        if self.pending(thread_id):
+            self.saver.driver.run(self._locked_flush(thread_id), write=True)
+            with self._wake:
+                self._wake.notify_all()
+
+    def _locked_flush(self, thread_id: str) -> Op[None]:
+        yield Stmt(self.saver.sql.select_thread_for_update, (thread_id,))
+        yield from self.flush_op(thread_id, None)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _events_op(self, thread_id: str, principal: Principal | None, kinds: Sequence[str] | None,
+                   since: float | None, until: float | None, after: int,
+                   limit: int | None) -> Op[list[Event]]:
+        yield from self.saver._authorize(thread_id, principal, Access.READ)
+        sql = f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? AND seq > ?"
+        params: list[Any] = [thread_id, after]
+        if kinds:
+            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            params += list(kinds)
+        if since is not None:
+            sql += " AND at >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND at < ?"
+            params.append(until)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit_of(limit))
+        return [_row_event(r) for r in (yield Stmt(sql, params)).rows]
+
+    def events(self, thread_id: str, principal: Principal | Mapping[str, Any] | None, *,
+               kinds: Sequence[str] | None = None, since: float | None = None,
+               until: float | None = None, after: int = 0,
+               limit: int | None = None) -> list[Event]:
+        """The thread's events in order (the thread access rule applies): filter by ``kinds``,
+        by time (``since`` <= at < ``until``, epoch seconds), or take those after seq ``after``."""
+        who = Principal.parse(principal) if principal is not None else None
+        return self.saver.driver.run(self._events_op(str_id(thread_id, "thread_id"), who, kinds,
+                                                     since, until, after, limit), write=False)
+
+    def _chain_op(self, thread_id: str) -> Op[tuple[list[Event], tuple[int, str | None] | None]]:
+        head, rows = yield (
+            Stmt("SELECT audit_seq, audit_head FROM steward_threads WHERE thread_id = ?",
+                 (thread_id,)),
+            Stmt(f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? ORDER BY seq",
+                 (thread_id,)),
+        )
+        row = head.one()
+        return [_row_event(r) for r in rows.rows], ((int(row[0]), row[1]) if row else None)
+
+    def verify_op(self, thread_id: str) -> Op[int]:
+        """Verify the chain inside a transaction (the saver's, before a paused thread resumes)."""
+        events, head = yield from self._chain_op(thread_id)
+        return verify_chain(thread_id, events, head)
+
+    def verify(self, thread_id: str) -> int:
+        """Check the thread's chain; returns how many events it holds, or raises
+        AuditTampered naming the first event that was edited, deleted, inserted or moved."""
+        tid = str_id(thread_id, "thread_id")
+        events, head = self.saver.driver.run(self._chain_op(tid), write=False)
+        return verify_chain(tid, events, head)
+
+    async def averify(self, thread_id: str) -> int:
+        tid = str_id(thread_id, "thread_id")
+        events, head = await self.saver.driver.arun(self._chain_op(tid), write=False)
+        return verify_chain(tid, events, head)
+
+    def verify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
+        """Verify every chain of the principal's tenant; returns events per thread, or raises
+        AuditTampered for the first thread that fails."""
+        who = Principal.parse(principal)
+        rows = self.saver.driver.run(self._tenant_threads(who.tenant), write=False)
+        return {tid: self.verify(tid) for tid in rows}
+
+    def _tenant_threads(self, tenant: str) -> Op[list[str]]:
+        rows = (yield Stmt("SELECT thread_id FROM steward_threads WHERE tenant = ? "
+                           "ORDER BY thread_id", (tenant,))).rows
+        return [r[0] for r in rows]
+
+    # -- export ----------------------------------------------------------------------------------
+
+    def export(self, path: str | Path, principal: Principal | Mapping[str, Any], *,
+               thread_id: str | None = None) -> int:
+        """Write a thread's (or, without ``thread_id``, the principal's tenant's) events as
+        JSON Lines, with each chain's head, for ``steward audit verify --file``; returns the
+        number of events written."""
+        who = Principal.parse(principal)
+        threads = [str_id(thread_id, "thread_id")] if thread_id else \
+            self.saver.driver.run(self._tenant_threads(who.tenant), write=False)
+        count = 0
+        with Path(path).open("w", encoding="utf-8") as out:
+            for tid in threads:
+                self.saver.driver.run(self.saver._authorize(tid, who, Access.READ), write=False)
+                events, head = self.saver.driver.run(self._chain_op(tid), write=False)
+                for event in events:
+                    out.write(json.dumps({"event": event.to_dict()}, sort_keys=True) + "\n")
+                    count += 1
+                seq, last = head if head else (0, None)
+                out.write(json.dumps({"head": {"thread_id": tid, "seq": seq, "hash": last}},
+                                     sort_keys=True) + "\n")
+        return count
+
+    # -- streaming -------------------------------------------------------------------------------
+
+    def _wait(self, timeout: float) -> None:
+        with self._wake:
+            self._wake.wait(timeout)
+
+    def subscribe(self, thread_id: str, principal: Principal | Mapping[str, Any] | None, *,
+                  after: int = 0, poll: float = 0.5,
+                  stop: threading.Event | None = None) -> Iterator[Event]:
+        """Events of a thread as they are written, from seq ``after`` on: written by this
+        process they arrive at once, by others within ``poll`` seconds. Ends when ``stop``
+        is set."""
+        if poll <= 0:
+            raise ConfigError(f"poll must be a positive number of seconds, got {poll!r}.")
+        last = after
+        while stop is None or not stop.is_set():
+            batch = self.events(thread_id, principal, after=last)
+            yield from batch
+            if batch:
+                last = batch[-1].seq
+                continue
+            self._wait(poll)
+
+    async def asubscribe(self, thread_id: str, principal: Principal | Mapping[str, Any] | None,
+                         *, after: int = 0, poll: float = 0.5,
+                         stop: asyncio.Event | None = None) -> AsyncIterator[Event]:
+        """The async twin of :meth:`subscribe`."""
+        if poll <= 0:
+            raise ConfigError(f"poll must be a positive number of seconds, got {poll!r}.")
+        who = Principal.parse(principal) if principal is not None else None
+        last = after
+        while stop is None or not stop.is_set():
+            batch = await self.saver.driver.arun(
+                self._events_op(str_id(thread_id, "thread_id"), who, None, None, None, last,
+                                None), write=False)
+            for event in batch:
+                yield event
+            if batch:
+                last = batch[-1].seq
+                continue
+            await asyncio.sleep(poll)
+
+
+def verify_file(path: str | Path) -> dict[str, int]:
+    """Check a JSON Lines export offline: every chain, and that it reaches its recorded head.
+    Returns events per thread; raises AuditTampered, or ConfigError for a file that is not an
+    export."""
+    chains: dict[str, list[Event]] = {}
+    heads: dict[str, tuple[int, str | None]] = {}
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                if "event" in item:
+                    event = Event.from_dict(item["event"])
+                    chains.setdefault(event.thread_id, []).append(event)
+                elif "head" in item:
+                    head = item["head"]
+                    heads[str(head["thread_id"])] = (int(head["seq"]), head.get("hash"))
+                else:
+                    raise ValueError(f"line {number} is neither an event nor a head")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a Steward audit export: {exc}.") from exc
+    counts = {}
+    for tid in sorted(set(chains) | set(heads)):
+        if tid not in heads:
+            raise AuditTampered(f"the export has events of thread {tid!r} but not its head: "
+                                "the file was cut or edited.")
+        counts[tid] = verify_chain(tid, chains.get(tid, []), heads[tid])
+    return counts
+
+

@@ -1,0 +1,322 @@
+"""The audit trail: events of every transition, a tamper-evident chain per thread, export and
+offline verification, streaming and OpenTelemetry spans (issue #6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+import pytest
+from _support import ALICE, BOB, EVE, execute, one_node
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.tools import tool
+from langgraph.types import Command, interrupt
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import steward
+from steward import AuditTampered
+from steward.audit.log import verify_file
+
+ROLES = {"manager": "write", "auditor": "read"}
+POLICY = ('permit (principal, action, resource);\n@approval("manager") forbid (principal, '
+          'action == Action::"pay", resource);')
+SPANS = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tracing() -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(SPANS))
+    trace.set_tracer_provider(provider)
+
+
+class S(TypedDict, total=False):
+    email: str
+    paid: Any
+    note: Any
+
+
+@steward.effect
+def pay_out(email: str, *, idempotency_key: str) -> str:
+    return f"paid {email}"
+
+
+def _pay(state: S) -> dict[str, Any]:
+    steward.guard("pay", {"email": state["email"]})
+    paid = pay_out(state["email"])
+    return {"paid": paid, "note": interrupt({"type": "confirm"})}
+
+
+def _graph(rt: steward.Runtime) -> Any:
+    return one_node(S, _pay).compile(checkpointer=rt.checkpointer)
+
+
+def _open(url: str, **options: Any) -> steward.Runtime:
+    return steward.open(url, thread_roles=ROLES, policy=steward.Policy.from_cedar(POLICY),
+                        **options)
+
+
+def _paused_and_done(rt: steward.Runtime, tid: str = "T") -> Any:
+    graph = _graph(rt)
+    graph.invoke({"email": "jane.doe@example.com"}, rt.config(tid, ALICE))
+    graph.invoke(Command(resume={"decision": "approve", "comment": "ok"}), rt.config(tid, BOB))
+    return graph.invoke(Command(resume="thanks"), rt.config(tid, ALICE))
+
+
+def test_every_transition_is_an_event_in_one_verified_chain(db_url: str) -> None:
+    with _open(db_url) as rt:
+        out = _paused_and_done(rt)
+        assert out["note"] == "thanks"
+        events = rt.audit.events("T", ALICE)
+        kinds = [e.kind for e in events]
+        assert kinds[:6] == ["run_start", "node_start", "guard", "approval_request",
+                             "interrupt", "run_paused"]
+        assert kinds.count("resume") == 2 and kinds[-1] == "run_end"
+        for kind in ("approval_vote", "approval_outcome", "effect_call", "effect_replay",
+                     "node_end"):
+            assert kind in kinds, kind
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert rt.audit.verify("T") == len(events)
+        resume = next(e for e in events if e.kind == "resume")
+        assert resume.principal_id == "bob" and resume.payload["resume"]["decision"] == "approve"
+        vote = next(e for e in events if e.kind == "approval_vote")
+        assert vote.principal_id == "bob" and vote.payload["voter"] == "bob"
+        node_end = next(e for e in events if e.kind == "node_end")
+        assert node_end.node == "n" and node_end.step == 1 and node_end.duration is not None
+        assert node_end.checkpoint_id is not None  # tied to the checkpoint it belongs to
+        assert all(e.tenant == "acme" and e.run_id for e in events)
+        guard = next(e for e in events if e.kind == "guard")
+        assert guard.payload["decision"]["effect"] == "approval"
+        # Payloads pass through the redactor before they are stored.
+        stored = execute(db_url, "SELECT payload FROM steward_audit")
+        assert "jane.doe@example.com" not in json.dumps([str(r[0]) for r in stored])
+        assert guard.payload["args"]["email"] == "[REDACTED:email]"
+
+
+def test_events_follow_the_thread_access_rule_and_filter(db_url: str) -> None:
+    with _open(db_url) as rt:
+        _paused_and_done(rt)
+        with pytest.raises(steward.ThreadAccessDenied):
+            rt.audit.events("T", EVE)
+        votes = rt.audit.events("T", BOB, kinds=["approval_vote"])
+        assert len(votes) == 1
+        everything = rt.audit.events("T", ALICE)
+        later = rt.audit.events("T", ALICE, since=votes[0].at)
+        assert later and all(e.at >= votes[0].at for e in later) and len(later) < len(everything)
+        assert [e.seq for e in rt.audit.events("T", ALICE, after=3, limit=2)] == [4, 5]
+
+
+TAMPER = {
+    "edit": "UPDATE steward_audit SET payload = '{\"kind\": \"forged\"}' WHERE seq = 3",
+    "delete": "DELETE FROM steward_audit WHERE seq = 4",
+    "insert": "INSERT INTO steward_audit SELECT thread_id, 100, kind, at, tenant, principal_id, "
+              "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, "
+              "hash FROM steward_audit WHERE seq = 2",
+    "swap": "",
+    "tail": "DELETE FROM steward_audit WHERE seq = (SELECT max(seq) FROM steward_audit)",
+    "other-field": "UPDATE steward_audit SET principal_id = 'mallory' WHERE seq = 5",
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPER))
+def test_tampering_is_detected_and_a_tampered_thread_does_not_resume(db_url: str,
+                                                                     how: str) -> None:
+    with _open(db_url) as rt:
+        graph = _graph(rt)
+        graph.invoke({"email": "a@b.example"}, rt.config("T", ALICE))  # paused on approval
+        assert rt.audit.verify("T") >= 6
+        if how == "swap":  # in two steps: the key (thread, seq) is unique at every instant
+            execute(db_url, "UPDATE steward_audit SET seq = -seq WHERE seq IN (2, 3)")
+            execute(db_url, "UPDATE steward_audit SET seq = CASE seq WHEN -2 THEN 3 ELSE 2 END "
+                            "WHERE seq IN (-2, -3)")
+        else:
+            execute(db_url, TAMPER[how])
+        with pytest.raises(AuditTampered, match="audit chain of thread 'T'"):
+            rt.audit.verify("T")
+        with pytest.raises(AuditTampered):
+            graph.invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+        assert graph.get_state(rt.config("T", ALICE)).next == ("n",)  # still waiting
+    with _open(db_url, verify_on_resume=False) as rt:  # the operator's choice
+        out = _graph(rt).invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+        assert out["__interrupt__"][0].value == {"type": "confirm"}
+
+
+def test_verify_all_checks_a_tenants_threads(db_url: str) -> None:
+    with _open(db_url) as rt:
+        for tid in ("A", "B"):
+            _graph(rt).invoke({"email": "x@y.example"}, rt.config(tid, ALICE))
+        counts = rt.audit.verify_all(ALICE)
+        assert set(counts) == {"A", "B"} and all(n > 0 for n in counts.values())
+        assert rt.audit.verify_all(EVE) == {}
+        execute(db_url, "DELETE FROM steward_audit WHERE thread_id = 'B' AND seq = 2")
+        with pytest.raises(AuditTampered, match="'B'"):
+            rt.audit.verify_all(ALICE)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "steward.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_an_export_verifies_offline_and_edits_to_it_are_caught(db_url: str,
+                                                               tmp_path: Path) -> None:
+    file = tmp_path / "audit.jsonl"
+    with _open(db_url) as rt:
+        _paused_and_done(rt, "T1")
+        _graph(rt).invoke({"email": "x@y.example"}, rt.config("T2", ALICE))
+        written = rt.audit.export(file, ALICE)
+        with pytest.raises(steward.ThreadAccessDenied):
+            rt.audit.export(tmp_path / "no.jsonl", EVE, thread_id="T1")
+    counts = verify_file(file)
+    assert set(counts) == {"T1", "T2"} and sum(counts.values()) == written
+    done = _cli("audit", "verify", "--file", str(file))
+    assert done.returncode == 0 and f"verified {written} events in 2 threads" in done.stdout
+    lines = file.read_text().splitlines()
+    for broken in (
+        [line.replace('"kind": "guard"', '"kind": "guarded"') for line in lines],  # edit
+        [line for i, line in enumerate(lines) if i != 3],  # delete
+        lines[:-1],  # the last head cut off
+    ):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text("\n".join(broken) + "\n")
+        with pytest.raises(AuditTampered):
+            verify_file(bad)
+        done = _cli("audit", "verify", "--file", str(bad))
+        assert done.returncode == 1 and done.stderr.startswith("error: ")
+
+
+def test_subscribers_get_events_as_they_are_written(db_url: str) -> None:
+    with _open(db_url) as rt:
+        graph = _graph(rt)
+        graph.invoke({"email": "x@y.example"}, rt.config("T", ALICE))
+        stop, seen = threading.Event(), []
+
+        def listen() -> None:
+            for event in rt.audit.subscribe("T", ALICE, after=0, poll=0.05, stop=stop):
+                seen.append(event.kind)
+                if event.kind == "run_end":
+                    stop.set()
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        graph.invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+        graph.invoke(Command(resume="ok"), rt.config("T", ALICE))
+        listener.join(timeout=10)
+        assert not listener.is_alive() and seen[0] == "run_start" and seen[-1] == "run_end"
+        assert seen == [e.kind for e in rt.audit.events("T", ALICE)]
+
+
+async def test_async_subscribers(db_url: str) -> None:
+    import asyncio
+
+    async with steward.aopen(db_url, thread_roles=ROLES,
+                             policy=steward.Policy.from_cedar(POLICY)) as rt:
+        graph = _graph(rt)
+        await graph.ainvoke({"email": "x@y.example"}, rt.config("T", ALICE))
+        stop = asyncio.Event()
+        kinds = []
+        async for event in rt.audit.asubscribe("T", ALICE, poll=0.05, stop=stop):
+            kinds.append(event.kind)
+            if event.kind == "run_paused":
+                stop.set()
+        assert kinds[0] == "run_start" and kinds[-1] == "run_paused"
+        assert await rt.audit.averify("T") == len(kinds)
+
+
+def test_model_and_tool_calls_are_events_and_spans(db_url: str) -> None:
+    SPANS.clear()
+    usage = {"input_tokens": 1200, "output_tokens": 300, "total_tokens": 1500}
+    model = FakeMessagesListChatModel(responses=[AIMessage("plan ready", usage_metadata=usage,
+                                                           response_metadata={
+                                                               "model_name": "fake-gpt"})])
+
+    @tool
+    def lookup(order_id: str) -> str:
+        """Look an order up."""
+        return f"order {order_id}"
+
+    def node(state: S) -> dict[str, Any]:
+        answer = model.invoke([HumanMessage("plan")])
+        return {"note": [answer.content, lookup.invoke({"order_id": "7"})]}
+
+    with _open(db_url, prices={"fake-gpt": (0.01, 0.02)}) as rt:
+        one_node(S, node).compile(checkpointer=rt.checkpointer).invoke(
+            {}, rt.config("T", ALICE))
+        events = {e.kind: e for e in rt.audit.events("T", ALICE)}
+    call = events["model_call"].payload
+    assert (call["model"], call["input_tokens"], call["output_tokens"]) == ("fake-gpt", 1200,
+                                                                             300)
+    assert call["cost"] == pytest.approx(1.2 * 0.01 + 0.3 * 0.02)
+    assert events["tool_call"].payload["tool"] == "lookup"
+    assert events["tool_result"].payload["result"] == "order 7"
+    assert events["model_call"].node == "n"
+    spans = {s.name: s for s in SPANS.get_finished_spans()}
+    assert {"invoke_agent LangGraph", "node n", "execute_tool lookup"} <= set(spans)
+    chat = next(s for name, s in spans.items() if name.startswith("chat "))
+    assert chat.attributes["gen_ai.operation.name"] == "chat"
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 1200
+    assert chat.attributes["steward.thread_id"] == "T"
+    assert chat.attributes["steward.principal.id"] == "alice"
+    node_span = spans["node n"]
+    assert chat.parent is not None and chat.parent.span_id == node_span.context.span_id
+    assert spans["execute_tool lookup"].attributes["gen_ai.tool.name"] == "lookup"
+
+
+def test_two_workers_on_distinct_threads_keep_their_chains(db_url: str, tmp_path: Path) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import sys\nsys.path[:0] = sys.argv[3].split('" + os.pathsep + "')\n"
+        "import steward\nfrom test_audit import _graph, _open, ALICE\n"
+        "with _open(sys.argv[1]) as rt:\n"
+        "    for i in range(4):\n"
+        "        _graph(rt).invoke({'email': 'w@x.example'}, rt.config(f'{sys.argv[2]}-{i}', "
+        "ALICE))\n")
+    with _open(db_url):
+        pass
+    path = os.pathsep.join([str(Path(__file__).parent), *sys.path])
+    procs = [subprocess.Popen([sys.executable, str(script), db_url, name, path],
+                              stderr=subprocess.PIPE) for name in ("w1", "w2")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    with _open(db_url) as rt:
+        counts = rt.audit.verify_all(ALICE)
+    assert len(counts) == 8 and len(set(counts.values())) == 1
+
+
+def test_a_node_that_finished_before_a_kill_keeps_its_events(db_url: str,
+                                                             tmp_path: Path) -> None:
+    from _effect_worker import build
+
+    world, marks = tmp_path / "world", tmp_path / "marks"
+    worker = Path(__file__).with_name("_effect_worker.py")
+    with steward.open(db_url):
+        pass
+    proc = subprocess.Popen([sys.executable, str(worker), db_url, "K", str(world), str(marks)],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (marks.exists() and "later" in marks.read_text().split()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    with steward.open(db_url) as rt:
+        build(rt.checkpointer, str(world), str(marks))
+        events = rt.audit.events("K", {"id": "alice", "tenant": "acme", "roles": []})
+        rt.audit.verify("K")
+    ended = [e.node for e in events if e.kind == "node_end"]
+    assert ended == ["refund"]  # the node that finished; the killed one did not
+    assert "effect_call" in [e.kind for e in events]
