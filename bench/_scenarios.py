@@ -427,3 +427,56 @@ def run_workers(sides: dict[str, Side], invocations: int, rounds: int,
         result.per_invocation = next(iter(counts.values()))
         say(f"  round {r + 1}/{rounds}: " + ", ".join(line))
     return result
+
+
+# -- audit: the audit handler's cost on Steward's own saver ------------------------------------
+
+
+@dataclass
+class AuditResult:
+    """Per round: checkpoints/s with the lease alone ("plain") and with lease + audit."""
+
+    rates: list[dict[str, float]] = field(default_factory=list)
+
+    def median(self, side: str) -> float:
+        return median([r[side] for r in self.rates])
+
+    def ratio(self) -> float:
+        return self.median("audited") / self.median("plain")
+
+
+def run_audit(side: Side, invocations: int, rounds: int, say: Say) -> AuditResult:
+    """The chain graph run with ``rt.config(...)``, which attaches the lease and the audit
+    handler, against the same config with the audit handler taken out, interleaved."""
+    saver = side.saver
+    rt = saver.runtime  # type: ignore[attr-defined]
+    graph = chain_graph(saver)
+
+    def configs(tid: str) -> dict[str, Any]:
+        audited = rt.config(tid)
+        plain = {**audited, "callbacks": [h for h in audited["callbacks"]
+                                          if type(h).__name__ != "AuditCallbackHandler"]}
+        return {"plain": plain, "audited": audited}
+
+    names = ("plain", "audited")
+    for name in names:  # warm-up
+        graph.invoke(CHAIN_START, configs(f"audit-warmup-{name}")[name], durability="sync")
+    result = AuditResult()
+    for r in range(rounds):
+        seconds = dict.fromkeys(names, 0.0)
+        threads: dict[str, list[str]] = {name: [] for name in names}
+        gc.collect()
+        for i in range(invocations):
+            for name in (names if (r + i) % 2 == 0 else names[::-1]):
+                tid = f"audit-{name}-{r}-{i}"
+                t0 = time.perf_counter()
+                graph.invoke(CHAIN_START, configs(tid)[name], durability="sync")
+                seconds[name] += time.perf_counter() - t0
+                threads[name].append(tid)
+        steps = {name: _count(saver, threads[name]) for name in names}
+        _same_count("audit", steps)
+        rates = {name: steps[name] / seconds[name] for name in names}
+        result.rates.append(rates)
+        say(f"  round {r + 1}/{rounds}: without audit {rates['plain']:,.0f}/s, "
+            f"with {rates['audited']:,.0f}/s")
+    return result

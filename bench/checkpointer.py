@@ -83,6 +83,11 @@ tenants
     whole tenant. The stock saver gets the tenant in the checkpoint metadata and is listed with
     ``list(saver.list(None, filter={"tenant": "t7"}, limit=50))``. Reported: the median time of
     ``--list-calls`` calls (50) per side, after 3 untimed ones.
+audit
+    Steward alone: the chain graph invoked with ``rt.config(thread_id)`` (the lease and the
+    audit handler, whose events are written in the transactions of the checkpoints) against
+    the same config without the audit handler, interleaved as above; reported in the targets
+    table as the ratio of the medians (issue #6: the handler costs at most 10%).
 workers (PostgreSQL only)
     One saver shared by 1 and then by 4 Python threads (a ``ThreadPoolExecutor``), each
     invoking the 10-node chain on its own thread ids; ``--worker-invocations`` invocations
@@ -133,6 +138,7 @@ from _scenarios import (
     LIST_LIMIT,
     LIST_TENANT,
     WINDOW,
+    AuditResult,
     ChainResult,
     ChatResult,
     FloorResult,
@@ -141,6 +147,7 @@ from _scenarios import (
     TenantsResult,
     WorkersResult,
     postgres_floor,
+    run_audit,
     run_chain,
     run_chat,
     run_memory,
@@ -152,7 +159,7 @@ from _scenarios import (
 from rich.console import Console
 from rich.table import Table
 
-SCENARIOS = ("floor", "memory", "chain", "chat", "resume", "tenants", "workers")
+SCENARIOS = ("floor", "memory", "chain", "chat", "resume", "tenants", "workers", "audit")
 
 
 @dataclass
@@ -201,6 +208,7 @@ class Results:
     resume: ResumeResult | None = None
     tenants: TenantsResult | None = None
     workers: WorkersResult | None = None
+    audit: AuditResult | None = None
 
 
 @contextlib.contextmanager
@@ -239,6 +247,11 @@ def run_backend(backend: Backend, s: Settings, say: Say) -> Results:
             f"{s.rounds} rounds)")
         with open_sides(backend, "workers", pool_size=8) as sides:
             res.workers = run_workers(sides, s.worker_invocations, s.rounds, say)
+    if "audit" in s.only:
+        say(f"{tag}: audit ({s.rounds} rounds x {s.invocations} invocations, with and "
+            "without the audit handler)")
+        with backend.steward(backend.fresh("audit", "steward")) as side:
+            res.audit = run_audit(side, s.invocations, s.rounds, say)
     return res
 
 
@@ -498,6 +511,16 @@ def targets(results: list[Results], s: Settings, memory: MemoryResult | None) ->
                     f"{r.workers.median('steward', 1):,.0f} ckpt/s; "
                     f"stock {r.workers.scaling('stock'):.2f}x")
     out.append(t)
+    for backend in ("sqlite", "postgres"):
+        r = by.get(backend) or Results(backend)
+        t = Target("audit handler: steps/s with / without (Steward)", backend, ">= 0.9",
+                   check=at_least(0.9))
+        if r.audit:
+            t.value = r.audit.ratio()
+            t.detail = (f"{r.audit.median('audited'):,.0f} vs "
+                        f"{r.audit.median('plain'):,.0f} ckpt/s (rt.config with and without "
+                        "the audit handler)")
+        out.append(t)
     return out
 
 

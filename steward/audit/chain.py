@@ -4,7 +4,8 @@ verifier, so that an auditor checks an export with exactly the code that wrote i
 Each event's hash is SHA-256 over the previous event's hash and the event's canonical JSON
 (sorted keys, no spaces, UTF-8). The first event of a thread follows ``GENESIS``. An edit
 changes a hash; a deletion, an insertion or a swap breaks a ``prev_hash`` link or the
-sequence; a deleted tail no longer reaches the head kept on the thread's row.
+sequence; a deleted tail no longer reaches the head the thread's row recorded at the end of
+its last run.
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ def event_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
 def verify_chain(thread_id: str, events: Iterable[Event],
                  head: tuple[int, str | None] | None = None) -> int:
     """Check one thread's events, in stored order; returns how many. Raises AuditTampered
-    naming the first event that does not fit (``head``: the (seq, hash) the thread's row says
-    the chain ends with)."""
+    naming the first event that does not fit. ``head``: the (seq, hash) the thread's row
+    recorded when its last run ended; the chain must reach it (a run that was killed may have
+    written events after it)."""
     prev, expected, count = GENESIS, 1, 0
+    hashes: dict[int, str] = {}
     for event in events:
         where = f"the audit chain of thread {thread_id!r} breaks at event {event.seq}"
         if event.thread_id != thread_id:
@@ -85,11 +88,12 @@ def verify_chain(thread_id: str, events: Iterable[Event],
             raise AuditTampered(f"{where} ({event.kind}): its content does not match its hash "
                                 "— the event was edited. Restore from a backup.")
         prev, expected, count = event.hash, expected + 1, count + 1
-    if head is not None:
+        hashes[event.seq] = event.hash
+    if head is not None and head[0]:
         seq, last = head
-        if seq != count or (last or GENESIS) != prev:
+        if seq > count or hashes.get(seq) != last:
             raise AuditTampered(
-                f"the audit chain of thread {thread_id!r} ends at event {count}, but the thread "
-                f"recorded {seq} events: events at the end were deleted or added. Restore from "
-                "a backup.")
+                f"the audit chain of thread {thread_id!r} holds {count} events, but its last "
+                f"completed run ended at event {seq} with another hash: events were deleted "
+                "from the end or rewritten. Restore from a backup.")
     return count

@@ -116,8 +116,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         return run
 
     def _emit(self, kind: str, run: _Run | None, run_id: UUID, payload: Mapping[str, Any],
-              *, duration: float | None = None) -> None:
-        self.audit.record(self.thread_id, kind, payload, principal=self.principal,
+              *, duration: float | None = None, redact: bool = True) -> None:
+        self.audit.record(self.thread_id, kind, payload, principal=self.principal, redact=redact,
                           run_id=str(self._root or run_id),
                           node=run.name if run and run.kind == "node" else
                           run.extra.get("node") if run else None,
@@ -159,7 +159,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
                               {"steward.node": node, "steward.step": step or 0},
                               step=int(step) if step is not None else None,
                               checkpoint_ns=md.get("langgraph_checkpoint_ns"))
-            self._emit("node_start", run, run_id, {"input": _summary(inputs)})
+            self._emit("node_start", run, run_id, {"input": _summary(inputs)},
+                       redact=isinstance(inputs, Mapping) is False)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                      **kwargs: Any) -> None:
@@ -168,7 +169,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
             return
         duration = time.time() - run.started
         if run.kind == "node":
-            self._emit("node_end", run, run_id, {"output": _summary(outputs)}, duration=duration)
+            self._emit("node_end", run, run_id, {"output": _summary(outputs)}, duration=duration,
+                       redact=isinstance(outputs, Mapping) is False)
         elif run.kind == "run":
             if self._waits:  # a node paused: the run ends waiting, not done
                 self._emit("run_paused", run, run_id, {"interrupts": self._waits},

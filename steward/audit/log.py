@@ -71,6 +71,7 @@ class AuditLog:
         self.redactor = redactor
         self.verify_on_resume = verify_on_resume
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._heads: dict[str, tuple[int, str]] = {}  # thread -> its chain's last (seq, hash)
         self.runs: dict[str, str] = {}  # thread -> its current root run (set by the handler)
         self._lock = threading.Lock()
         self._wake = threading.Condition()
@@ -84,15 +85,17 @@ class AuditLog:
                principal: Principal | None = None, run_id: str | None = None,
                node: str | None = None, step: int | None = None,
                checkpoint_ns: str | None = None, duration: float | None = None,
-               at: float | None = None) -> None:
-        """Gather one event; it is written with the thread's next write (redacted first)."""
+               at: float | None = None, redact: bool = True) -> None:
+        """Gather one event; it is written with the thread's next write (redacted first,
+        unless ``redact=False``: for payloads Steward builds from names, not values)."""
         event = {"kind": kind, "at": time.time() if at is None else at,
                  "tenant": principal.tenant if principal else None,
                  "principal_id": principal.id if principal else None,
                  "run_id": run_id or self.runs.get(thread_id),
                  "node": node, "step": step, "checkpoint_ns": checkpoint_ns,
                  "duration": duration,
-                 "payload": _plain(self.redactor.redact(dict(payload or {})))}
+                 "payload": _plain(self.redactor.redact(dict(payload or {}))) if redact
+                 else dict(payload or {})}
         with self._lock:
             self._pending.setdefault(thread_id, []).append(event)
 
@@ -100,53 +103,116 @@ class AuditLog:
         with self._lock:
             return bool(self._pending.get(thread_id))
 
-    def flush_op(self, thread_id: str, checkpoint_id: str | None) -> Op[None]:
-        """Write the thread's gathered events (the thread row is locked by the caller's
-        transaction): chained after the head the row records, which moves with them."""
+    def forget(self, thread_id: str) -> None:
+        """Drop the remembered chain head (a run starts: another process may have written)."""
         with self._lock:
-            events = self._pending.pop(thread_id, [])
-        if not events:
-            return
-        try:
-            row = (yield Stmt("SELECT audit_seq, audit_head, tenant FROM steward_threads "
-                              "WHERE thread_id = ?", (thread_id,))).one()
-            seq, prev = (int(row[0]), row[1] or GENESIS) if row else (0, GENESIS)
-            tenant = row[2] if row else None
-            rows = []
-            for event in events:
-                seq += 1
-                body = {"thread_id": thread_id, "seq": seq, "kind": event["kind"],
-                        "at": event["at"], "tenant": event["tenant"] or tenant,
-                        "principal_id": event["principal_id"], "run_id": event["run_id"],
-                        "node": event["node"], "step": event["step"],
-                        "checkpoint_ns": event["checkpoint_ns"], "checkpoint_id": checkpoint_id,
-                        "duration": event["duration"], "payload": event["payload"]}
-                digest = event_hash(prev, body)
-                rows.append((thread_id, seq, body["kind"], body["at"], body["tenant"],
-                             body["principal_id"], body["run_id"], body["node"], body["step"],
-                             body["checkpoint_ns"], checkpoint_id, body["duration"],
-                             dump_json(body["payload"]), prev, digest))
-                prev = digest
-            yield Stmt(self._insert, rows, many=True, wait=False)
-            yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
-                       "WHERE thread_id = ?", (seq, prev, thread_id), wait=False)
-        except BaseException:
-            with self._lock:  # not written: keep them for the next write of the thread
-                self._pending[thread_id] = events + self._pending.get(thread_id, [])
-            raise
+            self._heads.pop(thread_id, None)
+
+    def _take(self, thread_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._pending.pop(thread_id, [])
+
+    def _restore(self, thread_id: str, events: list[dict[str, Any]]) -> None:
+        """Events whose write failed go back, ahead of any gathered since."""
+        with self._lock:
+            self._pending[thread_id] = events + self._pending.get(thread_id, [])
+            self._heads.pop(thread_id, None)
+
+    def _written(self, thread_id: str, head: tuple[int, str]) -> None:
+        with self._lock:
+            self._heads[thread_id] = head
         with self._wake:
             self._wake.notify_all()
 
+    def _rows(self, thread_id: str, checkpoint_id: str | None, events: list[dict[str, Any]],
+              seq: int, prev: str, tenant: str | None) -> tuple[list[tuple[Any, ...]], int, str]:
+        """The stored rows of ``events`` chained after (seq, prev): pure."""
+        rows = []
+        for event in events:
+            seq += 1
+            body = {"thread_id": thread_id, "seq": seq, "kind": event["kind"], "at": event["at"],
+                    "tenant": event["tenant"] or tenant, "principal_id": event["principal_id"],
+                    "run_id": event["run_id"], "node": event["node"], "step": event["step"],
+                    "checkpoint_ns": event["checkpoint_ns"], "checkpoint_id": checkpoint_id,
+                    "duration": event["duration"], "payload": event["payload"]}
+            digest = event_hash(prev, body)
+            rows.append((thread_id, seq, body["kind"], body["at"], body["tenant"],
+                         body["principal_id"], body["run_id"], body["node"], body["step"],
+                         body["checkpoint_ns"], checkpoint_id, body["duration"],
+                         dump_json(body["payload"]), prev, digest))
+            prev = digest
+        return rows, seq, prev
+
+    def flush_op(self, thread_id: str, checkpoint_id: str | None,
+                 row: Sequence[Any] | None = None, *, save_head: bool = False) -> Op[None]:
+        """Write the thread's gathered events in the caller's transaction, which holds the
+        thread row's lock: chained after the last stored event. ``row``: the thread's row as
+        the transaction read it (saver THREAD_COLS), for its tenant; ``save_head``: also record
+        the chain's head on the row (always on PostgreSQL, whose one-statement writes check
+        it; on SQLite when a run ends), so that a deleted tail shows."""
+        events = self._take(thread_id)
+        if not events:
+            return
+        with self._lock:
+            known = self._heads.get(thread_id) if self.saver.sql.dialect == "sqlite" else None
+        try:
+            if known is None:  # SQLite: remembered within a run (it holds the thread's lease)
+                last = (yield Stmt("SELECT seq, hash FROM steward_audit WHERE thread_id = ? "
+                                   "ORDER BY seq DESC LIMIT 1", (thread_id,))).one()
+                known = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+            seq, prev = known
+            rows, seq, prev = self._rows(thread_id, checkpoint_id, events, seq, prev,
+                                         row[0] if row else None)
+            yield Stmt(self._insert, rows, many=True, wait=False)
+            if save_head or self.saver.sql.dialect == "postgres":
+                yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
+                           "WHERE thread_id = ?", (seq, prev, thread_id), wait=False)
+        except BaseException:
+            self._restore(thread_id, events)
+            raise
+        self._written(thread_id, (seq, prev))
+
+    def fast(self, thread_id: str, checkpoint_id: str | None,
+             tenant: str | None) -> tuple[int, list[Any], Any, Any] | None:
+        """For a write that goes out as one statement (PostgreSQL): the chain's head the
+        statement must find on the thread row, the parameters of ``Sql.AUDIT_CTE``, and what to
+        call when the statement ran or failed; None when the head is not known here."""
+        with self._lock:
+            head = self._heads.get(thread_id)
+        if head is None:
+            return None
+        events = self._take(thread_id)
+        if not events:
+            return None
+        rows, seq, prev = self._rows(thread_id, checkpoint_id, events, head[0], head[1], tenant)
+        columns = list(zip(*rows, strict=True))
+        params = [thread_id, checkpoint_id,
+                  *(list(columns[i]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)),
+                  seq, prev, thread_id]
+        return (head[0], params, lambda: self._written(thread_id, (seq, prev)),
+                lambda: self._restore(thread_id, events))
+
+    def end_run_op(self, thread_id: str, row: Sequence[Any] | None) -> Op[None]:
+        """A run ends (its lease is released, the row locked): write what is left and record
+        the chain's head on the thread's row."""
+        if self.pending(thread_id):
+            yield from self.flush_op(thread_id, None, row, save_head=True)
+            return
+        with self._lock:
+            head = self._heads.get(thread_id)
+        if head is not None and self.saver.sql.dialect == "sqlite":
+            yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
+                       "WHERE thread_id = ?", (*head, thread_id), wait=False)
+
     def flush(self, thread_id: str) -> None:
-        """Write what is gathered for a thread now, in a transaction of its own."""
+        """Write what is gathered for a thread now, in a transaction of its own (runs started
+        with ``rt.config`` do this when they end)."""
         if self.pending(thread_id):
             self.saver.driver.run(self._locked_flush(thread_id), write=True)
-            with self._wake:
-                self._wake.notify_all()
 
     def _locked_flush(self, thread_id: str) -> Op[None]:
-        yield Stmt(self.saver.sql.select_thread_for_update, (thread_id,))
-        yield from self.flush_op(thread_id, None)
+        row = (yield Stmt(self.saver.sql.select_thread_for_update, (thread_id,))).one()
+        yield from self.flush_op(thread_id, None, row, save_head=row is not None)
 
     # -- reading ---------------------------------------------------------------------------------
 

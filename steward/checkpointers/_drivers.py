@@ -191,8 +191,12 @@ class PostgresDriver:
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             if isinstance(first, Stmt) and first.alone:
-                with (self.pool if durable else self.lazy).connection() as conn:
-                    conn.execute(_pg_sql(first.sql), first.params)
+                try:
+                    with (self.pool if durable else self.lazy).connection() as conn:
+                        conn.execute(_pg_sql(first.sql), first.params)
+                except BaseException:
+                    op.close()  # the operation puts back what it took
+                    raise
                 return finish(op, Result())
             # Pipeline mode: statements whose results the operation does not need are sent
             # without a round trip each; BEGIN, SET LOCAL and the first statement travel
@@ -285,8 +289,12 @@ class AsyncPostgresDriver:
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             if isinstance(first, Stmt) and first.alone:
-                async with (self.pool if durable else self.lazy).connection() as conn:
-                    await conn.execute(_pg_sql(first.sql), first.params)
+                try:
+                    async with (self.pool if durable else self.lazy).connection() as conn:
+                        await conn.execute(_pg_sql(first.sql), first.params)
+                except BaseException:
+                    op.close()
+                    raise
                 return finish(op, Result())
             async with self.pool.connection() as conn, conn.pipeline() as pipe:
                 cur = conn.cursor()

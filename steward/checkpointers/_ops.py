@@ -75,6 +75,9 @@ def drive(op: Op[T], execute: Execute, first: Stmt | Batch | None = None) -> T:
                 msg = op.send(execute(msg))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+    except BaseException:
+        op.close()  # the operation puts back what it took (e.g. audit events) at once
+        raise
 
 
 async def adrive(op: Op[T], execute: Callable[[Sequence[Stmt]], Awaitable[list[Result]]],
@@ -89,3 +92,6 @@ async def adrive(op: Op[T], execute: Callable[[Sequence[Stmt]], Awaitable[list[R
                 msg = op.send(await execute(msg))
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+    except BaseException:
+        op.close()
+        raise

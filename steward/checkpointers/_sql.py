@@ -17,7 +17,7 @@ THREAD_INFO_COLS = (
 )
 THREAD_COLS = (
     "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at, "
-    "rev, created_at"
+    "rev, created_at, audit_seq, audit_head"
 )
 CHECKPOINT_COLS = (
     "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
@@ -194,10 +194,13 @@ class Sql:
 
     # -- Postgres: a whole write in one statement (see StewardSaver._put_op) -----------------
 
-    def _guarded(self, leased: bool) -> str:
-        """CTEs ``ok`` (the thread-row guard) and ``bases`` (every delta's base is there);
-        both divide by zero, failing the statement, when they do not hold."""
+    def _guarded(self, leased: bool, audited: bool = False) -> str:
+        """CTEs ``ok`` (the thread-row guard: revision, incarnation, fence and, with audit
+        events, the chain's head) and ``bases`` (every delta's base is there); both divide by
+        zero, failing the statement, when they do not hold."""
         fence = "lease_owner = ?" if leased else "(lease_owner IS NULL OR lease_expires_at <= ?)"
+        if audited:
+            fence += " AND audit_seq = ?"
         return (
             "WITH ok AS (SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads "
             f"WHERE thread_id = ? AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g"
@@ -226,12 +229,27 @@ class Sql:
             "metadata = excluded.metadata, channel_versions = excluded.channel_versions"
         )
 
-    def writes_alone(self, leased: bool, special: bool) -> str:
+    # The audit events of a write (steward.audit), in the same statement: checked to follow
+    # the chain's last stored event, the seq the writing process expects.
+    AUDIT_CTE = (
+        ", aud AS (INSERT INTO steward_audit (thread_id, seq, kind, at, tenant, principal_id, "
+        "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, hash) "
+        "SELECT ?, u.seq, u.kind, u.at, u.tenant, u.principal_id, u.run_id, u.node, u.step, "
+        "u.checkpoint_ns, ?, u.duration, u.payload::jsonb, u.prev_hash, u.hash FROM "
+        "unnest(?::bigint[], ?::text[], ?::float8[], ?::text[], ?::text[], ?::text[], "
+        "?::text[], ?::bigint[], ?::text[], ?::float8[], ?::text[], ?::text[], ?::text[]) AS "
+        "u(seq, kind, at, tenant, principal_id, run_id, node, step, checkpoint_ns, duration, "
+        "payload, prev_hash, hash) WHERE (SELECT ok FROM ok) = 1), head AS (UPDATE "
+        "steward_threads SET audit_seq = ?, audit_head = ? WHERE thread_id = ? AND "
+        "(SELECT ok FROM ok) = 1) "
+    )
+
+    def writes_alone(self, leased: bool, special: bool, audited: bool = False) -> str:
         action = ("DO UPDATE SET channel = excluded.channel, type = excluded.type, "
                   "blob = excluded.blob, task_path = excluded.task_path") if special \
             else "DO NOTHING"
         return (
-            self._guarded(leased)
+            self._guarded(leased, audited) + (self.AUDIT_CTE if audited else "")
             + "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
             "idx, channel, type, blob, task_path) SELECT ?, ?, ?, ?, u.idx, u.channel, u.type, "
             "u.blob, ? FROM unnest(?::int[], ?::text[], ?::text[], ?::bytea[]) "

@@ -262,6 +262,8 @@ class ThreadRows:
                     ttl: float | None) -> Op[None]:
         row = yield from self._claim(tid, principal, ttl=ttl, lease=holder)
         audit = getattr(self, "audit", None)
+        if audit is not None:
+            audit.forget(tid)  # another process may have written since: read the head anew
         if audit is not None and audit.verify_on_resume and row[6] is not None:
             # The thread waited (an interrupt): it resumes only on an intact audit chain.
             yield from audit.verify_op(tid)
@@ -270,7 +272,7 @@ class ThreadRows:
         released: int = (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
         audit = getattr(self, "audit", None)
         if released and audit is not None:
-            yield from audit.flush_op(tid, None)  # the run's last events, the row still locked
+            yield from audit.end_run_op(tid, None)  # the run's last events; the row is locked
         return released
 
     def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:

@@ -387,7 +387,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         thread = yield from self._claim(tid, principal, ttl=ttl_of(config),
                                         at=(ns, checkpoint["id"]), ctx=ctx)
         if audited:
-            yield from self.audit.flush_op(tid, checkpoint["id"])
+            yield from self.audit.flush_op(tid, checkpoint["id"], thread)
         blobs = []
         for channel, version in changed:
             blob_row = yield from self._blob_row(tid, ns, channel, version, values[channel],
@@ -485,9 +485,10 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         sent = task_id == NULL_TASK_ID and any(ch == RESUME for ch, _ in writes)
         if any(ch == ERROR and isinstance(v, (ApprovalInvalid, PolicyDenied)) for ch, v in writes):
             # A task stopped by a guardrail leaves nothing behind, not even its error.
-            yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx)
+            row = yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid),
+                                         ctx=ctx)
             if self.audit is not None:
-                yield from self.audit.flush_op(tid, cid)  # the refused attempt's events
+                yield from self.audit.flush_op(tid, cid, row)  # the refused attempt's events
             self._spend(spent)
             yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
                        wait=False)
@@ -502,18 +503,33 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                                                         at_write(tid, ns, cid, task_id, idx)),
                          value))
         audited = self.audit is not None and self.audit.pending(tid)
-        fast = None if spent or sent or audited else self._fast_view(
-            tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
+        fast = None if spent or sent else self._fast_view(tid, principal, at=(ns, cid),
+                                                           interrupts=waits, ctx=ctx)
+        audit_part = self.audit.fast(tid, cid, fast[0]) if fast is not None and audited \
+            else None
+        if audited and audit_part is None:
+            fast = None  # the chain's head is not known here: the careful way
         if fast is not None:  # one guarded statement, as in _put_op
-            yield Stmt(self.sql.writes_alone(tid in self.leases, special), (
-                *self._guard_params(tid, fast, ns, ()), tid, ns, cid, task_id, task_path,
-                *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
-                wait=False, alone=True)
+            guard = list(self._guard_params(tid, fast, ns, ()))
+            if audit_part is not None:
+                guard.insert(4, audit_part[0])  # the chain's head, after the fence
+            try:
+                yield Stmt(self.sql.writes_alone(tid in self.leases, special, audited), (
+                    *guard, *(audit_part[1] if audit_part else ()),
+                    tid, ns, cid, task_id, task_path,
+                    *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
+                    wait=False, alone=True)
+            except BaseException:
+                if audit_part is not None:
+                    audit_part[3]()  # not written: the events wait for the next write
+                raise
+            if audit_part is not None:
+                audit_part[2]()
             return
-        yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
-                               interrupts=waits)
+        row = yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
+                                     interrupts=waits)
         if audited:
-            yield from self.audit.flush_op(tid, cid)
+            yield from self.audit.flush_op(tid, cid, row)
         if sent:
             rows = [r for r in rows if not (r[1] == RESUME and self._is_spent(r[4]))]
             if not rows:
