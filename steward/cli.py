@@ -1,6 +1,8 @@
 """The ``steward`` command.
 
 Exit codes: 0 success; 1 a Steward error (printed as one line, no traceback); 2 bad usage.
+The operator's commands (run, threads, approvals, audit tail/export, sweep) are in
+``cli_ops``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.table import Table
 
 import steward
 from steward._url import mask
+from steward.cli_ops import register
 from steward.errors import StewardError
 from steward.graphs.refund_demo import compile_refund_demo, refund_policy
 from steward.identity import Principal
@@ -148,6 +151,9 @@ def audit_verify(
         console.print(f"{tid}: {n} events, chain intact")
     console.print(f"[green]verified[/green] {sum(counts.values())} events in "
                   f"{len(counts)} threads")
+
+
+register(app, audit_app)
 
 
 def main() -> None:

@@ -1,0 +1,323 @@
+"""The operator's commands of ``steward``: run a workflow, look at threads, approve, audit.
+
+Every command opens the database named by ``--db`` (or ``$STEWARD_DB``; default the embedded
+SQLite file) and acts as the principal named by ``--as`` (or ``$STEWARD_AS``), so the thread
+access rule applies exactly as it does in code. ``--json`` prints machine-readable output.
+A principal is written ``TENANT/ID[:ROLE,ROLE...]`` (e.g. ``acme/bob@acme.test:manager``) or
+as JSON (``{"id": ..., "tenant": ..., "roles": [...]}``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from langgraph.types import Command
+from rich.console import Console
+from rich.table import Table
+
+import steward
+from steward.errors import ConfigError
+from steward.identity import Principal
+
+console = Console()
+
+DEFAULT_DB = "sqlite:///steward-demo.db"
+DEFAULT_ROLES = "manager=write,auditor=read,ops=admin"
+
+DbOption = Annotated[str, typer.Option("--db", envvar="STEWARD_DB",
+                                       help="Database URL (sqlite:///..., postgresql://...).")]
+AsOption = Annotated[str, typer.Option("--as", envvar="STEWARD_AS",
+                                       help="Act as TENANT/ID[:ROLE,...] or a JSON principal.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+RolesOption = Annotated[str, typer.Option(
+    "--thread-roles", envvar="STEWARD_THREAD_ROLES",
+    help="Which roles reach others' threads: ROLE=read|write|admin,...")]
+
+
+def parse_principal(spec: str) -> Principal:
+    """``TENANT/ID[:ROLE,...]`` or a JSON object."""
+    text = spec.strip()
+    if text.startswith("{"):
+        try:
+            return Principal.parse(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--as {spec!r} is not valid JSON: {exc.msg}.") from exc
+    who, _, roles = text.partition(":")
+    tenant, slash, ident = who.partition("/")
+    if not slash or not tenant or not ident:
+        raise ConfigError(f"--as {spec!r} names no tenant: write TENANT/ID[:ROLE,...], e.g. "
+                          "acme/bob@acme.test:manager.")
+    return Principal.parse({"id": ident, "tenant": tenant,
+                            "roles": [r for r in roles.split(",") if r]})
+
+
+def parse_roles(spec: str) -> dict[str, str]:
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        role, eq, level = part.partition("=")
+        if not eq or not role or level not in ("read", "write", "admin"):
+            raise ConfigError(f"--thread-roles {spec!r}: write ROLE=read|write|admin, ...")
+        out[role] = level
+    return out
+
+
+@contextmanager
+def _runtime(db: str, roles: str) -> Iterator[steward.Runtime]:
+    with steward.open(db, thread_roles=parse_roles(roles)) as rt:
+        yield rt
+
+
+def _print(data: Any, as_json: bool, table: Table | None = None) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str, sort_keys=True))
+    elif table is not None:
+        console.print(table)
+    else:
+        console.print(data)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+# -- run -----------------------------------------------------------------------------------------
+
+
+def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --help).")],
+        who: AsOption, input: Annotated[str, typer.Option("--input", help="JSON input.")] = "{}",
+        thread: Annotated[str | None, typer.Option("--thread", help="Thread id (new if "
+                                                   "omitted).")] = None,
+        db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+        as_json: JsonOption = False) -> None:
+    """Run a workflow on a new (or given) thread, as the principal; stops where it waits."""
+    from steward.graphs import WORKFLOWS
+
+    if workflow not in WORKFLOWS:
+        raise ConfigError(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}.")
+    try:
+        payload = json.loads(input)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--input is not valid JSON: {exc.msg} at column {exc.colno}.") from exc
+    if not isinstance(payload, dict):
+        raise ConfigError("--input must be a JSON object, e.g. '{\"order_id\": \"98765\"}'.")
+    principal = parse_principal(who)
+    spec = WORKFLOWS[workflow]
+    tid = thread or f"{workflow}-{uuid.uuid4().hex[:8]}"
+    with steward.open(db, thread_roles=parse_roles(roles), policy=spec.policy()) as rt:
+        graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
+        config = rt.config(tid, principal)
+        config["metadata"] = {"workflow": workflow}
+        out = graph.invoke({**spec.defaults, **payload}, config)
+    waiting = [i.value for i in out.get("__interrupt__", [])] if isinstance(out, dict) else []
+    result = {"thread_id": tid, "workflow": workflow,
+              "status": "waiting" if waiting else "done", "waiting_on": waiting,
+              "values": {k: v for k, v in out.items() if k != "__interrupt__"}}
+    if as_json:
+        _print(result, True)
+        return
+    console.print(f"thread [bold]{tid}[/bold] ({workflow}): {result['status']}")
+    for request in waiting:
+        console.print(f"  waits for {request.get('required_roles')}: {request.get('reasons')} "
+                      f"(request {request.get('id')})")
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+threads_app = typer.Typer(no_args_is_help=True, help="Threads: list, show, history.")
+
+
+@threads_app.command("list")
+def threads_list(who: AsOption, status: Annotated[str | None, typer.Option(
+        "--status", help="idle, running or interrupted")] = None,
+        limit: int = 50, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+        as_json: JsonOption = False) -> None:
+    """The threads the principal may read, newest first."""
+    with _runtime(db, roles) as rt:
+        rows = rt.checkpointer.list_threads(parse_principal(who), status=status, limit=limit)
+    table = Table("thread", "owner", "status", "waiting on", "updated")
+    for r in rows:
+        table.add_row(r["thread_id"], str(r["owner"]), r["status"],
+                      ", ".join(str(w.get("type")) for w in r["waiting_on"]) or "-",
+                      _when(r["updated_at"]))
+    _print(rows, as_json, table)
+
+
+def _workflow(rt: steward.Runtime, thread: str, principal: Principal) -> Any:
+    """The workflow a thread was started with by ``steward run``, or None."""
+    from steward.graphs import WORKFLOWS
+
+    latest = rt.checkpointer.get_tuple({"configurable": {"thread_id": thread,
+                                                         "principal": principal}})
+    if latest is None:
+        raise ConfigError(f"thread {thread!r} has no checkpoints: check the id.")
+    return WORKFLOWS.get(str((latest.metadata or {}).get("workflow")))
+
+
+@threads_app.command("show")
+def threads_show(thread: str, who: AsOption, db: DbOption = DEFAULT_DB,
+                 roles: RolesOption = DEFAULT_ROLES, as_json: JsonOption = False) -> None:
+    """A thread's identity, its latest values and what it waits on."""
+    principal = parse_principal(who)
+    with _runtime(db, roles) as rt:
+        info = rt.checkpointer.thread_info(thread, principal)
+        if info is None:
+            raise ConfigError(f"no thread {thread!r}: check the id (threads list).")
+        latest = rt.checkpointer.get_tuple({"configurable": {"thread_id": thread,
+                                                             "principal": principal}})
+        values = dict(latest.checkpoint["channel_values"]) if latest else {}
+        waiting = rt.approvals.history(thread, principal)
+    data = {**info, "values": values, "approvals": waiting}
+    if as_json:
+        _print(data, True)
+        return
+    console.print(f"[bold]{thread}[/bold] tenant={info['tenant']} owner={info['owner']} "
+                  f"status={info['status']} updated={_when(info['updated_at'])}")
+    for key, value in values.items():
+        console.print(f"  {key}: {value!r}"[:300])
+    for record in waiting:
+        console.print(f"  approval {record['id']} ({record['action']}): {record['status']}")
+
+
+@threads_app.command("history")
+def threads_history(thread: str, who: AsOption, db: DbOption = DEFAULT_DB,
+                    roles: RolesOption = DEFAULT_ROLES, as_json: JsonOption = False) -> None:
+    """A thread's checkpoints, newest first: step, source and who wrote each."""
+    principal = parse_principal(who)
+    with _runtime(db, roles) as rt:
+        items = list(rt.checkpointer.list({"configurable": {"thread_id": thread,
+                                                            "principal": principal}}))
+    rows = [{"checkpoint_id": t.config["configurable"]["checkpoint_id"],
+             "step": (t.metadata or {}).get("step"), "source": (t.metadata or {}).get("source"),
+             "written_by": (t.metadata or {}).get("principal_id")} for t in items]
+    table = Table("checkpoint", "step", "source", "written by")
+    for r in rows:
+        table.add_row(str(r["checkpoint_id"])[-12:], str(r["step"]), str(r["source"]),
+                      str(r["written_by"] or "-"))
+    _print(rows, as_json, table)
+
+
+# -- approvals -----------------------------------------------------------------------------------
+
+approvals_app = typer.Typer(no_args_is_help=True, help="Approvals: list, approve, reject.")
+
+
+@approvals_app.command("list")
+def approvals_list(who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+                   as_json: JsonOption = False) -> None:
+    """What the principal may approve now, oldest first."""
+    with _runtime(db, roles) as rt:
+        pending = rt.approvals.pending(parse_principal(who))
+    table = Table("request", "thread", "action", "args", "asked by", "votes", "expires")
+    for p in pending:
+        table.add_row(p["id"], p["thread_id"], p["action"], json.dumps(p["args"])[:60],
+                      str(p["requested_by"]), f"{len(p['votes'])}/{p['quorum']}",
+                      str(p["expires_at"] or "-"))
+    _print(pending, as_json, table)
+
+
+def _vote(request: str, decision: str, who: str, comment: str | None, db: str, roles: str,
+          as_json: bool) -> None:
+    principal = parse_principal(who)
+    with _runtime(db, roles) as rt:
+        found = [p for p in rt.approvals.pending(principal) if p["id"] == request]
+        if not found:
+            raise ConfigError(f"no open request {request!r} that {principal.id!r} may vote on: "
+                              "see `steward approvals list`.")
+        thread = found[0]["thread_id"]
+        spec = _workflow(rt, thread, principal)
+        if spec is None:
+            raise ConfigError(f"thread {thread!r} was not started by `steward run`: resume it "
+                              "from the application that runs its graph.")
+    with steward.open(db, thread_roles=parse_roles(roles), policy=spec.policy()) as rt:
+        graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
+        payload: dict[str, Any] = {"decision": decision}
+        if comment:
+            payload["comment"] = comment
+        try:
+            out = graph.invoke(Command(resume=payload), rt.config(thread, principal))
+        except steward.PolicyDenied as exc:  # a rejection ends the guarded action
+            out = {"denied": str(exc)}
+    waiting = [i.value for i in out.get("__interrupt__", [])]
+    result = {"request": request, "thread_id": thread, "decision": decision,
+              "status": "waiting" if waiting else "denied" if "denied" in out else "done",
+              "values": {k: v for k, v in out.items() if k != "__interrupt__"}}
+    if as_json:
+        _print(result, True)
+    else:
+        console.print(f"{decision}d {request} on thread {thread}: the thread is now "
+                      f"{result['status']}")
+
+
+@approvals_app.command("approve")
+def approvals_approve(request: str, who: AsOption,
+                      comment: Annotated[str | None, typer.Option("--comment")] = None,
+                      db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+                      as_json: JsonOption = False) -> None:
+    """Approve a pending request (resumes its thread as the principal)."""
+    _vote(request, "approve", who, comment, db, roles, as_json)
+
+
+@approvals_app.command("reject")
+def approvals_reject(request: str, who: AsOption,
+                     comment: Annotated[str | None, typer.Option("--comment")] = None,
+                     db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+                     as_json: JsonOption = False) -> None:
+    """Reject a pending request (resumes its thread as the principal)."""
+    _vote(request, "reject", who, comment, db, roles, as_json)
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+def audit_tail(thread: str, who: AsOption, follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep printing events as they are written.")] = False,
+        limit: int = 50, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+        as_json: JsonOption = False) -> None:
+    """A thread's latest audit events (``--follow``: and new ones as they come)."""
+    principal = parse_principal(who)
+    with _runtime(db, roles) as rt:
+        events = rt.audit.events(thread, principal)[-limit:]
+        stream = rt.audit.subscribe(thread, principal, after=events[-1].seq if events else 0,
+                                    poll=0.5) if follow else iter(())
+        for event in [*events, *stream]:
+            if as_json:
+                print(json.dumps(event.to_dict(), sort_keys=True, default=str), flush=True)
+            else:
+                console.print(f"{event.seq:>5} {_when(event.at)} {event.kind:<16} "
+                              f"{event.node or '-':<14} {event.principal_id or '-':<18} "
+                              f"{json.dumps(event.payload, default=str)[:80]}")
+
+
+def audit_export(who: AsOption, out: Annotated[str, typer.Option("--out", help="File to "
+                                                                  "write (JSON Lines).")],
+                 thread: Annotated[str | None, typer.Option("--thread")] = None,
+                 db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES) -> None:
+    """Export a thread's (or the tenant's) audit events with their chain, for offline checks."""
+    with _runtime(db, roles) as rt:
+        count = rt.audit.export(out, parse_principal(who), thread_id=thread)
+    console.print(f"wrote {count} events to {out}; check it with `steward audit verify "
+                  f"--file {out}`")
+
+
+def sweep(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Delete expired threads and close approval requests whose time is up."""
+    with steward.open(db) as rt:
+        deleted = rt.sweep()
+    _print({"deleted_threads": deleted}, as_json, None) if as_json else \
+        console.print(f"deleted {len(deleted)} expired threads")
+
+
+def register(app: typer.Typer, audit_app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("sweep")(sweep)
+    app.add_typer(threads_app, name="threads")
+    app.add_typer(approvals_app, name="approvals")
+    audit_app.command("tail")(audit_tail)
+    audit_app.command("export")(audit_export)
+
