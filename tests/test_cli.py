@@ -52,7 +52,7 @@ def test_run_list_approve_show_history_and_audit(db_url: str, tmp_path: Any) -> 
     assert shown["owner"] == "alice" and shown["values"]["approved_by"] == "bob"
     assert [a["status"] for a in shown["approvals"]] == ["approved"]
     history = _run(db_url, "threads", "history", thread, "--as", ALICE)
-    assert [h["written_by"] for h in history][0] == "bob"
+    assert history[0]["written_by"] == "bob" and history[-1]["source"] == "input"
     result = RUNNER.invoke(app, ["audit", "tail", thread, "--as", ALICE, "--db", db_url,
                                  "--json"])
     events = [json.loads(line) for line in result.output.splitlines()]
