@@ -93,8 +93,22 @@ def principal_from_config(config: Mapping[str, Any] | None) -> Principal | None:
     configurable = config.get("configurable") or {}
     raw = configurable.get("principal")
     if raw is None:
-        return None
+        return _server_user(configurable.get("langgraph_auth_user"))
     return Principal.parse(raw)
+
+
+def _server_user(user: Any) -> Principal | None:
+    """Under the LangGraph server: the authenticated user (steward.server.auth puts the tenant
+    and roles next to the identity), as a Principal."""
+    if user is None or not hasattr(user, "get"):
+        return None
+    identity = getattr(user, "identity", None) or user.get("identity")
+    tenant = user.get("tenant")
+    if not identity or not tenant:
+        return None
+    return Principal.parse({"id": str(identity), "tenant": str(tenant),
+                            "roles": list(user.get("roles") or []),
+                            "kind": user.get("kind") or "user"})
 
 
 class Access(enum.IntEnum):
@@ -136,16 +150,21 @@ class AccessRule:
     """
 
     roles: Mapping[str, Access] = field(default_factory=dict)
+    # Requests with no principal are the host's own (the LangGraph server, which confines
+    # every request to the caller's tenant with its auth handlers before reading): let them.
+    trust_unidentified: bool = False
 
     @classmethod
-    def from_roles(cls, roles: Mapping[str, str | Access] | None) -> AccessRule:
+    def from_roles(cls, roles: Mapping[str, str | Access] | None, *,
+                   trust_unidentified: bool = False) -> AccessRule:
         if roles is None:
-            return cls()
+            return cls(trust_unidentified=trust_unidentified)
         if not isinstance(roles, Mapping):
             raise ConfigError(
                 f"thread_roles must map role names to 'read', 'write' or 'admin', got {roles!r}."
             )
-        return cls({str(role): Access.parse(level) for role, level in roles.items()})
+        return cls({str(role): Access.parse(level) for role, level in roles.items()},
+                   trust_unidentified)
 
     def level(self, principal: Principal) -> Access | None:
         """The highest access the principal's roles grant on other members' threads."""
@@ -158,6 +177,8 @@ class AccessRule:
         if thread is None or thread.tenant is None:
             return  # unbound threads behave exactly like stock LangGraph threads
         tid = thread.thread_id
+        if principal is None and self.trust_unidentified:
+            return
         if principal is None:
             raise ThreadAccessDenied(
                 f"thread {tid!r} belongs to a tenant and this request carries no principal: "

@@ -114,7 +114,8 @@ class Runtime:
         )
         # The audit handler first: its run-end event is gathered before the lease's release,
         # which writes it.
-        audit = AuditCallbackHandler(self.audit, tid, who, prices=self.prices)
+        audit = AuditCallbackHandler(self.audit, tid, who, prices=self.prices,
+                                     flush_at_end=False)
         return {"configurable": conf, "callbacks": [audit, handler]}
 
     def sweep(self) -> list[str]:
@@ -180,11 +181,12 @@ class _Guards:
 
 
 def _options(encryption_key: str | bytes | None, thread_roles: Mapping[str, str] | None,
-             default_ttl: float | None, lease_ttl: float) -> dict[str, Any]:
+             default_ttl: float | None, lease_ttl: float,
+             trust_unidentified: bool = False) -> dict[str, Any]:
     key = encryption_key if encryption_key is not None else os.environ.get(KEY_ENV) or None
     return {
         "cipher": Cipher(key) if key is not None else None,
-        "access": AccessRule.from_roles(thread_roles),
+        "access": AccessRule.from_roles(thread_roles, trust_unidentified=trust_unidentified),
         "default_ttl": default_ttl,
         "lease_ttl": lease_ttl,
     }
@@ -203,6 +205,7 @@ def open(
     approval_expires_in: float | None = None,
     verify_on_resume: bool = True,
     prices: Mapping[str, tuple[float, float]] | None = None,
+    trust_unidentified: bool = False,
 ) -> Runtime:
     """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``.
 
@@ -221,10 +224,13 @@ def open(
     - ``verify_on_resume``: a paused thread resumes only if its audit chain verifies (else
       AuditTampered); ``prices``: per model, (input, output) price per 1,000 tokens, for the
       cost of model calls in audit events.
+    - ``trust_unidentified``: let requests that carry no principal through the access rule.
+      Only for a host that has already confined every request to its caller's tenant, such as
+      the LangGraph server with ``steward.server.auth``; never otherwise.
     """
     db = parse_url(url)
     guards = _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices)
-    options = _options(encryption_key, thread_roles, default_ttl, lease_ttl)
+    options = _options(encryption_key, thread_roles, default_ttl, lease_ttl, trust_unidentified)
     stack = contextlib.ExitStack()
     try:
         saver, store = _open_sync(db, options, pool_size, stack)
@@ -318,7 +324,8 @@ async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
         import aiosqlite
         from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-        driver = SqliteDriver(db.target, db.masked)
+        # Opening the file blocks: not on the event loop (the LangGraph server forbids it).
+        driver = await asyncio.to_thread(SqliteDriver, db.target, db.masked)
         stack.callback(driver.close)
         saver = StewardSaver(driver, **options)
         stack.callback(saver.close)
@@ -369,9 +376,10 @@ def aopen(
     approval_expires_in: float | None = None,
     verify_on_resume: bool = True,
     prices: Mapping[str, tuple[float, float]] | None = None,
+    trust_unidentified: bool = False,
 ) -> _AsyncOpen:
     """The async twin of :func:`open`: ``async with steward.aopen(url) as rt:``."""
     return _AsyncOpen(url, {"encryption_key": encryption_key, "thread_roles": thread_roles,
                             "default_ttl": default_ttl, "lease_ttl": lease_ttl,
-                            "pool_size": pool_size},
+                            "pool_size": pool_size, "trust_unidentified": trust_unidentified},
                       _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices))

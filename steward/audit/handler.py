@@ -17,6 +17,7 @@ extra) spans cost nothing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,14 +88,19 @@ class AuditCallbackHandler(BaseCallbackHandler):
     raise_error = False  # auditing never breaks a run; a failed write surfaces in the saver
 
     def __init__(self, audit: AuditLog, thread_id: str, principal: Principal | None, *,
-                 prices: Mapping[str, tuple[float, float]] | None = None) -> None:
+                 prices: Mapping[str, tuple[float, float]] | None = None,
+                 flush_at_end: bool = True) -> None:
         self.audit = audit
         self.thread_id = thread_id
         self.principal = principal
         self.prices = dict(prices or {})
+        # Write the run's last events when it ends. rt.config leaves that to the lease's
+        # release, which writes them in its own transaction anyway.
+        self.flush_at_end = flush_at_end
         self._runs: dict[UUID, _Run] = {}
         self._root: UUID | None = None
         self._waits: list[str | None] = []  # interrupts raised in the current run
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -124,6 +130,19 @@ class AuditCallbackHandler(BaseCallbackHandler):
                           step=run.step if run else None,
                           checkpoint_ns=run.checkpoint_ns if run else None, duration=duration)
 
+    def _flush(self) -> None:
+        if not self.flush_at_end:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.audit.flush(self.thread_id)
+            return
+        # On an event loop (async runs, the LangGraph server): never block it.
+        task = loop.create_task(self.audit.aflush(self.thread_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _end(self, run_id: UUID, error: BaseException | None = None) -> _Run | None:
         run = self._runs.pop(run_id, None)
         if run is not None:
@@ -140,7 +159,9 @@ class AuditCallbackHandler(BaseCallbackHandler):
                        metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         md = metadata or {}
         name = str(kwargs.get("name") or "")
-        if parent_run_id is None:
+        # The run: the first chain this handler sees (under the LangGraph server the graph's
+        # run has a parent of the server's own).
+        if parent_run_id is None or (self._root is None and not md.get("langgraph_node")):
             self._root = run_id
             self.audit.runs[self.thread_id] = str(run_id)
             run = self._start(run_id, None, "run", name or "graph", f"invoke_agent {name}",
@@ -180,6 +201,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 self._emit("run_end", run, run_id, {"output": _summary(outputs)},
                            duration=duration)
             self._root = None
+            self._flush()
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID,
                        parent_run_id: UUID | None = None, **kwargs: Any) -> None:
@@ -196,12 +218,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
             elif run.kind == "run":
                 self._emit("run_paused", run, run_id, {}, duration=duration)
                 self._root = None
+                self._flush()
             return
         what = {"error": type(error).__name__, "message": str(error)}
         self._emit("node_error" if run.kind == "node" else "run_error", run, run_id, what,
                    duration=duration)
         if run.kind == "run":
             self._root = None
+            self._flush()
 
     # -- models ----------------------------------------------------------------------------------
 

@@ -210,6 +210,10 @@ class AuditLog:
         if self.pending(thread_id):
             self.saver.driver.run(self._locked_flush(thread_id), write=True)
 
+    async def aflush(self, thread_id: str) -> None:
+        if self.pending(thread_id):
+            await self.saver.driver.arun(self._locked_flush(thread_id), write=True)
+
     def _locked_flush(self, thread_id: str) -> Op[None]:
         row = (yield Stmt(self.saver.sql.select_thread_for_update, (thread_id,))).one()
         yield from self.flush_op(thread_id, None, row, save_head=row is not None)

@@ -1,0 +1,57 @@
+"""The server's custom HTTP routes (``langgraph.json``: ``"http": {"app": ...}``).
+
+``GET /steward/threads/{thread_id}/audit`` streams the thread's audit events as server-sent
+events (one ``event: audit`` per event, its JSON as data), from ``?after=<seq>`` on, as they
+are written; the caller must be authenticated and may only see its tenant's threads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+import steward
+from steward.identity import Principal
+from steward.server.runtime import runtime
+
+
+def _principal(request: Request) -> Principal | None:
+    user = request.scope.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    tenant = user.get("tenant") if hasattr(user, "get") else None
+    if not tenant:
+        return None
+    return Principal.parse({"id": str(user.identity), "tenant": str(tenant),
+                            "roles": list(user.get("roles") or [])})
+
+
+async def audit_events(request: Request) -> Response:
+    principal = _principal(request)
+    if principal is None:
+        return JSONResponse({"detail": "a bearer token is needed"}, status_code=401)
+    thread_id = request.path_params["thread_id"]
+    try:
+        after = int(request.query_params.get("after", "0"))
+    except ValueError:
+        return JSONResponse({"detail": "after must be an event number"}, status_code=400)
+    rt = await runtime()
+    try:
+        await rt.audit.saver.driver.arun(
+            rt.audit._events_op(thread_id, principal, None, None, None, 0, 1), write=False)
+    except steward.ThreadAccessDenied:
+        return JSONResponse({"detail": "thread not found"}, status_code=404)
+
+    async def stream() -> AsyncIterator[str]:
+        async for event in rt.audit.asubscribe(thread_id, principal, after=after, poll=0.25):
+            yield f"id: {event.seq}\nevent: audit\ndata: {json.dumps(event.to_dict())}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+app = Starlette(routes=[Route("/steward/threads/{thread_id}/audit", audit_events)])

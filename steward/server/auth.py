@@ -1,0 +1,87 @@
+"""Bearer tokens for the LangGraph server, mapped to Steward principals.
+
+A token is a JWT whose claims name the principal: ``sub`` (its id), ``tenant`` and ``roles``
+(claim names configurable). It is verified with PyJWT against the environment:
+
+- ``STEWARD_JWT_SECRET`` (HS256) or ``STEWARD_JWT_PUBLIC_KEY`` (RS256, PEM text or a path);
+- ``STEWARD_JWT_ISSUER`` and ``STEWARD_JWT_AUDIENCE``, checked when set;
+- ``STEWARD_DEV_TOKENS=1`` also accepts ``dev:TENANT/ID[:ROLE,...]`` tokens, for local
+  development only (never set it in production).
+
+Every thread, run, assistant and cron the server creates is stamped with the caller's tenant,
+and every read, update, search and run is filtered to it: another tenant's thread is "not
+found" (404), a missing or bad token is 401. Steward's saver applies the thread access rule to
+the principal of each run as well.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from langgraph_sdk import Auth
+
+from steward.cli_ops import parse_principal
+
+auth = Auth()
+
+
+def _key() -> tuple[str, str]:
+    secret = os.environ.get("STEWARD_JWT_SECRET")
+    if secret:
+        return secret, "HS256"
+    public = os.environ.get("STEWARD_JWT_PUBLIC_KEY", "")
+    if public and not public.lstrip().startswith("-----") and Path(public).is_file():
+        public = Path(public).read_text()
+    if public:
+        return public, "RS256"
+    raise Auth.exceptions.HTTPException(
+        status_code=500, detail="the server has no STEWARD_JWT_SECRET or STEWARD_JWT_PUBLIC_KEY")
+
+
+def principal_claims(token: str) -> dict[str, Any]:
+    """The principal a bearer token names, as the server's user dict; HTTP 401 if invalid."""
+    import jwt
+
+    if token.startswith("dev:") and os.environ.get("STEWARD_DEV_TOKENS") == "1":
+        p = parse_principal(token[4:])
+        return {"identity": p.id, "tenant": p.tenant, "roles": sorted(p.roles),
+                "permissions": sorted(p.roles)}
+    key, algorithm = _key()
+    try:
+        claims = jwt.decode(token, key, algorithms=[algorithm],
+                            issuer=os.environ.get("STEWARD_JWT_ISSUER") or None,
+                            audience=os.environ.get("STEWARD_JWT_AUDIENCE") or None,
+                            options={"require": ["sub"]})
+    except jwt.PyJWTError as exc:
+        raise Auth.exceptions.HTTPException(status_code=401,
+                                            detail=f"invalid token: {exc}") from exc
+    tenant = claims.get(os.environ.get("STEWARD_JWT_TENANT_CLAIM", "tenant"))
+    roles = claims.get(os.environ.get("STEWARD_JWT_ROLES_CLAIM", "roles")) or []
+    if not tenant or not isinstance(roles, list):
+        raise Auth.exceptions.HTTPException(status_code=401,
+                                            detail="the token names no tenant (or roles that "
+                                                   "are not a list)")
+    return {"identity": str(claims["sub"]), "tenant": str(tenant),
+            "roles": [str(r) for r in roles], "permissions": [str(r) for r in roles]}
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> dict[str, Any]:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Auth.exceptions.HTTPException(status_code=401, detail="a bearer token is needed")
+    return principal_claims(authorization.split(" ", 1)[1].strip())
+
+
+@auth.on
+async def same_tenant(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
+    """Stamp what is created with the caller's tenant; see only the caller's tenant."""
+    tenant = ctx.user["tenant"]
+    if isinstance(value, dict):
+        metadata = value.get("metadata")
+        if isinstance(metadata, dict):
+            metadata["tenant"] = tenant
+        elif "metadata" in value or ctx.action == "create":
+            value["metadata"] = {"tenant": tenant}
+    return {"tenant": tenant}

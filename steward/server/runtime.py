@@ -1,0 +1,70 @@
+"""One Steward runtime per server process, opened from the environment.
+
+- ``STEWARD_DB``: the database URL (default the embedded ``steward-server.db``);
+- ``STEWARD_THREAD_ROLES``: roles that reach others' threads, ``ROLE=read|write|admin,...``;
+- ``STEWARD_POLICY``: a Cedar policy file for ``steward.guard`` (default: the example
+  workflows' policy).
+
+The server asks for the checkpointer (``checkpointer``) and for each graph per run
+(``refund_graph(config)``); both share the runtime, so that guards, approvals, the effect
+ledger and the audit trail work as they do under ``steward.open``. The principal of a run is
+the authenticated user (``steward.server.auth``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+import steward
+import steward.server as shared
+from steward.audit.handler import AuditCallbackHandler
+from steward.cli_ops import parse_roles
+from steward.graphs.refund_demo import build_refund_demo, refund_policy
+from steward.identity import principal_from_config
+
+
+def _policy() -> steward.Policy:
+    path = os.environ.get("STEWARD_POLICY")
+    return steward.Policy.from_file(path) if path else refund_policy()
+
+
+async def _open() -> steward.Runtime:
+    return await steward.aopen(
+        os.environ.get("STEWARD_DB", "sqlite:///steward-server.db"),
+        thread_roles=parse_roles(os.environ.get("STEWARD_THREAD_ROLES",
+                                                "manager=write,auditor=read")),
+        policy=_policy(),
+        # The server reads threads with its own configs, after its auth handlers
+        # (steward.server.auth) confined the request to the caller's tenant.
+        trust_unidentified=True)
+
+
+async def runtime() -> steward.Runtime:
+    """The process's runtime, opened on first use. Kept in ``steward.server``: the server
+    loads this file once per ``langgraph.json`` entry, as separate modules, and all of them
+    must share one runtime (one saver, one audit log)."""
+    return await shared.shared_runtime(_open)
+
+
+@contextlib.asynccontextmanager
+async def checkpointer() -> AsyncIterator[Any]:
+    """``langgraph.json``: ``"checkpointer": {"path": "./steward/server/runtime.py:..."}``."""
+    rt = await runtime()
+    yield rt.checkpointer
+
+
+async def refund_graph(config: RunnableConfig) -> Any:
+    """The refund workflow, with the run's audit handler attached."""
+    rt = await runtime()
+    graph = build_refund_demo().compile()
+    thread_id = (config.get("configurable") or {}).get("thread_id")
+    if thread_id is None:  # the server builds graphs for schemas and Studio too
+        return graph
+    handler = AuditCallbackHandler(rt.audit, str(thread_id), principal_from_config(config),
+                                   prices=rt.prices)
+    return graph.with_config(callbacks=[handler])

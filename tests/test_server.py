@@ -1,0 +1,205 @@
+"""The real LangGraph server (``langgraph dev``) with Steward's checkpointer, auth and audit
+route, driven with ``langgraph-sdk`` the way a chat frontend (Agent Chat UI) drives it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.errors import NotFoundError
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "steward-test-secret-of-32-bytes-at-least"
+LANGGRAPH = Path(sys.executable).with_name("langgraph")
+
+
+def _token(sub: str, tenant: str, roles: list[str], secret: str = SECRET) -> str:
+    return jwt.encode({"sub": sub, "tenant": tenant, "roles": roles, "exp": time.time() + 600},
+                      secret, algorithm="HS256")
+
+
+ALICE = _token("alice", "acme", ["support"])
+BOB = _token("bob", "acme", ["manager"])
+MALLORY = _token("mallory", "globex", ["manager"])
+
+
+class Server:
+    def __init__(self, workdir: Path, db: str) -> None:
+        self.workdir, self.db = workdir, db
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "STEWARD_DB": self.db,
+               "STEWARD_JWT_SECRET": SECRET, "PYTHONPATH": os.pathsep.join(sys.path)}
+        with (self.workdir / "server.log").open("ab") as log:  # logs outside the repository
+            self.proc = subprocess.Popen(
+                [str(LANGGRAPH), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--config", str(self.workdir / "langgraph.json")],
+                cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/ok", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert self.proc.poll() is None, (self.workdir / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "langgraph dev did not start"
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not LANGGRAPH.exists():
+        pytest.fail("langgraph-cli is not installed: pip install 'langgraph-steward[server]'")
+    workdir = tmp_path_factory.mktemp("server")
+    config = json.loads((REPO / "langgraph.json").read_text())
+    # The same configuration, with absolute paths, run from a directory of its own (the
+    # in-memory server keeps its runs there, and nothing is written into the repository).
+    config["dependencies"] = [str(REPO)]
+    config["graphs"] = {k: str(REPO / v.lstrip("./")) for k, v in config["graphs"].items()}
+    for key in ("checkpointer", "auth"):
+        config[key]["path"] = str(REPO / config[key]["path"].lstrip("./"))
+    config["http"]["app"] = str(REPO / config["http"]["app"].lstrip("./"))
+    (workdir / "langgraph.json").write_text(json.dumps(config))
+    server = Server(workdir, f"sqlite:///{workdir}/steward.db")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir / ".langgraph_api", ignore_errors=True)
+
+
+def _client(server: Server, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return get_client(url=server.url, headers=headers)
+
+
+async def _stream(client: Any, thread_id: str, **kwargs: Any) -> list[Any]:
+    return [part async for part in client.runs.stream(thread_id, "refund",
+                                                      stream_mode=["updates"], **kwargs)]
+
+
+def _interrupts(parts: list[Any]) -> list[Any]:
+    return [i for p in parts if p.event == "updates" and isinstance(p.data, dict)
+            for i in p.data.get("__interrupt__", [])]
+
+
+async def test_a_chat_frontend_pauses_resumes_and_is_confined(server: Server) -> None:
+    async with _client(server, ALICE) as alice, _client(server, BOB) as bob, \
+            _client(server, MALLORY) as mallory:
+        await _frontend_story(alice, bob, mallory)
+
+
+async def _frontend_story(alice: Any, bob: Any, mallory: Any) -> None:
+    thread = await alice.threads.create(metadata={"purpose": "refund"})
+    tid = thread["thread_id"]
+    assert thread["metadata"]["tenant"] == "acme"
+    parts = await _stream(alice, tid, input={"order_id": "98765", "amount": "120.00"})
+    [waiting] = _interrupts(parts)
+    assert waiting["value"]["type"] == "approval_request"
+    state = await alice.threads.get_state(tid)
+    assert state["next"] == ["issue_refund"]
+    assert state["interrupts"][0]["value"]["required_roles"] == ["manager"]
+    # Another tenant sees nothing, cannot resume and finds nothing.
+    with pytest.raises(NotFoundError):
+        await mallory.threads.get_state(tid)
+    with pytest.raises(NotFoundError):
+        await _stream(mallory, tid, command={"resume": {"decision": "approve"}})
+    assert await mallory.threads.search() == []
+    assert tid in [t["thread_id"] for t in await bob.threads.search()]
+    # The manager resumes the thread the way Agent Chat UI does.
+    await _stream(bob, tid, command={"resume": {"decision": "approve", "comment": "ok"}})
+    state = await alice.threads.get_state(tid)
+    assert state["values"]["receipt"].startswith("TXN-")
+    assert state["values"]["approved_by"] == "bob" and state["next"] == []
+
+
+def test_missing_and_bad_tokens_get_401(server: Server) -> None:
+    forged = _token("eve", "acme", [], "another-secret-also-32-bytes-long")
+    for headers in ({}, {"Authorization": "Bearer not-a-jwt"},
+                    {"Authorization": f"Bearer {forged}"}):
+        request = urllib.request.Request(f"{server.url}/threads/search", data=b"{}",
+                                         headers={"Content-Type": "application/json",
+                                                  **headers}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=10)
+        caught.value.close()
+        assert caught.value.code == 401
+
+
+async def test_the_audit_trail_streams_over_sse(server: Server) -> None:
+    async with _client(server, ALICE) as alice:
+        tid = (await alice.threads.create())["thread_id"]
+        await _stream(alice, tid, input={"order_id": "1", "amount": "20.00"})
+
+    def read_events(token: str) -> list[dict[str, Any]]:
+        request = urllib.request.Request(f"{server.url}/steward/threads/{tid}/audit",
+                                         headers={"Authorization": f"Bearer {token}"})
+        events: list[dict[str, Any]] = []
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            for raw in response:
+                line = raw.decode().strip()
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if events[-1]["kind"] == "run_end":
+                        return events
+        return events
+
+    events = await asyncio.to_thread(read_events, ALICE)
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end" and "guard" in kinds
+    assert all(e["principal_id"] == "alice" for e in events)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        await asyncio.to_thread(read_events, MALLORY)
+    caught.value.close()
+    assert caught.value.code == 404
+
+
+async def test_a_paused_thread_survives_a_restart(server: Server) -> None:
+    async with _client(server, ALICE) as alice:
+        tid = (await alice.threads.create())["thread_id"]
+        assert _interrupts(await _stream(alice, tid, input={"order_id": "7",
+                                                            "amount": "150.00"}))
+    server.stop()
+    server.start()
+    async with _client(server, ALICE) as alice, _client(server, BOB) as bob:
+        state = await alice.threads.get_state(tid)
+        assert state["next"] == ["issue_refund"]
+        await _stream(bob, tid, command={"resume": {"decision": "approve"}})
+        assert (await alice.threads.get_state(tid))["values"]["receipt"].startswith("TXN-")
