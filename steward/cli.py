@@ -8,8 +8,10 @@ The operator's commands (run, threads, approvals, audit tail/export, sweep) are 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -23,7 +25,7 @@ import steward
 from steward._url import mask
 from steward.cli_ops import register
 from steward.errors import StewardError
-from steward.graphs.refund_demo import compile_refund_demo, refund_policy
+from steward.graphs.refund_demo import compile_refund_demo, payments, refund_policy
 from steward.identity import Principal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -38,6 +40,7 @@ ALICE = Principal(id="alice@acme.test", tenant="acme", roles=frozenset({"support
 BOB = Principal(id="bob@acme.test", tenant="acme", roles=frozenset({"manager"}))
 MALLORY = Principal(id="mallory@globex.test", tenant="globex", roles=frozenset({"manager"}))
 DEMO_ROLES = {"manager": "write", "auditor": "read"}
+DEMO_LEASE_TTL = 1.0  # a killed demo process's lease runs out quickly
 
 
 @app.callback()
@@ -47,7 +50,8 @@ def _root() -> None:
 
 @app.command()
 def demo(db: DbOption = DEFAULT_DB) -> None:
-    """Run the refund story: Alice asks, the thread pauses, Bob approves from another process."""
+    """Run the refund story: Alice asks, the thread pauses, Bob approves from another process,
+    that process crashes right after the refund, a third one finishes without paying twice."""
     thread_id = f"T-{uuid.uuid4().hex[:8]}"
     console.print(Panel.fit(f"Steward demo on [bold]{mask(db)}"
                             f"[/bold], thread [bold]{thread_id}[/bold]"))
@@ -72,17 +76,27 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         else:  # pragma: no cover - the demo's own check
             raise StewardError("the requester was allowed to approve her own refund")
 
-    console.print(f"[bold]2.[/bold] this process exits; a second process resumes as {BOB.id}")
-    child = subprocess.run(
-        [sys.executable, "-m", "steward.cli", "demo-resume", "--db", db, "--thread", thread_id],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False,
-    )
-    if child.returncode != 0:
-        raise StewardError(f"the resuming process failed with exit code {child.returncode}")
+    console.print(f"[bold]2.[/bold] this process exits; a second process resumes as {BOB.id} "
+                  "— and crashes (SIGKILL) right after the refund went out")
+    before = len(payments("98765"))  # the provider's ledger may hold earlier demos' refunds
+    crashed = _child(db, thread_id, "approve", crash=True)
+    if crashed.returncode != -signal.SIGKILL:
+        raise StewardError(f"the crashing process ended with exit code {crashed.returncode}")
+    console.print(f"   refunds the provider executed: {len(payments('98765')) - before}")
+    console.print("[bold]3.[/bold] a third process picks the thread up where it stopped")
+    again = _child(db, thread_id, "continue")
+    if again.returncode != 0:
+        raise StewardError(f"the resuming process failed with exit code {again.returncode}")
+    executed = payments("98765")[before:]
+    console.print(f"   refunds the provider executed: {len(executed)} "
+                  f"({', '.join(txn for txn, _, _ in executed)}) — the node ran again, the "
+                  "refund did not")
+    if len(executed) != 1:  # pragma: no cover - the demo's own check
+        raise StewardError("the refund was issued more than once")
 
     with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy()) as rt:
         graph = compile_refund_demo(rt.checkpointer, rt.store)
-        console.print(f"[bold]3.[/bold] {MALLORY.id} of another tenant tries to read the thread")
+        console.print(f"[bold]4.[/bold] {MALLORY.id} of another tenant tries to read the thread")
         try:
             graph.get_state(rt.config(thread_id, MALLORY))
         except steward.ThreadAccessDenied as exc:
@@ -90,7 +104,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         else:  # pragma: no cover - the demo's own check
             raise StewardError("the access rule let another tenant read the thread")
         final = graph.get_state(rt.config(thread_id, ALICE))
-        console.print("[bold]4.[/bold] the thread's working context, as Alice sees it")
+        console.print("[bold]5.[/bold] the thread's working context, as Alice sees it")
         table = Table("checkpoint", "step", "source", "written by")
         history = list(graph.get_state_history(rt.config(thread_id, ALICE)))
         for snap in reversed(history):
@@ -106,22 +120,50 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
                               for v in record["votes"])
             console.print(f"   approval {record['id']}: {record['status']} — {votes}")
         console.print(f"   receipt: [bold green]{final.values.get('receipt')}[/bold green]")
+        console.print("[bold]6.[/bold] the audit timeline (hash-chained; "
+                      f"{rt.audit.verify(thread_id)} events verified)")
+        for event in rt.audit.events(thread_id, ALICE):
+            if event.kind in ("run_start", "resume", "guard", "approval_request",
+                              "approval_invalid", "approval_vote", "effect_call",
+                              "effect_replay", "run_paused", "run_end"):
+                console.print(f"   {event.seq:>3} {event.kind:<17} {event.principal_id or '-':<17} "
+                              f"{event.node or '-'}")
+
+
+def _child(db: str, thread_id: str, mode: str, *, crash: bool = False,
+           ) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if crash:
+        env["STEWARD_DEMO_CRASH"] = "after-refund"
+    return subprocess.run([sys.executable, "-m", "steward.cli", "demo-resume", "--db", db,
+                           "--thread", thread_id, "--mode", mode], env=env, check=False)
 
 
 @app.command("demo-resume", hidden=True)
 def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption = DEFAULT_DB,
-                ) -> None:
-    """The demo's second process: Bob approves the pending refund."""
-    with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy()) as rt:
+                mode: Annotated[str, typer.Option("--mode")] = "approve") -> None:
+    """The demo's other processes: Bob approves the pending refund, or (``continue``) picks
+    up a thread whose process was killed."""
+    with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy(),
+                      lease_ttl=DEMO_LEASE_TTL) as rt:
         graph = compile_refund_demo(rt.checkpointer, rt.store)
-        [pending] = rt.approvals.pending(BOB)
-        console.print(f"   \\[pid {os.getpid()}] {BOB.id} sees the pending request: "
-                      f"{pending['action']} {pending['args']} asked by {pending['requested_by']}")
-        result = graph.invoke(
-            Command(resume={"decision": "approve", "comment": "customer is a regular"}),
-            rt.config(thread, BOB),
-        )
-        console.print(f"   \\[pid {os.getpid()}] approved; refund issued as {result['receipt']}")
+        config = rt.config(thread, BOB)
+        if mode == "approve":
+            [pending] = rt.approvals.pending(BOB)
+            console.print(f"   \\[pid {os.getpid()}] {BOB.id} sees the pending request: "
+                          f"{pending['action']} {pending['args']} asked by "
+                          f"{pending['requested_by']}, and approves it")
+            payload: Any = Command(resume={"decision": "approve",
+                                           "comment": "customer is a regular"})
+        else:
+            payload = None
+        while True:
+            try:
+                result = graph.invoke(payload, config)
+                break
+            except steward.ThreadBusy as exc:  # the killed process's lease runs out first
+                time.sleep(min(exc.expires_in or 0.2, 0.5))
+        console.print(f"   \\[pid {os.getpid()}] the refund is done: {result['receipt']}")
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit trails: verify exports and threads.")

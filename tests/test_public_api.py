@@ -39,13 +39,16 @@ def test_error_hierarchy() -> None:
 def test_the_readme_demo_runs_across_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
     db = f"sqlite:///{tmp_path}/demo.db"
+    env["STEWARD_DEMO_LEDGER"] = str(tmp_path / "payments.db")
     done = subprocess.run([sys.executable, "-m", "steward.cli", "demo", "--db", db], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "status=interrupted" in out
     pids = {line.split("[pid ")[1].split("]")[0] for line in out.splitlines() if "[pid " in line}
-    assert len(pids) == 1 and str(os.getpid()) not in pids  # Bob acted in another process
+    assert len(pids) == 2 and str(os.getpid()) not in pids  # Bob's, killed, then a third
+    assert "refunds the provider executed: 1 (TXN-" in out  # paid once across the crash
+    assert "effect_replay" in out and "chain" in out
     assert "refused: principal 'mallory@globex.test'" in out
     assert "approved by bob@acme.test" in out
     assert "receipt: TXN-" in out

@@ -215,6 +215,13 @@ class AuditLog:
             await self.saver.driver.arun(self._locked_flush(thread_id), write=True)
 
     def _locked_flush(self, thread_id: str) -> Op[None]:
+        yield from self.locked_flush_op(thread_id)
+
+    def locked_flush_op(self, thread_id: str) -> Op[None]:
+        """Write what is gathered for a thread inside another operation's transaction, taking
+        the thread row's lock first (a node's effect or vote is written with its events)."""
+        if not self.pending(thread_id):
+            return
         row = (yield Stmt(self.saver.sql.select_thread_for_update, (thread_id,))).one()
         yield from self.flush_op(thread_id, None, row, save_head=row is not None)
 

@@ -166,9 +166,13 @@ class Records:
         return changed
 
     def add_vote(self, vote: Vote, thread_id: str, task_ns: str) -> Op[None]:
+        """Record a vote, with the audit events gathered so far (the vote's own among them)."""
         v = vote
         yield Stmt(self._insert_vote, (v.request_id, v.voter, thread_id, task_ns, v.position,
                                        v.role, v.decision, v.comment, v.args_hash, v.at))
+        audit = self.saver.audit
+        if audit is not None:
+            yield from audit.locked_flush_op(thread_id)
 
     def action_at(self, thread_id: str, task_ns: str, seq: int) -> Op[Action | None]:
         row = (yield Stmt("SELECT action, args_hash, effect, decision, principal_id FROM "

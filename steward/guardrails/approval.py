@@ -325,9 +325,9 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
         except ApprovalInvalid as exc:
             ctx.audit("approval_invalid", {"request_id": shown.request_id, "reason": str(exc)})
             raise
-        yield from call(records.add_vote, vote, ctx.thread_id, ctx.task_ns)
         ctx.audit("approval_vote", {**vote.to_dict(), "request_id": shown.request_id,
                                     "saw_hash": hash_args(seen)})
+        yield from call(records.add_vote, vote, ctx.thread_id, ctx.task_ns)
         by_position[position] = vote
         votes = [*votes, vote]
         done = _outcome(shown, votes)

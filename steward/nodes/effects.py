@@ -164,8 +164,11 @@ def _begin(site: _Site, explicit_key: str | None) -> Op[_Plan]:
 
 def _finish(site: _Site, stored: tuple[str, bytes] | None = None, *,
             error: BaseException | None = None, status: str = ERROR) -> Op[None]:
-    """Complete a call: with its stored result, or (``error``) as ``status``."""
+    """Complete a call: with its stored result, or (``error``) as ``status``; the audit
+    events gathered so far (the call's own among them) are written with it, so that a side
+    effect that happened is in the audit trail even if the process dies right after."""
     where = (site.ctx.thread_id, site.ctx.task_ns, site.seq)
+    yield from site.ctx.runtime.audit.locked_flush_op(site.ctx.thread_id)
     if stored is None:
         text = f"{type(error).__name__}: {error}"[:2000]
         yield Stmt("UPDATE steward_effects SET status = ?, error = ?, finished_at = ? "
