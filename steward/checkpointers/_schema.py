@@ -218,9 +218,10 @@ _AUDIT = {
 ALTER TABLE steward_threads ADD COLUMN audit_seq BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE steward_threads ADD COLUMN audit_head TEXT
 """,
-    # One B-tree on SQLite (the events are small and read by thread, in order): every page
-    # less is a page less written and flushed with each step.
-    "sqlite": _AUDIT_TABLE + " WITHOUT ROWID",
+    # A rowid table on SQLite: new events land on its rightmost page, and only the narrow key
+    # index is written in the middle (measured: 2.5 pages per step where a WITHOUT ROWID
+    # table, its wide rows split in key order, took 4.4).
+    "sqlite": _AUDIT_TABLE,
     "postgres": _AUDIT_TABLE,
 }
 
