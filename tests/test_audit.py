@@ -320,3 +320,16 @@ def test_a_node_that_finished_before_a_kill_keeps_its_events(db_url: str,
     ended = [e.node for e in events if e.kind == "node_end"]
     assert ended == ["refund"]  # the node that finished; the killed one did not
     assert "effect_call" in [e.kind for e in events]
+
+
+def test_a_run_refused_before_it_starts_leaves_no_event(db_url: str) -> None:
+    with _open(db_url) as rt:
+        graph = _graph(rt)
+        graph.invoke({"email": "x@y.example"}, rt.config("T", ALICE))
+        before = [e.kind for e in rt.audit.events("T", ALICE)]
+        rt.checkpointer.acquire_lease("T", "someone-else", ALICE)  # another run holds it
+        with pytest.raises(steward.ThreadBusy):
+            graph.invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+        rt.checkpointer.release_lease("T", "someone-else")
+        assert [e.kind for e in rt.audit.events("T", ALICE)] == before
+        rt.audit.verify("T")

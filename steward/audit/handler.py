@@ -101,6 +101,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._root: UUID | None = None
         self._waits: list[str | None] = []  # interrupts raised in the current run
         self._tasks: set[asyncio.Task[None]] = set()
+        self._opening: tuple[str, _Run, UUID, dict[str, Any]] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -129,6 +130,13 @@ class AuditCallbackHandler(BaseCallbackHandler):
                           run.extra.get("node") if run else None,
                           step=run.step if run else None,
                           checkpoint_ns=run.checkpoint_ns if run else None, duration=duration)
+
+    def _open(self) -> None:
+        """Write the held-back start (or resume) of the run."""
+        if self._opening is not None:
+            kind, run, run_id, payload = self._opening
+            self._opening = None
+            self._emit(kind, run, run_id, payload, redact=kind == "resume")
 
     def _flush(self) -> None:
         if not self.flush_at_end:
@@ -167,11 +175,13 @@ class AuditCallbackHandler(BaseCallbackHandler):
             run = self._start(run_id, None, "run", name or "graph", f"invoke_agent {name}",
                               {"gen_ai.operation.name": "invoke_agent",
                                "gen_ai.agent.name": name})
+            # Held back until the run gets going (its first node, or its end): a run refused
+            # before that (ThreadBusy, ThreadAccessDenied from the lease) leaves no event.
             if isinstance(inputs, Command):
-                self._emit("resume", run, run_id, {"resume": inputs.resume,
-                                                   "goto": str(inputs.goto or "") or None})
+                self._opening = ("resume", run, run_id, {
+                    "resume": inputs.resume, "goto": str(inputs.goto or "") or None})
             else:
-                self._emit("run_start", run, run_id, {"input": _summary(inputs)})
+                self._opening = ("run_start", run, run_id, {"input": _summary(inputs)})
             return
         node = md.get("langgraph_node")
         if node is not None and name == node and parent_run_id in self._runs:
@@ -180,6 +190,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
                               {"steward.node": node, "steward.step": step or 0},
                               step=int(step) if step is not None else None,
                               checkpoint_ns=md.get("langgraph_checkpoint_ns"))
+            self._open()
             self._emit("node_start", run, run_id, {"input": _summary(inputs)},
                        redact=isinstance(inputs, Mapping) is False)
 
@@ -193,6 +204,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             self._emit("node_end", run, run_id, {"output": _summary(outputs)}, duration=duration,
                        redact=isinstance(outputs, Mapping) is False)
         elif run.kind == "run":
+            self._open()
             if self._waits:  # a node paused: the run ends waiting, not done
                 self._emit("run_paused", run, run_id, {"interrupts": self._waits},
                            duration=duration)
@@ -216,11 +228,14 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 self._waits += [getattr(i, "id", None) for i in found]
                 self._emit("interrupt", run, run_id, {"interrupts": values}, duration=duration)
             elif run.kind == "run":
+                self._open()
                 self._emit("run_paused", run, run_id, {}, duration=duration)
                 self._root = None
                 self._flush()
             return
         what = {"error": type(error).__name__, "message": str(error)}
+        if run.kind == "run":
+            self._open()
         self._emit("node_error" if run.kind == "node" else "run_error", run, run_id, what,
                    duration=duration)
         if run.kind == "run":
