@@ -29,7 +29,7 @@ import hashlib
 import inspect
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast, overload
@@ -215,20 +215,79 @@ def _audit(site: _Site, plan: _Plan) -> None:
                           "idempotency_key": plan.key})
 
 
-def _complete(site: _Site, result: Any) -> Any:
+@dataclass(frozen=True)
+class _Call:
+    """A step of a call's flow that runs the user's code (the function, or its hook)."""
+
+    fn: Callable[[], Any]
+
+
+# A call's flow yields ledger operations (Op) and user calls (_Call) and gets their results
+# back; the sync and async wrappers differ only in how they run them.
+_Flow = Generator["Op[Any] | _Call", Any, Any]
+
+
+def _flow(site: _Site, func: Callable[..., Any], reconcile: Callable[..., Any] | None,
+          takes_key: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Flow:
+    plan: _Plan = yield _begin(site, kwargs.get(_KEY_PARAM))
+    _audit(site, plan)
+    if plan.replay:
+        return plan.result
+    if plan.reconcile and reconcile is not None:
+        found = yield _Call(lambda: reconcile(plan.key, *args, **kwargs))
+        if found is not RETRY:
+            return (yield from _completed(site, found))
+    given = {**kwargs, _KEY_PARAM: plan.key} if takes_key and _KEY_PARAM not in kwargs \
+        else kwargs
+    try:
+        result = yield _Call(lambda: func(*args, **given))
+    except BaseException as exc:
+        yield _finish(site, error=exc)
+        raise
+    return (yield from _completed(site, result))
+
+
+def _completed(site: _Site, result: Any) -> _Flow:
     op, error = _outcome(site, result)
-    site.ctx.runtime.checkpointer.driver.run(op, write=True)
+    yield op
     if error is not None:
         raise error
     return result
 
 
-async def _acomplete(site: _Site, result: Any) -> Any:
-    op, error = _outcome(site, result)
-    await site.ctx.runtime.checkpointer.driver.arun(op, write=True)
-    if error is not None:
-        raise error
-    return result
+def _run(site: _Site, flow: _Flow) -> Any:
+    driver = site.ctx.runtime.checkpointer.driver
+    step = next(flow)
+    while True:
+        try:
+            value = step.fn() if isinstance(step, _Call) else driver.run(step, write=True)
+        except BaseException as exc:
+            step = flow.throw(exc)
+            continue
+        try:
+            step = flow.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+
+async def _arun(site: _Site, flow: _Flow) -> Any:
+    driver = site.ctx.runtime.checkpointer.driver
+    step = next(flow)
+    while True:
+        try:
+            if isinstance(step, _Call):
+                value = step.fn()
+                if inspect.isawaitable(value):
+                    value = await value
+            else:
+                value = await driver.arun(step, write=True)
+        except BaseException as exc:
+            step = flow.throw(exc)
+            continue
+        try:
+            step = flow.send(value)
+        except StopIteration as stop:
+            return stop.value
 
 
 @overload
@@ -263,34 +322,13 @@ def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = Non
         if reconcile is not None and not callable(reconcile):
             raise ConfigError(f"reconcile= for {label} must be a function, got {reconcile!r}.")
 
-        def prepared(plan: _Plan, kwargs: dict[str, Any]) -> dict[str, Any]:
-            if takes_key and _KEY_PARAM not in kwargs:
-                return {**kwargs, _KEY_PARAM: plan.key}
-            return kwargs
-
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def arun(*args: Any, **kwargs: Any) -> Any:
                 site = _site(label, allow_outside, args, kwargs)
                 if site is None:
                     return await func(*args, **kwargs)
-                driver = site.ctx.runtime.checkpointer.driver
-                plan = await driver.arun(_begin(site, kwargs.get(_KEY_PARAM)), write=True)
-                _audit(site, plan)
-                if plan.replay:
-                    return plan.result
-                if plan.reconcile and reconcile is not None:
-                    found = reconcile(plan.key, *args, **kwargs)
-                    if inspect.isawaitable(found):
-                        found = await found
-                    if found is not RETRY:
-                        return await _acomplete(site, found)
-                try:
-                    result = await func(*args, **prepared(plan, kwargs))
-                except BaseException as exc:
-                    await driver.arun(_finish(site, error=exc), write=True)
-                    raise
-                return await _acomplete(site, result)
+                return await _arun(site, _flow(site, func, reconcile, takes_key, args, kwargs))
 
             return cast(F, arun)
 
@@ -299,21 +337,7 @@ def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = Non
             site = _site(label, allow_outside, args, kwargs)
             if site is None:
                 return func(*args, **kwargs)
-            driver = site.ctx.runtime.checkpointer.driver
-            plan = driver.run(_begin(site, kwargs.get(_KEY_PARAM)), write=True)
-            _audit(site, plan)
-            if plan.replay:
-                return plan.result
-            if plan.reconcile and reconcile is not None:
-                found = reconcile(plan.key, *args, **kwargs)
-                if found is not RETRY:
-                    return _complete(site, found)
-            try:
-                result = func(*args, **prepared(plan, kwargs))
-            except BaseException as exc:
-                driver.run(_finish(site, error=exc), write=True)
-                raise
-            return _complete(site, result)
+            return _run(site, _flow(site, func, reconcile, takes_key, args, kwargs))
 
         return cast(F, run)
 
