@@ -28,7 +28,7 @@ from steward.identity import Principal
 console = Console()
 
 DEFAULT_DB = "sqlite:///steward-demo.db"
-DEFAULT_ROLES = "manager=write,auditor=read,ops=admin"
+DEFAULT_ROLES = "manager=write,security=write,auditor=read,ops=admin"
 
 DbOption = Annotated[str, typer.Option("--db", envvar="STEWARD_DB",
                                        help="Database URL (sqlite:///..., postgresql://...).")]
@@ -113,10 +113,12 @@ def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --hel
         graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
         config = rt.config(tid, principal)
         config["metadata"] = {"workflow": workflow}
-        out = graph.invoke({**spec.defaults, **payload}, config)
+        out = graph.invoke(spec.input(payload), config)
     waiting = [i.value for i in out.get("__interrupt__", [])] if isinstance(out, dict) else []
+    outcome = out.get("outcome") if isinstance(out, dict) else None
     result = {"thread_id": tid, "workflow": workflow,
-              "status": "waiting" if waiting else "done", "waiting_on": waiting,
+              "status": "waiting" if waiting else (outcome or {}).get("status", "done"),
+              "waiting_on": waiting,
               "values": {k: v for k, v in out.items() if k != "__interrupt__"}}
     if as_json:
         _print(result, True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from steward.graphs.access import access_policy, build_access_graph
 from steward.graphs.agent import build_agent_graph
 from steward.graphs.refund_demo import build_refund_demo, refund_policy
 from steward.guardrails.policy import Policy
@@ -20,9 +21,17 @@ class Workflow:
     build: Callable[[], Any]  # a StateGraph, not compiled
     policy: Callable[[], Policy]
     defaults: dict[str, Any] = field(default_factory=dict)
+    inputs_key: str | None = None  # agent graphs take their request under state["inputs"]
+
+    def input(self, given: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self.defaults, **given}
+        return {self.inputs_key: merged} if self.inputs_key else merged
 
 
 WORKFLOWS: dict[str, Workflow] = {
     "refund": Workflow(build_refund_demo, refund_policy,
                        {"order_id": "98765", "amount": "120.00"}),
+    "access": Workflow(build_access_graph, access_policy,
+                       {"user_id": "dana", "system": "billing", "role": "read", "days": 14},
+                       inputs_key="inputs"),
 }

@@ -1,0 +1,81 @@
+"""The example workflows, end to end on both backends (issue #7)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _support import ALICE
+from langgraph.types import Command
+
+import steward
+from steward.graphs import WORKFLOWS
+from steward.graphs.access import expire_grants, grants
+
+SAM = steward.Principal(id="sam", tenant="acme", roles=frozenset({"security"}))
+BOB = steward.Principal(id="bob", tenant="acme", roles=frozenset({"manager"}))
+ROLES = {"security": "write", "manager": "write"}
+
+
+@pytest.fixture(autouse=True)
+def _records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_DEMO_RECORDS", str(tmp_path / "records.db"))
+
+
+def _access(rt: steward.Runtime) -> Any:
+    return WORKFLOWS["access"].build().compile(checkpointer=rt.checkpointer)
+
+
+def _ask(**request: Any) -> dict[str, Any]:
+    return WORKFLOWS["access"].input(request)
+
+
+def test_a_read_grant_is_written_by_the_provisioning_identity(db_url: str) -> None:
+    with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["access"].policy()) as rt:
+        out = _access(rt).invoke(_ask(user_id="dana", role="read", days=7),
+                                 rt.config("A1", ALICE))
+    assert out["outcome"]["status"] == "done"
+    lookup, grant, note = (s["result"] for s in out["plan"])
+    assert lookup["read_as"] == "svc-directory-reader" and lookup["department"] == "finance"
+    assert grant["written_as"] == "svc-provisioner" and grant["on_behalf_of"] == "alice"
+    [stored] = grants("dana")
+    assert (stored["role"], stored["requested_by"], stored["revoked_at"]) == ("read", "alice",
+                                                                              None)
+    assert note == "notified dana"
+
+
+def test_admin_rights_wait_for_security_and_are_granted_once(db_url: str) -> None:
+    with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["access"].policy()) as rt:
+        graph = _access(rt)
+        out = graph.invoke(_ask(user_id="omar", role="admin", days=3), rt.config("A2", ALICE))
+        [request] = [i.value for i in out["__interrupt__"]]
+        assert request["required_roles"] == ["security"] and grants("omar") == []
+        assert [p["id"] for p in rt.approvals.pending(SAM)] == [request["id"]]
+        assert rt.approvals.pending(BOB) == []  # a manager is not the security team
+        out = graph.invoke(Command(resume={"decision": "approve"}), rt.config("A2", SAM))
+        assert out["outcome"]["status"] == "done"
+        assert [g["role"] for g in grants("omar")] == ["admin"]
+        assert out["approvals"][0]["approvers"] == ["sam"]
+
+
+@pytest.mark.parametrize(("request_", "reason"), [
+    ({"user_id": "omar", "role": "read", "days": 365}, "at most 30 days"),
+    ({"user_id": "alice", "role": "read", "days": 1}, "nobody grants access to themselves"),
+])
+def test_least_privilege_rules_deny(db_url: str, request_: dict[str, Any],
+                                    reason: str) -> None:
+    with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["access"].policy()) as rt:
+        out = _access(rt).invoke(_ask(**request_), rt.config("A3", ALICE))
+    assert out["outcome"]["status"] == "failed" and reason in out["outcome"]["reason"]
+    assert grants(request_["user_id"]) == []
+
+
+def test_grants_expire(db_url: str) -> None:
+    with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["access"].policy()) as rt:
+        _access(rt).invoke(_ask(user_id="dana", role="read", days=2), rt.config("A4", ALICE))
+    [grant] = grants("dana")
+    assert expire_grants(now=time.time() + 86400) == []  # one day on: still valid
+    assert expire_grants(now=time.time() + 3 * 86400) == [grant["grant_id"]]
+    assert grants("dana")[0]["revoked_at"] is not None
