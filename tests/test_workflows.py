@@ -79,3 +79,56 @@ def test_grants_expire(db_url: str) -> None:
     assert expire_grants(now=time.time() + 86400) == []  # one day on: still valid
     assert expire_grants(now=time.time() + 3 * 86400) == [grant["grant_id"]]
     assert grants("dana")[0]["revoked_at"] is not None
+
+
+CONTROLLER_1 = steward.Principal(id="cleo", tenant="acme", roles=frozenset({"controller"}))
+CONTROLLER_2 = steward.Principal(id="carl", tenant="acme", roles=frozenset({"controller"}))
+CFO = steward.Principal(id="fran", tenant="acme", roles=frozenset({"cfo"}))
+CLOSE_ROLES = {"controller": "write", "cfo": "write"}
+
+
+def _close(rt: steward.Runtime) -> Any:
+    return WORKFLOWS["close"].build().compile(checkpointer=rt.checkpointer)
+
+
+def test_a_close_needs_two_controllers_and_happens_once(db_url: str) -> None:
+    from steward.graphs.close import closes
+
+    with steward.open(db_url, thread_roles=CLOSE_ROLES,
+                      policy=WORKFLOWS["close"].policy()) as rt:
+        graph = _close(rt)
+        start = WORKFLOWS["close"].input({"period": "2026-10"})
+        out = graph.invoke(start, rt.config("C1", ALICE))
+        request = out["__interrupt__"][0].value
+        assert request["quorum"] == 2 and request["args"]["total_variance"] == "20.00"
+        assert request["required_roles"] == ["controller"]  # within tolerance: no CFO
+        reconciled = [s for s in graph.get_state(rt.config("C1", ALICE)).values["plan"]
+                      if s["tool"] == "reconcile_account"]
+        assert [s["result"]["variance"] for s in reconciled] == ["0.00", "0.00", "20.00"]
+        out = graph.invoke(Command(resume={"decision": "approve"}), rt.config("C1",
+                                                                              CONTROLLER_1))
+        assert [v["voter"] for v in out["__interrupt__"][0].value["votes"]] == ["cleo"]
+        assert closes("2026-10") == []
+        out = graph.invoke(Command(resume={"decision": "approve"}), rt.config("C1",
+                                                                              CONTROLLER_2))
+        assert out["outcome"]["status"] == "done" and len(closes("2026-10")) == 1
+        again = graph.invoke(start, rt.config("C1", ALICE))  # the same thread, once more
+        assert again["outcome"]["status"] == "done"  # the plan was done: nothing re-runs
+        assert len(closes("2026-10")) == 1
+
+
+def test_a_large_variance_brings_in_the_cfo_and_a_wait_escalates(db_url: str) -> None:
+    with steward.open(db_url, thread_roles=CLOSE_ROLES, policy=WORKFLOWS["close"].policy(),
+                      ) as rt:
+        graph = _close(rt)
+        out = graph.invoke(WORKFLOWS["close"].input({"period": "2026-11"}),
+                           rt.config("C2", ALICE))
+        request = out["__interrupt__"][0].value
+        assert request["args"]["total_variance"] == "500.00"
+        assert request["required_roles"] == ["cfo", "controller"]
+        assert "tolerance" in " ".join(request["reasons"])
+        assert request["expires_at"] is not None  # two days, then the CFO is asked
+        closed = rt.approvals.expire(now=time.time() + 3 * 86400)
+        assert closed == [request["id"]]
+        [escalated] = rt.approvals.pending(CFO)
+        assert escalated["required_roles"] == ["cfo"] and escalated["id"] != request["id"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from steward.graphs.access import access_policy, build_access_graph
 from steward.graphs.agent import build_agent_graph
+from steward.graphs.close import build_close_graph, close_policy
 from steward.graphs.refund_demo import build_refund_demo, refund_policy
 from steward.guardrails.policy import Policy
 
@@ -34,4 +35,6 @@ WORKFLOWS: dict[str, Workflow] = {
     "access": Workflow(build_access_graph, access_policy,
                        {"user_id": "dana", "system": "billing", "role": "read", "days": 14},
                        inputs_key="inputs"),
+    "close": Workflow(build_close_graph, close_policy, {"period": "2026-10"},
+                      inputs_key="inputs"),
 }

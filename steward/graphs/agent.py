@@ -37,15 +37,18 @@ def build_agent_graph(tools: Sequence[BaseTool | Callable[..., Any]], *, model: 
                       escalate_to: Iterable[str] | None = None, read_only: Iterable[str] = (),
                       timeout: float | Mapping[str, float] = 30.0, retry: Retry | None = None,
                       max_attempts: int = 2, token_budget: int = 2000,
+                      approvals: Mapping[str, Mapping[str, Any]] | None = None,
                       ) -> StateGraph[WorkingContext]:
     """The agent loop over ``tools``: plan with ``model`` (or ``static_plan`` offline), run
     each step guarded and at most once, validate results (``results``: a pydantic model per
-    tool) and business ``invariants``; ``escalate_to`` roles may approve a violation."""
+    tool) and business ``invariants``; ``escalate_to`` roles may approve a violation;
+    ``approvals``: per tool, how long its approvals wait and what happens then
+    (``{"post_close": {"expires_in": 86400, "on_expire": steward.Escalate(["cfo"])}}``)."""
     builder = StateGraph(WorkingContext)
     builder.add_node("plan", Planner(tools, model=model, static_plan=static_plan,
                                      token_budget=token_budget))
     builder.add_node("act", ToolExecutor(tools, timeout=timeout, retry=retry,
-                                         read_only=read_only))
+                                         read_only=read_only, approvals=approvals))
     builder.add_node("validate", Validator(results, invariants, max_attempts=max_attempts,
                                            escalate_to=escalate_to),
                      destinations=("act", END))

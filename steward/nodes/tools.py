@@ -128,6 +128,7 @@ class ToolExecutor:
     def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *,
                  timeout: float | Mapping[str, float] = 30.0, retry: Retry | None = None,
                  read_only: Iterable[str] = (), use_guard: bool = True,
+                 approvals: Mapping[str, Mapping[str, Any]] | None = None,
                  sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
         self.tools = {t.name: t for t in map(_as_tool, tools)}
         if not self.tools:
@@ -139,6 +140,13 @@ class ToolExecutor:
         if unknown:
             raise ConfigError(f"read_only names tools that are not given: {sorted(unknown)}.")
         self.use_guard = use_guard
+        # Per tool, how its approvals wait: {"expires_in": seconds, "on_expire": Escalate(...)}.
+        self.approvals = {name: dict(options) for name, options in (approvals or {}).items()}
+        unknown_options = {k for o in self.approvals.values() for k in o} - {"expires_in",
+                                                                             "on_expire"}
+        if unknown_options:
+            raise ConfigError(f"approvals= takes expires_in and on_expire per tool, got "
+                              f"{sorted(unknown_options)}.")
         self.sleep = sleep
         self.rng = random.Random(seed)
 
@@ -211,7 +219,7 @@ class ToolExecutor:
         approved: dict[str, Any] | None = None
         if self.use_guard:
             try:
-                decision = guard(call.tool, args)
+                decision = guard(call.tool, args, **self.approvals.get(call.tool, {}))
             except PolicyDenied as exc:
                 return _Outcome(error=_error("denied", str(exc), call))
             if decision.approval is not None:
