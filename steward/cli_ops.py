@@ -94,8 +94,12 @@ def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --hel
         thread: Annotated[str | None, typer.Option("--thread", help="Thread id (new if "
                                                    "omitted).")] = None,
         db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+        model: Annotated[str | None, typer.Option(
+            "--model", envvar="STEWARD_MODEL",
+            help="Plan with a chat model: openai:<model> or bedrock:<model id>.")] = None,
         as_json: JsonOption = False) -> None:
-    """Run a workflow on a new (or given) thread, as the principal; stops where it waits."""
+    """Run a workflow on a new (or given) thread, as the principal; stops where it waits.
+    Agent workflows (access, close) plan with ``--model`` when given, else offline."""
     from steward.graphs import WORKFLOWS
 
     if workflow not in WORKFLOWS:
@@ -109,11 +113,15 @@ def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --hel
     principal = parse_principal(who)
     spec = WORKFLOWS[workflow]
     tid = thread or f"{workflow}-{uuid.uuid4().hex[:8]}"
+    if model is not None and not spec.plans:
+        raise ConfigError(f"the {workflow} workflow has a fixed flow; --model applies to the "
+                          "agent workflows (access, close).")
+    builder = spec.build(model=model) if model is not None else spec.build()
     with steward.open(db, thread_roles=parse_roles(roles), policy=spec.policy()) as rt:
-        graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
+        graph = builder.compile(checkpointer=rt.checkpointer, store=rt.store)
         config = rt.config(tid, principal)
         config["metadata"] = {"workflow": workflow}
-        out = graph.invoke(spec.input(payload), config)
+        out = graph.invoke(spec.input(payload, workflow), config)
     waiting = [i.value for i in out.get("__interrupt__", [])] if isinstance(out, dict) else []
     outcome = out.get("outcome") if isinstance(out, dict) else None
     result = {"thread_id": tid, "workflow": workflow,

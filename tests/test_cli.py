@@ -101,3 +101,30 @@ def test_another_tenant_and_an_unreachable_database_are_refused(tmp_path: Any) -
     assert done.returncode == 1 and "cannot connect to PostgreSQL" in done.stderr
     done = _cli(db, "sweep", "--json")
     assert done.returncode == 0 and json.loads(done.stdout) == {"deleted_threads": []}
+
+
+def test_an_agent_workflow_plans_with_a_model(tmp_path: Any, monkeypatch: Any) -> None:
+    """--model openai:... through the real client, to the local stub of its API."""
+    from _model_stub import serve
+
+    plan = {"steps": [
+        {"tool": "lookup_user", "args": {"user_id": "dana"}, "reason": "who"},
+        {"tool": "grant_access", "args": {"user_id": "dana", "system": "billing",
+                                          "role": "read", "days": 5}, "reason": "asked"}]}
+    monkeypatch.setenv("STEWARD_DEMO_RECORDS", str(tmp_path / "records.db"))
+    db = f"sqlite:///{tmp_path}/cli.db"
+    with serve(plan) as stub:
+        env = {"OPENAI_BASE_URL": f"{stub.url}/v1", "OPENAI_API_BASE": f"{stub.url}/v1",
+               "OPENAI_API_KEY": "sk-test", "COLUMNS": "200"}
+        result = RUNNER.invoke(app, ["run", "access", "--as", ALICE, "--model",
+                                     "openai:gpt-4o-mini", "--input",
+                                     '{"user_id": "dana", "days": 5}', "--db", db, "--json"],
+                               env=env)
+        assert result.exit_code == 0, result.output
+        done = json.loads(result.output)
+        [(_, body)] = stub.requests
+    assert done["status"] == "done"
+    assert [s["tool"] for s in done["values"]["plan"]] == ["lookup_user", "grant_access"]
+    assert "access:" in json.dumps(body)  # the request reached the model as the goal
+    refused = _cli(db, "run", "refund", "--as", ALICE, "--model", "openai:gpt-4o-mini")
+    assert refused.returncode == 1 and "fixed flow" in refused.stderr

@@ -4,6 +4,7 @@
 policy it runs under, and its default input.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,14 +20,21 @@ __all__ = ["WORKFLOWS", "Workflow", "build_agent_graph"]
 
 @dataclass(frozen=True)
 class Workflow:
-    build: Callable[[], Any]  # a StateGraph, not compiled
+    build: Callable[..., Any]  # -> a StateGraph, not compiled; agent graphs take model=
     policy: Callable[[], Policy]
     defaults: dict[str, Any] = field(default_factory=dict)
     inputs_key: str | None = None  # agent graphs take their request under state["inputs"]
 
-    def input(self, given: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def plans(self) -> bool:
+        """Whether a chat model can plan it (the agent graphs), or its flow is fixed."""
+        return self.inputs_key is not None
+
+    def input(self, given: dict[str, Any], name: str = "") -> dict[str, Any]:
         merged = {**self.defaults, **given}
-        return {self.inputs_key: merged} if self.inputs_key else merged
+        if not self.inputs_key:
+            return merged
+        return {self.inputs_key: merged, "goal": f"{name}: {json.dumps(merged, sort_keys=True)}"}
 
 
 WORKFLOWS: dict[str, Workflow] = {

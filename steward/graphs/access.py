@@ -134,8 +134,10 @@ def _plan(state: WorkingContext) -> list[dict[str, Any]]:
     ]
 
 
-def build_access_graph() -> StateGraph[WorkingContext]:
-    return build_agent_graph([lookup_user, grant_access, notify_user], static_plan=_plan,
+def build_access_graph(model: Any = None) -> StateGraph[WorkingContext]:
+    """The static plan offline; with ``model``, the model plans from the request."""
+    return build_agent_graph([lookup_user, grant_access, notify_user], model=model,
+                             static_plan=None if model is not None else _plan,
                              read_only=["lookup_user"])
 
 

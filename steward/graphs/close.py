@@ -142,9 +142,11 @@ def _plan(state: WorkingContext) -> list[dict[str, Any]]:
              "reason": "two approvers close the period"}]
 
 
-def build_close_graph() -> StateGraph[WorkingContext]:
+def build_close_graph(model: Any = None) -> StateGraph[WorkingContext]:
+    """The static plan offline; with ``model``, the model plans from the request."""
     return build_agent_graph(
-        [reconcile_account, flag_variances, post_close], static_plan=_plan,
+        [reconcile_account, flag_variances, post_close], model=model,
+        static_plan=None if model is not None else _plan,
         read_only=["reconcile_account"],
         approvals={"post_close": {"expires_in": APPROVAL_WAIT,
                                   "on_expire": Escalate(["cfo"])}})
