@@ -319,7 +319,9 @@ def sweep(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """Delete expired threads and close approval requests whose time is up."""
     with steward.open(db) as rt:
         deleted = rt.sweep()
-    _print({"deleted_threads": deleted}, as_json, None) if as_json else \
+    if as_json:
+        _print({"deleted_threads": deleted}, True)
+    else:
         console.print(f"deleted {len(deleted)} expired threads")
 
 

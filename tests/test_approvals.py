@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, CAROL, DAVE, EVE, one_node, snapshot
+from _support import ALICE, BOB, CAROL, DAVE, EVE, execute, one_node, snapshot
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -439,3 +439,40 @@ def test_the_null_task_id_is_langgraphs() -> None:
     from steward.checkpointers import saver
 
     assert saver.NULL_TASK_ID == NULL_TASK_ID
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: steward.guard("", {}), "action's name"),
+    (lambda: steward.guard("pay", ["amount"]), "as a dict"),  # type: ignore[arg-type]
+    (lambda: steward.guard("pay", {}, resource=("Order",)), "resource is a"),  # type: ignore[arg-type]
+    (lambda: steward.guard("pay", {}, expires_in=-5), "expires_in must be"),
+    (lambda: steward.guard("pay", {}, on_expire="ignore"), "on_expire is"),  # type: ignore[arg-type]
+    (lambda: steward.request_approval("pay", {}, required_roles=[], reason="r"),
+     "at least one role"),
+    (lambda: steward.request_approval("pay", {}, required_roles="m", reason="r", quorum=0),
+     "quorum must be"),
+    (lambda: steward.request_approval("pay", {}, required_roles="m", reason="r",
+                                      on_expire=steward.Escalate([])), "at least one role"),
+])
+def test_bad_guard_and_approval_options_are_config_errors(grt: steward.Runtime, db_url: str,
+                                                          call: Any, match: str) -> None:
+    def node(state: RefundState) -> dict[str, Any]:
+        call()
+        return {"receipts": ["acted"]}
+
+    graph = one_node(RefundState, node).compile(checkpointer=grt.checkpointer)
+    with pytest.raises(steward.ConfigError, match=match):
+        graph.invoke({}, grt.config("T", ALICE))
+    assert not graph.get_state(grt.config("T", ALICE)).values.get("receipts")
+    assert execute(db_url, "SELECT count(*) FROM steward_approvals") == [(0,)]
+
+
+def test_tool_executor_approval_options_are_checked() -> None:
+    from steward.nodes import ToolExecutor
+
+    def pay(amount: str) -> str:
+        """Pay."""
+        return amount
+
+    with pytest.raises(steward.ConfigError, match="expires_in and on_expire"):
+        ToolExecutor([pay], approvals={"pay": {"wait": 3}})

@@ -54,6 +54,9 @@ class ThreadRows:
     lease_ttl: float
 
     def _init_threads(self) -> None:
+        # The audit log (steward.audit), when a runtime has one: its events are written in the
+        # transactions of the writes they describe (pending / flush_op / end_run_op).
+        self.audit: Any = None
         # Leases held by runs in this process: thread_id -> holder. Shared by with_allowlist
         # copies (a shallow copy shares the dict), so every copy fences the same way.
         self.leases: dict[str, str] = {}
@@ -261,18 +264,16 @@ class ThreadRows:
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
                     ttl: float | None) -> Op[None]:
         row = yield from self._claim(tid, principal, ttl=ttl, lease=holder)
-        audit = getattr(self, "audit", None)
-        if audit is not None:
-            audit.forget(tid)  # another process may have written since: read the head anew
-        if audit is not None and audit.verify_on_resume and row[6] is not None:
+        if self.audit is not None:
+            self.audit.forget(tid)  # another process may have written since: read the head anew
+        if self.audit is not None and self.audit.verify_on_resume and row[6] is not None:
             # The thread waited (an interrupt): it resumes only on an intact audit chain.
-            yield from audit.verify_op(tid)
+            yield from self.audit.verify_op(tid)
 
     def _release_op(self, tid: str, holder: str) -> Op[int]:
         released: int = (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
-        audit = getattr(self, "audit", None)
-        if released and audit is not None:
-            yield from audit.end_run_op(tid, None)  # the run's last events; the row is locked
+        if released and self.audit is not None:
+            yield from self.audit.end_run_op(tid, None)  # the run's last events; the row is locked
         return released
 
     def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:

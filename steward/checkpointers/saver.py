@@ -104,9 +104,6 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         self.default_ttl = default_ttl
         self.lease_ttl = lease_ttl
         self.runtime: Any = None  # the steward.Runtime this saver serves, once one is built
-        # The audit log (steward.audit), when a runtime has one: its events are written in
-        # the transactions of the writes they describe (pending / flush_op).
-        self.audit: Any = None
         self._spent: OrderedDict[int, Any] = OrderedDict()  # resume values used up (by id)
         self._spent_lock = threading.Lock()
         self._init_threads()

@@ -10,6 +10,7 @@ the node re-runs from its first line after an interrupt, a retry or a crash.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,9 +30,9 @@ _COUNTERS = "__steward_counters"
 _SCRATCHPAD = "__pregel_scratchpad"
 _SAVER = "__pregel_checkpointer"
 
-# A node-level flow yields record operations and gets their results back; the sync and async
-# calls differ only in how they run them.
-Flow = Generator[Op[Any], Any, T]
+# A node-level flow yields record operations (and user calls, ``UserCall``) and gets their
+# results back; the sync and async calls differ only in how they run them.
+Flow = Generator["Op[Any] | UserCall", Any, T]
 
 
 @dataclass
@@ -120,23 +121,50 @@ def current(call: str, *, need_principal: bool = True) -> NodeContext:
                        info.checkpoint_ns, info.checkpoint_id, metadata)
 
 
+@dataclass(frozen=True)
+class UserCall:
+    """A flow step that runs the user's code (an effect's function, a hook); its result, or
+    its exception, goes back into the flow."""
+
+    fn: Callable[[], Any]
+
+
 def run_sync(ctx: NodeContext, flow: Flow[T]) -> T:
+    """Run a flow: each operation in its own transaction, each user call as it comes; an
+    exception from either is thrown into the flow, which may record it."""
     driver = ctx.runtime.checkpointer.driver
     try:
-        op = next(flow)
+        step = next(flow)
         while True:
-            op = flow.send(driver.run(op, write=True))
+            try:
+                value = step.fn() if isinstance(step, UserCall) else driver.run(step,
+                                                                                write=True)
+            except BaseException as exc:
+                step = flow.throw(exc)
+                continue
+            step = flow.send(value)
     except StopIteration as stop:
         result: T = stop.value
         return result
 
 
 async def run_async(ctx: NodeContext, flow: Flow[T]) -> T:
+    """The async twin of :func:`run_sync` (user calls may return awaitables)."""
     driver = ctx.runtime.checkpointer.driver
     try:
-        op = next(flow)
+        step = next(flow)
         while True:
-            op = flow.send(await driver.arun(op, write=True))
+            try:
+                if isinstance(step, UserCall):
+                    value = step.fn()
+                    if inspect.isawaitable(value):
+                        value = await value
+                else:
+                    value = await driver.arun(step, write=True)
+            except BaseException as exc:
+                step = flow.throw(exc)
+                continue
+            step = flow.send(value)
     except StopIteration as stop:
         result: T = stop.value
         return result

@@ -351,6 +351,14 @@ def _prepare(action: str, args: Mapping[str, Any], required_roles: Iterable[str]
         raise ConfigError(f"quorum must be a whole number >= 1, got {quorum!r}.")
     roles = _roles(required_roles, "required_roles")
     reasons = (reason,) if isinstance(reason, str) else tuple(str(r) for r in reason)
+    seconds, rule = expiry(expires_in, on_expire)
+    plain = dict(args)
+    return _Ask(action, plain, hash_args(plain), roles, reasons, seconds, quorum, rule)
+
+
+def expiry(expires_in: float | dt.timedelta | None,
+           on_expire: Literal["reject"] | Escalate) -> tuple[float | None, dict[str, Any]]:
+    """How long a request waits (seconds) and what it becomes then, checked."""
     if isinstance(on_expire, Escalate):
         rule: dict[str, Any] = {"kind": "escalate", "roles": list(on_expire.roles)}
     elif on_expire == "reject":
@@ -358,9 +366,7 @@ def _prepare(action: str, args: Mapping[str, Any], required_roles: Iterable[str]
     else:
         raise ConfigError(f"on_expire is 'reject' or steward.Escalate([...roles]), got "
                           f"{on_expire!r}.")
-    plain = dict(args)
-    return _Ask(action, plain, hash_args(plain), roles, reasons, _seconds(expires_in), quorum,
-                rule)
+    return _seconds(expires_in), rule
 
 
 def request_approval(action: str, args: Mapping[str, Any], *,

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from steward.errors import ConfigError, PolicyDenied
 from steward.guardrails._node import Flow, NodeContext, call, current, run_async, run_sync
 from steward.guardrails._records import Records
-from steward.guardrails.approval import Escalate, _approval_flow, _prepare, hash_args
+from steward.guardrails.approval import (
+    Escalate,
+    _approval_flow,
+    _prepare,
+    expiry,
+    hash_args,
+)
 from steward.guardrails.decision import Decision, combine
 from steward.guardrails.policy import Policy, PolicyRequest, ThreadFacts, _number
 
@@ -155,7 +161,7 @@ def guard(action: str, args: Mapping[str, Any] | None = None, *,
     ``("Order", "98765")``; ``expires_in`` and ``on_expire`` apply if approval is needed."""
     plain, named = _checked(action, args, resource)
     ctx = current("guard")
-    seconds = _prepare(action, plain, "-", "-", expires_in, 1, on_expire).expires_in
+    seconds, _ = expiry(expires_in, on_expire)
     return run_sync(ctx, _guard_flow(ctx, action, plain, named, seconds, on_expire))
 
 
@@ -166,6 +172,6 @@ async def aguard(action: str, args: Mapping[str, Any] | None = None, *,
     """The async twin of :func:`guard`, for ``async def`` nodes."""
     plain, named = _checked(action, args, resource)
     ctx = current("aguard")
-    seconds = _prepare(action, plain, "-", "-", expires_in, 1, on_expire).expires_in
+    seconds, _ = expiry(expires_in, on_expire)
     return await run_async(ctx, _guard_flow(ctx, action, plain, named, seconds, on_expire))
 

@@ -29,7 +29,7 @@ import hashlib
 import inspect
 import json
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast, overload
@@ -37,7 +37,7 @@ from typing import Any, TypeVar, cast, overload
 from steward.checkpointers._inputs import at_effect
 from steward.checkpointers._ops import Op, Stmt
 from steward.errors import ConfigError, EffectConflict
-from steward.guardrails._node import NodeContext, current
+from steward.guardrails._node import Flow, NodeContext, UserCall, current, run_async, run_sync
 
 __all__ = ["RETRY", "effect"]
 
@@ -215,79 +215,32 @@ def _audit(site: _Site, plan: _Plan) -> None:
                           "idempotency_key": plan.key})
 
 
-@dataclass(frozen=True)
-class _Call:
-    """A step of a call's flow that runs the user's code (the function, or its hook)."""
-
-    fn: Callable[[], Any]
-
-
-# A call's flow yields ledger operations (Op) and user calls (_Call) and gets their results
-# back; the sync and async wrappers differ only in how they run them.
-_Flow = Generator["Op[Any] | _Call", Any, Any]
-
-
 def _flow(site: _Site, func: Callable[..., Any], reconcile: Callable[..., Any] | None,
-          takes_key: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Flow:
+          takes_key: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Flow[Any]:
     plan: _Plan = yield _begin(site, kwargs.get(_KEY_PARAM))
     _audit(site, plan)
     if plan.replay:
         return plan.result
     if plan.reconcile and reconcile is not None:
-        found = yield _Call(lambda: reconcile(plan.key, *args, **kwargs))
+        found = yield UserCall(lambda: reconcile(plan.key, *args, **kwargs))
         if found is not RETRY:
             return (yield from _completed(site, found))
     given = {**kwargs, _KEY_PARAM: plan.key} if takes_key and _KEY_PARAM not in kwargs \
         else kwargs
     try:
-        result = yield _Call(lambda: func(*args, **given))
+        result = yield UserCall(lambda: func(*args, **given))
     except BaseException as exc:
         yield _finish(site, error=exc)
         raise
     return (yield from _completed(site, result))
 
 
-def _completed(site: _Site, result: Any) -> _Flow:
+def _completed(site: _Site, result: Any) -> Flow[Any]:
     op, error = _outcome(site, result)
     yield op
     if error is not None:
         raise error
     return result
-
-
-def _run(site: _Site, flow: _Flow) -> Any:
-    driver = site.ctx.runtime.checkpointer.driver
-    step = next(flow)
-    while True:
-        try:
-            value = step.fn() if isinstance(step, _Call) else driver.run(step, write=True)
-        except BaseException as exc:
-            step = flow.throw(exc)
-            continue
-        try:
-            step = flow.send(value)
-        except StopIteration as stop:
-            return stop.value
-
-
-async def _arun(site: _Site, flow: _Flow) -> Any:
-    driver = site.ctx.runtime.checkpointer.driver
-    step = next(flow)
-    while True:
-        try:
-            if isinstance(step, _Call):
-                value = step.fn()
-                if inspect.isawaitable(value):
-                    value = await value
-            else:
-                value = await driver.arun(step, write=True)
-        except BaseException as exc:
-            step = flow.throw(exc)
-            continue
-        try:
-            step = flow.send(value)
-        except StopIteration as stop:
-            return stop.value
 
 
 @overload
@@ -328,7 +281,8 @@ def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = Non
                 site = _site(label, allow_outside, args, kwargs)
                 if site is None:
                     return await func(*args, **kwargs)
-                return await _arun(site, _flow(site, func, reconcile, takes_key, args, kwargs))
+                return await run_async(site.ctx, _flow(site, func, reconcile, takes_key, args,
+                                                       kwargs))
 
             return cast(F, arun)
 
@@ -337,7 +291,7 @@ def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = Non
             site = _site(label, allow_outside, args, kwargs)
             if site is None:
                 return func(*args, **kwargs)
-            return _run(site, _flow(site, func, reconcile, takes_key, args, kwargs))
+            return run_sync(site.ctx, _flow(site, func, reconcile, takes_key, args, kwargs))
 
         return cast(F, run)
 
