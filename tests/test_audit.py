@@ -296,6 +296,44 @@ def test_two_workers_on_distinct_threads_keep_their_chains(db_url: str, tmp_path
     assert len(counts) == 8 and len(set(counts.values())) == 1
 
 
+class N(TypedDict, total=False):
+    n: int
+
+
+def test_writers_racing_on_one_chain_do_not_fork_it(db_url: str) -> None:
+    """A process whose idea of a chain's head is stale (another runtime wrote events since)
+    chains its next events after the real head: through its own flush, and (PostgreSQL)
+    through a checkpoint write sent as one statement, which fails on the taken event keys and
+    is made again the careful way."""
+    from steward.audit.handler import AuditCallbackHandler
+
+    def by(rt: steward.Runtime) -> list[Any]:
+        return [e.payload.get("by") for e in rt.audit.events("U", ALICE) if e.kind == "note"]
+
+    with _open(db_url) as a, _open(db_url) as b:
+        graph = one_node(N, lambda s: {"n": s.get("n", 0) + 1}).compile(
+            checkpointer=a.checkpointer)
+        graph.invoke({"n": 0}, a.config("U", ALICE))  # a run: A knows the head
+        for turn in range(2):
+            b.audit.record("U", "note", {"by": f"b{turn}"}, principal=BOB)
+            b.audit.flush("U")  # behind A's back
+            a.audit.record("U", "note", {"by": f"a{turn}"}, principal=ALICE)
+            handler = AuditCallbackHandler(a.audit, "U", ALICE)
+            out = graph.invoke({"n": 10 * turn}, {"configurable": {"thread_id": "U",
+                                                                   "principal": ALICE},
+                                                  "callbacks": [handler]})
+            assert out == {"n": 10 * turn + 1}
+        b.audit.record("U", "note", {"by": "b2"}, principal=BOB)
+        b.audit.flush("U")
+        a.audit.record("U", "note", {"by": "a2"}, principal=ALICE)
+        a.audit.flush("U")
+        assert by(a) == ["b0", "a0", "b1", "a1", "b2", "a2"]
+        assert [e.kind for e in a.audit.events("U", ALICE, kinds=["node_end"])] == ["node_end"] * 3
+        seqs = [e.seq for e in a.audit.events("U", ALICE)]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert a.audit.verify("U") == b.audit.verify("U") == len(seqs)
+
+
 def test_a_node_that_finished_before_a_kill_keeps_its_events(db_url: str,
                                                              tmp_path: Path) -> None:
     from _effect_worker import build

@@ -11,8 +11,8 @@ Spans follow OpenTelemetry's GenAI conventions: ``invoke_agent`` for the run, on
 ``chat <model>`` for model calls (``gen_ai.request.model``, ``gen_ai.usage.input_tokens`` /
 ``output_tokens``), ``execute_tool <name>`` for tools (``gen_ai.tool.name``,
 ``gen_ai.tool.call.id``), each with ``steward.thread_id``, ``steward.principal.id`` and
-``steward.tenant``. Only ``opentelemetry-api`` is used: without an SDK configured (the ``otel``
-extra) spans cost nothing.
+``steward.tenant``. Only ``opentelemetry-api`` is used: without a tracer provider configured (the
+``otel`` extra) no span is even started.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 __all__ = ["AuditCallbackHandler"]
 
 _tracer = trace.get_tracer("steward")
+
+
+def _tracing() -> bool:
+    """Whether an OpenTelemetry SDK (or another real provider) is set up to take spans."""
+    return not isinstance(trace.get_tracer_provider(),
+                          (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 @dataclass
@@ -102,6 +108,10 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._waits: list[str | None] = []  # interrupts raised in the current run
         self._tasks: set[asyncio.Task[None]] = set()
         self._opening: tuple[str, _Run, UUID, dict[str, Any]] | None = None
+        self._root_id: str | None = None
+        # Asked once per handler (rt.config makes one per run): a provider set up later is
+        # used from the next run on.
+        self._trace = _tracing()
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -114,10 +124,13 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     def _start(self, run_id: UUID, parent: UUID | None, kind: str, name: str,
                span_name: str, attributes: Mapping[str, Any], **extra: Any) -> _Run:
-        parent_run = self._runs.get(parent) if parent is not None else None
-        ctx = trace.set_span_in_context(parent_run.span) if parent_run else otel_context.Context()
-        span = _tracer.start_span(span_name, context=ctx,
-                                  attributes={**self._attributes(), **attributes})
+        span: Span = trace.INVALID_SPAN
+        if self._trace:
+            parent_run = self._runs.get(parent) if parent is not None else None
+            ctx = trace.set_span_in_context(parent_run.span) if parent_run \
+                else otel_context.Context()
+            span = _tracer.start_span(span_name, context=ctx,
+                                      attributes={**self._attributes(), **attributes})
         run = _Run(kind, name, time.time(), span, **extra)
         self._runs[run_id] = run
         return run
@@ -125,7 +138,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
     def _emit(self, kind: str, run: _Run | None, run_id: UUID, payload: Mapping[str, Any],
               *, duration: float | None = None, redact: bool = True) -> None:
         self.audit.record(self.thread_id, kind, payload, principal=self.principal, redact=redact,
-                          run_id=str(self._root or run_id),
+                          run_id=self._root_id or str(run_id),
                           node=run.name if run and run.kind == "node" else
                           run.extra.get("node") if run else None,
                           step=run.step if run else None,
@@ -170,8 +183,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
         # The run: the first chain this handler sees (under the LangGraph server the graph's
         # run has a parent of the server's own).
         if parent_run_id is None or (self._root is None and not md.get("langgraph_node")):
-            self._root = run_id
-            self.audit.runs[self.thread_id] = str(run_id)
+            self._root, self._root_id = run_id, str(run_id)
+            self.audit.runs[self.thread_id] = self._root_id
             run = self._start(run_id, None, "run", name or "graph", f"invoke_agent {name}",
                               {"gen_ai.operation.name": "invoke_agent",
                                "gen_ai.agent.name": name})
@@ -212,7 +225,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             else:
                 self._emit("run_end", run, run_id, {"output": _summary(outputs)},
                            duration=duration)
-            self._root = None
+            self._root = self._root_id = None
             self._flush()
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID,
@@ -230,7 +243,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
             elif run.kind == "run":
                 self._open()
                 self._emit("run_paused", run, run_id, {}, duration=duration)
-                self._root = None
+                self._root = self._root_id = None
                 self._flush()
             return
         what = {"error": type(error).__name__, "message": str(error)}
@@ -239,7 +252,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
         self._emit("node_error" if run.kind == "node" else "run_error", run, run_id, what,
                    duration=duration)
         if run.kind == "run":
-            self._root = None
+            self._root = self._root_id = None
             self._flush()
 
     # -- models ----------------------------------------------------------------------------------

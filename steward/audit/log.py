@@ -3,22 +3,26 @@
 Events are gathered in memory as they happen and written by the saver in the transactions of
 the writes and checkpoints they describe (``flush_op``, hooked into the saver), under the
 thread row's lock: a process killed right after a node finished loses no event of that node,
-and two workers cannot fork a chain. The chain's head (sequence, hash) is kept on the thread's
-row, so that a deleted tail shows too.
+and two workers cannot fork a chain (the events' key is (thread, sequence)). The chain's head
+(sequence, hash) is recorded on the thread's row when a run ends, so that a deleted tail shows
+too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from steward.audit.chain import GENESIS, Event, event_hash, verify_chain
-from steward.checkpointers._codec import dump_json, load_json
+from steward.checkpointers._codec import load_json
 from steward.checkpointers._inputs import limit_of, str_id
 from steward.checkpointers._ops import Op, Stmt
 from steward.errors import AuditTampered, ConfigError
@@ -30,8 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AuditLog", "verify_file"]
 
-_COLS = ("thread_id, seq, kind, at, tenant, principal_id, run_id, node, step, checkpoint_ns, "
-         "checkpoint_id, duration, payload, prev_hash, hash")
+_ROW = ("thread_id", "seq", "kind", "at", "tenant", "principal_id", "run_id", "node", "step",
+        "checkpoint_ns", "checkpoint_id", "duration", "payload", "prev_hash", "hash")
+_COLS = ", ".join(_ROW)
 _MAX_TEXT = 4000
 
 
@@ -46,8 +51,10 @@ def _plain(value: Any, depth: int = 0) -> Any:
     """Payloads as JSON-ready data, bounded: long texts cut, odd objects named by type."""
     if depth > 8:
         return "..."
-    if value is None or isinstance(value, (bool, int, float)):
+    if value is None or isinstance(value, (bool, int)):
         return value
+    if isinstance(value, float):  # NaN and infinities are not JSON (PostgreSQL refuses them)
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
         text = value.replace("\x00", "")
         return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + f"...(+{len(text)} chars)"
@@ -62,6 +69,13 @@ def _plain(value: Any, depth: int = 0) -> Any:
         except Exception:
             pass
     return _plain(str(value), depth + 1)
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:  # integers beyond 64 bits
+        return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
 
 
 class AuditLog:
@@ -103,10 +117,17 @@ class AuditLog:
         with self._lock:
             return bool(self._pending.get(thread_id))
 
-    def forget(self, thread_id: str) -> None:
-        """Drop the remembered chain head (a run starts: another process may have written)."""
+    def begin_run(self, thread_id: str, row: Sequence[Any]) -> None:
+        """A run takes the thread (its lease; ``row``: the thread's row, locked, saver
+        THREAD_COLS); another process may have written since. The row holds the head the last
+        run ended at: on PostgreSQL the run's first write is chained after it in one statement
+        (and made again the careful way if a killed run wrote past it); on SQLite the head is
+        read at the first write, which costs nothing there."""
         with self._lock:
-            self._heads.pop(thread_id, None)
+            if self.saver.sql.dialect == "postgres":
+                self._heads[thread_id] = (int(row[10] or 0), str(row[11] or GENESIS))
+            else:
+                self._heads.pop(thread_id, None)
 
     def _take(self, thread_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -124,10 +145,12 @@ class AuditLog:
         with self._wake:
             self._wake.notify_all()
 
-    def _rows(self, thread_id: str, checkpoint_id: str | None, events: list[dict[str, Any]],
-              seq: int, prev: str, tenant: str | None) -> tuple[list[tuple[Any, ...]], int, str]:
-        """The stored rows of ``events`` chained after (seq, prev): pure."""
-        rows = []
+    def _chained(self, thread_id: str, checkpoint_id: str | None,
+                 events: list[dict[str, Any]], seq: int, prev: str,
+                 tenant: str | None) -> tuple[list[dict[str, Any]], int, str]:
+        """The stored form of ``events`` chained after (seq, prev): each event's body (chain
+        FIELDS) with its ``prev_hash`` and ``hash``; pure."""
+        out = []
         for event in events:
             seq += 1
             body = {"thread_id": thread_id, "seq": seq, "kind": event["kind"], "at": event["at"],
@@ -136,35 +159,38 @@ class AuditLog:
                     "checkpoint_ns": event["checkpoint_ns"], "checkpoint_id": checkpoint_id,
                     "duration": event["duration"], "payload": event["payload"]}
             digest = event_hash(prev, body)
-            rows.append((thread_id, seq, body["kind"], body["at"], body["tenant"],
-                         body["principal_id"], body["run_id"], body["node"], body["step"],
-                         body["checkpoint_ns"], checkpoint_id, body["duration"],
-                         dump_json(body["payload"]), prev, digest))
+            body["prev_hash"], body["hash"] = prev, digest
+            out.append(body)
             prev = digest
-        return rows, seq, prev
+        return out, seq, prev
 
     def flush_op(self, thread_id: str, checkpoint_id: str | None,
                  row: Sequence[Any] | None = None, *, save_head: bool = False) -> Op[None]:
         """Write the thread's gathered events in the caller's transaction, which holds the
         thread row's lock: chained after the last stored event. ``row``: the thread's row as
         the transaction read it (saver THREAD_COLS), for its tenant; ``save_head``: also record
-        the chain's head on the row (always on PostgreSQL, whose one-statement writes check
-        it; on SQLite when a run ends), so that a deleted tail shows."""
+        the chain's head on the row (when a run ends), so that a deleted tail shows."""
         events = self._take(thread_id)
         if not events:
             return
         with self._lock:
-            known = self._heads.get(thread_id) if self.saver.sql.dialect == "sqlite" else None
+            # SQLite: the head is trusted while this process's run holds the thread's lease;
+            # otherwise (and always on PostgreSQL, where it costs a round trip anyway) it is read
+            # under the row lock the caller holds.
+            known = self._heads.get(thread_id) if self.saver.sql.dialect == "sqlite" \
+                and thread_id in self.saver.leases else None
         try:
-            if known is None:  # SQLite: remembered within a run (it holds the thread's lease)
+            if known is None:
                 last = (yield Stmt("SELECT seq, hash FROM steward_audit WHERE thread_id = ? "
                                    "ORDER BY seq DESC LIMIT 1", (thread_id,))).one()
                 known = (int(last[0]), str(last[1])) if last else (0, GENESIS)
             seq, prev = known
-            rows, seq, prev = self._rows(thread_id, checkpoint_id, events, seq, prev,
-                                         row[0] if row else None)
+            chained, seq, prev = self._chained(thread_id, checkpoint_id, events, seq, prev,
+                                               row[0] if row else None)
+            rows = [(*(e[name] for name in _ROW[:12]), _json(e["payload"]), e["prev_hash"],
+                     e["hash"]) for e in chained]
             yield Stmt(self._insert, rows, many=True, wait=False)
-            if save_head or self.saver.sql.dialect == "postgres":
+            if save_head:
                 yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
                            "WHERE thread_id = ?", (seq, prev, thread_id), wait=False)
         except BaseException:
@@ -173,10 +199,12 @@ class AuditLog:
         self._written(thread_id, (seq, prev))
 
     def fast(self, thread_id: str, checkpoint_id: str | None,
-             tenant: str | None) -> tuple[int, list[Any], Any, Any] | None:
-        """For a write that goes out as one statement (PostgreSQL): the chain's head the
-        statement must find on the thread row, the parameters of ``Sql.AUDIT_CTE``, and what to
-        call when the statement ran or failed; None when the head is not known here."""
+             tenant: str | None) -> tuple[list[Any], Any, Any] | None:
+        """For a write that goes out as one statement (PostgreSQL): the parameters of
+        ``Sql.AUDIT_CTE``, and what to call when the statement ran or failed; None when the
+        chain's head is not known here. Chained after the head this process knows: if another
+        writer moved the chain on, the statement fails on the events' keys and the write is
+        made again the careful way, which reads the head under the thread row's lock."""
         with self._lock:
             head = self._heads.get(thread_id)
         if head is None:
@@ -184,12 +212,10 @@ class AuditLog:
         events = self._take(thread_id)
         if not events:
             return None
-        rows, seq, prev = self._rows(thread_id, checkpoint_id, events, head[0], head[1], tenant)
-        columns = list(zip(*rows, strict=True))
-        params = [thread_id, checkpoint_id,
-                  *(list(columns[i]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)),
-                  seq, prev, thread_id]
-        return (head[0], params, lambda: self._written(thread_id, (seq, prev)),
+        chained, seq, prev = self._chained(thread_id, checkpoint_id, events, head[0], head[1],
+                                           tenant)
+        params = [thread_id, checkpoint_id, _json(chained)]  # one parameter: cheap to send
+        return (params, lambda: self._written(thread_id, (seq, prev)),
                 lambda: self._restore(thread_id, events))
 
     def end_run_op(self, thread_id: str, row: Sequence[Any] | None) -> Op[None]:
@@ -200,7 +226,7 @@ class AuditLog:
             return
         with self._lock:
             head = self._heads.get(thread_id)
-        if head is not None and self.saver.sql.dialect == "sqlite":
+        if head is not None:
             yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
                        "WHERE thread_id = ?", (*head, thread_id), wait=False)
 

@@ -131,6 +131,8 @@ class SqliteDriver:
 
 # The commit of this transaction returns before its WAL is flushed; the next synchronous
 # commit's flush covers it (Postgres writes and flushes its WAL in order).
+_AUDIT_KEY = "steward_audit_pkey"  # (thread_id, seq): two writers cannot fork a chain
+
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 _LAZY_OPTIONS = "-c synchronous_commit=off"
 
@@ -238,6 +240,10 @@ class PostgresDriver:
                 return result
         except psycopg.errors.DivisionByZero as exc:
             raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == _AUDIT_KEY:
+                raise StaleView from exc  # another writer moved the audit chain on: see fast()
+            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
 
@@ -331,6 +337,10 @@ class AsyncPostgresDriver:
                 return result
         except psycopg.errors.DivisionByZero as exc:
             raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == _AUDIT_KEY:
+                raise StaleView from exc  # another writer moved the audit chain on: see fast()
+            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
 

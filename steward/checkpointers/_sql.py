@@ -194,13 +194,11 @@ class Sql:
 
     # -- Postgres: a whole write in one statement (see StewardSaver._put_op) -----------------
 
-    def _guarded(self, leased: bool, audited: bool = False) -> str:
-        """CTEs ``ok`` (the thread-row guard: revision, incarnation, fence and, with audit
-        events, the chain's head) and ``bases`` (every delta's base is there); both divide by
-        zero, failing the statement, when they do not hold."""
+    def _guarded(self, leased: bool) -> str:
+        """CTEs ``ok`` (the thread-row guard: revision, incarnation and fence) and ``bases``
+        (every delta's base is there); both divide by zero, failing the statement, when they
+        do not hold."""
         fence = "lease_owner = ?" if leased else "(lease_owner IS NULL OR lease_expires_at <= ?)"
-        if audited:
-            fence += " AND audit_seq = ?"
         return (
             "WITH ok AS (SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads "
             f"WHERE thread_id = ? AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g"
@@ -210,9 +208,9 @@ class Sql:
             "AND b.version = x.version) = ? THEN 1 ELSE 0 END) AS ok) "
         )
 
-    def put_alone(self, leased: bool) -> str:
+    def put_alone(self, leased: bool, audited: bool = False) -> str:
         return (
-            self._guarded(leased)
+            self._guarded(leased) + (self.AUDIT_CTE if audited else "")
             + ", blobs AS (INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, "
             "type, blob, base_version, keep, depth) SELECT ?, ?, u.channel, u.version, u.type, "
             "u.blob, u.base, u.keep, u.depth FROM unnest(?::text[], ?::text[], ?::text[], "
@@ -229,19 +227,18 @@ class Sql:
             "metadata = excluded.metadata, channel_versions = excluded.channel_versions"
         )
 
-    # The audit events of a write (steward.audit), in the same statement: checked to follow
-    # the chain's last stored event, the seq the writing process expects.
+    # The audit events of a write (steward.audit), in the same statement. They follow the
+    # chain's last stored event the writing process knows of; if another writer moved the chain
+    # on, their (thread_id, seq) keys are taken and the statement fails (StaleView).
     AUDIT_CTE = (
         ", aud AS (INSERT INTO steward_audit (thread_id, seq, kind, at, tenant, principal_id, "
         "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, hash) "
         "SELECT ?, u.seq, u.kind, u.at, u.tenant, u.principal_id, u.run_id, u.node, u.step, "
-        "u.checkpoint_ns, ?, u.duration, u.payload::jsonb, u.prev_hash, u.hash FROM "
-        "unnest(?::bigint[], ?::text[], ?::float8[], ?::text[], ?::text[], ?::text[], "
-        "?::text[], ?::bigint[], ?::text[], ?::float8[], ?::text[], ?::text[], ?::text[]) AS "
-        "u(seq, kind, at, tenant, principal_id, run_id, node, step, checkpoint_ns, duration, "
-        "payload, prev_hash, hash) WHERE (SELECT ok FROM ok) = 1), head AS (UPDATE "
-        "steward_threads SET audit_seq = ?, audit_head = ? WHERE thread_id = ? AND "
-        "(SELECT ok FROM ok) = 1) "
+        "u.checkpoint_ns, ?, u.duration, u.payload, u.prev_hash, u.hash FROM "
+        "jsonb_to_recordset(?::jsonb) AS u(seq bigint, kind text, at float8, tenant text, "
+        "principal_id text, run_id text, node text, step bigint, checkpoint_ns text, "
+        "duration float8, payload jsonb, prev_hash text, hash text) "
+        "WHERE (SELECT ok FROM ok) = 1) "
     )
 
     def writes_alone(self, leased: bool, special: bool, audited: bool = False) -> str:
@@ -249,7 +246,7 @@ class Sql:
                   "blob = excluded.blob, task_path = excluded.task_path") if special \
             else "DO NOTHING"
         return (
-            self._guarded(leased, audited) + (self.AUDIT_CTE if audited else "")
+            self._guarded(leased) + (self.AUDIT_CTE if audited else "")
             + "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
             "idx, channel, type, blob, task_path) SELECT ?, ?, ?, ?, u.idx, u.channel, u.type, "
             "u.blob, ? FROM unnest(?::int[], ?::text[], ?::text[], ?::bytea[]) "

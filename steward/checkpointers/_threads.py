@@ -265,7 +265,7 @@ class ThreadRows:
                     ttl: float | None) -> Op[None]:
         row = yield from self._claim(tid, principal, ttl=ttl, lease=holder)
         if self.audit is not None:
-            self.audit.forget(tid)  # another process may have written since: read the head anew
+            self.audit.begin_run(tid, row)
         if self.audit is not None and self.audit.verify_on_resume and row[6] is not None:
             # The thread waited (an interrupt): it resumes only on an intact audit chain.
             yield from self.audit.verify_op(tid)

@@ -363,8 +363,11 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         changed = [(ch, str(v)) for ch, v in new_versions.items()
                    if ch in values and ch not in inline]
         audited = self.audit is not None and self.audit.pending(tid)
-        fast = None if audited else self._fast_view(tid, principal, at=(ns, checkpoint["id"]),
-                                                    ctx=ctx)
+        fast = self._fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
+        audit_part = self.audit.fast(tid, checkpoint["id"], fast[0]) \
+            if fast is not None and audited else None
+        if audited and audit_part is None:
+            fast = None  # the chain's head is not known here: the careful way
         if fast is not None:
             # A known thread whose row this write leaves alone: the whole write is one
             # statement, guarded (see _claim), on its own: one round trip, no BEGIN/COMMIT.
@@ -372,14 +375,13 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                        for ch, v in changed]
             rows = [row for row, _ in planned]
             bases = [base for _, base in planned if base is not None]
-            yield Stmt(self.sql.put_alone(tid in self.leases), (
-                *self._guard_params(tid, fast, ns, bases),
+            yield from self._alone(self.sql.put_alone(tid in self.leases, audited), (
                 tid, ns, [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
                 [r[5] for r in rows], [r[6] for r in rows], [r[7] for r in rows],
                 [r[8] for r in rows],
                 *self._checkpoint_row(config, checkpoint, inline, metadata, principal, tid, ns,
                                      parent),
-            ), wait=False, alone=True)
+            ), self._guard_params(tid, fast, ns, bases), audit_part)
             return done
         thread = yield from self._claim(tid, principal, ttl=ttl_of(config),
                                         at=(ns, checkpoint["id"]), ctx=ctx)
@@ -397,6 +399,22 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                                         parent),
                    wait=False)
         return done
+
+    def _alone(self, sql: str, params: tuple[Any, ...], guard: tuple[Any, ...],
+               audit_part: tuple[Sequence[Any], Any, Any] | None) -> Op[None]:
+        """Send a one-statement write (Postgres): the guard's parameters, with the audit
+        events' (``AuditLog.fast``) after them when the write carries events."""
+        if audit_part is not None:
+            events, written, unwritten = audit_part
+            guard = (*guard, *events)
+        try:
+            yield Stmt(sql, (*guard, *params), wait=False, alone=True)
+        except BaseException:
+            if audit_part is not None:
+                unwritten()  # not written: the events wait for the next write
+            raise
+        if audit_part is not None:
+            written()
 
     def _guard_params(self, tid: str, row: tuple[Any, ...], ns: str,
                       bases: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
@@ -507,21 +525,11 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if audited and audit_part is None:
             fast = None  # the chain's head is not known here: the careful way
         if fast is not None:  # one guarded statement, as in _put_op
-            guard = list(self._guard_params(tid, fast, ns, ()))
-            if audit_part is not None:
-                guard.insert(4, audit_part[0])  # the chain's head, after the fence
-            try:
-                yield Stmt(self.sql.writes_alone(tid in self.leases, special, audited), (
-                    *guard, *(audit_part[1] if audit_part else ()),
-                    tid, ns, cid, task_id, task_path,
-                    *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
-                    wait=False, alone=True)
-            except BaseException:
-                if audit_part is not None:
-                    audit_part[3]()  # not written: the events wait for the next write
-                raise
-            if audit_part is not None:
-                audit_part[2]()
+            yield from self._alone(
+                self.sql.writes_alone(tid in self.leases, special, audited),
+                (tid, ns, cid, task_id, task_path,
+                 *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
+                self._guard_params(tid, fast, ns, ()), audit_part)
             return
         row = yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
                                      interrupts=waits)
