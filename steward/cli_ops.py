@@ -28,7 +28,9 @@ from steward.identity import Principal
 console = Console()
 
 DEFAULT_DB = "sqlite:///steward-demo.db"
-DEFAULT_ROLES = "manager=write,security=write,auditor=read,ops=admin"
+DEFAULT_ROLES = (
+    "manager=write,security=write,compliance-officer=write,cfo=write,controller=write,"
+    "auditor=read,ops=admin")
 
 DbOption = Annotated[str, typer.Option("--db", envvar="STEWARD_DB",
                                        help="Database URL (sqlite:///..., postgresql://...).")]

@@ -97,6 +97,24 @@ def principal_from_config(config: Mapping[str, Any] | None) -> Principal | None:
     return Principal.parse(raw)
 
 
+AGENT_KEY = "steward_agent"  # configurable: the agent a team member's nodes run as
+
+
+def agent_from_config(config: Mapping[str, Any] | None,
+                      principal: Principal | None) -> Principal | None:
+    """The agent a node runs as (``steward.graphs.team``), on behalf of ``principal``: a
+    service of the principal's own tenant; None outside a team."""
+    raw = ((config or {}).get("configurable") or {}).get(AGENT_KEY)
+    if raw is None:
+        return None
+    agent = Principal.parse(raw)
+    if principal is None or agent.tenant != principal.tenant:
+        raise ConfigError(
+            f"agent {agent.id!r} (tenant {agent.tenant!r}) can only act on behalf of a "
+            "principal of its own tenant: run the team with rt.config(thread_id, principal).")
+    return agent
+
+
 def _server_user(user: Any) -> Principal | None:
     """Under the LangGraph server: the authenticated user (steward.server.auth puts the tenant
     and roles next to the identity), as a Principal."""

@@ -132,3 +132,107 @@ def test_a_large_variance_brings_in_the_cfo_and_a_wait_escalates(db_url: str) ->
         assert closed == [request["id"]]
         [escalated] = rt.approvals.pending(CFO)
         assert escalated["required_roles"] == ["cfo"] and escalated["id"] != request["id"]
+
+
+CAROL = steward.Principal(id="carol", tenant="acme", roles=frozenset({"compliance-officer"}))
+TEAM_ROLES = {"compliance-officer": "write"}
+
+
+def _research(rt: steward.Runtime) -> Any:
+    return WORKFLOWS["research"].build().compile(checkpointer=rt.checkpointer)
+
+
+def test_a_research_team_shares_one_context_under_three_identities(db_url: str) -> None:
+    from steward.graphs.research import reports, reviews
+
+    topic = "vendor:acme-analytics"
+    with steward.open(db_url, thread_roles=TEAM_ROLES,
+                      policy=WORKFLOWS["research"].policy()) as rt:
+        graph = _research(rt)
+        out = graph.invoke(WORKFLOWS["research"].input({}, "research"),
+                           rt.config("R1", ALICE))
+        [request] = [i.value for i in out["__interrupt__"]]
+        # The summarizer asked on Alice's behalf: the review flagged two findings.
+        assert (request["action"], request["requested_by"]) == ("publish_summary", "alice")
+        assert request["args"]["flags"] == 2 and request["required_roles"] == [
+            "compliance-officer"]
+        assert all("@" not in f for f in request["args"]["findings"])  # redacted
+        assert reports(topic) == []
+        with pytest.raises(steward.ApprovalInvalid, match="cannot vote on its own"):
+            graph.invoke(Command(resume={"decision": "approve"}), rt.config("R1", ALICE))
+        out = graph.invoke(Command(resume={"decision": "approve"}), rt.config("R1", CAROL))
+        assert out["outcome"] == {"status": "done",
+                                  "members": ["compliance", "researcher", "summarizer"]}
+        assert [s["id"] for s in out["plan"]] == ["researcher.s1", "compliance.s1",
+                                                 "summarizer.s1"]
+        assert {m: i["agent"] for m, i in out["members"].items()} == {
+            "researcher": "agent-researcher", "compliance": "agent-compliance",
+            "summarizer": "agent-writer"}
+        [review] = reviews(topic)
+        assert (review["reviewer"], review["on_behalf_of"]) == ("agent-compliance", "alice")
+        assert sorted(f["source"] for f in review["flags"]) == ["S3", "S4"]
+        [report] = reports(topic)
+        assert report["author"] == "agent-writer" and "38%" not in report["body"]
+        guards = rt.audit.events("R1", ALICE, kinds=["guard"])
+        assert [(e.principal_id, e.payload["action"], e.payload["on_behalf_of"])
+                for e in guards][:3] == [
+            ("agent-researcher", "search_sources", "alice"),
+            ("agent-compliance", "review_findings", "alice"),
+            ("agent-writer", "publish_summary", "alice")]
+        assert rt.audit.verify("R1") > 0
+        graph.invoke(None, rt.config("R1", ALICE))  # run again: nothing is published twice
+        assert len(reports(topic)) == 1
+
+
+async def test_a_research_team_runs_async(db_url: str) -> None:
+    from steward.graphs.research import reports
+
+    async with steward.aopen(db_url, thread_roles=TEAM_ROLES,
+                             policy=WORKFLOWS["research"].policy()) as rt:
+        graph = _research(rt)
+        out = await graph.ainvoke(WORKFLOWS["research"].input({}, "research"),
+                                  rt.config("R3", ALICE))
+        assert out["__interrupt__"]
+        out = await graph.ainvoke(Command(resume={"decision": "approve"}),
+                                  rt.config("R3", CAROL))
+        assert out["outcome"]["status"] == "done"
+        assert [r["author"] for r in reports("vendor:acme-analytics")] == ["agent-writer"]
+
+
+def test_a_team_member_may_use_only_its_own_tools(db_url: str) -> None:
+    from steward.graphs.agent import build_agent_graph
+    from steward.graphs.research import publish_summary, search_sources
+    from steward.graphs.team import build_team_graph
+
+    snooping = build_agent_graph(
+        [search_sources, publish_summary],
+        static_plan=[{"tool": "search_sources", "args": {"topic": "vendor:acme-analytics"}}],
+        read_only=["search_sources"]).compile()
+    team = build_team_graph([("summarizer", snooping, "agent-writer", ["writer"])])
+    with steward.open(db_url, policy=WORKFLOWS["research"].policy()) as rt:
+        out = team.compile(checkpointer=rt.checkpointer).invoke(
+            {"goal": "snoop", "inputs": {}}, rt.config("R2", ALICE))
+    assert out["outcome"]["status"] == "failed" and out["outcome"]["member"] == "summarizer"
+    [error] = out["errors"]
+    assert error["type"] == "denied" and error["tool"] == "search_sources"
+
+
+def test_an_agent_acts_only_within_its_principals_tenant() -> None:
+    from steward.identity import AGENT_KEY, agent_from_config
+
+    agent = {"id": "agent-x", "tenant": "globex", "roles": ["writer"], "kind": "service"}
+    with pytest.raises(steward.ConfigError, match="on behalf of a principal of its own tenant"):
+        agent_from_config({"configurable": {AGENT_KEY: agent}}, ALICE)
+    with pytest.raises(steward.ConfigError, match="on behalf of a principal of its own tenant"):
+        agent_from_config({"configurable": {AGENT_KEY: agent}}, None)
+    same = agent_from_config({"configurable": {AGENT_KEY: {**agent, "tenant": "acme"}}}, ALICE)
+    assert same is not None and same.kind == "service"
+
+
+@pytest.mark.parametrize("members", [[], [("a", None, "x", []), ("a", None, "y", [])],
+                                     [("a.b", None, "x", [])]])
+def test_bad_teams_are_refused(members: list[Any]) -> None:
+    from steward.graphs.team import build_team_graph
+
+    with pytest.raises(steward.ConfigError):
+        build_team_graph(members)

@@ -13,6 +13,7 @@ from steward.graphs.access import access_policy, build_access_graph
 from steward.graphs.agent import build_agent_graph
 from steward.graphs.close import build_close_graph, close_policy
 from steward.graphs.refund_demo import build_refund_demo, refund_policy
+from steward.graphs.research import build_research_graph, research_policy
 from steward.guardrails.policy import Policy
 
 __all__ = ["WORKFLOWS", "Workflow", "build_agent_graph"]
@@ -45,4 +46,6 @@ WORKFLOWS: dict[str, Workflow] = {
                        inputs_key="inputs"),
     "close": Workflow(build_close_graph, close_policy, {"period": "2026-10"},
                       inputs_key="inputs"),
+    "research": Workflow(build_research_graph, research_policy,
+                         {"topic": "vendor:acme-analytics"}, inputs_key="inputs"),
 }

@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableConfig
 
 from steward.checkpointers._ops import Op
 from steward.errors import ConfigError
-from steward.identity import Principal, principal_from_config
+from steward.identity import Principal, agent_from_config, principal_from_config
 
 if TYPE_CHECKING:
     from steward.runtime import Runtime
@@ -44,6 +44,7 @@ class NodeContext:
     task_ns: str
     checkpoint_id: str
     metadata: dict[str, Any]
+    agent: Principal | None = None  # the team member's identity the node runs as, if any
 
     @property
     def _counters(self) -> dict[str, int]:
@@ -74,16 +75,38 @@ class NodeContext:
         """Gather an audit event of this node (written with the task's writes)."""
         md = self.config.get("metadata") or {}
         step = md.get("langgraph_step")
-        self.runtime.audit.record(self.thread_id, kind, payload, principal=self.principal,
+        if self.agent is not None:
+            payload = {**payload, "on_behalf_of": self.person.id}
+        self.runtime.audit.record(self.thread_id, kind, payload,
+                                  principal=self.agent or self.principal,
                                   node=md.get("langgraph_node"),
                                   step=int(step) if step is not None else None,
                                   checkpoint_ns=self.task_ns)
 
     @property
     def actor(self) -> Principal:
-        """The acting principal (``current`` made sure there is one)."""
+        """Whom the policy judges: the agent the node runs as (a team member), else the run's
+        principal (``current`` made sure there is one)."""
+        if self.agent is not None:
+            return self.agent
         assert self.principal is not None
         return self.principal
+
+    @property
+    def person(self) -> Principal:
+        """On whose behalf the run acts: it asks for approvals (and may not approve them), and
+        it is who votes when a run resumes."""
+        assert self.principal is not None
+        return self.principal
+
+    def acting(self) -> dict[str, Any] | None:
+        """The identity handed to tools: the actor, with whom it acts for when it is an
+        agent."""
+        if self.principal is None:
+            return None
+        if self.agent is None:
+            return self.principal.to_dict()
+        return {**self.agent.to_dict(), "on_behalf_of": self.principal.id}
 
     def peek_position(self) -> int:
         return self._counters["position"]
@@ -118,7 +141,8 @@ def current(call: str, *, need_principal: bool = True) -> NodeContext:
                 if not k.startswith(("langgraph_", "ls_")) and k not in ("thread_id",
                                                                        "checkpoint_ns")}
     return NodeContext(runtime, config, principal, info.thread_id or conf["thread_id"],
-                       info.checkpoint_ns, info.checkpoint_id, metadata)
+                       info.checkpoint_ns, info.checkpoint_id, metadata,
+                       agent_from_config(config, principal))
 
 
 @dataclass(frozen=True)

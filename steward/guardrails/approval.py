@@ -223,7 +223,7 @@ def _new_request(ctx: NodeContext, seq: int, ask: _Ask, now: float,
              "reasons": list(ask.reasons), "required_roles": list(ask.roles),
              "requested_by": requester, "quorum": ask.quorum,
              "expires_at": _iso(expires_at), "thread_id": ctx.thread_id}
-    return Request(rid, ctx.thread_id, ctx.task_ns, seq, ctx.actor.tenant, ask.action,
+    return Request(rid, ctx.thread_id, ctx.task_ns, seq, ctx.person.tenant, ask.action,
                    ask.args_hash, value, ask.roles, requester, ask.quorum, PENDING,
                    ask.on_expire, now, expires_at, None, None)
 
@@ -261,7 +261,7 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
     requests, by_position = yield from call(records.site, ctx.thread_id, ctx.task_ns, seq)
     # Whoever first reached this call site asks, also when the node re-runs under an
     # approver's config and asks again (the arguments changed, or the request expired).
-    requester = requests[0].requested_by if requests else requester or ctx.actor.id
+    requester = requests[0].requested_by if requests else requester or ctx.person.id
     by_id = {r.request_id: r for r in requests}
     # The request this call site shows: the newest one still open or approved, following
     # escalations; a new one when there is none.
@@ -316,12 +316,12 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
         if shown.expired(now):
             successor = yield from call(expire_op, records, shown, now)
             if successor is None:
-                check_vote(shown, votes, ctx.actor, value, position, now)  # raises
+                check_vote(shown, votes, ctx.person, value, position, now)  # raises
                 raise AssertionError("an expired request refuses every vote")
             shown, votes = successor, []
         seen = _shown(shown, votes)  # what the approver was shown
         try:
-            vote = check_vote(shown, votes, ctx.actor, value, position, now)
+            vote = check_vote(shown, votes, ctx.person, value, position, now)
         except ApprovalInvalid as exc:
             ctx.audit("approval_invalid", {"request_id": shown.request_id, "reason": str(exc)})
             raise

@@ -104,11 +104,11 @@ def _guard_flow(ctx: NodeContext, action: str, args: dict[str, Any],
                                   ctx.checkpoint_id)
         request = PolicyRequest(
             ctx.actor, action, args,
-            ThreadFacts(ctx.thread_id, tenant or ctx.actor.tenant, owner or ctx.actor.id,
+            ThreadFacts(ctx.thread_id, tenant or ctx.person.tenant, owner or ctx.person.id,
                         ctx.metadata),
             resource, history)
         decision = guardrails.decide(request)
-        requester = ctx.actor.id
+        requester = ctx.person.id  # a team's agent asks on its principal's behalf
         yield from call(records.record_action, ctx.thread_id, ctx.task_ns, seq,
                         ctx.checkpoint_id, action, args_hash, decision.effect, numbers,
                         decision.to_dict(), requester)

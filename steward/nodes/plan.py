@@ -108,7 +108,7 @@ class Planner:
         except ConfigError:
             return sorted(self.tools)
         guardrails = ctx.runtime.guardrails
-        thread = ThreadFacts(ctx.thread_id, ctx.actor.tenant, ctx.actor.id, ctx.metadata)
+        thread = ThreadFacts(ctx.thread_id, ctx.person.tenant, ctx.person.id, ctx.metadata)
         return [name for name in sorted(self.tools) if not guardrails.decide(
             PolicyRequest(ctx.actor, name, {}, thread), strict=False).denied]
 

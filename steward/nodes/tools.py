@@ -233,7 +233,7 @@ class ToolExecutor:
             if "idempotency_key" in injected:
                 payload["idempotency_key"] = idempotency_key
             if "principal" in injected:
-                payload["principal"] = ctx.principal.to_dict() if ctx.principal else None
+                payload["principal"] = ctx.acting()
             return self._attempts(tool, payload)
 
         try:

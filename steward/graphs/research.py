@@ -1,0 +1,193 @@
+"""A research team: researcher, compliance checker and summarizer sharing one working context.
+
+"Assess vendor Acme Analytics" runs as a team (``steward.graphs.team``) of three agent graphs,
+each under its own service identity, over a small local library (the SQLite file
+``$STEWARD_DEMO_RECORDS``, default ``steward-demo-records.db``):
+
+- the **researcher** (``agent-researcher``, role ``researcher``) searches the library;
+- the **compliance checker** (``agent-compliance``, role ``compliance``) reviews what was found:
+  restricted sources and personal data are flagged, and the review is filed (an effect);
+- the **summarizer** (``agent-writer``, role ``writer``) publishes a report of the cleared
+  findings, redacted (an effect).
+
+The policy (``RESEARCH_POLICY``) gives each member only its own tools, and a report that the
+review flagged anything is published only with a ``compliance-officer``'s approval -- never the
+requester's own, though the summarizer asked on their behalf.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from langchain_core.tools import InjectedToolArg, tool
+from langgraph.graph import StateGraph
+
+from steward.graphs.access import records_path
+from steward.graphs.agent import build_agent_graph
+from steward.graphs.team import TeamContext, build_team_graph
+from steward.guardrails.policy import Policy
+from steward.guardrails.redact import Redactor
+from steward.state import WorkingContext
+
+__all__ = ["RESEARCH_POLICY", "build_research_graph", "reports", "research_policy", "reviews"]
+
+RESEARCH_POLICY = """
+@id("researcher-reads")
+permit (principal in Role::"researcher", action == Action::"search_sources", resource)
+when { principal.tenant == context.thread.tenant };
+
+@id("compliance-reviews")
+permit (principal in Role::"compliance", action == Action::"review_findings", resource)
+when { principal.tenant == context.thread.tenant };
+
+@id("writer-publishes")
+permit (principal in Role::"writer", action == Action::"publish_summary", resource)
+when { principal.tenant == context.thread.tenant };
+
+@id("flagged-needs-officer") @approval("compliance-officer")
+@reason("a report whose review flagged findings needs a compliance officer's approval")
+forbid (principal, action == Action::"publish_summary", resource)
+when { context.args.flags > 0 };
+"""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sources (source_id TEXT PRIMARY KEY, topic TEXT, title TEXT, "
+    "body TEXT, restricted INTEGER)",
+    "CREATE TABLE IF NOT EXISTS reviews (review_id TEXT PRIMARY KEY, topic TEXT, flags TEXT, "
+    "reviewer TEXT, on_behalf_of TEXT)",
+    "CREATE TABLE IF NOT EXISTS reports (report_id TEXT PRIMARY KEY, topic TEXT, body TEXT, "
+    "author TEXT, on_behalf_of TEXT)",
+)
+_TOPIC = "vendor:acme-analytics"
+_SOURCES = (
+    ("S1", _TOPIC, "SOC 2 Type II report, 2026",
+     "Acme Analytics holds a SOC 2 Type II report covering security and availability.", 0),
+    ("S2", _TOPIC, "Data residency statement",
+     "Customer data is stored in EU data centres (Frankfurt), with backups in Dublin.", 0),
+    ("S3", _TOPIC, "Support escalation thread",
+     "For contract questions write to their CTO at jane.roe@acme-analytics.example.", 0),
+    ("S4", _TOPIC, "Internal pricing memo", "We negotiated a 38% discount for three years.", 1),
+)
+_REDACTOR = Redactor()
+
+
+@contextlib.contextmanager
+def _library() -> Iterator[sqlite3.Connection]:
+    with contextlib.closing(sqlite3.connect(records_path())) as conn, conn:
+        for ddl in _SCHEMA:
+            conn.execute(ddl)
+        conn.executemany("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?, ?)", _SOURCES)
+        yield conn
+
+
+def research_policy() -> Policy:
+    return Policy.from_cedar(RESEARCH_POLICY)
+
+
+@tool
+def search_sources(topic: str) -> dict[str, Any]:
+    """Search the library for what is known about a topic (read-only)."""
+    with _library() as conn:
+        rows = conn.execute("SELECT source_id, title, body, restricted FROM sources "
+                            "WHERE topic = ? ORDER BY source_id", (topic,)).fetchall()
+    return {"topic": topic, "findings": [{"source": r[0], "title": r[1], "text": r[2],
+                                          "restricted": bool(r[3])} for r in rows]}
+
+
+@tool
+def review_findings(topic: str, findings: list[dict[str, Any]],
+                    idempotency_key: Annotated[str, InjectedToolArg],
+                    principal: Annotated[dict[str, Any], InjectedToolArg]) -> dict[str, Any]:
+    """Review findings for restricted sources and personal data, and file the review."""
+    flags, cleared = [], []
+    for finding in findings:
+        text = str(finding.get("text", ""))
+        if finding.get("restricted"):
+            flags.append({"source": finding.get("source"), "why": "restricted source"})
+        elif _REDACTOR.redact_text(text) != text:
+            flags.append({"source": finding.get("source"), "why": "personal data"})
+            cleared.append({**finding, "text": _REDACTOR.redact_text(text)})
+        else:
+            cleared.append(finding)
+    review_id = "R-" + idempotency_key[-10:].upper()
+    with _library() as conn:
+        conn.execute("INSERT OR IGNORE INTO reviews VALUES (?, ?, ?, ?, ?)",
+                     (review_id, topic, json.dumps(flags), principal["id"],
+                      principal.get("on_behalf_of")))
+    return {"review_id": review_id, "flags": flags, "cleared": cleared}
+
+
+@tool
+def publish_summary(topic: str, findings: list[str], flags: int,
+                    idempotency_key: Annotated[str, InjectedToolArg],
+                    principal: Annotated[dict[str, Any], InjectedToolArg]) -> dict[str, Any]:
+    """Publish the report of a topic from cleared findings."""
+    report_id = "REP-" + idempotency_key[-10:].upper()
+    body = "\n".join(f"- {f}" for f in findings)
+    with _library() as conn:
+        conn.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?)",
+                     (report_id, topic, body, principal["id"], principal.get("on_behalf_of")))
+    return {"report_id": report_id, "topic": topic, "findings": len(findings), "flags": flags}
+
+
+def _team(state: WorkingContext, member: str, tool_name: str) -> Any:
+    return (((state.get("inputs") or {}).get("team") or {}).get(member) or {}).get(tool_name)
+
+
+def _research_plan(state: WorkingContext) -> list[dict[str, Any]]:
+    return [{"tool": "search_sources", "args": {"topic": "$topic"},
+             "reason": "what the library knows"}]
+
+
+def _review_plan(state: WorkingContext) -> list[dict[str, Any]]:
+    found = _team(state, "researcher", "search_sources") or {}
+    return [{"tool": "review_findings",
+             "args": {"topic": "$topic", "findings": found.get("findings") or []},
+             "reason": "nothing restricted or personal goes out unflagged"}]
+
+
+def _summary_plan(state: WorkingContext) -> list[dict[str, Any]]:
+    review = _team(state, "compliance", "review_findings") or {}
+    return [{"tool": "publish_summary",
+             "args": {"topic": "$topic",
+                      "findings": [f"{c.get('title')}: {c.get('text')}"
+                                   for c in review.get("cleared") or []],
+                      "flags": len(review.get("flags") or [])},
+             "reason": "the report, from cleared findings only"}]
+
+
+def build_research_graph(model: Any = None) -> StateGraph[TeamContext]:
+    """Three members, each an agent graph with its own tools and identity; the static plans
+    offline, or ``model`` planning for each member from the goal and the team's results."""
+    def member(tools: list[Any], plan: Any, read_only: tuple[str, ...] = ()) -> Any:
+        return build_agent_graph(tools, model=model,
+                                 static_plan=None if model is not None else plan,
+                                 read_only=read_only).compile()
+
+    return build_team_graph([
+        ("researcher", member([search_sources], _research_plan, ("search_sources",)),
+         "agent-researcher", ["researcher"]),
+        ("compliance", member([review_findings], _review_plan), "agent-compliance",
+         ["compliance"]),
+        ("summarizer", member([publish_summary], _summary_plan), "agent-writer", ["writer"]),
+    ])
+
+
+def reviews(topic: str) -> list[dict[str, Any]]:
+    with _library() as conn:
+        rows = conn.execute("SELECT review_id, flags, reviewer, on_behalf_of FROM reviews "
+                            "WHERE topic = ?", (topic,)).fetchall()
+    return [{"review_id": r[0], "flags": json.loads(r[1]), "reviewer": r[2],
+             "on_behalf_of": r[3]} for r in rows]
+
+
+def reports(topic: str) -> list[dict[str, Any]]:
+    with _library() as conn:
+        rows = conn.execute("SELECT report_id, body, author, on_behalf_of FROM reports "
+                            "WHERE topic = ?", (topic,)).fetchall()
+    return [{"report_id": r[0], "body": r[1], "author": r[2], "on_behalf_of": r[3]}
+            for r in rows]
