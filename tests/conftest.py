@@ -51,6 +51,15 @@ def _no_network() -> Iterator[None]:
         socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 
 
+@pytest.fixture(autouse=True)
+def _demo_records(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own systems of record for the example workflows (payments, records)."""
+    where = tmp_path_factory.mktemp("records")
+    monkeypatch.setenv("STEWARD_DEMO_LEDGER", str(where / "payments.db"))
+    monkeypatch.setenv("STEWARD_DEMO_RECORDS", str(where / "records.db"))
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """A throwaway PostgreSQL server for the whole session (see tests/_pg.py)."""

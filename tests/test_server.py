@@ -165,7 +165,7 @@ def test_missing_and_bad_tokens_get_401(server: Server) -> None:
 async def test_the_audit_trail_streams_over_sse(server: Server) -> None:
     async with _client(server, ALICE) as alice:
         tid = (await alice.threads.create())["thread_id"]
-        await _stream(alice, tid, input={"order_id": "1", "amount": "20.00"})
+        await _stream(alice, tid, input={"order_id": "12345", "amount": "20.00"})
 
     def read_events(token: str) -> list[dict[str, Any]]:
         request = urllib.request.Request(f"{server.url}/steward/threads/{tid}/audit",
@@ -194,7 +194,7 @@ async def test_the_audit_trail_streams_over_sse(server: Server) -> None:
 async def test_a_paused_thread_survives_a_restart(server: Server) -> None:
     async with _client(server, ALICE) as alice:
         tid = (await alice.threads.create())["thread_id"]
-        assert _interrupts(await _stream(alice, tid, input={"order_id": "7",
+        assert _interrupts(await _stream(alice, tid, input={"order_id": "55555",
                                                             "amount": "150.00"}))
     server.stop()
     server.start()

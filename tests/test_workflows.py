@@ -236,3 +236,61 @@ def test_bad_teams_are_refused(members: list[Any]) -> None:
 
     with pytest.raises(steward.ConfigError):
         build_team_graph(members)
+
+
+def _refund(rt: steward.Runtime) -> Any:
+    return WORKFLOWS["refund"].build().compile(checkpointer=rt.checkpointer)
+
+
+def test_a_refund_runs_every_step_once_and_closes_the_ticket(db_url: str) -> None:
+    from steward.graphs.refund_demo import outbox, payments, ticket
+
+    with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["refund"].policy()) as rt:
+        graph = _refund(rt)
+        out = graph.invoke(WORKFLOWS["refund"].input({}), rt.config("F1", ALICE))
+        [request] = [i.value for i in out["__interrupt__"]]
+        assert request["args"] == {"order_id": "98765", "amount": "120.00"}
+        assert payments("98765") == [] and ticket("98765") == ("open", "")
+        out = graph.invoke(Command(resume={"decision": "approve", "comment": "regular"}),
+                           rt.config("F1", BOB))
+        graph.invoke(None, rt.config("F1", BOB))  # again: nothing happens twice
+        assert out["status"] == "refunded" and out["receipt"].startswith("TXN-")
+        assert [txn for txn, _, _ in payments("98765")] == [out["receipt"]]
+        [(subject, body)] = outbox("jane.doe@example.com")
+        assert out["receipt"] in subject and "$120.00" in body
+        assert ticket("98765") == ("closed", f"refunded $120.00 as {out['receipt']}, "
+                                             "approved by bob")
+        assert [e.node for e in rt.audit.events("F1", ALICE, kinds=["effect_call"])] == [
+            "issue_refund", "email_receipt", "update_ticket"]
+        # The order is refunded in full: a second request for it is refused, nothing paid.
+        again = graph.invoke(WORKFLOWS["refund"].input({"amount": "10.00"}),
+                             rt.config("F2", ALICE))
+        assert again["status"] == "rejected: 10.00 asked, 0.00 refundable"
+        assert len(payments("98765")) == 1
+
+
+@pytest.mark.parametrize(("request_", "status"), [
+    ({"order_id": "nope"}, "rejected: no such order"),
+    ({"order_id": "12345", "amount": "50.00"}, "rejected: 50.00 asked, 45.50 refundable"),
+    ({"order_id": "12345", "amount": "lots"}, "rejected: amount 'lots' is not a number"),
+    ({"order_id": "12345", "amount": "-5"}, "rejected: -5 asked, 45.50 refundable"),
+])
+def test_a_refund_that_cannot_be_made_ends_saying_why(db_url: str, request_: dict[str, Any],
+                                                      status: str) -> None:
+    from steward.graphs.refund_demo import payments, ticket
+
+    with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["refund"].policy()) as rt:
+        out = _refund(rt).invoke(WORKFLOWS["refund"].input(request_), rt.config("F3", ALICE))
+    assert out["status"] == status and "__interrupt__" not in out
+    assert payments(request_["order_id"]) == [] and ticket("12345") == ("open", "")
+
+
+def test_a_small_refund_needs_no_approval(db_url: str) -> None:
+    from steward.graphs.refund_demo import outbox, ticket
+
+    with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["refund"].policy()) as rt:
+        out = _refund(rt).invoke(WORKFLOWS["refund"].input({"order_id": "12345",
+                                                            "amount": "45.50"}),
+                                 rt.config("F4", ALICE))
+    assert out["status"] == "refunded" and out["approved_by"] == ""
+    assert len(outbox("omar.reyes@example.com")) == 1 and ticket("12345")[0] == "closed"

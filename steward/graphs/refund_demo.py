@@ -1,12 +1,14 @@
-"""The smallest refund workflow that shows what Steward is for.
+"""The customer refund: the workflow that shows what Steward is for.
 
-Alice (support) asks for a refund. Each risky step asks the runtime's Cedar policy first
-(``steward.guard``): verifying the order is allowed; issuing a refund above 100.00 is allowed
-only once a manager approves, so the thread pauses with an approval request. Bob (manager)
-resumes it later, from another process, with ``Command(resume={"decision": "approve", ...})``;
-the refund goes out through a (local) payment provider as an effect (``@steward.effect``), so
-however often the node runs -- after a crash, say -- it is paid once; the thread remembers who
-asked, who approved and what was done.
+Alice (support) asks for a refund. The graph verifies the order, checks its payment, computes
+what may be refunded, issues the refund, e-mails the receipt and closes the ticket; each step
+asks the runtime's Cedar policy first (``steward.guard``). Issuing a refund above 100.00 is
+allowed only once a manager approves, so the thread pauses with an approval request. Bob
+(manager) resumes it later, from another process, with ``Command(resume={"decision":
+"approve", ...})``. The refund, the e-mail and the ticket update are effects
+(``@steward.effect``) on a small local system of record (``$STEWARD_DEMO_LEDGER``: orders,
+refunds, an outbox, tickets), so however often a node runs -- after a crash, say -- each
+happens once; the thread remembers who asked, who approved and what was done.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import operator
 import os
 import signal
 import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -59,11 +63,14 @@ def refund_policy() -> Policy:
 
 class RefundState(TypedDict, total=False):
     order_id: str
-    amount: str
+    amount: str  # asked for; compute_refund sets what is refunded
     requested_by: str
+    customer: str
+    paid: str
     approved_by: str
     comment: str
     receipt: str
+    status: str  # "refunded", or why not
     events: Annotated[list[str], operator.add]
 
 
@@ -74,10 +81,42 @@ def _actor() -> str:
 
 def verify_order(state: RefundState) -> RefundState:
     guard("verify_order", {"order_id": state["order_id"]})
-    return {
-        "requested_by": _actor(),
-        "events": [f"order {state['order_id']} verified: ${state['amount']} paid by card"],
-    }
+    with _ledger() as conn:
+        row = conn.execute("SELECT customer FROM orders WHERE order_id = ?",
+                           (state["order_id"],)).fetchone()
+    if row is None:
+        return {"requested_by": _actor(), "status": "rejected: no such order",
+                "events": [f"order {state['order_id']} not found"]}
+    return {"requested_by": _actor(), "customer": row[0],
+            "events": [f"order {state['order_id']} verified for {row[0]}"]}
+
+
+def check_payment(state: RefundState) -> RefundState:
+    guard("check_payment", {"order_id": state["order_id"]})
+    with _ledger() as conn:
+        paid, method = conn.execute("SELECT paid, method FROM orders WHERE order_id = ?",
+                                    (state["order_id"],)).fetchone()
+    return {"paid": paid, "events": [f"payment checked: ${paid} paid by {method}"]}
+
+
+def compute_refund(state: RefundState) -> RefundState:
+    """What may be refunded: what was asked, up to what was paid and not refunded yet."""
+    guard("compute_refund", {"order_id": state["order_id"], "amount": state["amount"]})
+    refunded = sum((Decimal(a) for _, a, _ in payments(state["order_id"])), Decimal("0"))
+    left = Decimal(state["paid"]) - refunded
+    try:
+        asked = Decimal(state["amount"])
+    except ArithmeticError:
+        return {"status": f"rejected: amount {state['amount']!r} is not a number",
+                "events": [f"amount {state['amount']!r} is not a number"]}
+    if asked <= 0 or asked > left:
+        return {"status": f"rejected: {asked} asked, {left} refundable",
+                "events": [f"refund of ${asked} refused: ${left} is refundable"]}
+    return {"amount": f"{asked:.2f}", "events": [f"refund computed: ${asked:.2f} of ${left}"]}
+
+
+def _refundable(state: RefundState) -> str:
+    return END if str(state.get("status", "")).startswith("rejected") else "next"
 
 
 def payments_path() -> Path:
@@ -89,25 +128,88 @@ def payments_path() -> Path:
 
 def payments(order_id: str) -> list[tuple[str, str, str]]:
     """The refunds the provider executed for an order: (transaction, amount, key)."""
-    with contextlib.closing(sqlite3.connect(payments_path())) as conn:
-        conn.execute(_PAYMENTS)
+    with _ledger() as conn:
         return conn.execute("SELECT txn, amount, idempotency_key FROM refunds WHERE order_id = ? "
                             "ORDER BY rowid", (order_id,)).fetchall()
 
 
 _PAYMENTS = ("CREATE TABLE IF NOT EXISTS refunds (txn TEXT PRIMARY KEY, order_id TEXT, amount "
              "TEXT, idempotency_key TEXT UNIQUE)")
+_RECORDS = (
+    _PAYMENTS,
+    "CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, customer TEXT, paid TEXT, "
+    "method TEXT)",
+    "CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, recipient TEXT, subject TEXT, "
+    "body TEXT)",
+    "CREATE TABLE IF NOT EXISTS tickets (order_id TEXT PRIMARY KEY, status TEXT, note TEXT, "
+    "key TEXT)",
+)
+_ORDERS = (("98765", "jane.doe@example.com", "120.00", "card"),
+           ("12345", "omar.reyes@example.com", "45.50", "card"),
+           ("55555", "li.wei@example.com", "900.00", "bank transfer"))
+
+
+@contextlib.contextmanager
+def _ledger() -> Iterator[sqlite3.Connection]:
+    with contextlib.closing(sqlite3.connect(payments_path())) as conn, conn:
+        for ddl in _RECORDS:
+            conn.execute(ddl)
+        conn.executemany("INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?)", _ORDERS)
+        conn.executemany("INSERT OR IGNORE INTO tickets VALUES (?, 'open', '', NULL)",
+                         [(o[0],) for o in _ORDERS])
+        yield conn
+
+
+def reset_records() -> None:
+    """Start the demo's system of record afresh: no refunds, e-mails or closed tickets."""
+    with _ledger() as conn:
+        for table in ("refunds", "outbox", "tickets"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.executemany("INSERT OR IGNORE INTO tickets VALUES (?, 'open', '', NULL)",
+                         [(o[0],) for o in _ORDERS])
+
+
+def outbox(recipient: str) -> list[tuple[str, str]]:
+    """The e-mails sent to a customer: (subject, body)."""
+    with _ledger() as conn:
+        return conn.execute("SELECT subject, body FROM outbox WHERE recipient = ? "
+                            "ORDER BY rowid", (recipient,)).fetchall()
+
+
+def ticket(order_id: str) -> tuple[str, str] | None:
+    """The support ticket of an order: (status, note)."""
+    with _ledger() as conn:
+        row = conn.execute("SELECT status, note FROM tickets WHERE order_id = ?",
+                           (order_id,)).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
 
 
 @effect(name="demo.pay_refund")
 def pay_refund(order_id: str, amount: str, *, idempotency_key: str = "") -> str:
     """Refund through the payment provider; runs once per call site, whatever re-runs."""
     txn = "TXN-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:10].upper()
-    with contextlib.closing(sqlite3.connect(payments_path())) as conn, conn:
-        conn.execute(_PAYMENTS)
+    with _ledger() as conn:
         conn.execute("INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?)",
                      (txn, order_id, amount, idempotency_key))
     return txn
+
+
+@effect(name="demo.send_receipt")
+def send_receipt(recipient: str, txn: str, amount: str, *, idempotency_key: str = "") -> str:
+    """E-mail the receipt (to the local outbox); sent once, whatever re-runs."""
+    with _ledger() as conn:
+        conn.execute("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?)",
+                     (idempotency_key, recipient, f"Your refund {txn}",
+                      f"We refunded ${amount} to your original payment method ({txn})."))
+    return f"receipt e-mailed to {recipient}"
+
+
+@effect(name="demo.close_ticket")
+def close_ticket(order_id: str, note: str, *, idempotency_key: str = "") -> str:
+    with _ledger() as conn:
+        conn.execute("UPDATE tickets SET status = 'closed', note = ?, key = ? "
+                     "WHERE order_id = ?", (note, idempotency_key, order_id))
+    return f"ticket of order {order_id} closed"
 
 
 def issue_refund(state: RefundState) -> RefundState:
@@ -122,18 +224,44 @@ def issue_refund(state: RefundState) -> RefundState:
     if approval is not None:
         events.append(f"approved by {', '.join(approval.approvers)}: {approval.comment or ''}")
     events.append(f"refunded ${state['amount']} as {txn}")
-    return {"receipt": txn, "events": events,
+    return {"receipt": txn, "events": events, "status": "refunded",
             "approved_by": ", ".join(approval.approvers) if approval else "",
             "comment": (approval.comment or "") if approval else ""}
 
 
+def email_receipt(state: RefundState) -> RefundState:
+    guard("email_receipt", {"order_id": state["order_id"]})
+    sent = send_receipt(state["customer"], state["receipt"], state["amount"])
+    return {"events": [sent]}
+
+
+def update_ticket(state: RefundState) -> RefundState:
+    guard("update_ticket", {"order_id": state["order_id"]})
+    note = f"refunded ${state['amount']} as {state['receipt']}"
+    if state.get("approved_by"):
+        note += f", approved by {state['approved_by']}"
+    return {"events": [close_ticket(state["order_id"], note)]}
+
+
 def build_refund_demo() -> StateGraph[RefundState]:
+    """verify_order -> check_payment -> compute_refund -> issue_refund (a manager approves
+    above 100.00) -> email_receipt -> update_ticket; an unknown order or an amount that cannot
+    be refunded ends the run with ``status`` saying why."""
     builder = StateGraph(RefundState)
-    builder.add_node("verify_order", verify_order)
-    builder.add_node("issue_refund", issue_refund)
+    steps = [("verify_order", verify_order), ("check_payment", check_payment),
+             ("compute_refund", compute_refund), ("issue_refund", issue_refund),
+             ("email_receipt", email_receipt), ("update_ticket", update_ticket)]
+    for name, fn in steps:
+        builder.add_node(name, fn)
     builder.add_edge(START, "verify_order")
-    builder.add_edge("verify_order", "issue_refund")
-    builder.add_edge("issue_refund", END)
+    builder.add_conditional_edges("verify_order", _refundable,
+                                  {"next": "check_payment", END: END})
+    builder.add_edge("check_payment", "compute_refund")
+    builder.add_conditional_edges("compute_refund", _refundable,
+                                  {"next": "issue_refund", END: END})
+    builder.add_edge("issue_refund", "email_receipt")
+    builder.add_edge("email_receipt", "update_ticket")
+    builder.add_edge("update_ticket", END)
     return builder
 
 
