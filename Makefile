@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	# PyTorch for the offline embeddings (the embeddings extra) first, by version: on this
+	# project's machines pip takes the CPU build kept on disk instead of a CUDA build of
+	# several GB (elsewhere: pip install torch --index-url https://download.pytorch.org/whl/cpu).
+	$(PY) -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 

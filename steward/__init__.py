@@ -10,6 +10,8 @@ from steward.errors import (
     AuditTampered,
     ConfigError,
     EffectConflict,
+    MemoryAccessDenied,
+    MemoryRefused,
     PayloadCorrupted,
     PolicyDenied,
     StewardError,
@@ -23,6 +25,7 @@ from steward.guardrails.guard import aguard, guard
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
 from steward.identity import Principal
+from steward.memory import ErasureReceipt, MemoryRules
 from steward.nodes.effects import RETRY, effect
 from steward.runtime import Runtime, aopen, open
 
@@ -34,7 +37,11 @@ __all__ = [
     "ConfigError",
     "Decision",
     "EffectConflict",
+    "ErasureReceipt",
     "Escalate",
+    "MemoryAccessDenied",
+    "MemoryRefused",
+    "MemoryRules",
     "PayloadCorrupted",
     "Policy",
     "PolicyDenied",

@@ -7,6 +7,8 @@
      ├── PolicyDenied           (also PermissionError)  a guardrail policy forbade an action
      ├── ApprovalInvalid        (also ValueError)       a resume did not carry a valid approval
      ├── EffectConflict         (also RuntimeError)     a re-run node called an effect differently
+     ├── MemoryAccessDenied     (also PermissionError)  memories outside the principal's reach
+     ├── MemoryRefused          (also ValueError)       the memory rules refused a write
      ├── AuditTampered                                  the audit hash chain does not verify
      ├── PayloadCorrupted                               a stored payload failed its integrity check
      └── StorageError                                   the database failed underneath Steward
@@ -22,6 +24,8 @@ __all__ = [
     "AuditTampered",
     "ConfigError",
     "EffectConflict",
+    "MemoryAccessDenied",
+    "MemoryRefused",
     "PayloadCorrupted",
     "PolicyDenied",
     "StewardError",
@@ -74,6 +78,15 @@ class EffectConflict(StewardError, RuntimeError):
     """A node that re-ran called a recorded side effect with other arguments (or another
     function) at the same place: replaying the old result, or acting again, would both be
     wrong."""
+
+
+class MemoryAccessDenied(StewardError, PermissionError):
+    """A principal reached for memories outside its tenant or a space it may not use."""
+
+
+class MemoryRefused(StewardError, ValueError):
+    """A memory write the runtime's memory rules refuse (a purpose that is never stored, a
+    category such as card numbers, no purpose at all); nothing was written."""
 
 
 class AuditTampered(StewardError):

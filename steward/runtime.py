@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.store.base import BaseStore
 
 from steward._url import DatabaseURL, parse_url
 from steward.audit.handler import AuditCallbackHandler
@@ -33,6 +31,9 @@ from steward.guardrails.guard import Guardrails, policies_of
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
 from steward.identity import AccessRule, Principal
+from steward.memory.erase import ErasureReceipt, erase_op
+from steward.memory.rules import MemoryRules
+from steward.memory.store import MemoryStore
 
 __all__ = ["Runtime", "aopen", "open"]
 
@@ -67,13 +68,12 @@ def _retry_setup(setup: Callable[[], None]) -> None:
 class Runtime:
     """A checkpointer and a store on one database, plus the configs that use them."""
 
-    def __init__(self, url: str, checkpointer: StewardSaver, store: BaseStore, *,
+    def __init__(self, url: str, checkpointer: StewardSaver, *,
                  is_async: bool, stack: contextlib.ExitStack | contextlib.AsyncExitStack,
                  guards: _Guards | None = None) -> None:
         guards = guards or _Guards()
         self.url = url  # masked
         self.checkpointer = checkpointer
-        self.store = store
         self.is_async = is_async
         self._stack = stack
         # Node-level calls (steward.guard) find the runtime through the run's saver.
@@ -86,6 +86,8 @@ class Runtime:
                               verify_on_resume=guards.verify_on_resume)
         checkpointer.audit = self.audit
         self.prices = guards.prices
+        # Long-term memory, scoped by identity (steward.memory): a LangGraph BaseStore.
+        self.store = MemoryStore(self, guards.memory)
 
     def __repr__(self) -> str:
         return f"<steward.Runtime {self.url}>"
@@ -119,16 +121,37 @@ class Runtime:
         return {"configurable": conf, "callbacks": [audit, handler]}
 
     def sweep(self) -> list[str]:
-        """Delete threads whose time to live has passed, and close approval requests whose
-        time is up (``rt.approvals.expire()``); returns the deleted threads' ids."""
+        """Delete threads whose time to live has passed and memories whose retention has, and
+        close approval requests whose time is up (``rt.approvals.expire()``); returns the
+        deleted threads' ids."""
         deleted = self.checkpointer.sweep()
         self.approvals.expire()
+        self.checkpointer.driver.run(self.store.sweep_op(time.time()), write=True)
         return deleted
 
     async def asweep(self) -> list[str]:
         deleted = await self.checkpointer.asweep()
         await self.approvals.aexpire()
+        await self.checkpointer.driver.arun(self.store.sweep_op(time.time()), write=True)
         return deleted
+
+    def erase(self, subject: str, *, by: Principal | Mapping[str, Any]) -> ErasureReceipt:
+        """Forget a person (``steward.memory.erase``): their memories, their threads' working
+        context, and the payloads of their audit events, keeping every chain verifiable;
+        ``by`` needs admin access to their threads. Returns the stored receipt."""
+        who = Principal.parse(by)
+        receipt = self.checkpointer.driver.run(erase_op(self, str_id(subject, "subject"), who),
+                                               write=True)
+        self.checkpointer._forget()  # the erased threads' cached rows and lists
+        return receipt
+
+    async def aerase(self, subject: str, *,
+                     by: Principal | Mapping[str, Any]) -> ErasureReceipt:
+        who = Principal.parse(by)
+        receipt = await self.checkpointer.driver.arun(
+            erase_op(self, str_id(subject, "subject"), who), write=True)
+        self.checkpointer._forget()
+        return receipt
 
     def close(self) -> None:
         if isinstance(self._stack, contextlib.AsyncExitStack):
@@ -160,8 +183,13 @@ class _Guards:
     def __init__(self, policy: Policy | list[Policy] | None = None,
                  redactor: Redactor | None = None,
                  approval_expires_in: float | None = None, verify_on_resume: bool = True,
-                 prices: Mapping[str, tuple[float, float]] | None = None) -> None:
+                 prices: Mapping[str, tuple[float, float]] | None = None,
+                 memory: MemoryRules | None = None) -> None:
         policies_of(policy)
+        if memory is not None and not isinstance(memory, MemoryRules):
+            raise ConfigError("memory= takes a steward.MemoryRules, got "
+                              f"{type(memory).__name__}.")
+        self.memory = memory or MemoryRules()
         if redactor is not None and not isinstance(redactor, Redactor):
             raise ConfigError(f"redactor= takes a steward.Redactor, got {type(redactor).__name__}.")
         if approval_expires_in is not None and (
@@ -206,6 +234,7 @@ def open(
     verify_on_resume: bool = True,
     prices: Mapping[str, tuple[float, float]] | None = None,
     trust_unidentified: bool = False,
+    memory: MemoryRules | None = None,
 ) -> Runtime:
     """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``.
 
@@ -227,59 +256,36 @@ def open(
     - ``trust_unidentified``: let requests that carry no principal through the access rule.
       Only for a host that has already confined every request to its caller's tenant, such as
       the LangGraph server with ``steward.server.auth``; never otherwise.
+    - ``memory``: :class:`steward.MemoryRules` for ``rt.store`` (purposes and retention,
+      refused categories, embeddings for semantic recall).
     """
     db = parse_url(url)
-    guards = _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices)
+    guards = _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices, memory)
     options = _options(encryption_key, thread_roles, default_ttl, lease_ttl, trust_unidentified)
     stack = contextlib.ExitStack()
     try:
-        saver, store = _open_sync(db, options, pool_size, stack)
+        saver = _open_sync(db, options, pool_size, stack)
     except BaseException:
         stack.close()
         raise
-    return Runtime(db.masked, saver, store, is_async=False, stack=stack, guards=guards)
+    return Runtime(db.masked, saver, is_async=False, stack=stack, guards=guards)
 
 
 def _open_sync(db: DatabaseURL, options: dict[str, Any], pool_size: int,
-               stack: contextlib.ExitStack) -> tuple[StewardSaver, BaseStore]:
-    store: BaseStore
+               stack: contextlib.ExitStack) -> StewardSaver:
     if db.backend == "sqlite":
-        from langgraph.store.sqlite import SqliteStore
-
         driver = SqliteDriver(db.target, db.masked)
         stack.callback(driver.close)
         saver = StewardSaver(driver, **options)
         stack.callback(saver.close)
         saver.setup()
-        if driver.memory:
-            # One connection serves both, so they must also share its lock.
-            store = SqliteStore(driver.conn)
-            store.lock = driver.lock  # type: ignore[assignment]
-        else:
-            conn = sqlite3.connect(db.target, check_same_thread=False, isolation_level=None)
-            stack.callback(conn.close)
-            store = SqliteStore(conn)
-        _retry_setup(store.setup)
-        return saver, store
-    from langgraph.store.postgres import PostgresStore
-
+        return saver
     pg = PostgresDriver(db.target, db.masked, pool_size=pool_size)
     stack.callback(pg.close)
     saver = StewardSaver(pg, **options)
     stack.callback(saver.close)
     saver.setup()
-    store = stack.enter_context(PostgresStore.from_conn_string(
-        db.target, pool_config={"min_size": 1, "max_size": max(2, pool_size // 2)}))
-    # LangGraph's store migrates without a lock; hold Steward's so that processes starting
-    # together take turns.
-    with pg.pool.connection() as conn:
-        while not _locked(conn.execute(_TRY_LOCK, (SETUP_LOCK,)).fetchone()):
-            time.sleep(0.05)
-        try:
-            store.setup()
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
-    return saver, store
+    return saver
 
 
 class _AsyncOpen:
@@ -298,12 +304,11 @@ class _AsyncOpen:
         options = _options(**kwargs)
         stack = contextlib.AsyncExitStack()
         try:
-            saver, store = await _open_async(db, options, pool_size, stack)
+            saver = await _open_async(db, options, pool_size, stack)
         except BaseException:
             await stack.aclose()
             raise
-        return Runtime(db.masked, saver, store, is_async=True, stack=stack,
-                       guards=self._guards)
+        return Runtime(db.masked, saver, is_async=True, stack=stack, guards=self._guards)
 
     def __await__(self) -> Generator[Any, None, Runtime]:
         return self._open().__await__()
@@ -319,48 +324,21 @@ class _AsyncOpen:
 
 
 async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
-                      stack: contextlib.AsyncExitStack) -> tuple[StewardSaver, BaseStore]:
+                      stack: contextlib.AsyncExitStack) -> StewardSaver:
     if db.backend == "sqlite":
-        import aiosqlite
-        from langgraph.store.sqlite.aio import AsyncSqliteStore
-
         # Opening the file blocks: not on the event loop (the LangGraph server forbids it).
         driver = await asyncio.to_thread(SqliteDriver, db.target, db.masked)
         stack.callback(driver.close)
         saver = StewardSaver(driver, **options)
         stack.callback(saver.close)
         await saver.asetup()
-        conn = await aiosqlite.connect(driver.target, uri=driver.memory, isolation_level=None)
-        stack.push_async_callback(conn.close)
-        sqlite_store = AsyncSqliteStore(conn)
-        for attempt in range(_SETUP_TRIES):
-            try:
-                await sqlite_store.setup()
-                break
-            except Exception:
-                if attempt == _SETUP_TRIES - 1:
-                    raise
-                await asyncio.sleep(0.1 * (attempt + 1))
-        return saver, sqlite_store
-    from langgraph.store.postgres.aio import AsyncPostgresStore
-
+        return saver
     pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
     stack.push_async_callback(pg.aclose)
     saver = StewardSaver(pg, **options)
     stack.callback(saver.close)
     await saver.asetup()
-    pg_store = await stack.enter_async_context(AsyncPostgresStore.from_conn_string(
-        db.target, pool_config={"min_size": 1, "max_size": max(2, pool_size // 2)}))
-    async with pg.pool.connection() as conn:
-        while True:  # polling a lock held by another process
-            if _locked(await (await conn.execute(_TRY_LOCK, (SETUP_LOCK,))).fetchone()):
-                break
-            await asyncio.sleep(0.05)
-        try:
-            await pg_store.setup()
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
-    return saver, pg_store
+    return saver
 
 
 def aopen(
@@ -377,9 +355,11 @@ def aopen(
     verify_on_resume: bool = True,
     prices: Mapping[str, tuple[float, float]] | None = None,
     trust_unidentified: bool = False,
+    memory: MemoryRules | None = None,
 ) -> _AsyncOpen:
     """The async twin of :func:`open`: ``async with steward.aopen(url) as rt:``."""
     return _AsyncOpen(url, {"encryption_key": encryption_key, "thread_roles": thread_roles,
                             "default_ttl": default_ttl, "lease_ttl": lease_ttl,
                             "pool_size": pool_size, "trust_unidentified": trust_unidentified},
-                      _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices))
+                      _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices,
+                              memory))

@@ -122,7 +122,7 @@ TAMPER = {
     "delete": "DELETE FROM steward_audit WHERE seq = 4",
     "insert": "INSERT INTO steward_audit SELECT thread_id, 100, kind, at, tenant, principal_id, "
               "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, "
-              "hash FROM steward_audit WHERE seq = 2",
+              "hash, payload_hash FROM steward_audit WHERE seq = 2",
     "swap": "",
     "tail": "DELETE FROM steward_audit WHERE seq = (SELECT max(seq) FROM steward_audit)",
     "other-field": "UPDATE steward_audit SET principal_id = 'mallory' WHERE seq = 5",

@@ -15,7 +15,8 @@ def test_exported_names_are_exactly_the_public_api() -> None:
     assert len(steward.__all__) == len(set(steward.__all__))  # ruff (RUF022) keeps it sorted
     assert set(steward.__all__) == {
         "Approval", "ApprovalInvalid", "AuditTampered", "ConfigError", "Decision",
-        "EffectConflict", "Escalate", "RETRY", "effect",
+        "EffectConflict", "Escalate", "RETRY", "effect", "ErasureReceipt", "MemoryAccessDenied",
+        "MemoryRefused", "MemoryRules",
         "PayloadCorrupted", "Policy", "PolicyDenied", "Principal", "Redactor", "Runtime",
         "StewardError", "StorageError", "ThreadAccessDenied", "ThreadBusy", "aguard", "aopen",
         "arequest_approval", "guard", "open", "request_approval",

@@ -63,16 +63,17 @@ def test_memory_database_runs_a_graph_and_a_store() -> None:
         graph = approval_graph(rt.checkpointer)
         graph.invoke({"items": []}, rt.config("T1", ALICE))
         assert graph.invoke(Command(resume=1), rt.config("T1", ALICE))["answer"] == 1
-        rt.store.put(("acme", "alice"), "pref", {"lang": "en"})
-        item = rt.store.get(("acme", "alice"), "pref")
+        mine = rt.store.bind(ALICE)
+        mine.put(("acme", "user:alice"), "pref", {"lang": "en"}, purpose="preference")
+        item = mine.get(("acme", "user:alice"), "pref")
         assert item is not None and item.value == {"lang": "en"}
 
 
 def test_store_lives_in_the_same_database(db_url: str) -> None:
     with steward.open(db_url) as rt:
-        rt.store.put(("acme",), "k", {"v": 1})
+        rt.store.bind(ALICE).put(("acme", "user:alice"), "k", {"v": 1}, purpose="preference")
     with steward.open(db_url) as rt:
-        item = rt.store.get(("acme",), "k")
+        item = rt.store.bind(ALICE).get(("acme", "user:alice"), "k")
         assert item is not None and item.value == {"v": 1}
 
 
@@ -81,13 +82,14 @@ async def test_aopen_is_awaitable_and_an_async_context_manager(db_url: str) -> N
     try:
         graph = approval_graph(rt.checkpointer)
         await graph.ainvoke({"items": []}, rt.config("T1", ALICE))
-        await rt.store.aput(("acme",), "k", {"v": 2})
+        await rt.store.bind(ALICE).aput(("acme", "user:alice"), "k", {"v": 2},
+                                        purpose="preference")
     finally:
         await rt.aclose()
     async with steward.aopen(db_url) as again:
         state = await approval_graph(again.checkpointer).aget_state(again.config("T1", ALICE))
         assert state.next == ("ask",)
-        item = await again.store.aget(("acme",), "k")
+        item = await again.store.bind(ALICE).aget(("acme", "user:alice"), "k")
         assert item is not None and item.value == {"v": 2}
 
 

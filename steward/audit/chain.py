@@ -3,10 +3,13 @@ verifier, so that an auditor checks an export with exactly the code that wrote i
 
 Each event's hash is SHA-256 over the previous event's hash and the event's canonical JSON
 (sorted keys, no spaces, UTF-8, as orjson writes it: six times cheaper than the standard
-library, which matters on every step of every audited run). The first event of a thread
-follows ``GENESIS``. An edit changes a hash; a deletion, an insertion or a swap breaks a
-``prev_hash`` link or the sequence; a deleted tail no longer reaches the head the thread's row
-recorded at the end of its last run.
+library, which matters on every step of every audited run), where the payload stands in by its
+own hash (``payload_hash``), so that a payload can be erased (``rt.erase``: replaced by a
+tombstone naming the erasure's receipt) and the chain still verifies. Events written before
+payloads had their own hash (no ``payload_hash``) are hashed with the payload itself. The
+first event of a thread follows ``GENESIS``. An edit changes a hash; a deletion, an insertion
+or a swap breaks a ``prev_hash`` link or the sequence; a deleted tail no longer reaches the
+head the thread's row recorded at the end of its last run.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import orjson
 
 from steward.errors import AuditTampered
 
-__all__ = ["FIELDS", "GENESIS", "Event", "event_hash", "verify_chain"]
+__all__ = ["FIELDS", "GENESIS", "Event", "event_hash", "payload_digest", "tombstone",
+           "tombstone_of", "verify_chain"]
 
 GENESIS = "0" * 64
 FIELDS = ("thread_id", "seq", "kind", "at", "tenant", "principal_id", "run_id", "node", "step",
@@ -45,18 +49,35 @@ class Event:
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+    payload_hash: str | None = None
 
     def body(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FIELDS}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.body(), "prev_hash": self.prev_hash, "hash": self.hash}
+        return {**self.body(), "prev_hash": self.prev_hash, "hash": self.hash,
+                "payload_hash": self.payload_hash}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
         values: dict[str, Any] = {name: data.get(name) for name in (*FIELDS, "prev_hash",
-                                                                     "hash")}
+                                                                     "hash", "payload_hash")}
         return cls(**values)
+
+    @property
+    def erased(self) -> str | None:
+        """The receipt of the erasure that removed this event's payload, if one did."""
+        return tombstone_of(self.payload) if self.payload_hash else None
+
+
+def tombstone(receipt_id: str) -> dict[str, Any]:
+    """What an erased payload is replaced by."""
+    return {"erased": receipt_id}
+
+
+def tombstone_of(payload: Mapping[str, Any]) -> str | None:
+    erased = payload.get("erased") if len(payload) == 1 else None
+    return erased if isinstance(erased, str) and erased.startswith("era_") else None
 
 
 def _canonical(body: Mapping[str, Any]) -> bytes:
@@ -70,7 +91,15 @@ def _canonical(body: Mapping[str, Any]) -> bytes:
                           default=str).encode()
 
 
-def event_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
+def payload_digest(payload: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+def event_hash(prev_hash: str, body: Mapping[str, Any], payload_hash: str | None = None) -> str:
+    """The chain hash of an event ``body`` (FIELDS) after ``prev_hash``; with
+    ``payload_hash`` the payload is hashed as that digest, not as itself."""
+    if payload_hash is not None:
+        body = {**body, "payload": payload_hash}
     return hashlib.sha256(prev_hash.encode() + b"\n" + _canonical(body)).hexdigest()
 
 
@@ -93,9 +122,13 @@ def verify_chain(thread_id: str, events: Iterable[Event],
             raise AuditTampered(f"{where} ({event.kind}): it does not follow the event before "
                                 "it — events were deleted, inserted or reordered. Restore from "
                                 "a backup.")
-        if event_hash(prev, event.body()) != event.hash:
+        if event_hash(prev, event.body(), event.payload_hash) != event.hash:
             raise AuditTampered(f"{where} ({event.kind}): its content does not match its hash "
                                 "— the event was edited. Restore from a backup.")
+        if event.payload_hash is not None and event.erased is None \
+                and payload_digest(event.payload) != event.payload_hash:
+            raise AuditTampered(f"{where} ({event.kind}): its payload does not match its hash "
+                                "— the payload was edited. Restore from a backup.")
         prev, expected, count = event.hash, expected + 1, count + 1
         hashes[event.seq] = event.hash
     if head is not None and head[0]:

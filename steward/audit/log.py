@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from steward.audit.chain import GENESIS, Event, event_hash, verify_chain
+from steward.audit.chain import GENESIS, Event, event_hash, payload_digest, verify_chain
 from steward.checkpointers._codec import load_json
 from steward.checkpointers._inputs import limit_of, str_id
 from steward.checkpointers._ops import Op, Stmt
-from steward.errors import AuditTampered, ConfigError
+from steward.errors import AuditTampered, ConfigError, ThreadAccessDenied
 from steward.identity import Access, Principal
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["AuditLog", "verify_file"]
 
 _ROW = ("thread_id", "seq", "kind", "at", "tenant", "principal_id", "run_id", "node", "step",
-        "checkpoint_ns", "checkpoint_id", "duration", "payload", "prev_hash", "hash")
+        "checkpoint_ns", "checkpoint_id", "duration", "payload", "prev_hash", "hash",
+        "payload_hash")
 _COLS = ", ".join(_ROW)
 _MAX_TEXT = 4000
 
@@ -44,7 +45,7 @@ def _row_event(row: Sequence[Any]) -> Event:
     return Event(row[0], int(row[1]), row[2], float(row[3]), row[4], row[5], row[6], row[7],
                  int(row[8]) if row[8] is not None else None, row[9], row[10],
                  float(row[11]) if row[11] is not None else None, load_json(row[12]) or {},
-                 row[13], row[14])
+                 row[13], row[14], row[15])
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
@@ -91,7 +92,7 @@ class AuditLog:
         self._wake = threading.Condition()
         j = saver.sql.json_param
         self._insert = (f"INSERT INTO steward_audit ({_COLS}) VALUES "
-                        f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?)")
+                        f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?, ?)")
 
     # -- gathering -------------------------------------------------------------------------------
 
@@ -158,8 +159,9 @@ class AuditLog:
                     "run_id": event["run_id"], "node": event["node"], "step": event["step"],
                     "checkpoint_ns": event["checkpoint_ns"], "checkpoint_id": checkpoint_id,
                     "duration": event["duration"], "payload": event["payload"]}
-            digest = event_hash(prev, body)
-            body["prev_hash"], body["hash"] = prev, digest
+            payload_hash = payload_digest(body["payload"])
+            digest = event_hash(prev, body, payload_hash)
+            body["prev_hash"], body["hash"], body["payload_hash"] = prev, digest, payload_hash
             out.append(body)
             prev = digest
         return out, seq, prev
@@ -188,7 +190,7 @@ class AuditLog:
             chained, seq, prev = self._chained(thread_id, checkpoint_id, events, seq, prev,
                                                row[0] if row else None)
             rows = [(*(e[name] for name in _ROW[:12]), _json(e["payload"]), e["prev_hash"],
-                     e["hash"]) for e in chained]
+                     e["hash"], e["payload_hash"]) for e in chained]
             yield Stmt(self._insert, rows, many=True, wait=False)
             if save_head:
                 yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
@@ -256,7 +258,13 @@ class AuditLog:
     def _events_op(self, thread_id: str, principal: Principal | None, kinds: Sequence[str] | None,
                    since: float | None, until: float | None, after: int,
                    limit: int | None) -> Op[list[Event]]:
-        yield from self.saver._authorize(thread_id, principal, Access.READ)
+        if thread_id.startswith("memory:"):  # a tenant's memory chain (steward.memory)
+            tenant = thread_id.removeprefix("memory:")
+            if principal is None or principal.tenant != tenant:
+                raise ThreadAccessDenied(f"the memory chain of tenant {tenant!r} is read by a "
+                                         "principal of that tenant.", thread_id=thread_id)
+        else:
+            yield from self.saver._authorize(thread_id, principal, Access.READ)
         sql = f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? AND seq > ?"
         params: list[Any] = [thread_id, after]
         if kinds:
@@ -292,7 +300,19 @@ class AuditLog:
                  (thread_id,)),
         )
         row = head.one()
-        return [_row_event(r) for r in rows.rows], ((int(row[0]), row[1]) if row else None)
+        events = [_row_event(r) for r in rows.rows]
+        erased = sorted({e.erased for e in events if e.erased})
+        if erased:  # a tombstone stands for an erasure that happened, with its receipt
+            found = {r[0] for r in (yield Stmt(
+                "SELECT receipt_id FROM steward_erasures WHERE receipt_id IN "
+                f"({', '.join('?' for _ in erased)})", erased)).rows}
+            for event in events:
+                if event.erased and event.erased not in found:
+                    raise AuditTampered(
+                        f"the audit chain of thread {thread_id!r} breaks at event {event.seq} "
+                        f"({event.kind}): its payload was replaced by a tombstone of erasure "
+                        f"{event.erased!r}, which never happened. Restore from a backup.")
+        return events, ((int(row[0]), row[1]) if row else None)
 
     def verify_op(self, thread_id: str) -> Op[int]:
         """Verify the chain inside a transaction (the saver's, before a paused thread resumes)."""

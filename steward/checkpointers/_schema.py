@@ -225,10 +225,45 @@ ALTER TABLE steward_threads ADD COLUMN audit_head TEXT
     "postgres": _AUDIT_TABLE,
 }
 
+# Version 7: long-term memory (issue #8). Items live in namespaces anchored to a tenant and a
+# scope ("user:<id>", "agent:<id>", "team:<name>"), each written for a purpose that sets when
+# it expires, with the subject whose personal data it holds (erasure) and an optional vector
+# (float32) for semantic recall. Audit events keep their payload's own hash, so that erasing a
+# payload leaves the chain verifiable; erasures leave a receipt.
+_MEMORY = """
+CREATE TABLE steward_memory (
+    namespace {text_c} NOT NULL,
+    key {text_c} NOT NULL,
+    tenant TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    subject TEXT,
+    purpose TEXT NOT NULL,
+    type TEXT NOT NULL,
+    value {blob} NOT NULL,
+    embedding {blob},
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL,
+    expires_at {real},
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX steward_memory_scope ON steward_memory (tenant, scope, namespace);
+CREATE INDEX steward_memory_subject ON steward_memory (tenant, subject);
+CREATE INDEX steward_memory_expiry ON steward_memory (expires_at) WHERE expires_at IS NOT NULL;
+ALTER TABLE steward_audit ADD COLUMN payload_hash TEXT;
+CREATE TABLE steward_erasures (
+    receipt_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    erased_by TEXT,
+    at {real} NOT NULL,
+    receipt {json} NOT NULL
+)
+"""
+
 # MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry. An
 # entry is one script for both dialects, or a dict of a "shared" script and one per dialect.
 MIGRATIONS: list[str | dict[str, str]] = [_TABLES, _DELTAS_AND_INDEXES, _FEWER_INDEXES,
-                                             _GUARDRAILS, _LEDGER, _AUDIT]
+                                             _GUARDRAILS, _LEDGER, _AUDIT, _MEMORY]
 VERSION = len(MIGRATIONS)
 
 META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"

@@ -232,12 +232,13 @@ class Sql:
     # on, their (thread_id, seq) keys are taken and the statement fails (StaleView).
     AUDIT_CTE = (
         ", aud AS (INSERT INTO steward_audit (thread_id, seq, kind, at, tenant, principal_id, "
-        "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, hash) "
+        "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, hash, "
+        "payload_hash) "
         "SELECT ?, u.seq, u.kind, u.at, u.tenant, u.principal_id, u.run_id, u.node, u.step, "
-        "u.checkpoint_ns, ?, u.duration, u.payload, u.prev_hash, u.hash FROM "
+        "u.checkpoint_ns, ?, u.duration, u.payload, u.prev_hash, u.hash, u.payload_hash FROM "
         "jsonb_to_recordset(?::jsonb) AS u(seq bigint, kind text, at float8, tenant text, "
         "principal_id text, run_id text, node text, step bigint, checkpoint_ns text, "
-        "duration float8, payload jsonb, prev_hash text, hash text) "
+        "duration float8, payload jsonb, prev_hash text, hash text, payload_hash text) "
         "WHERE (SELECT ok FROM ok) = 1) "
     )
 

@@ -1,0 +1,410 @@
+"""``MemoryStore``: LangGraph's ``BaseStore``, scoped by identity, in the runtime's database.
+
+``rt.store`` is one: graphs compiled with ``store=rt.store`` get it injected into their nodes,
+where it acts for the run's principal (and the team agent acting for them); outside a run,
+``rt.store.bind(principal)`` acts for that principal. Every read, search and write checks the
+namespace's space (``steward.memory.space``); every write passes the memory rules
+(``MemoryRules``: its purpose and retention, refused categories, the hook) and then the
+runtime's redactor; an expired item is gone from reads at once and from the database at the
+next ``rt.sweep()``. Values are stored with the runtime's serializer, sealed when it encrypts.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from langgraph.store.base import (
+    NOT_PROVIDED,
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    NotProvided,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+)
+from langgraph.store.base.embed import get_text_at_path, tokenize_path
+
+from steward.checkpointers._ops import Op as DbOp
+from steward.checkpointers._ops import Stmt
+from steward.errors import ConfigError, MemoryAccessDenied, MemoryRefused
+from steward.guardrails.policy import PolicyRequest, ThreadFacts
+from steward.guardrails.redact import Redactor
+from steward.identity import Principal, agent_from_config, principal_from_config
+from steward.memory.rules import MemoryRules
+from steward.memory.space import Space, Who, denied, space_of
+from steward.memory.vectors import MiniLMEmbeddings, encode, scores
+
+if TYPE_CHECKING:
+    from steward.runtime import Runtime
+
+__all__ = ["MemoryStore"]
+
+_COLS = "namespace, key, scope, type, value, embedding, created_at, updated_at"
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_SCREEN = Redactor.default()  # refused categories are found with every detector
+
+
+def _ns(namespace: tuple[str, ...]) -> str:
+    return ".".join(namespace)
+
+
+def _when(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "$eq": operator.eq, "$ne": operator.ne, "$gt": operator.gt, "$gte": operator.ge,
+    "$lt": operator.lt, "$lte": operator.le,
+}
+
+
+def _matches(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
+    """LangGraph's filter: top-level keys equal, or compared with $eq/$ne/$gt/$gte/$lt/$lte."""
+    for key, want in (filter or {}).items():
+        have = value.get(key)
+        if isinstance(want, Mapping) and want and all(str(k).startswith("$") for k in want):
+            for op, operand in want.items():
+                if op not in _OPS:
+                    raise ConfigError(f"unknown filter operator {op!r}: use $eq, $ne, $gt, "
+                                      "$gte, $lt or $lte.")
+                try:
+                    ok = _OPS[op](have, operand)
+                except TypeError:
+                    ok = False
+                if not ok:
+                    return False
+        elif have != want:
+            return False
+    return True
+
+
+class MemoryStore(BaseStore):
+    """See the module docstring. ``principal``: whom this view acts for (``bind``)."""
+
+    supports_ttl = True
+
+    def __init__(self, runtime: Runtime, rules: MemoryRules,
+                 principal: Principal | None = None) -> None:
+        self.runtime = runtime
+        self.rules = rules
+        self.principal = principal
+        self._embeddings: Any = rules.embeddings
+
+    def bind(self, principal: Principal | Mapping[str, Any]) -> MemoryStore:
+        """This store, acting for ``principal`` (outside a run)."""
+        view = MemoryStore(self.runtime, self.rules, Principal.parse(principal))
+        view._embeddings = self._embeddings
+        return view
+
+    def __repr__(self) -> str:
+        who = f" as {self.principal.id!r}" if self.principal else ""
+        return f"<steward.MemoryStore {self.runtime.url}{who}>"
+
+    # -- who asks ------------------------------------------------------------------------------
+
+    def _who(self) -> Who:
+        if self.principal is not None:
+            return Who(self.principal)
+        try:
+            from langgraph.config import get_config
+
+            config = get_config()
+        except RuntimeError:
+            config = None
+        person = principal_from_config(config)
+        if person is None:
+            raise MemoryAccessDenied(
+                "memories belong to someone: use rt.store.bind(principal) outside a run, or "
+                "run the graph with rt.config(thread_id, principal).")
+        return Who(person, agent_from_config(config, person))
+
+    def _may(self, who: Who, space: Space, need: Literal["read", "write"],
+             decided: dict[str, bool] | None = None) -> bool:
+        if space.tenant != who.person.tenant:
+            return False
+        if space.kind != "team":
+            return who.owns(space)
+        if decided is not None and space.scope in decided:
+            return decided[space.scope]
+        guardrails = self.runtime.guardrails
+        allowed = True
+        if guardrails.policies:
+            decision = guardrails.decide(PolicyRequest(
+                who.actor, f"memory_{need}", {"space": space.name},
+                ThreadFacts(f"memory:{space.scope}", space.tenant, None),
+                ("MemorySpace", space.name)), strict=False)
+            allowed = decision.allowed
+        if decided is not None:
+            decided[space.scope] = allowed
+        return allowed
+
+    def _check(self, who: Who, namespace: tuple[str, ...],
+               need: Literal["read", "write"]) -> Space:
+        space = space_of(namespace)
+        if not self._may(who, space, need):
+            raise denied(who, space, need)
+        return space
+
+    # -- embeddings ------------------------------------------------------------------------------
+
+    def _embedder(self) -> Any:
+        if self._embeddings is None:
+            self._embeddings = MiniLMEmbeddings()
+        return self._embeddings
+
+    def _texts(self, value: Mapping[str, Any], index: Literal[False] | list[str] | None
+               ) -> str | None:
+        fields = self.rules.fields if index is None else (index or None)
+        if not fields:
+            return None
+        parts = [text for path in fields
+                 for text in get_text_at_path(value, tokenize_path(path)) if text]
+        return "\n".join(parts) if parts else None
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def _get_op(self, who: Who, op: GetOp, now: float) -> DbOp[Item | None]:
+        self._check(who, op.namespace, "read")
+        row = (yield Stmt(f"SELECT {_COLS} FROM steward_memory WHERE namespace = ? AND key = ? "
+                          f"AND {_LIVE}", (_ns(op.namespace), op.key, now))).one()
+        if row is None:
+            return None
+        return Item(value=self._value(row), key=row[1], namespace=op.namespace,
+                    created_at=_when(row[6]), updated_at=_when(row[7]))
+
+    def _value(self, row: Sequence[Any]) -> dict[str, Any]:
+        saver = self.runtime.checkpointer
+        value = saver.codec.load(saver.serde, row[3], row[4], f"memory {row[0]}/{row[1]}",
+                                 ("memory", str(row[0]), str(row[1])))
+        return dict(value)
+
+    def _prepare_put(self, who: Who, op: PutOp, purpose: str | None, subject: str | None,
+                     now: float, vector: bytes | None) -> tuple[Any, ...] | None:
+        """The row a write stores (None: a delete), after every rule; raises MemoryRefused."""
+        space = self._check(who, op.namespace, "write")
+        if op.value is None:
+            return None
+        if not isinstance(op.key, str) or not op.key:
+            raise ConfigError(f"a memory key is a non-empty string, got {op.key!r}.")
+        chosen, keep = self.rules.purpose_of(purpose)
+        self.rules.screen(op.namespace, op.key, op.value, chosen, _SCREEN)
+        if op.ttl is not None:  # LangGraph's ttl, in minutes: it can shorten the purpose's
+            keep = op.ttl * 60 if keep is None else min(keep, op.ttl * 60)
+        value = self.runtime.redactor.redact(dict(op.value))
+        saver = self.runtime.checkpointer
+        vtype, blob = saver.codec.dump(saver.serde, value,
+                                       ("memory", _ns(op.namespace), op.key))
+        owner = subject if subject is not None else \
+            space.name if space.kind == "user" else None
+        return (_ns(op.namespace), op.key, space.tenant, space.scope, owner, chosen, vtype,
+                blob, vector, now, now, now + keep if keep is not None else None)
+
+    def _put_op(self, rows: Sequence[tuple[Any, ...] | tuple[str, str]]) -> DbOp[None]:
+        for row in rows:
+            if len(row) == 2:
+                yield Stmt("DELETE FROM steward_memory WHERE namespace = ? AND key = ?", row,
+                           wait=False)
+            else:
+                yield Stmt(
+                    "INSERT INTO steward_memory (namespace, key, tenant, scope, subject, purpose,"
+                    " type, value, embedding, created_at, updated_at, expires_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE "
+                    "SET tenant = excluded.tenant, scope = excluded.scope, subject = "
+                    "excluded.subject, purpose = excluded.purpose, type = excluded.type, "
+                    "value = excluded.value, embedding = excluded.embedding, updated_at = "
+                    "excluded.updated_at, expires_at = excluded.expires_at", row, wait=False)
+
+    def _scopes(self, who: Who) -> list[str]:
+        mine = [f"user:{who.person.id}"]
+        mine += [f"agent:{p.id}" for p in (who.agent, who.person)
+                 if p is not None and p.kind == "service"]
+        return mine
+
+    def _search_rows(self, who: Who, prefix: tuple[str, ...], now: float,
+                     columns: str = _COLS) -> DbOp[list[Any]]:
+        """Live rows under ``prefix`` in the spaces ``who`` may read (team spaces: the policy
+        decides, once per space)."""
+        if not prefix or prefix[0] != who.person.tenant:
+            return []  # another tenant's memories are not there for this principal
+        mine = self._scopes(who)
+        sql = (f"SELECT {columns} FROM steward_memory WHERE tenant = ? AND {_LIVE} AND "
+               f"(scope IN ({', '.join('?' for _ in mine)}) OR substr(scope, 1, 5) = 'team:')")
+        params: list[Any] = [who.person.tenant, now, *mine]
+        if len(prefix) > 1:
+            joined = _ns(prefix)
+            sql += " AND (namespace = ? OR substr(namespace, 1, ?) = ?)"
+            params += [joined, len(joined) + 1, joined + "."]
+        rows = (yield Stmt(sql, params)).rows
+        decided: dict[str, bool] = {}
+        kept = []
+        for row in rows:
+            space = space_of(tuple(str(row[0]).split(".")))
+            if tuple(str(row[0]).split("."))[:len(prefix)] != prefix:
+                continue
+            if self._may(who, space, "read", decided):
+                kept.append(row)
+        return kept
+
+    def _search(self, rows: list[Any], op: SearchOp, query: Sequence[float] | None
+                ) -> list[SearchItem]:
+        items = []
+        for row in rows:
+            value = self._value(row)
+            if _matches(value, op.filter):
+                items.append((row, value))
+        if query is not None:
+            with_vectors = [(r, v) for r, v in items if r[5] is not None]
+            ranked = sorted(zip(scores(query, [bytes(r[5]) for r, _ in with_vectors]),
+                                with_vectors, strict=True), key=lambda p: -p[0])
+            chosen: list[tuple[float | None, Any, dict[str, Any]]] = [
+                (s, r, v) for s, (r, v) in ranked]
+        else:
+            chosen = [(None, r, v) for r, v in sorted(items, key=lambda p: -float(p[0][7]))]
+        page = chosen[op.offset:op.offset + op.limit]
+        return [SearchItem(namespace=tuple(str(r[0]).split(".")), key=r[1], value=v,
+                           created_at=_when(r[6]), updated_at=_when(r[7]), score=s)
+                for s, r, v in page]
+
+    def _namespaces(self, rows: Iterable[Any], op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        found = set()
+        for (joined,) in rows:
+            ns = tuple(str(joined).split("."))
+            if not all(self._condition(ns, c) for c in op.match_conditions or ()):
+                continue
+            found.add(ns[:op.max_depth] if op.max_depth is not None else ns)
+        return sorted(found)[op.offset:op.offset + op.limit]
+
+    @staticmethod
+    def _condition(ns: tuple[str, ...], condition: Any) -> bool:
+        path = tuple(condition.path)
+        part = ns[:len(path)] if condition.match_type == "prefix" else ns[-len(path):]
+        return len(ns) >= len(path) and all(p == "*" or p == n
+                                            for p, n in zip(path, part, strict=True))
+
+    # -- BaseStore -------------------------------------------------------------------------------
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        return [self._one(op) for op in ops]
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        return [await self._aone(op) for op in ops]
+
+    def _one(self, op: Op, purpose: str | None = None, subject: str | None = None) -> Result:
+        who, now, driver = self._who(), time.time(), self.runtime.checkpointer.driver
+        if isinstance(op, GetOp):
+            return driver.run(self._get_op(who, op, now), write=False)
+        if isinstance(op, PutOp):
+            try:
+                row = self._put_row(who, op, purpose, subject, now, self._vector_sync(op))
+            except MemoryRefused as exc:
+                chain = self._refused(who, op, purpose, exc)
+                if chain is not None:
+                    self.runtime.audit.flush(chain)
+                raise
+            driver.run(self._put_op([row]), write=True)
+            return None
+        if isinstance(op, SearchOp):
+            rows = driver.run(self._search_rows(who, op.namespace_prefix, now), write=False)
+            query = self._embedder().embed_query(op.query) if op.query else None
+            return self._search(rows, op, query)
+        if isinstance(op, ListNamespacesOp):
+            rows = driver.run(self._search_rows(who, (who.person.tenant,), now, "namespace, "
+                                                "key, scope"), write=False)
+            return self._namespaces(((r[0],) for r in rows), op)
+        raise ConfigError(f"unknown store operation {type(op).__name__}.")
+
+    async def _aone(self, op: Op, purpose: str | None = None,
+                    subject: str | None = None) -> Result:
+        who, now, driver = self._who(), time.time(), self.runtime.checkpointer.driver
+        if isinstance(op, GetOp):
+            return await driver.arun(self._get_op(who, op, now), write=False)
+        if isinstance(op, PutOp):
+            try:
+                row = self._put_row(who, op, purpose, subject, now,
+                                    await self._vector_async(op))
+            except MemoryRefused as exc:
+                chain = self._refused(who, op, purpose, exc)
+                if chain is not None:
+                    await self.runtime.audit.aflush(chain)
+                raise
+            await driver.arun(self._put_op([row]), write=True)
+            return None
+        if isinstance(op, SearchOp):
+            rows = await driver.arun(self._search_rows(who, op.namespace_prefix, now),
+                                     write=False)
+            query = await self._embedder().aembed_query(op.query) if op.query else None
+            return self._search(rows, op, query)
+        if isinstance(op, ListNamespacesOp):
+            rows = await driver.arun(self._search_rows(who, (who.person.tenant,), now,
+                                                       "namespace, key, scope"), write=False)
+            return self._namespaces(((r[0],) for r in rows), op)
+        raise ConfigError(f"unknown store operation {type(op).__name__}.")
+
+    def _put_row(self, who: Who, op: PutOp, purpose: str | None, subject: str | None,
+                 now: float, vector: bytes | None) -> tuple[Any, ...]:
+        row = self._prepare_put(who, op, purpose, subject, now, vector)
+        return row if row is not None else (_ns(op.namespace), op.key)
+
+    def _refused(self, who: Who, op: PutOp, purpose: str | None,
+                 exc: MemoryRefused) -> str | None:
+        """A refused write is audited: in the run's thread inside a run, else in the tenant's
+        memory chain (``memory:<tenant>``). The event names the key and the reason, never the
+        refused value."""
+        payload = {"namespace": list(op.namespace), "key": op.key, "purpose": purpose,
+                   "reason": str(exc)}
+        thread = None
+        if self.principal is None:
+            try:
+                from langgraph.config import get_config
+
+                thread = (get_config().get("configurable") or {}).get("thread_id")
+            except RuntimeError:
+                thread = None
+        audit = self.runtime.audit
+        audit.record(str(thread or f"memory:{who.person.tenant}"), "memory_refused", payload,
+                     principal=who.actor, redact=False)
+        return None if thread else f"memory:{who.person.tenant}"  # a chain to write now
+
+    def _vector_sync(self, op: PutOp) -> bytes | None:
+        text = self._texts(op.value, op.index) if op.value is not None else None
+        return encode(self._embedder().embed_documents([text])[0]) if text else None
+
+    async def _vector_async(self, op: PutOp) -> bytes | None:
+        text = self._texts(op.value, op.index) if op.value is not None else None
+        if not text:
+            return None
+        return encode((await self._embedder().aembed_documents([text]))[0])
+
+    def put(self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any],
+            index: Literal[False] | list[str] | None = None, *,
+            ttl: float | NotProvided | None = NOT_PROVIDED, purpose: str | None = None,
+            subject: str | None = None) -> None:
+        """Store ``value`` for ``purpose`` (see MemoryRules); ``subject``: whose personal data
+        it is (``rt.erase(subject)`` removes it; default: the user of a user space);
+        ``index``: fields to embed for semantic recall; ``ttl``: minutes, at most the
+        purpose's retention."""
+        self._one(PutOp(namespace, key, dict(value), index,
+                        None if isinstance(ttl, NotProvided) else ttl), purpose, subject)
+
+    async def aput(self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any],
+                   index: Literal[False] | list[str] | None = None, *,
+                   ttl: float | NotProvided | None = NOT_PROVIDED, purpose: str | None = None,
+                   subject: str | None = None) -> None:
+        await self._aone(PutOp(namespace, key, dict(value), index,
+                               None if isinstance(ttl, NotProvided) else ttl), purpose, subject)
+
+    # -- upkeep ----------------------------------------------------------------------------------
+
+    def sweep_op(self, now: float) -> DbOp[int]:
+        """Delete expired memories; returns how many."""
+        res = yield Stmt("DELETE FROM steward_memory WHERE expires_at IS NOT NULL AND "
+                         "expires_at <= ?", (now,))
+        return max(int(res.rowcount), 0)
