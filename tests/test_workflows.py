@@ -294,3 +294,24 @@ def test_a_small_refund_needs_no_approval(db_url: str) -> None:
                                  rt.config("F4", ALICE))
     assert out["status"] == "refunded" and out["approved_by"] == ""
     assert len(outbox("omar.reyes@example.com")) == 1 and ticket("12345")[0] == "closed"
+
+
+def test_support_remembers_a_customer_across_threads_until_erased(db_url: str) -> None:
+    ops = steward.Principal(id="olga", tenant="acme", roles=frozenset({"ops"}))
+    with steward.open(db_url, thread_roles={**ROLES, "ops": "admin"},
+                      policy=WORKFLOWS["refund"].policy()) as rt:
+        graph = WORKFLOWS["refund"].build().compile(checkpointer=rt.checkpointer,
+                                                    store=rt.store)
+        first = graph.invoke({"order_id": "24680", "amount": "20.00",
+                              "preference": "prefers refunds to the card, not store credit"},
+                             rt.config("P1", ALICE))
+        assert first["status"] == "refunded"
+        assert "remembered: 0 past refund(s)" in first["events"][1]
+        second = graph.invoke({"order_id": "24680", "amount": "15.00"},
+                              rt.config("P2", ALICE))
+        assert second["events"][1] == ("remembered: 1 past refund(s); prefers refunds to the "
+                                       "card, not store credit")
+        receipt = rt.erase("jane.doe@example.com", by=ops)
+        assert receipt.memories == 3  # two cases and the preference
+        third = graph.invoke({"order_id": "24680", "amount": "5.00"}, rt.config("P3", ALICE))
+        assert third["events"][1] == "remembered: 0 past refund(s)"

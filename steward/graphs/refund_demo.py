@@ -8,7 +8,9 @@ allowed only once a manager approves, so the thread pauses with an approval requ
 "approve", ...})``. The refund, the e-mail and the ticket update are effects
 (``@steward.effect``) on a small local system of record (``$STEWARD_DEMO_LEDGER``: orders,
 refunds, an outbox, tickets), so however often a node runs -- after a crash, say -- each
-happens once; the thread remembers who asked, who approved and what was done.
+happens once; the thread remembers who asked, who approved and what was done. Compiled with
+``store=rt.store``, support also remembers each customer's past refunds and preferences across
+threads (in the tenant's ``team:support`` memory space, erasable with ``rt.erase(email)``).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from langgraph.config import get_config
+from langgraph.config import get_config, get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from steward.guardrails.guard import guard
 from steward.guardrails.policy import Policy
 from steward.identity import principal_from_config
+from steward.memory.space import team_space
 from steward.nodes.effects import effect
 
 # Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
@@ -71,12 +74,24 @@ class RefundState(TypedDict, total=False):
     comment: str
     receipt: str
     status: str  # "refunded", or why not
+    preference: str  # what the customer asked for, remembered for their next request
     events: Annotated[list[str], operator.add]
 
 
 def _actor() -> str:
     principal = principal_from_config(get_config())
     return principal.id if principal else "anonymous"
+
+
+def _memory(customer: str) -> tuple[Any, tuple[str, ...]] | None:
+    """The runtime's memory store and the support team's space for one customer, when the
+    graph was compiled with ``store=rt.store``."""
+    store = get_store()
+    principal = principal_from_config(get_config())
+    if store is None or principal is None:
+        return None
+    return store, team_space(principal.tenant, "support", "customers",
+                             customer.replace(".", "_"))
 
 
 def verify_order(state: RefundState) -> RefundState:
@@ -87,8 +102,15 @@ def verify_order(state: RefundState) -> RefundState:
     if row is None:
         return {"requested_by": _actor(), "status": "rejected: no such order",
                 "events": [f"order {state['order_id']} not found"]}
-    return {"requested_by": _actor(), "customer": row[0],
-            "events": [f"order {state['order_id']} verified for {row[0]}"]}
+    events = [f"order {state['order_id']} verified for {row[0]}"]
+    memory = _memory(row[0])
+    if memory is not None:  # what support remembers of this customer, from earlier threads
+        store, space = memory
+        cases = store.search(space, filter={"kind": "case"}, limit=50)
+        prefs = store.search(space, filter={"kind": "preference"}, limit=10)
+        events.append(f"remembered: {len(cases)} past refund(s)"
+                      + "".join(f"; {p.value.get('text')}" for p in prefs))
+    return {"requested_by": _actor(), "customer": row[0], "events": events}
 
 
 def check_payment(state: RefundState) -> RefundState:
@@ -145,6 +167,7 @@ _RECORDS = (
     "key TEXT)",
 )
 _ORDERS = (("98765", "jane.doe@example.com", "120.00", "card"),
+           ("24680", "jane.doe@example.com", "60.00", "card"),
            ("12345", "omar.reyes@example.com", "45.50", "card"),
            ("55555", "li.wei@example.com", "900.00", "bank transfer"))
 
@@ -240,7 +263,19 @@ def update_ticket(state: RefundState) -> RefundState:
     note = f"refunded ${state['amount']} as {state['receipt']}"
     if state.get("approved_by"):
         note += f", approved by {state['approved_by']}"
-    return {"events": [close_ticket(state["order_id"], note)]}
+    closed = close_ticket(state["order_id"], note)
+    memory = _memory(state["customer"])
+    if memory is not None:  # the case, and what the customer asked for, for next time
+        store, space = memory
+        store.put(space, f"case-{state['order_id']}-{state['receipt']}",
+                  {"kind": "case", "order_id": state["order_id"], "amount": state["amount"],
+                   "text": f"order {state['order_id']}: {note}"},
+                  purpose="case-file", subject=state["customer"])
+        if state.get("preference"):
+            store.put(space, "preference", {"kind": "preference",
+                                            "text": str(state["preference"])},
+                      purpose="preference", subject=state["customer"])
+    return {"events": [closed]}
 
 
 def build_refund_demo() -> StateGraph[RefundState]:
