@@ -23,4 +23,5 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
 
 def test_there_are_notebooks() -> None:
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_approvals_and_policies",
-                                           "03_audit_and_tampering", "04_crash_and_resume"]
+                                           "03_audit_and_tampering", "04_crash_and_resume",
+                                           "05_memory"]

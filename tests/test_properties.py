@@ -473,3 +473,89 @@ def test_codec_refuses_to_mix_encrypted_and_plain(value: Any, key: bytes) -> Non
         plain.load(SERDE, *sealed.dump(SERDE, value), "here")
     with pytest.raises(PayloadCorrupted, match="unencrypted"):
         sealed.load(SERDE, *plain.dump(SERDE, value), "here")
+
+
+# -- memory spaces, filters and the audit chain's payload hashes --------------------------------
+
+LABEL = st.text(alphabet=string.ascii_letters + string.digits + "-_@:", min_size=1, max_size=12)
+
+
+@PROPS
+@given(st.lists(LABEL, min_size=0, max_size=5))
+def test_a_namespace_is_a_space_exactly_when_it_is_tenant_then_scope(labels: list[str]) -> None:
+    from steward.memory.space import SCOPES, space_of
+
+    ns = tuple(labels)
+    well_formed = (len(ns) >= 2 and ns[1].partition(":")[0] in SCOPES
+                   and ns[1].partition(":")[1] == ":" and bool(ns[1].partition(":")[2]))
+    try:
+        space = space_of(ns)
+    except ConfigError:
+        assert not well_formed
+    else:
+        assert well_formed and (space.tenant, space.scope) == ns[:2]
+        assert f"{space.kind}:{space.name}" == ns[1]
+
+
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3))
+
+
+@PROPS
+@given(st.dictionaries(st.sampled_from("abc"), SCALAR, max_size=3),
+       st.dictionaries(st.sampled_from("abc"), SCALAR, max_size=2))
+def test_an_equality_filter_matches_exactly_the_equal_values(value: dict[str, Any],
+                                                             want: dict[str, Any]) -> None:
+    from steward.memory.store import _matches
+
+    assert _matches(value, want) == all(value.get(k) == v for k, v in want.items())
+    assert _matches(value, {k: {"$eq": v} for k, v in want.items()}) == _matches(value, want)
+    assert _matches(value, {k: {"$ne": v} for k, v in want.items()}) == all(
+        value.get(k) != v for k, v in want.items())
+
+
+JSONISH = st.recursive(SCALAR, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=8)
+
+
+@PROPS
+@given(st.lists(st.dictionaries(st.text(max_size=4), JSONISH, max_size=3), min_size=1,
+                max_size=5), st.data())
+def test_a_chain_with_payload_hashes_catches_any_payload_edit(payloads: list[dict[str, Any]],
+                                                              data: st.DataObject) -> None:
+    from steward import AuditTampered
+    from steward.audit.chain import (
+        GENESIS,
+        Event,
+        event_hash,
+        payload_digest,
+        tombstone,
+        verify_chain,
+    )
+
+    events, prev = [], GENESIS
+    for seq, payload in enumerate(payloads, 1):
+        body = {"thread_id": "T", "seq": seq, "kind": "k", "at": 1.5, "tenant": "acme",
+                "principal_id": "alice", "run_id": None, "node": None, "step": None,
+                "checkpoint_ns": None, "checkpoint_id": None, "duration": None,
+                "payload": payload}
+        ph = payload_digest(payload)
+        digest = event_hash(prev, body, ph)
+        events.append(Event(**body, prev_hash=prev, hash=digest, payload_hash=ph))
+        prev = digest
+    assert verify_chain("T", events, (len(events), prev)) == len(events)
+    at = data.draw(st.integers(0, len(events) - 1))
+    erased = dataclasses.replace(events[at], payload=tombstone("era_0123"))
+    assert verify_chain("T", [*events[:at], erased, *events[at + 1:]]) == len(events)
+    edited = data.draw(st.dictionaries(st.text(max_size=4), JSONISH, max_size=3))
+    assume(payload_digest(edited) != events[at].payload_hash and
+           tombstone_free(edited))
+    with pytest.raises(AuditTampered):
+        verify_chain("T", [*events[:at], dataclasses.replace(events[at], payload=edited),
+                           *events[at + 1:]])
+
+
+def tombstone_free(payload: dict[str, Any]) -> bool:
+    from steward.audit.chain import tombstone_of
+
+    return tombstone_of(payload) is None
