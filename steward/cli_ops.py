@@ -318,7 +318,7 @@ def audit_export(who: AsOption, out: Annotated[str, typer.Option("--out", help="
 
 
 def sweep(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
-    """Delete expired threads and close approval requests whose time is up."""
+    """Delete expired threads and memories, and close approval requests whose time is up."""
     with steward.open(db) as rt:
         deleted = rt.sweep()
     if as_json:
@@ -327,9 +327,26 @@ def sweep(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         console.print(f"deleted {len(deleted)} expired threads")
 
 
+def erase(subject: Annotated[str, typer.Argument(help="Whom to forget (a principal id, or "
+                                                 "the subject memories were written for).")],
+          who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+          as_json: JsonOption = False) -> None:
+    """Forget a person: memories, their threads' working context, their audit payloads
+    (chains still verify); prints the erasure receipt. Needs admin access to their threads."""
+    with _runtime(db, roles) as rt:
+        receipt = rt.erase(subject, by=parse_principal(who))
+    if as_json:
+        _print(receipt.to_dict(), True)
+        return
+    console.print(f"erased {subject!r} ({receipt.receipt_id}): {receipt.memories} memories, "
+                  f"{len(receipt.threads)} threads ({receipt.checkpoints} checkpoints), "
+                  f"{receipt.audit_events} audit payloads; receipt digest {receipt.digest}")
+
+
 def register(app: typer.Typer, audit_app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("sweep")(sweep)
+    app.command("erase")(erase)
     app.add_typer(threads_app, name="threads")
     app.add_typer(approvals_app, name="approvals")
     audit_app.command("tail")(audit_tail)

@@ -128,3 +128,19 @@ def test_an_agent_workflow_plans_with_a_model(tmp_path: Any, monkeypatch: Any) -
     assert "access:" in json.dumps(body)  # the request reached the model as the goal
     refused = _cli(db, "run", "refund", "--as", ALICE, "--model", "openai:gpt-4o-mini")
     assert refused.returncode == 1 and "fixed flow" in refused.stderr
+
+
+def test_erase_from_the_cli(db_url: str) -> None:
+    started = _run(db_url, "run", "refund", "--as", ALICE, "--input",
+                   '{"order_id": "12345", "amount": "10.00", "preference": "e-mail only"}')
+    assert started["status"] == "done"
+    refused = _cli(db_url, "erase", "alice", "--as", BOB)  # not an admin of her threads
+    assert refused.returncode == 1 and refused.stderr.startswith("error:")
+    assert "may not admin thread" in refused.stderr and "Traceback" not in refused.stderr
+    receipt = _run(db_url, "erase", "omar.reyes@example.com", "--as", "acme/olga:ops")
+    assert receipt["subject"] == "omar.reyes@example.com" and receipt["memories"] == 2
+    receipt = _run(db_url, "erase", "alice", "--as", "acme/olga:ops")
+    assert receipt["threads"] == [started["thread_id"]] and receipt["audit_events"] > 0
+    result = RUNNER.invoke(app, ["audit", "verify", "--thread", started["thread_id"], "--db",
+                                 db_url])
+    assert result.exit_code == 0, result.output
