@@ -34,6 +34,7 @@ from steward.guardrails.guard import guard
 from steward.guardrails.policy import Policy
 from steward.identity import principal_from_config
 from steward.memory.space import team_space
+from steward.memory.store import MemoryStore
 from steward.nodes.effects import effect
 
 # Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
@@ -88,8 +89,8 @@ def _memory(customer: str) -> tuple[Any, tuple[str, ...]] | None:
     graph was compiled with ``store=rt.store``."""
     store = get_store()
     principal = principal_from_config(get_config())
-    if store is None or principal is None:
-        return None
+    if not isinstance(store, MemoryStore) or principal is None:
+        return None  # another store (the LangGraph server's own) keeps no purposes
     return store, team_space(principal.tenant, "support", "customers",
                              customer.replace(".", "_"))
 
