@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["MemoryStore"]
 
 _COLS = "namespace, key, scope, type, value, embedding, created_at, updated_at"
+_LIGHT = "namespace, key, scope, embedding, created_at, updated_at"  # what ranking needs
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _SCREEN = Redactor.default()  # refused categories are found with every detector
 
@@ -229,9 +230,9 @@ class MemoryStore(BaseStore):
         return mine
 
     def _search_rows(self, who: Who, prefix: tuple[str, ...], now: float,
-                     columns: str = _COLS) -> DbOp[list[Any]]:
+                     columns: str = _LIGHT) -> DbOp[list[Any]]:
         """Live rows under ``prefix`` in the spaces ``who`` may read (team spaces: the policy
-        decides, once per space)."""
+        decides, once per space); ``columns`` start with namespace, key."""
         if not prefix or prefix[0] != who.person.tenant:
             return []  # another tenant's memories are not there for this principal
         mine = self._scopes(who)
@@ -244,34 +245,51 @@ class MemoryStore(BaseStore):
             params += [joined, len(joined) + 1, joined + "."]
         rows = (yield Stmt(sql, params)).rows
         decided: dict[str, bool] = {}
+        reach: dict[str, bool] = {}  # per namespace: most rows share a few
         kept = []
         for row in rows:
-            space = space_of(tuple(str(row[0]).split(".")))
-            if tuple(str(row[0]).split("."))[:len(prefix)] != prefix:
-                continue
-            if self._may(who, space, "read", decided):
+            joined = str(row[0])
+            if joined not in reach:
+                ns = tuple(joined.split("."))
+                reach[joined] = ns[:len(prefix)] == prefix and \
+                    self._may(who, space_of(ns), "read", decided)
+            if reach[joined]:
                 kept.append(row)
         return kept
 
-    def _search(self, rows: list[Any], op: SearchOp, query: Sequence[float] | None
-                ) -> list[SearchItem]:
-        items = []
-        for row in rows:
-            value = self._value(row)
-            if _matches(value, op.filter):
-                items.append((row, value))
+    def _search_op(self, who: Who, op: SearchOp, query: Sequence[float] | None,
+                   now: float) -> DbOp[list[SearchItem]]:
+        """Rank first, on the light columns (vectors, times), then read and filter values in
+        rank order until the page is full: a query decodes a page's worth of values, not every
+        value in reach."""
+        rows = yield from self._search_rows(who, op.namespace_prefix, now)
         if query is not None:
-            with_vectors = [(r, v) for r, v in items if r[5] is not None]
-            ranked = sorted(zip(scores(query, [bytes(r[5]) for r, _ in with_vectors]),
-                                with_vectors, strict=True), key=lambda p: -p[0])
-            chosen: list[tuple[float | None, Any, dict[str, Any]]] = [
-                (s, r, v) for s, (r, v) in ranked]
+            with_vectors = [r for r in rows if r[3] is not None]
+            ranked: list[tuple[float | None, Any]] = sorted(
+                zip(scores(query, [bytes(r[3]) for r in with_vectors]), with_vectors,
+                    strict=True), key=lambda p: -(p[0] or 0.0))
         else:
-            chosen = [(None, r, v) for r, v in sorted(items, key=lambda p: -float(p[0][7]))]
-        page = chosen[op.offset:op.offset + op.limit]
+            ranked = [(None, r) for r in sorted(rows, key=lambda r: -float(r[5]))]
+        wanted, page = op.offset + op.limit, []
+        chunk = max(op.limit * 2, 20)
+        for start in range(0, len(ranked), chunk):
+            part = ranked[start:start + chunk]
+            where = " OR ".join("(namespace = ? AND key = ?)" for _ in part)
+            found = {(r[0], r[1]): r for r in (yield Stmt(
+                f"SELECT namespace, key, type, value FROM steward_memory WHERE {where}",
+                [x for _, r in part for x in (r[0], r[1])])).rows}
+            for score, row in part:
+                stored = found.get((row[0], row[1]))
+                if stored is None:
+                    continue  # deleted since the ranking read
+                value = self._value((stored[0], stored[1], None, stored[2], stored[3]))
+                if _matches(value, op.filter):
+                    page.append((score, row, value))
+            if len(page) >= wanted:
+                break
         return [SearchItem(namespace=tuple(str(r[0]).split(".")), key=r[1], value=v,
-                           created_at=_when(r[6]), updated_at=_when(r[7]), score=s)
-                for s, r, v in page]
+                           created_at=_when(r[4]), updated_at=_when(r[5]), score=score)
+                for score, r, v in page[op.offset:wanted]]
 
     def _namespaces(self, rows: Iterable[Any], op: ListNamespacesOp) -> list[tuple[str, ...]]:
         found = set()
@@ -312,9 +330,8 @@ class MemoryStore(BaseStore):
             driver.run(self._put_op([row]), write=True)
             return None
         if isinstance(op, SearchOp):
-            rows = driver.run(self._search_rows(who, op.namespace_prefix, now), write=False)
             query = self._embedder().embed_query(op.query) if op.query else None
-            return self._search(rows, op, query)
+            return driver.run(self._search_op(who, op, query, now), write=False)
         if isinstance(op, ListNamespacesOp):
             rows = driver.run(self._search_rows(who, (who.person.tenant,), now, "namespace, "
                                                 "key, scope"), write=False)
@@ -338,10 +355,8 @@ class MemoryStore(BaseStore):
             await driver.arun(self._put_op([row]), write=True)
             return None
         if isinstance(op, SearchOp):
-            rows = await driver.arun(self._search_rows(who, op.namespace_prefix, now),
-                                     write=False)
             query = await self._embedder().aembed_query(op.query) if op.query else None
-            return self._search(rows, op, query)
+            return await driver.arun(self._search_op(who, op, query, now), write=False)
         if isinstance(op, ListNamespacesOp):
             rows = await driver.arun(self._search_rows(who, (who.person.tenant,), now,
                                                        "namespace, key, scope"), write=False)
