@@ -21,3 +21,13 @@ def test_the_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     for line in ("chain: ckpt/s", "chat: KiB after", "tenants: list ms", "Targets"):
         assert line in done.stdout, line
+
+
+def test_the_memory_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "memory.py"), "--sizes", "200,400", "--others",
+         "100", "--queries", "3", "--no-model", "--no-postgres", "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "exact scan stays under 50 ms" in done.stdout
