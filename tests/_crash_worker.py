@@ -48,12 +48,16 @@ def build(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
-def run(graph: Any, payload: Any, config: Any) -> Any:
-    """Invoke, waiting out a killed predecessor's lease (it expires after lease_ttl)."""
+def run(graph: Any, payload: Any, config: Any, *, patience: float = 60.0) -> Any:
+    """Invoke, waiting out a killed predecessor's lease (it expires after lease_ttl); a thread
+    still busy after ``patience`` seconds is a failure, with the last refusal."""
+    deadline = time.monotonic() + patience
     while True:
         try:
             return graph.invoke(payload, config, durability="sync")
         except steward.ThreadBusy:
+            if time.monotonic() > deadline:
+                raise
             time.sleep(0.05)
 
 
