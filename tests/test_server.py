@@ -203,3 +203,23 @@ async def test_a_paused_thread_survives_a_restart(server: Server) -> None:
         assert state["next"] == ["issue_refund"]
         await _stream(bob, tid, command={"resume": {"decision": "approve"}})
         assert (await alice.threads.get_state(tid))["values"]["receipt"].startswith("TXN-")
+
+
+CAROL = _token("carol", "acme", ["compliance-officer"])
+
+
+async def test_a_research_team_runs_through_the_server(server: Server) -> None:
+    async with _client(server, ALICE) as alice, _client(server, CAROL) as carol:
+        tid = (await alice.threads.create())["thread_id"]
+        parts = [p async for p in alice.runs.stream(
+            tid, "research", input={"inputs": {"topic": "vendor:acme-analytics"},
+                                    "goal": "assess the vendor"}, stream_mode=["updates"])]
+        [waiting] = _interrupts(parts)
+        assert waiting["value"]["required_roles"] == ["compliance-officer"]
+        assert waiting["value"]["requested_by"] == "alice"
+        [p async for p in carol.runs.stream(tid, "research",
+                                            command={"resume": {"decision": "approve"}},
+                                            stream_mode=["updates"])]
+        state = await alice.threads.get_state(tid)
+        assert state["values"]["outcome"]["status"] == "done"
+        assert state["values"]["members"]["summarizer"]["agent"] == "agent-writer"

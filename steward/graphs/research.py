@@ -10,9 +10,11 @@ each under its own service identity, over a small local library (the SQLite file
 - the **summarizer** (``agent-writer``, role ``writer``) publishes a report of the cleared
   findings, redacted (an effect).
 
-The policy (``RESEARCH_POLICY``) gives each member only its own tools, and a report that the
-review flagged anything is published only with a ``compliance-officer``'s approval -- never the
-requester's own, though the summarizer asked on their behalf.
+The policy (``RESEARCH_POLICY``) lets each member use only its own tools (each tool is forbidden
+to every other role, so the policy also composes with the other examples' under one server),
+and a report that the review flagged anything is published only with a
+``compliance-officer``'s approval -- never the requester's own, though the summarizer asked on
+their behalf.
 """
 
 from __future__ import annotations
@@ -36,17 +38,20 @@ from steward.state import WorkingContext
 __all__ = ["RESEARCH_POLICY", "build_research_graph", "reports", "research_policy", "reviews"]
 
 RESEARCH_POLICY = """
-@id("researcher-reads")
-permit (principal in Role::"researcher", action == Action::"search_sources", resource)
-when { principal.tenant == context.thread.tenant };
+@id("same-tenant")
+permit (principal, action, resource) when { principal.tenant == context.thread.tenant };
 
-@id("compliance-reviews")
-permit (principal in Role::"compliance", action == Action::"review_findings", resource)
-when { principal.tenant == context.thread.tenant };
+@id("only-researchers-search") @reason("only the researcher searches the library")
+forbid (principal, action == Action::"search_sources", resource)
+unless { principal in Role::"researcher" };
 
-@id("writer-publishes")
-permit (principal in Role::"writer", action == Action::"publish_summary", resource)
-when { principal.tenant == context.thread.tenant };
+@id("only-compliance-reviews") @reason("only the compliance checker reviews findings")
+forbid (principal, action == Action::"review_findings", resource)
+unless { principal in Role::"compliance" };
+
+@id("only-writers-publish") @reason("only the summarizer publishes reports")
+forbid (principal, action == Action::"publish_summary", resource)
+unless { principal in Role::"writer" };
 
 @id("flagged-needs-officer") @approval("compliance-officer")
 @reason("a report whose review flagged findings needs a compliance officer's approval")

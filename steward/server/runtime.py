@@ -3,12 +3,12 @@
 - ``STEWARD_DB``: the database URL (default the embedded ``steward-server.db``);
 - ``STEWARD_THREAD_ROLES``: roles that reach others' threads, ``ROLE=read|write|admin,...``;
 - ``STEWARD_POLICY``: a Cedar policy file for ``steward.guard`` (default: the example
-  workflows' policy).
+  workflows' policies, together: each permits its tenant and forbids only its own actions).
 
 The server asks for the checkpointer (``checkpointer``) and for each graph per run
-(``refund_graph(config)``); both share the runtime, so that guards, approvals, the effect
-ledger and the audit trail work as they do under ``steward.open``. The principal of a run is
-the authenticated user (``steward.server.auth``).
+(``refund_graph(config)``, ``access_graph``, ``close_graph``, ``research_graph``); all share the
+runtime, so that guards, approvals, the effect ledger and the audit trail work as they do under
+``steward.open``. The principal of a run is the authenticated user (``steward.server.auth``).
 """
 
 from __future__ import annotations
@@ -23,21 +23,20 @@ from langchain_core.runnables import RunnableConfig
 import steward
 import steward.server as shared
 from steward.audit.handler import AuditCallbackHandler
-from steward.cli_ops import parse_roles
-from steward.graphs.refund_demo import build_refund_demo, refund_policy
+from steward.cli_ops import DEFAULT_ROLES, parse_roles
+from steward.graphs import WORKFLOWS
 from steward.identity import principal_from_config
 
 
-def _policy() -> steward.Policy:
+def _policy() -> steward.Policy | list[steward.Policy]:
     path = os.environ.get("STEWARD_POLICY")
-    return steward.Policy.from_file(path) if path else refund_policy()
+    return steward.Policy.from_file(path) if path else [w.policy() for w in WORKFLOWS.values()]
 
 
 async def _open() -> steward.Runtime:
     return await steward.aopen(
         os.environ.get("STEWARD_DB", "sqlite:///steward-server.db"),
-        thread_roles=parse_roles(os.environ.get("STEWARD_THREAD_ROLES",
-                                                "manager=write,auditor=read")),
+        thread_roles=parse_roles(os.environ.get("STEWARD_THREAD_ROLES", DEFAULT_ROLES)),
         policy=_policy(),
         # The server reads threads with its own configs, after its auth handlers
         # (steward.server.auth) confined the request to the caller's tenant.
@@ -58,13 +57,30 @@ async def checkpointer() -> AsyncIterator[Any]:
     yield rt.checkpointer
 
 
-async def refund_graph(config: RunnableConfig) -> Any:
-    """The refund workflow, with the run's audit handler attached."""
+async def _graph(name: str, config: RunnableConfig) -> Any:
+    """A workflow's graph for one run, with the run's audit handler attached."""
     rt = await runtime()
-    graph = build_refund_demo().compile()
+    graph = WORKFLOWS[name].build().compile()
     thread_id = (config.get("configurable") or {}).get("thread_id")
     if thread_id is None:  # the server builds graphs for schemas and Studio too
         return graph
     handler = AuditCallbackHandler(rt.audit, str(thread_id), principal_from_config(config),
                                    prices=rt.prices)
     return graph.with_config(callbacks=[handler])
+
+
+async def refund_graph(config: RunnableConfig) -> Any:
+    """The refund workflow (``langgraph.json``: ``"refund"``)."""
+    return await _graph("refund", config)
+
+
+async def access_graph(config: RunnableConfig) -> Any:
+    return await _graph("access", config)
+
+
+async def close_graph(config: RunnableConfig) -> Any:
+    return await _graph("close", config)
+
+
+async def research_graph(config: RunnableConfig) -> Any:
+    return await _graph("research", config)
