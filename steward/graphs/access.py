@@ -17,16 +17,14 @@ whose time is up (run it from a scheduler, or ``steward run access-expire``).
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
+from steward.graphs._records import records_path, system_of_record
 from steward.graphs.agent import build_agent_graph
 from steward.guardrails.policy import Policy
 from steward.state import WorkingContext
@@ -64,17 +62,9 @@ _PEOPLE = (("dana", "Dana Ito", "finance"), ("omar", "Omar Reyes", "engineering"
            ("alice", "Alice Ng", "support"))
 
 
-def records_path() -> Path:
-    return Path(os.environ.get("STEWARD_DEMO_RECORDS", "steward-demo-records.db"))
-
-
-@contextlib.contextmanager
-def _records() -> Iterator[sqlite3.Connection]:
-    with contextlib.closing(sqlite3.connect(records_path())) as conn, conn:
-        for ddl in _SCHEMA:
-            conn.execute(ddl)
-        conn.executemany("INSERT OR IGNORE INTO directory VALUES (?, ?, ?)", _PEOPLE)
-        yield conn
+def _records() -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    return system_of_record(records_path(), _SCHEMA,
+                            {"INSERT OR IGNORE INTO directory VALUES (?, ?, ?)": _PEOPLE})
 
 
 def access_policy() -> Policy:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any
 
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
-from steward.graphs.access import _records
+from steward.graphs._records import records_path, system_of_record
 from steward.graphs.agent import build_agent_graph
 from steward.guardrails.approval import Escalate
 from steward.guardrails.policy import Policy
@@ -64,13 +63,9 @@ _BALANCES = (("2026-10", "cash", "125000.00", "125000.00"),
              ("2026-11", "receivables", "51000.00", "51000.00"))
 
 
-@contextlib.contextmanager
-def _ledger() -> Iterator[sqlite3.Connection]:
-    with _records() as conn:
-        for ddl in _LEDGER:
-            conn.execute(ddl)
-        conn.executemany("INSERT OR IGNORE INTO balances VALUES (?, ?, ?, ?)", _BALANCES)
-        yield conn
+def _ledger() -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    return system_of_record(records_path(), _LEDGER,
+                            {"INSERT OR IGNORE INTO balances VALUES (?, ?, ?, ?)": _BALANCES})
 
 
 def close_policy() -> Policy:

@@ -21,7 +21,6 @@ import operator
 import os
 import signal
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -30,6 +29,7 @@ from langgraph.config import get_config, get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from steward.graphs._records import system_of_record
 from steward.guardrails.guard import guard
 from steward.guardrails.policy import Policy
 from steward.identity import principal_from_config
@@ -173,15 +173,11 @@ _ORDERS = (("98765", "jane.doe@example.com", "120.00", "card"),
            ("55555", "li.wei@example.com", "900.00", "bank transfer"))
 
 
-@contextlib.contextmanager
-def _ledger() -> Iterator[sqlite3.Connection]:
-    with contextlib.closing(sqlite3.connect(payments_path())) as conn, conn:
-        for ddl in _RECORDS:
-            conn.execute(ddl)
-        conn.executemany("INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?)", _ORDERS)
-        conn.executemany("INSERT OR IGNORE INTO tickets VALUES (?, 'open', '', NULL)",
-                         [(o[0],) for o in _ORDERS])
-        yield conn
+def _ledger() -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    return system_of_record(payments_path(), _RECORDS, {
+        "INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?)": _ORDERS,
+        "INSERT OR IGNORE INTO tickets VALUES (?, 'open', '', NULL)": [(o[0],) for o in _ORDERS],
+    })
 
 
 def reset_records() -> None:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
-from steward.graphs.access import records_path
+from steward.graphs._records import records_path, system_of_record
 from steward.graphs.agent import build_agent_graph
 from steward.graphs.team import TeamContext, build_team_graph
 from steward.guardrails.policy import Policy
@@ -80,13 +79,9 @@ _SOURCES = (
 _REDACTOR = Redactor()
 
 
-@contextlib.contextmanager
-def _library() -> Iterator[sqlite3.Connection]:
-    with contextlib.closing(sqlite3.connect(records_path())) as conn, conn:
-        for ddl in _SCHEMA:
-            conn.execute(ddl)
-        conn.executemany("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?, ?)", _SOURCES)
-        yield conn
+def _library() -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    return system_of_record(records_path(), _SCHEMA,
+                            {"INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?, ?)": _SOURCES})
 
 
 def research_policy() -> Policy:
