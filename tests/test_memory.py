@@ -71,7 +71,7 @@ def test_a_principal_reaches_only_its_own_spaces(db_url: str) -> None:
             alice.get(agent_space(svc), "k")
         rt.store.bind(FIN).put(team_space("acme", "finance"), "q3", {"v": 3},
                                purpose="case-file")
-        with pytest.raises(MemoryAccessDenied, match="may not write"):
+        with pytest.raises(MemoryAccessDenied, match="does not allow memory_write on"):
             alice.put(team_space("acme", "finance"), "q3", {"v": 0}, purpose="case-file")
         assert alice.search(("acme", "team:finance")) == []
         alice.put(team_space("acme", "support"), "faq", {"v": 1}, purpose="case-file")

@@ -86,7 +86,10 @@ def denied(who: Who, space: Space, need: str, why: str = "") -> MemoryAccessDeni
         return MemoryAccessDenied(
             f"{who.actor.id!r} of tenant {who.person.tenant!r} cannot {need} memories of "
             f"tenant {space.tenant!r}: use a namespace that starts with {who.person.tenant!r}.")
-    return MemoryAccessDenied(
-        f"{who.actor.id!r} may not {need} memories in {space.scope!r}"
-        + (f": {why}" if why else ": a user's space is theirs alone, an agent's its own; "
-           "share through a 'team:<name>' space the policy opens."))
+    if not why:
+        why = (f"the runtime's policy does not allow memory_{need} on "
+               f"MemorySpace::\"{space.name}\"" if space.kind == "team" else
+               "a user's space is theirs alone, an agent's its own; share through a "
+               "'team:<name>' space the policy opens")
+    return MemoryAccessDenied(f"{who.actor.id!r} may not {need} memories in {space.scope!r}: "
+                              f"{why}.")
