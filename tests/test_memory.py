@@ -309,3 +309,22 @@ def test_bad_memory_rules_are_refused_at_open() -> None:
             MemoryRules(**bad)
     with pytest.raises(steward.ConfigError, match="memory= takes"):
         steward.open("sqlite://:memory:", memory={"purposes": {}})  # type: ignore[arg-type]
+
+
+def _store_card(state: Turn) -> Turn:
+    me = principal_from_config(get_config())
+    assert me is not None
+    get_store().put(user_space(me), "card", {"text": state["text"]}, purpose="preference")
+    return {}
+
+
+def test_a_refused_write_in_a_node_is_audited_in_its_thread(db_url: str) -> None:
+    with _open(db_url) as rt:
+        graph = one_node(Turn, _store_card).compile(checkpointer=rt.checkpointer,
+                                                    store=rt.store)
+        with pytest.raises(MemoryRefused, match="holds card data"):
+            graph.invoke({"text": "4111 1111 1111 1111"}, rt.config("M9", ALICE))
+        [event] = rt.audit.events("M9", ALICE, kinds=["memory_refused"])
+        assert event.principal_id == "alice" and event.payload["key"] == "card"
+        assert "4111" not in str(event.payload) and _rows(rt) == 0
+        assert rt.audit.verify("M9") > 0
