@@ -328,3 +328,35 @@ def test_a_refused_write_in_a_node_is_audited_in_its_thread(db_url: str) -> None
         assert event.principal_id == "alice" and event.payload["key"] == "card"
         assert "4111" not in str(event.payload) and _rows(rt) == 0
         assert rt.audit.verify("M9") > 0
+
+
+class Counting(Words):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.seen += texts
+        return super().embed_documents(texts)
+
+
+def test_bad_requests_are_clear_errors_and_change_nothing(db_url: str) -> None:
+    embeddings = Counting()
+    with _open(db_url, memory=MemoryRules(embeddings=embeddings, fields=["text"])) as rt:
+        alice = rt.store.bind(ALICE)
+        alice.put(user_space(ALICE), "k", {"text": "refund please"}, purpose="preference")
+        assert embeddings.seen == ["refund please"]
+        with pytest.raises(MemoryRefused):
+            alice.put(user_space(ALICE), "c", {"text": "card 4111 1111 1111 1111"},
+                      purpose="preference")
+        assert embeddings.seen == ["refund please"]  # a refused value is never embedded
+        with pytest.raises(steward.ConfigError, match="non-empty string"):
+            alice.put(user_space(ALICE), "", {"text": "x"}, purpose="preference")
+        with pytest.raises(steward.ConfigError, match="unknown filter operator"):
+            alice.search(user_space(ALICE), filter={"text": {"$near": 1}})
+        with pytest.raises(steward.ConfigError):
+            rt.store.bind("alice")  # type: ignore[arg-type]
+        with pytest.raises(steward.ConfigError):
+            rt.erase("", by=OPS)
+        nobody = rt.erase("nobody", by=OPS)
+        assert (nobody.memories, nobody.threads, nobody.audit_events) == (0, (), 0)
+        assert [i.key for i in alice.search(("acme",))] == ["k"] and _rows(rt) == 1

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_config
 from langgraph.store.base import (
     NOT_PROVIDED,
     BaseStore,
@@ -111,15 +113,18 @@ class MemoryStore(BaseStore):
 
     # -- who asks ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _run_config() -> RunnableConfig | None:
+        """The config of the run this call is made in (a node's), or None outside a run."""
+        try:
+            return get_config()
+        except RuntimeError:
+            return None
+
     def _who(self) -> Who:
         if self.principal is not None:
             return Who(self.principal)
-        try:
-            from langgraph.config import get_config
-
-            config = get_config()
-        except RuntimeError:
-            config = None
+        config = self._run_config()
         person = principal_from_config(config)
         if person is None:
             raise MemoryAccessDenied(
@@ -188,8 +193,9 @@ class MemoryStore(BaseStore):
         return dict(value)
 
     def _prepare_put(self, who: Who, op: PutOp, purpose: str | None, subject: str | None,
-                     now: float, vector: bytes | None) -> tuple[Any, ...] | None:
-        """The row a write stores (None: a delete), after every rule; raises MemoryRefused."""
+                     now: float) -> tuple[Any, ...] | None:
+        """The row a write stores (None: a delete), after every rule, its vector still to come
+        (nothing refused is ever embedded); raises MemoryRefused."""
         space = self._check(who, op.namespace, "write")
         if op.value is None:
             return None
@@ -206,22 +212,32 @@ class MemoryStore(BaseStore):
         owner = subject if subject is not None else \
             space.name if space.kind == "user" else None
         return (_ns(op.namespace), op.key, space.tenant, space.scope, owner, chosen, vtype,
-                blob, vector, now, now, now + keep if keep is not None else None)
+                blob, None, now, now, now + keep if keep is not None else None)
 
-    def _put_op(self, rows: Sequence[tuple[Any, ...] | tuple[str, str]]) -> DbOp[None]:
-        for row in rows:
-            if len(row) == 2:
-                yield Stmt("DELETE FROM steward_memory WHERE namespace = ? AND key = ?", row,
-                           wait=False)
-            else:
-                yield Stmt(
-                    "INSERT INTO steward_memory (namespace, key, tenant, scope, subject, purpose,"
-                    " type, value, embedding, created_at, updated_at, expires_at) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE "
-                    "SET tenant = excluded.tenant, scope = excluded.scope, subject = "
-                    "excluded.subject, purpose = excluded.purpose, type = excluded.type, "
-                    "value = excluded.value, embedding = excluded.embedding, updated_at = "
-                    "excluded.updated_at, expires_at = excluded.expires_at", row, wait=False)
+    def _plan_put(self, who: Who, op: PutOp, purpose: str | None, subject: str | None,
+                  now: float) -> tuple[tuple[Any, ...] | None, MemoryRefused | None]:
+        """A write after the rules: its row (None: a delete), or the refusal, already recorded
+        for the audit (the caller writes it with ``_refusal_op`` and raises it)."""
+        try:
+            return self._prepare_put(who, op, purpose, subject, now), None
+        except MemoryRefused as exc:
+            self._record_refusal(who, op, purpose, exc)
+            return None, exc
+
+    def _put_op(self, op: PutOp, row: tuple[Any, ...] | None,
+                vector: bytes | None) -> DbOp[None]:
+        if row is None:
+            yield Stmt("DELETE FROM steward_memory WHERE namespace = ? AND key = ?",
+                       (_ns(op.namespace), op.key), wait=False)
+            return
+        yield Stmt(
+            "INSERT INTO steward_memory (namespace, key, tenant, scope, subject, purpose, type, "
+            "value, embedding, created_at, updated_at, expires_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE "
+            "SET tenant = excluded.tenant, scope = excluded.scope, subject = excluded.subject, "
+            "purpose = excluded.purpose, type = excluded.type, value = excluded.value, "
+            "embedding = excluded.embedding, updated_at = excluded.updated_at, "
+            "expires_at = excluded.expires_at", (*row[:8], vector, *row[9:]), wait=False)
 
     def _scopes(self, who: Who) -> list[str]:
         mine = [f"user:{who.person.id}"]
@@ -293,8 +309,8 @@ class MemoryStore(BaseStore):
 
     def _namespaces(self, rows: Iterable[Any], op: ListNamespacesOp) -> list[tuple[str, ...]]:
         found = set()
-        for (joined,) in rows:
-            ns = tuple(str(joined).split("."))
+        for row in rows:
+            ns = tuple(str(row[0]).split("."))
             if not all(self._condition(ns, c) for c in op.match_conditions or ()):
                 continue
             found.add(ns[:op.max_depth] if op.max_depth is not None else ns)
@@ -320,22 +336,20 @@ class MemoryStore(BaseStore):
         if isinstance(op, GetOp):
             return driver.run(self._get_op(who, op, now), write=False)
         if isinstance(op, PutOp):
-            try:
-                row = self._put_row(who, op, purpose, subject, now, self._vector_sync(op))
-            except MemoryRefused as exc:
-                chain = self._refused(who, op, purpose, exc)
-                if chain is not None:
-                    self.runtime.audit.flush(chain)
-                raise
-            driver.run(self._put_op([row]), write=True)
+            row, refused = self._plan_put(who, op, purpose, subject, now)
+            if refused is not None:
+                driver.run(self._refusal_op(who), write=True)
+                raise refused
+            vector = self._vector_sync(op) if row is not None else None
+            driver.run(self._put_op(op, row, vector), write=True)
             return None
         if isinstance(op, SearchOp):
             query = self._embedder().embed_query(op.query) if op.query else None
             return driver.run(self._search_op(who, op, query, now), write=False)
         if isinstance(op, ListNamespacesOp):
-            rows = driver.run(self._search_rows(who, (who.person.tenant,), now, "namespace, "
-                                                "key, scope"), write=False)
-            return self._namespaces(((r[0],) for r in rows), op)
+            rows = driver.run(self._search_rows(who, (who.person.tenant,), now, "namespace"),
+                              write=False)
+            return self._namespaces(rows, op)
         raise ConfigError(f"unknown store operation {type(op).__name__}.")
 
     async def _aone(self, op: Op, purpose: str | None = None,
@@ -344,49 +358,36 @@ class MemoryStore(BaseStore):
         if isinstance(op, GetOp):
             return await driver.arun(self._get_op(who, op, now), write=False)
         if isinstance(op, PutOp):
-            try:
-                row = self._put_row(who, op, purpose, subject, now,
-                                    await self._vector_async(op))
-            except MemoryRefused as exc:
-                chain = self._refused(who, op, purpose, exc)
-                if chain is not None:
-                    await self.runtime.audit.aflush(chain)
-                raise
-            await driver.arun(self._put_op([row]), write=True)
+            row, refused = self._plan_put(who, op, purpose, subject, now)
+            if refused is not None:
+                await driver.arun(self._refusal_op(who), write=True)
+                raise refused
+            vector = await self._vector_async(op) if row is not None else None
+            await driver.arun(self._put_op(op, row, vector), write=True)
             return None
         if isinstance(op, SearchOp):
             query = await self._embedder().aembed_query(op.query) if op.query else None
             return await driver.arun(self._search_op(who, op, query, now), write=False)
         if isinstance(op, ListNamespacesOp):
             rows = await driver.arun(self._search_rows(who, (who.person.tenant,), now,
-                                                       "namespace, key, scope"), write=False)
-            return self._namespaces(((r[0],) for r in rows), op)
+                                                       "namespace"), write=False)
+            return self._namespaces(rows, op)
         raise ConfigError(f"unknown store operation {type(op).__name__}.")
 
-    def _put_row(self, who: Who, op: PutOp, purpose: str | None, subject: str | None,
-                 now: float, vector: bytes | None) -> tuple[Any, ...]:
-        row = self._prepare_put(who, op, purpose, subject, now, vector)
-        return row if row is not None else (_ns(op.namespace), op.key)
+    def _record_refusal(self, who: Who, op: PutOp, purpose: str | None,
+                        exc: MemoryRefused) -> None:
+        """A refused write is audited: in the run's thread inside a run (written with the
+        run's next write), else in the tenant's memory chain (``memory:<tenant>``, written by
+        ``_refusal_op``). The event names the key and the reason, never the refused value."""
+        config = self._run_config() if self.principal is None else None
+        thread = ((config or {}).get("configurable") or {}).get("thread_id")
+        self.runtime.audit.record(
+            str(thread or f"memory:{who.person.tenant}"), "memory_refused",
+            {"namespace": list(op.namespace), "key": op.key, "purpose": purpose,
+             "reason": str(exc)}, principal=who.actor, redact=False)
 
-    def _refused(self, who: Who, op: PutOp, purpose: str | None,
-                 exc: MemoryRefused) -> str | None:
-        """A refused write is audited: in the run's thread inside a run, else in the tenant's
-        memory chain (``memory:<tenant>``). The event names the key and the reason, never the
-        refused value."""
-        payload = {"namespace": list(op.namespace), "key": op.key, "purpose": purpose,
-                   "reason": str(exc)}
-        thread = None
-        if self.principal is None:
-            try:
-                from langgraph.config import get_config
-
-                thread = (get_config().get("configurable") or {}).get("thread_id")
-            except RuntimeError:
-                thread = None
-        audit = self.runtime.audit
-        audit.record(str(thread or f"memory:{who.person.tenant}"), "memory_refused", payload,
-                     principal=who.actor, redact=False)
-        return None if thread else f"memory:{who.person.tenant}"  # a chain to write now
+    def _refusal_op(self, who: Who) -> DbOp[None]:
+        yield from self.runtime.audit.locked_flush_op(f"memory:{who.person.tenant}")
 
     def _vector_sync(self, op: PutOp) -> bytes | None:
         text = self._texts(op.value, op.index) if op.value is not None else None
