@@ -26,6 +26,7 @@ from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
 from steward.identity import Principal
 from steward.memory import ErasureReceipt, MemoryRules
+from steward.memory.subjects import aadd_subjects, add_subjects
 from steward.nodes.effects import RETRY, effect
 from steward.runtime import Runtime, aopen, open
 
@@ -52,6 +53,8 @@ __all__ = [
     "StorageError",
     "ThreadAccessDenied",
     "ThreadBusy",
+    "aadd_subjects",
+    "add_subjects",
     "aguard",
     "aopen",
     "arequest_approval",

@@ -331,16 +331,25 @@ def erase(subject: Annotated[str, typer.Argument(help="Whom to forget (a princip
                                                  "the subject memories were written for).")],
           who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
           as_json: JsonOption = False) -> None:
-    """Forget a person: memories, their threads' working context, their audit payloads
-    (chains still verify); prints the erasure receipt. Needs admin access to their threads."""
+    """Forget a person: memories, the working context of the threads they own or are a
+    subject of, their audit payloads (chains still verify); prints the erasure receipt.
+    Needs a role that --thread-roles grants admin (e.g. ops=admin)."""
     with _runtime(db, roles) as rt:
         receipt = rt.erase(subject, by=parse_principal(who))
     if as_json:
         _print(receipt.to_dict(), True)
         return
-    console.print(f"erased {subject!r} ({receipt.receipt_id}): {receipt.memories} memories, "
-                  f"{len(receipt.threads)} threads ({receipt.checkpoints} checkpoints), "
-                  f"{receipt.audit_events} audit payloads; receipt digest {receipt.digest}")
+    if receipt.outcome == "nothing_to_erase":
+        console.print(f"nothing to erase: Steward holds no data of {subject!r} in tenant "
+                      f"{receipt.tenant!r}; no receipt was stored", highlight=False)
+    elif receipt.outcome == "already_erased":
+        console.print(f"{subject!r} was already erased: nothing new to erase; the receipt "
+                      f"stays {receipt.receipt_id} (digest {receipt.digest})", highlight=False)
+    else:
+        console.print(f"erased {subject!r} ({receipt.receipt_id}): {receipt.memories} "
+                      f"memories, {len(receipt.threads)} threads ({receipt.checkpoints} "
+                      f"checkpoints), {receipt.audit_events} audit payloads; receipt digest "
+                      f"{receipt.digest}", highlight=False)
 
 
 def register(app: typer.Typer, audit_app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -22,10 +22,10 @@ from steward.audit.handler import AuditCallbackHandler
 from steward.audit.log import AuditLog
 from steward.checkpointers._crypto import Cipher
 from steward.checkpointers._drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
-from steward.checkpointers._inputs import str_id
+from steward.checkpointers._inputs import str_id, subjects_of
 from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
 from steward.checkpointers.saver import StewardSaver
-from steward.errors import ConfigError
+from steward.errors import ConfigError, StewardError
 from steward.guardrails.approvals import Approvals
 from steward.guardrails.guard import Guardrails, policies_of
 from steward.guardrails.policy import Policy
@@ -93,15 +93,20 @@ class Runtime:
         return f"<steward.Runtime {self.url}>"
 
     def config(self, thread_id: str, principal: Principal | Mapping[str, Any] | None = None, *,
-               ttl: float | None = None, **configurable: Any) -> RunnableConfig:
+               ttl: float | None = None, subjects: Sequence[str] = (),
+               **configurable: Any) -> RunnableConfig:
         """A RunnableConfig for one thread, acting as ``principal``.
 
         ``ttl`` (seconds) sets when a thread created by this config expires (see ``sweep``);
-        other keyword arguments go into ``configurable`` unchanged. Plain LangGraph calls
-        (``invoke``, ``stream``, ``get_state``, ``update_state``) take the result as it is.
+        ``subjects`` names the people whose personal data the thread will hold (a customer's
+        e-mail, say), recorded on the thread when the run starts, so that ``erase`` reaches
+        it (a node can add more with ``steward.add_subjects``); other keyword arguments go
+        into ``configurable`` unchanged. Plain LangGraph calls (``invoke``, ``stream``,
+        ``get_state``, ``update_state``) take the result as it is.
         """
         tid = str_id(thread_id, "thread_id")
         who = Principal.parse(principal) if principal is not None else None
+        about = subjects_of(subjects)
         conf: dict[str, Any] = {**configurable, "thread_id": tid}
         if who is not None:
             conf["principal"] = who
@@ -111,8 +116,8 @@ class Runtime:
             ttl = float(ttl)
             conf["steward"] = {"ttl": ttl}
         handler: LeaseHandler | AsyncLeaseHandler = (
-            AsyncLeaseHandler(self.checkpointer, tid, who, ttl) if self.is_async
-            else LeaseHandler(self.checkpointer, tid, who, ttl)
+            AsyncLeaseHandler(self.checkpointer, tid, who, ttl, about) if self.is_async
+            else LeaseHandler(self.checkpointer, tid, who, ttl, about)
         )
         # The audit handler first: its run-end event is gathered before the lease's release,
         # which writes it.
@@ -136,22 +141,28 @@ class Runtime:
         return deleted
 
     def erase(self, subject: str, *, by: Principal | Mapping[str, Any]) -> ErasureReceipt:
-        """Forget a person (``steward.memory.erase``): their memories, their threads' working
-        context, and the payloads of their audit events, keeping every chain verifiable;
-        ``by`` needs admin access to their threads. Returns the stored receipt."""
+        """Forget a person (``steward.memory.erase``): their memories, the working context of
+        the threads they own or are a subject of, and the payloads of their audit events,
+        keeping every chain verifiable. ``by`` needs a role granted ``admin`` by
+        ``thread_roles`` (raises ThreadAccessDenied, audited, otherwise). Returns the
+        receipt; erasing again changes nothing and returns the earlier one."""
         who = Principal.parse(by)
-        receipt = self.checkpointer.driver.run(erase_op(self, str_id(subject, "subject"), who),
-                                               write=True)
-        self.checkpointer._forget()  # the erased threads' cached rows and lists
-        return receipt
+        result = self.checkpointer.driver.run(erase_op(self, str_id(subject, "subject"), who),
+                                              write=True)
+        return self._erased(result)
 
     async def aerase(self, subject: str, *,
                      by: Principal | Mapping[str, Any]) -> ErasureReceipt:
         who = Principal.parse(by)
-        receipt = await self.checkpointer.driver.arun(
+        result = await self.checkpointer.driver.arun(
             erase_op(self, str_id(subject, "subject"), who), write=True)
-        self.checkpointer._forget()
-        return receipt
+        return self._erased(result)
+
+    def _erased(self, result: ErasureReceipt | StewardError) -> ErasureReceipt:
+        if isinstance(result, StewardError):
+            raise result
+        self.checkpointer._forget()  # the erased threads' cached rows and lists
+        return result
 
     def close(self) -> None:
         if isinstance(self._stack, contextlib.AsyncExitStack):

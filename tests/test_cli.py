@@ -134,13 +134,26 @@ def test_erase_from_the_cli(db_url: str) -> None:
     started = _run(db_url, "run", "refund", "--as", ALICE, "--input",
                    '{"order_id": "12345", "amount": "10.00", "preference": "e-mail only"}')
     assert started["status"] == "done"
-    refused = _cli(db_url, "erase", "alice", "--as", BOB)  # not an admin of her threads
-    assert refused.returncode == 1 and refused.stderr.startswith("error:")
-    assert "may not admin thread" in refused.stderr and "Traceback" not in refused.stderr
+    thread = started["thread_id"]
+    assert _run(db_url, "threads", "show", thread, "--as", ALICE)["subjects"] == [
+        "omar.reyes@example.com"]  # the refund workflow declares its customer
+    for who in (BOB, "acme/zed:intern"):  # no admin role: refused, nothing changes
+        refused = _cli(db_url, "erase", "omar.reyes@example.com", "--as", who)
+        assert refused.returncode == 1 and refused.stderr.startswith("error:")
+        assert "--thread-roles ROLE=admin" in refused.stderr.replace("\n", " ")
+        assert "Traceback" not in refused.stderr
+    assert _run(db_url, "threads", "show", thread, "--as", ALICE)["values"]["customer"] == (
+        "omar.reyes@example.com")
     receipt = _run(db_url, "erase", "omar.reyes@example.com", "--as", "acme/olga:ops")
     assert receipt["subject"] == "omar.reyes@example.com" and receipt["memories"] == 2
-    receipt = _run(db_url, "erase", "alice", "--as", "acme/olga:ops")
-    assert receipt["threads"] == [started["thread_id"]] and receipt["audit_events"] > 0
+    assert receipt["threads"] == [thread] and receipt["audit_events"] > 0
+    shown = _run(db_url, "threads", "show", thread, "--as", ALICE)
+    assert shown["status"] == "erased" and shown["values"] == {} and shown["subjects"] == []
+    again = _cli(db_url, "erase", "omar.reyes@example.com", "--as", "acme/olga:ops")
+    assert again.returncode == 0 and "already erased" in again.stdout
+    assert receipt["receipt_id"] in again.stdout
+    nobody = _run(db_url, "erase", "alice", "--as", "acme/olga:ops")  # her thread is gone
+    assert nobody["outcome"] == "nothing_to_erase" and nobody["receipt_id"] is None
     result = RUNNER.invoke(app, ["audit", "verify", "--thread", started["thread_id"], "--db",
                                  db_url])
     assert result.exit_code == 0, result.output

@@ -359,4 +359,139 @@ def test_bad_requests_are_clear_errors_and_change_nothing(db_url: str) -> None:
             rt.erase("", by=OPS)
         nobody = rt.erase("nobody", by=OPS)
         assert (nobody.memories, nobody.threads, nobody.audit_events) == (0, (), 0)
+        assert nobody.outcome == "nothing_to_erase" and nobody.receipt_id is None
         assert [i.key for i in alice.search(("acme",))] == ["k"] and _rows(rt) == 1
+
+
+def _erasures(rt: steward.Runtime) -> list[tuple[Any, ...]]:
+    from steward.checkpointers._ops import Stmt
+
+    def op() -> Any:
+        return (yield Stmt("SELECT receipt_id, subject FROM steward_erasures ORDER BY at")).rows
+
+    return list(rt.checkpointer.driver.run(op(), write=False))
+
+
+def test_erasing_needs_a_tenant_admin_and_a_refusal_changes_nothing(db_url: str) -> None:
+    from _support import snapshot
+
+    intern = steward.Principal(id="zed", tenant="acme", roles=frozenset({"intern"}))
+    with _open(db_url) as rt:
+        graph = one_node(Case, _case).compile(checkpointer=rt.checkpointer, store=rt.store)
+        graph.invoke({"email": "jane@shop.example"}, rt.config("C1", ALICE,
+                                                               subjects=["jane@shop.example"]))
+        rt.store.bind(BOB).put(team_space("acme", "support"), "jane", {"text": "VIP"},
+                               purpose="case-file", subject="jane@shop.example")
+        before = snapshot(db_url)
+        for who in (intern, ALICE, BOB):  # a customer owns no thread: still no right to erase
+            with pytest.raises(steward.ThreadAccessDenied, match="--thread-roles ROLE=admin"):
+                rt.erase("jane@shop.example", by=who)
+        after = snapshot(db_url)
+        audit_before, audit_after = before.pop("steward_audit"), after.pop("steward_audit")
+        assert after == before and _rows(rt) == 1 and _erasures(rt) == []
+        assert all(row in audit_after for row in audit_before)
+        refusals = rt.audit.events("memory:acme", OPS, kinds=["erasure_refused"])
+        assert [e.principal_id for e in refusals] == ["zed", "alice", "bob"]
+        assert "jane@shop.example" not in str([e.payload for e in refusals])  # redacted
+        assert len(audit_after) == len(audit_before) + 3
+        assert rt.audit.verify("memory:acme") == 3
+        assert graph.get_state(rt.config("C1", ALICE)).values["email"] == "jane@shop.example"
+
+
+@steward.effect
+def _ship(to: str) -> dict[str, Any]:
+    return {"shipped_to": to}
+
+
+class Parcel(TypedDict, total=False):
+    order: str
+    customer: str
+    result: Any
+    note: Any
+
+
+def _parcel(state: Parcel) -> Parcel:
+    customer = f"{state['order']}@shop.example"  # found out inside the node, as a lookup would
+    steward.add_subjects(customer)
+    steward.guard("ship", {"to": customer})
+    note = interrupt({"type": "question", "about": customer})
+    return {"customer": customer, "result": _ship(customer), "note": note}
+
+
+def test_erasure_reaches_the_threads_about_a_subject(db_url: str) -> None:
+    with _open(db_url) as rt:
+        graph = one_node(Parcel, _parcel).compile(checkpointer=rt.checkpointer)
+        graph.invoke({"order": "jane"}, rt.config("S1", ALICE))  # subject added by the node
+        graph.invoke(Command(resume="leave it with jane at the door"), rt.config("S1", ALICE))
+        graph.invoke({"order": "omar"}, rt.config("S2", BOB, subjects=["jane@shop.example"]))
+        graph.invoke({"order": "omar"}, rt.config("S3", BOB))
+        assert rt.checkpointer.thread_info("S1", OPS)["subjects"] == ["jane@shop.example"]
+        assert rt.checkpointer.thread_info("S2", OPS)["subjects"] == ["jane@shop.example",
+                                                                       "omar@shop.example"]
+        lengths = {t: len(rt.audit.events(t, OPS)) for t in ("S1", "S2", "S3")}
+
+        receipt = rt.erase("jane@shop.example", by=OPS)
+        assert receipt.outcome == "erased" and receipt.threads == ("S1", "S2")
+        assert receipt.audit_events == lengths["S1"] + lengths["S2"]
+        for tid in ("S1", "S2"):
+            info = rt.checkpointer.thread_info(tid, OPS)
+            assert info["status"] == "erased" and "jane@shop.example" not in info["subjects"]
+            assert graph.get_state(rt.config(tid, OPS)).values == {}
+            assert list(rt.checkpointer.list({"configurable": {"thread_id": tid,
+                                                               "principal": OPS}})) == []
+            events = rt.audit.events(tid, OPS)
+            assert len(events) == lengths[tid] and rt.audit.verify(tid) == lengths[tid]
+            assert "jane" not in str([e.payload for e in events])
+        assert rt.checkpointer.thread_info("S2", OPS)["subjects"] == ["omar@shop.example"]
+        assert graph.get_state(rt.config("S3", BOB)).values == {"order": "omar"}
+        assert rt.audit.verify("S3") == lengths["S3"]
+
+
+def test_erasing_again_or_nobody_mints_no_receipt(db_url: str) -> None:
+    with _open(db_url) as rt:
+        graph = one_node(Case, _case).compile(checkpointer=rt.checkpointer, store=rt.store)
+        graph.invoke({"email": "jane@shop.example"}, rt.config("D1", ALICE,
+                                                               subjects=["jane@shop.example"]))
+        first = rt.erase("jane@shop.example", by=OPS)
+        chain = len(rt.audit.events("memory:acme", OPS))
+        again = rt.erase("jane@shop.example", by=OPS)
+        assert (first.outcome, again.outcome) == ("erased", "already_erased")
+        assert again.receipt_id == first.receipt_id and again.digest == first.digest
+        assert again.threads == first.threads == ("D1",)
+        unknown = rt.erase("nobody@shop.example", by=OPS)
+        assert unknown.outcome == "nothing_to_erase" and unknown.receipt_id is None
+        assert [r[0] for r in _erasures(rt)] == [first.receipt_id]
+        assert len(rt.audit.events("memory:acme", OPS)) == chain
+        # New data about the person after the erasure is erased by a new erasure.
+        graph.invoke({"email": "jane@shop.example"}, rt.config("D2", ALICE,
+                                                               subjects=["jane@shop.example"]))
+        later = rt.erase("jane@shop.example", by=OPS)
+        assert later.outcome == "erased" and later.threads == ("D2",)
+        assert later.receipt_id != first.receipt_id
+
+
+async def test_subjects_and_erasure_async_twins(db_url: str) -> None:
+    async def parcel(state: Parcel) -> Parcel:
+        await steward.aadd_subjects(f"{state['order']}@shop.example")
+        return {"customer": f"{state['order']}@shop.example"}
+
+    async with steward.aopen(db_url, thread_roles={"ops": "admin"}) as rt:
+        graph = one_node(Parcel, parcel).compile(checkpointer=rt.checkpointer)
+        await graph.ainvoke({"order": "li"}, rt.config("A1", ALICE, subjects=["x@shop.example"]))
+        info = await rt.checkpointer.athread_info("A1", OPS)
+        assert info is not None and info["subjects"] == ["li@shop.example", "x@shop.example"]
+        with pytest.raises(steward.ThreadAccessDenied):
+            await rt.aerase("li@shop.example", by=ALICE)
+        receipt = await rt.aerase("li@shop.example", by=OPS)
+        assert receipt.threads == ("A1",) and (await graph.aget_state(
+            rt.config("A1", OPS))).values == {}
+        assert (await rt.aerase("li@shop.example", by=OPS)).outcome == "already_erased"
+
+
+def test_bad_subjects_are_refused() -> None:
+    with steward.open("sqlite://:memory:") as rt:
+        for bad in ("jane@shop.example", [""], [3], None):
+            with pytest.raises(steward.ConfigError, match="subject"):
+                rt.config("T", ALICE, subjects=bad)  # type: ignore[arg-type]
+    with pytest.raises(steward.ConfigError, match="inside a node"):
+        steward.add_subjects("jane@shop.example")

@@ -18,7 +18,8 @@ def test_exported_names_are_exactly_the_public_api() -> None:
         "EffectConflict", "Escalate", "RETRY", "effect", "ErasureReceipt", "MemoryAccessDenied",
         "MemoryRefused", "MemoryRules",
         "PayloadCorrupted", "Policy", "PolicyDenied", "Principal", "Redactor", "Runtime",
-        "StewardError", "StorageError", "ThreadAccessDenied", "ThreadBusy", "aguard", "aopen",
+        "StewardError", "StorageError", "ThreadAccessDenied", "ThreadBusy", "aadd_subjects",
+        "add_subjects", "aguard", "aopen",
         "arequest_approval", "guard", "open", "request_approval",
     }
     for name in steward.__all__:

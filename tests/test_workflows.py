@@ -311,7 +311,13 @@ def test_support_remembers_a_customer_across_threads_until_erased(db_url: str) -
                               rt.config("P2", ALICE))
         assert second["events"][1] == ("remembered: 1 past refund(s); prefers refunds to the "
                                        "card, not store credit")
+        assert rt.checkpointer.thread_info("P1", ops)["subjects"] == ["jane.doe@example.com"]
         receipt = rt.erase("jane.doe@example.com", by=ops)
         assert receipt.memories == 3  # two cases and the preference
+        assert receipt.threads == ("P1", "P2")  # the threads about her, owned by Alice
+        for tid in receipt.threads:
+            assert graph.get_state(rt.config(tid, ops)).values == {}
+            assert "jane" not in str([e.payload for e in rt.audit.events(tid, ops)])
+            assert rt.audit.verify(tid) > 0
         third = graph.invoke({"order_id": "24680", "amount": "5.00"}, rt.config("P3", ALICE))
         assert third["events"][1] == "remembered: 0 past refund(s)"

@@ -19,6 +19,14 @@ def str_id(value: Any, name: str) -> str:
     return value
 
 
+def subjects_of(value: Any) -> tuple[str, ...]:
+    """The subjects of a thread (the people whose personal data it holds), validated."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ConfigError(f"subjects must be a list of ids (e.g. e-mail addresses), got "
+                          f"{value!r}.")
+    return tuple(sorted({str_id(s, "a subject") for s in value}))
+
+
 def target(config: RunnableConfig | None, *, need_id: bool = False) -> tuple[str, str, str | None]:
     """(thread_id, checkpoint_ns, checkpoint_id) of a config, validated."""
     configurable = (config or {}).get("configurable")

@@ -260,10 +260,24 @@ CREATE TABLE steward_erasures (
 )
 """
 
+# Version 8: a thread's subjects, the people whose personal data it holds (issue #13), declared
+# by the workflow (rt.config(subjects=...) or steward.add_subjects inside a node), so that
+# erasing a person reaches the threads about them as well as the threads they own.
+_SUBJECTS = """
+CREATE TABLE steward_subjects (
+    thread_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    tenant TEXT,
+    added_at {real} NOT NULL,
+    PRIMARY KEY (thread_id, subject)
+);
+CREATE INDEX steward_subjects_subject ON steward_subjects (tenant, subject)
+"""
+
 # MIGRATIONS[i] brings the schema to version i + 1. Append; never edit a released entry. An
 # entry is one script for both dialects, or a dict of a "shared" script and one per dialect.
 MIGRATIONS: list[str | dict[str, str]] = [_TABLES, _DELTAS_AND_INDEXES, _FEWER_INDEXES,
-                                             _GUARDRAILS, _LEDGER, _AUDIT, _MEMORY]
+                                             _GUARDRAILS, _LEDGER, _AUDIT, _MEMORY, _SUBJECTS]
 VERSION = len(MIGRATIONS)
 
 META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"

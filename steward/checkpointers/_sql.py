@@ -127,6 +127,7 @@ class Sql:
         )
         self.delete_thread_rows = [
             "DELETE FROM steward_audit WHERE thread_id = ?",
+            "DELETE FROM steward_subjects WHERE thread_id = ?",
             "DELETE FROM steward_effects WHERE thread_id = ?",
             "DELETE FROM steward_votes WHERE thread_id = ?",
             "DELETE FROM steward_approvals WHERE thread_id = ?",
@@ -167,6 +168,13 @@ class Sql:
             "AND b.version = live.version WHERE b.thread_id = ? AND b.base_version IS NOT NULL) "
             "SELECT ns, channel, version FROM live)"
         )
+        self.insert_subject = (
+            "INSERT INTO steward_subjects (thread_id, subject, tenant, added_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (thread_id, subject) DO NOTHING")
+        self.copy_subjects = (
+            "INSERT INTO steward_subjects (thread_id, subject, tenant, added_at) "
+            "SELECT ?, subject, tenant, added_at FROM steward_subjects WHERE thread_id = ? "
+            "ON CONFLICT (thread_id, subject) DO NOTHING")
         self.copy_rows = [
             "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
             "parent_checkpoint_id, run_id, type, checkpoint, metadata, channel_versions) "

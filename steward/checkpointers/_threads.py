@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from steward.checkpointers._codec import dump_json, load_json
 from steward.checkpointers._drivers import Driver
-from steward.checkpointers._inputs import limit_of, str_id
+from steward.checkpointers._inputs import limit_of, str_id, subjects_of
 from steward.checkpointers._lists import Key, Known, ListCache
 from steward.checkpointers._ops import Op, StaleView, Stmt
 from steward.checkpointers._sql import Sql
@@ -262,13 +262,42 @@ class ThreadRows:
         self._lists.update(ctx.lists)
 
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
-                    ttl: float | None) -> Op[None]:
+                    ttl: float | None, subjects: Sequence[str] = ()) -> Op[None]:
         row = yield from self._claim(tid, principal, ttl=ttl, lease=holder)
+        yield from self._subjects_op(tid, row[0], subjects)
         if self.audit is not None:
             self.audit.begin_run(tid, row)
         if self.audit is not None and self.audit.verify_on_resume and row[6] is not None:
             # The thread waited (an interrupt): it resumes only on an intact audit chain.
             yield from self.audit.verify_op(tid)
+
+    def _subjects_op(self, tid: str, tenant: str | None, subjects: Sequence[str]) -> Op[None]:
+        """Record whose personal data the thread holds (its subjects), for erasure; adding a
+        subject twice is a no-op. The caller has checked the principal may write the thread."""
+        if subjects:
+            now = time.time()
+            yield Stmt(self.sql.insert_subject, [(tid, s, tenant, now) for s in subjects],
+                       many=True, wait=False)
+
+    def _add_subjects_op(self, tid: str, principal: Principal | None,
+                         subjects: Sequence[str]) -> Op[None]:
+        """``steward.add_subjects`` inside a node: the run holds the thread's lease, so only
+        the access rule is checked (adding a subject changes no working context)."""
+        row = (yield Stmt(self.sql.select_thread, (tid,))).one()
+        self.access.check(principal, self._thread(tid, row), Access.WRITE)
+        tenant = row[0] if row is not None else (principal.tenant if principal else None)
+        yield from self._subjects_op(tid, tenant, subjects)
+
+    def add_subjects(self, thread_id: str, principal: Principal | None,
+                     subjects: Sequence[str]) -> None:
+        """Record people the thread holds personal data about (see ``steward.add_subjects``)."""
+        self.driver.run(self._add_subjects_op(str_id(thread_id, "thread_id"), principal,
+                                              subjects_of(subjects)), write=True)
+
+    async def aadd_subjects(self, thread_id: str, principal: Principal | None,
+                            subjects: Sequence[str]) -> None:
+        await self.driver.arun(self._add_subjects_op(str_id(thread_id, "thread_id"), principal,
+                                                     subjects_of(subjects)), write=True)
 
     def _release_op(self, tid: str, holder: str) -> Op[int]:
         released: int = (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
@@ -285,19 +314,20 @@ class ThreadRows:
         return lost
 
     def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
-                      ttl: float | None = None) -> None:
+                      ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
         """Make ``holder`` the only run allowed to write the thread, or raise ThreadBusy.
 
-        ``ttl`` is the thread's time to live in case this creates it."""
-        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl), write=True,
-                        durable=False)
+        ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
+        recorded as the thread's subjects in the same transaction."""
+        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects),
+                        write=True, durable=False)
         self.leases[thread_id] = holder
         self._ensure_heartbeat()
 
     async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
-                             ttl: float | None = None) -> None:
-        await self.driver.arun(self._acquire_op(thread_id, holder, principal, ttl), write=True,
-                               durable=False)
+                             ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
+        await self.driver.arun(self._acquire_op(thread_id, holder, principal, ttl, subjects),
+                               write=True, durable=False)
         self.leases[thread_id] = holder
         self._ensure_heartbeat()
 
@@ -341,7 +371,7 @@ class ThreadRows:
         self._stop.set()
 
     def _threads_op(self, principal: Principal | None, thread_id: str | None,
-                    status: str | None, limit: int | None) -> Op[_Rows]:
+                    status: str | None, limit: int | None) -> Op[_Dicts]:
         where: list[str] = []
         params: _Params = []
         if thread_id is not None:
@@ -364,7 +394,14 @@ class ThreadRows:
             sql += " LIMIT ?"
             params.append(limit_of(limit))
         rows: _Rows = (yield Stmt(sql, params)).rows
-        return rows
+        subjects: dict[str, list[str]] = {row[0]: [] for row in rows}
+        if rows:
+            found = (yield Stmt("SELECT thread_id, subject FROM steward_subjects WHERE thread_id "
+                                f"IN ({', '.join('?' for _ in rows)}) ORDER BY subject",
+                                [row[0] for row in rows])).rows
+            for tid, subject in found:
+                subjects[tid].append(subject)
+        return [{**self._thread_dict(row), "subjects": subjects[row[0]]} for row in rows]
 
     @staticmethod
     def _thread_dict(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -378,7 +415,13 @@ class ThreadRows:
         """The identity row of a thread (tenant, owner, status, ...), under the access rule."""
         rows = self.driver.run(self._threads_op(principal, str_id(thread_id, "thread_id"),
                                                 None, None), write=False)
-        return self._thread_dict(rows[0]) if rows else None
+        return rows[0] if rows else None
+
+    async def athread_info(self, thread_id: str,
+                           principal: Principal | None) -> dict[str, Any] | None:
+        rows = await self.driver.arun(self._threads_op(
+            principal, str_id(thread_id, "thread_id"), None, None), write=False)
+        return rows[0] if rows else None
 
     def list_threads(self, principal: Principal | None, *, status: str | None = None,
                      limit: int | None = 100) -> _Dicts:
@@ -387,11 +430,9 @@ class ThreadRows:
         A principal sees its tenant's threads it owns, or all of them with a role granted
         ``read``; without a principal only unbound threads are listed. ``status`` is one of
         ``idle``, ``running`` or ``interrupted`` (waiting, e.g. on an approval)."""
-        rows = self.driver.run(self._threads_op(principal, None, status, limit), write=False)
-        return [self._thread_dict(row) for row in rows]
+        return self.driver.run(self._threads_op(principal, None, status, limit), write=False)
 
     async def alist_threads(self, principal: Principal | None, *, status: str | None = None,
                             limit: int | None = 100) -> _Dicts:
-        rows = await self.driver.arun(self._threads_op(principal, None, status, limit),
+        return await self.driver.arun(self._threads_op(principal, None, status, limit),
                                       write=False)
-        return [self._thread_dict(row) for row in rows]

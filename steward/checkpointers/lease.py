@@ -11,6 +11,7 @@ lease, so a run that lost its lease cannot overwrite the run that took it over.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -39,11 +40,12 @@ class _Lease:
     raise_error = True  # ThreadBusy must stop the run, not be logged and ignored
 
     def __init__(self, saver: StewardSaver, thread_id: str, principal: Principal | None,
-                 ttl: float | None = None) -> None:
+                 ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
         self.saver = saver
         self.thread_id = thread_id
         self.principal = principal
         self.ttl = ttl  # the thread's time to live, should this run create it
+        self.subjects = subjects  # recorded on the thread with the lease (erasure finds them)
 
 
 class LeaseHandler(_Lease, BaseCallbackHandler):
@@ -52,7 +54,8 @@ class LeaseHandler(_Lease, BaseCallbackHandler):
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
                        parent_run_id: UUID | None = None, **kwargs: Any) -> None:
         if parent_run_id is None:
-            self.saver.acquire_lease(self.thread_id, str(run_id), self.principal, self.ttl)
+            self.saver.acquire_lease(self.thread_id, str(run_id), self.principal, self.ttl,
+                                     self.subjects)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                      **kwargs: Any) -> None:
@@ -73,7 +76,7 @@ class AsyncLeaseHandler(_Lease, AsyncCallbackHandler):
                              **kwargs: Any) -> None:
         if parent_run_id is None:
             await self.saver.aacquire_lease(self.thread_id, str(run_id), self.principal,
-                                              self.ttl)
+                                              self.ttl, self.subjects)
 
     async def on_chain_end(self, outputs: Any, *, run_id: UUID,
                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:

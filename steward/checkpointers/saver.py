@@ -646,6 +646,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                 yield Stmt(sql, (dst, src))
         else:
             yield from self._reseal_copy(src, dst)
+        yield Stmt(self.sql.copy_subjects, (dst, src), wait=False)  # the copy is about them too
 
     def _reseal_copy(self, src: str, dst: str) -> Op[None]:
         """Copy an encrypted thread: every ciphertext is bound to its thread, so re-seal."""

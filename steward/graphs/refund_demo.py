@@ -35,6 +35,7 @@ from steward.guardrails.policy import Policy
 from steward.identity import principal_from_config
 from steward.memory.space import team_space
 from steward.memory.store import MemoryStore
+from steward.memory.subjects import add_subjects
 from steward.nodes.effects import effect
 
 # Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
@@ -103,6 +104,7 @@ def verify_order(state: RefundState) -> RefundState:
     if row is None:
         return {"requested_by": _actor(), "status": "rejected: no such order",
                 "events": [f"order {state['order_id']} not found"]}
+    add_subjects(row[0])  # the thread now holds the customer's data: erasing them reaches it
     events = [f"order {state['order_id']} verified for {row[0]}"]
     memory = _memory(row[0])
     if memory is not None:  # what support remembers of this customer, from earlier threads

@@ -1,19 +1,27 @@
 """``rt.erase(subject, by=principal)``: the right to be forgotten, with the audit trail intact.
 
+Who may: a principal holding a role that ``thread_roles`` grants ``admin`` (a tenant-level
+right; the CLI's ``--thread-roles ROLE=admin``), checked before anything changes. A refused
+erasure changes nothing but the tenant's memory chain, where the refusal is audited.
+
 What goes, in one transaction:
 
 - the subject's memories (their user space, and items written with ``subject=`` them);
-- the working context of the threads they own: checkpoints, pending writes, effect results,
-  approval request arguments and vote comments (the thread row stays, marked ``erased``);
+- the working context of the threads they own *and of the threads about them* (whose
+  subjects name them: ``rt.config(subjects=...)``, ``steward.add_subjects``): checkpoints,
+  pending writes, effect results, approval request arguments and vote comments (the thread
+  row stays, marked ``erased``, and no longer names them as a subject);
 - the comments of votes they cast on others' threads;
-- the payloads of audit events in their threads or acted by them: each is replaced by a
+- the payloads of audit events in those threads or acted by them: each is replaced by a
   tombstone naming this erasure's receipt. Events keep their payload's hash, so every chain
   still verifies (events written before payloads had their own hash are kept and counted).
 
 What stays: who did what when (event kinds, times, principal ids, the chain), so that the
 record of decisions survives; and a receipt, stored and returned, itself an audit event of the
-tenant's memory chain (``memory:<tenant>``). The principal erasing needs admin access to each
-of the subject's threads; a thread being run right now makes the erasure wait (ThreadBusy).
+tenant's memory chain (``memory:<tenant>``). A thread being run right now makes the erasure
+wait (ThreadBusy). Erasing again when nothing new is left (or a subject Steward never held)
+changes nothing and mints no receipt: the result says ``already_erased`` (with the earlier
+receipt) or ``nothing_to_erase``.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from steward.audit.chain import tombstone
+from steward.checkpointers._codec import load_json
 from steward.checkpointers._ops import Op, Stmt
+from steward.errors import StewardError, ThreadAccessDenied
 from steward.identity import Access, Principal
 
 if TYPE_CHECKING:
@@ -35,19 +45,27 @@ if TYPE_CHECKING:
 __all__ = ["ErasureReceipt", "erase_op"]
 
 
+Outcome = Literal["erased", "already_erased", "nothing_to_erase"]
+
+
 @dataclass(frozen=True)
 class ErasureReceipt:
-    receipt_id: str
+    """What an erasure did. ``outcome``: ``erased`` (this call erased and stored this
+    receipt), ``already_erased`` (nothing left; the subject's latest earlier receipt) or
+    ``nothing_to_erase`` (Steward held nothing of the subject; no receipt was stored)."""
+
+    receipt_id: str | None
     tenant: str
     subject: str
-    erased_by: str
-    at: float
+    erased_by: str | None
+    at: float | None
     memories: int
     threads: tuple[str, ...]
     checkpoints: int
     audit_events: int
     audit_kept: int  # events written before payloads had their own hash: not erasable
-    digest: str  # SHA-256 of the receipt's other fields, as stored
+    digest: str | None  # SHA-256 of the receipt's other fields, as stored
+    outcome: Outcome = "erased"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -59,43 +77,66 @@ def _digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def erase_op(rt: Runtime, subject: str, by: Principal) -> Op[ErasureReceipt]:
+def erase_op(rt: Runtime, subject: str, by: Principal) -> Op[ErasureReceipt | StewardError]:
+    """The erasure in one transaction. A refusal is returned, not raised, so that its audit
+    event commits; the caller raises it."""
     saver, tenant = rt.checkpointer, by.tenant
+    chain = f"memory:{tenant}"
+    if saver.access.level(by) != Access.ADMIN:
+        rt.audit.record(chain, "erasure_refused", {"subject": subject, "reason": "no admin role"},
+                        principal=by)
+        yield from rt.audit.locked_flush_op(chain)
+        return ThreadAccessDenied(
+            f"principal {by.id!r} may not erase a person in tenant {tenant!r}: erasure needs a "
+            f"role granted admin access, and none of its roles {sorted(by.roles)} is. Grant "
+            "one with steward.open(..., thread_roles={'<role>': 'admin'}) (CLI: --thread-roles "
+            "ROLE=admin) and act as a principal holding it.")
     receipt_id = f"era_{uuid.uuid4().hex[:24]}"
     now = time.time()
     threads = [r[0] for r in (yield Stmt(
-        "SELECT thread_id FROM steward_threads WHERE tenant = ? AND owner = ? "
-        "ORDER BY thread_id", (tenant, subject))).rows]
-    for tid in threads:  # every check before any change: a refusal changes nothing
+        "SELECT thread_id FROM steward_threads WHERE tenant = ? AND status <> 'erased' AND "
+        "(owner = ? OR thread_id IN (SELECT thread_id FROM steward_subjects WHERE tenant = ? "
+        "AND subject = ?)) ORDER BY thread_id", (tenant, subject, tenant, subject))).rows]
+    for tid in threads:  # every check before any change: a busy thread changes nothing
         yield from saver._authorize(tid, by, Access.ADMIN)
-    owned = "SELECT thread_id FROM steward_threads WHERE tenant = ? AND owner = ?"
     memories = (yield Stmt("DELETE FROM steward_memory WHERE tenant = ? AND (subject = ? OR "
                            "scope = ?)", (tenant, subject, f"user:{subject}"))).rowcount
-    checkpoints = (yield Stmt(f"DELETE FROM steward_checkpoints WHERE thread_id IN ({owned})",
-                              (tenant, subject))).rowcount
     j = saver.sql.json_param
     gone = json.dumps(tombstone(receipt_id))
-    for sql in (f"DELETE FROM steward_blobs WHERE thread_id IN ({owned})",
-                f"DELETE FROM steward_writes WHERE thread_id IN ({owned})",
-                f"UPDATE steward_effects SET result = NULL, type = NULL, error = NULL "
-                f"WHERE thread_id IN ({owned})",
-                f"UPDATE steward_votes SET comment = NULL WHERE thread_id IN ({owned})"):
-        yield Stmt(sql, (tenant, subject), wait=False)
-    yield Stmt(f"UPDATE steward_approvals SET request = {j} WHERE thread_id IN ({owned})",
-               (gone, tenant, subject), wait=False)
-    yield Stmt("UPDATE steward_votes SET comment = NULL WHERE voter = ? AND thread_id IN "
-               "(SELECT thread_id FROM steward_threads WHERE tenant = ?)", (subject, tenant),
+    checkpoints = 0
+    ids: tuple[str, ...] = ()
+    if threads:
+        ids, marks = tuple(threads), ", ".join("?" for _ in threads)
+        checkpoints = (yield Stmt(f"DELETE FROM steward_checkpoints WHERE thread_id IN ({marks})",
+                                  ids)).rowcount
+        for sql in (f"DELETE FROM steward_blobs WHERE thread_id IN ({marks})",
+                    f"DELETE FROM steward_writes WHERE thread_id IN ({marks})",
+                    f"UPDATE steward_effects SET result = NULL, type = NULL, error = NULL "
+                    f"WHERE thread_id IN ({marks})",
+                    f"UPDATE steward_votes SET comment = NULL WHERE thread_id IN ({marks})"):
+            yield Stmt(sql, ids, wait=False)
+        yield Stmt(f"UPDATE steward_approvals SET request = {j} WHERE thread_id IN ({marks})",
+                   (gone, *ids), wait=False)
+        yield Stmt("UPDATE steward_threads SET status = 'erased', waiting_on = NULL, "
+                   f"waiting_at = NULL, rev = rev + 1, updated_at = ? WHERE thread_id IN "
+                   f"({marks})", (now, *ids), wait=False)
+    yield Stmt("DELETE FROM steward_subjects WHERE tenant = ? AND subject = ?", (tenant, subject),
                wait=False)
-    yield Stmt("UPDATE steward_threads SET status = 'erased', waiting_on = NULL, "
-               f"waiting_at = NULL, rev = rev + 1, updated_at = ? WHERE thread_id IN ({owned})",
-               (now, tenant, subject), wait=False)
-    touched = (f"(thread_id IN ({owned}) OR (principal_id = ? AND tenant = ?)) "
-               "AND kind <> 'erasure'")
+    comments = (yield Stmt(
+        "UPDATE steward_votes SET comment = NULL WHERE voter = ? AND comment IS NOT NULL AND "
+        "thread_id IN (SELECT thread_id FROM steward_threads WHERE tenant = ?)",
+        (subject, tenant))).rowcount
+    in_threads = f"thread_id IN ({', '.join('?' for _ in ids)}) OR " if ids else ""
+    erased = ("json_extract(payload, '$.erased') IS NULL" if saver.sql.dialect == "sqlite"
+              else "payload->>'erased' IS NULL")
+    touched = (f"({in_threads}(principal_id = ? AND tenant = ?)) AND kind NOT IN "
+               f"('erasure', 'erasure_refused') AND {erased}")
     kept = (yield Stmt(f"SELECT count(*) FROM steward_audit WHERE payload_hash IS NULL AND "
-                       f"{touched}", (tenant, subject, subject, tenant))).rows[0][0]
+                       f"{touched}", (*ids, subject, tenant))).rows[0][0]
     events = (yield Stmt(f"UPDATE steward_audit SET payload = {j} WHERE payload_hash IS NOT "
-                         f"NULL AND {touched}", (gone, tenant, subject, subject,
-                                                 tenant))).rowcount
+                         f"NULL AND {touched}", (gone, *ids, subject, tenant))).rowcount
+    if not (threads or memories > 0 or events > 0 or comments > 0):
+        return (yield from _earlier_receipt(tenant, subject))
     fields: dict[str, Any] = {
         "receipt_id": receipt_id, "tenant": tenant, "subject": subject, "erased_by": by.id,
         "at": now, "memories": max(memories, 0), "threads": threads,
@@ -106,7 +147,19 @@ def erase_op(rt: Runtime, subject: str, by: Principal) -> Op[ErasureReceipt]:
                f"receipt) VALUES (?, ?, ?, ?, ?, {j})",
                (receipt_id, tenant, subject, by.id, now, json.dumps(receipt.to_dict())),
                wait=False)
-    chain = f"memory:{tenant}"
     rt.audit.record(chain, "erasure", receipt.to_dict(), principal=by, redact=False)
     yield from rt.audit.locked_flush_op(chain)
     return receipt
+
+
+def _earlier_receipt(tenant: str, subject: str) -> Op[ErasureReceipt]:
+    """Nothing was left to erase: the subject's latest receipt, or an empty result."""
+    row = (yield Stmt("SELECT receipt FROM steward_erasures WHERE tenant = ? AND subject = ? "
+                      "ORDER BY at DESC LIMIT 1", (tenant, subject))).one()
+    if row is None:
+        return ErasureReceipt(None, tenant, subject, None, None, 0, (), 0, 0, 0, None,
+                              "nothing_to_erase")
+    stored = load_json(row[0])
+    stored.pop("outcome", None)
+    return ErasureReceipt(**{**stored, "threads": tuple(stored["threads"])},
+                          outcome="already_erased")
