@@ -71,7 +71,12 @@ class PolicyDenied(StewardError, PermissionError):
 
 
 class ApprovalInvalid(StewardError, ValueError):
-    """A resume did not carry a valid approval for the pending request."""
+    """A resume did not carry a valid approval for the pending request; ``malformed`` when
+    the payload itself was wrong (rather than who sent it, or when)."""
+
+    def __init__(self, message: str, *, malformed: bool = False) -> None:
+        super().__init__(message)
+        self.malformed = malformed
 
 
 class EffectConflict(StewardError, RuntimeError):

@@ -81,9 +81,9 @@ class Runtime:
         self.redactor = guards.redactor or Redactor.default()
         self.guardrails = Guardrails.build(checkpointer, guards.policy,
                                            guards.approval_expires_in)
-        self.approvals = Approvals(self.guardrails.records, checkpointer.driver)
         self.audit = AuditLog(checkpointer, self.redactor,
                               verify_on_resume=guards.verify_on_resume)
+        self.approvals = Approvals(self.guardrails.records, checkpointer.driver, self.audit)
         checkpointer.audit = self.audit
         self.prices = guards.prices
         # Long-term memory, scoped by identity (steward.memory): a LangGraph BaseStore.

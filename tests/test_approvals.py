@@ -7,6 +7,7 @@ writes, approval records and votes are compared before and after.
 from __future__ import annotations
 
 import operator
+import re
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
@@ -476,3 +477,46 @@ def test_tool_executor_approval_options_are_checked() -> None:
 
     with pytest.raises(steward.ConfigError, match="expires_in and on_expire"):
         ToolExecutor([pay], approvals={"pay": {"wait": 3}})
+
+
+# -- checking a resume before the run (hosts such as the LangGraph server) ------------------------
+
+
+def test_check_resume_refuses_what_the_node_would_and_changes_nothing(
+        grt: steward.Runtime, db_url: str) -> None:
+    graph = refund_graph(grt)
+    request = _ask(graph, grt, "C1", "120.00")
+    before = _stored(db_url)
+    cases = ((ALICE, APPROVE, "four eyes", False), (CAROL, APPROVE, "may not write", None),
+             (DAVE, APPROVE, "required roles", False),
+             (BOB, {"decision": "maybe"}, "'approve' or 'reject'", True),
+             (BOB, "yes", "Command(resume=", True), (EVE, APPROVE, "another tenant", None))
+    for who, value, says, malformed in cases:
+        with pytest.raises(steward.StewardError, match=re.escape(says)) as caught:
+            grt.approvals.check_resume("C1", who, value)
+        if malformed is not None:
+            assert isinstance(caught.value, ApprovalInvalid)
+            assert caught.value.malformed is malformed
+        else:
+            assert isinstance(caught.value, ThreadAccessDenied)
+        assert _stored(db_url) == before
+    refused = _audited(grt, "C1", "approval_invalid")
+    assert [p["request_id"] for p in refused] == [request["id"]] * 4
+    [interrupt_id] = [i.id for i in graph.get_state(grt.config("C1", ALICE)).interrupts]
+    grt.approvals.check_resume("C1", BOB, APPROVE)  # the manager's vote would be taken
+    grt.approvals.check_resume("C1", BOB, {interrupt_id: APPROVE})
+    with pytest.raises(ApprovalInvalid, match="four eyes"):
+        grt.approvals.check_resume("C1", ALICE, {interrupt_id: APPROVE})
+    assert _stored(db_url) == before
+    assert _resume(graph, grt, "C1", BOB, APPROVE)["receipts"] == ["120.00 by bob"]
+    grt.approvals.check_resume("C1", ALICE, APPROVE)  # nothing waits: the node would decide
+
+
+async def test_acheck_resume_is_the_async_twin(db_url: str) -> None:
+    async with steward.aopen(db_url, thread_roles=ROLES,
+                             policy=Policy.from_cedar(REFUND_POLICY)) as rt:
+        graph = refund_graph(rt)
+        await graph.ainvoke({"amount": "120.00"}, rt.config("A1", ALICE))
+        with pytest.raises(ApprovalInvalid, match="four eyes"):
+            await rt.approvals.acheck_resume("A1", ALICE, APPROVE)
+        await rt.approvals.acheck_resume("A1", BOB, APPROVE)

@@ -223,3 +223,64 @@ async def test_a_research_team_runs_through_the_server(server: Server) -> None:
         state = await alice.threads.get_state(tid)
         assert state["values"]["outcome"]["status"] == "done"
         assert state["values"]["members"]["summarizer"]["agent"] == "agent-writer"
+
+
+CARL = _token("carl", "acme", ["support", "manager"])
+INTERN = _token("zed", "acme", ["intern"])
+
+
+async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> None:
+    from langgraph_sdk.errors import APIStatusError
+
+    async with _client(server, CARL) as carl, _client(server, BOB) as bob, \
+            _client(server, ALICE) as alice, _client(server, INTERN) as intern, \
+            _client(server, CAROL) as carol:
+        tid = (await carl.threads.create())["thread_id"]
+        [waiting] = _interrupts(await _stream(carl, tid, input={"order_id": "55555",
+                                                                "amount": "130.00"}))
+        request = waiting["value"]
+        before = await bob.threads.get_state(tid)
+        log_before = (server.workdir / "server.log").read_text()
+        refusals = (
+            (carl, {"decision": "approve"}, 403, "four eyes"),  # he asked for it himself
+            (carol, {"decision": "approve"}, 403, "none of the required roles"),
+            (bob, {"decision": "maybe"}, 422, "'decision': 'approve' or 'reject'"),
+            (bob, "yes", 422, "Command(resume="),
+            (intern, {"decision": "approve"}, 403, "may not write thread"),
+            (alice, {"decision": "approve"}, 403, "may not write thread"),  # not her thread
+        )
+        for client, resume, status, says in refusals:
+            with pytest.raises(APIStatusError) as caught:
+                await _stream(client, tid, command={"resume": resume})
+            assert caught.value.response.status_code == status
+            assert says in caught.value.response.text
+            thread = await bob.threads.get(tid)
+            assert thread["status"] == "interrupted"
+            state = await bob.threads.get_state(tid)
+            assert state["interrupts"][0]["value"]["id"] == request["id"]
+            assert state["checkpoint"] == before["checkpoint"]
+        found = await bob.threads.search(status="interrupted")
+        assert tid in [t["thread_id"] for t in found]
+        log = (server.workdir / "server.log").read_text()[len(log_before):]
+        assert "Traceback" not in log and "ApprovalInvalid" not in log
+        # Each refused attempt is audited in the thread's chain, and the manager still can.
+        await _stream(bob, tid, command={"resume": {"decision": "approve"}})
+        state = await bob.threads.get_state(tid)
+        assert state["values"]["receipt"].startswith("TXN-")
+        assert (await bob.threads.get(tid))["status"] == "idle"
+
+    def audit_kinds() -> list[str]:
+        request = urllib.request.Request(f"{server.url}/steward/threads/{tid}/audit",
+                                         headers={"Authorization": f"Bearer {BOB}"})
+        kinds: list[str] = []
+        with urllib.request.urlopen(request, timeout=10) as response:
+            for raw in response:
+                line = raw.decode().strip()
+                if line.startswith("data: "):
+                    kinds.append(json.loads(line[6:])["kind"])
+                    if kinds[-1] == "run_end" and "approval_vote" in kinds:
+                        return kinds
+        return kinds
+
+    kinds = await asyncio.to_thread(audit_kinds)
+    assert kinds.count("approval_invalid") == 4  # those who may not write reach no request

@@ -234,6 +234,13 @@ class Records:
                 break
         return out
 
+    def open_on(self, thread_id: str) -> Op[list[Request]]:
+        """The thread's pending requests (the caller checked the access rule)."""
+        rows = (yield Stmt(f"SELECT {_REQUEST_COLS} FROM steward_approvals WHERE thread_id = ? "
+                           "AND status = ? ORDER BY created_at, request_id",
+                           (thread_id, PENDING))).rows
+        return [Request.from_row(r) for r in rows]
+
     def thread_history(self, thread_id: str,
                        principal: Principal | None) -> Op[list[tuple[Request, list[Vote]]]]:
         yield from self.saver._authorize(thread_id, principal, Access.READ)

@@ -125,6 +125,13 @@ class _Ask:
 
 def _parse_payload(value: Any) -> tuple[str, str | None]:
     """The decision and comment of a resume value, or ApprovalInvalid saying what is wrong."""
+    try:
+        return _parse(value)
+    except ApprovalInvalid as exc:
+        raise ApprovalInvalid(str(exc), malformed=True) from None
+
+
+def _parse(value: Any) -> tuple[str, str | None]:
     if not isinstance(value, Mapping):
         raise ApprovalInvalid(
             f"an approval is resumed with Command(resume={{'decision': 'approve' | 'reject', "

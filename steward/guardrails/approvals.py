@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from steward.checkpointers._codec import load_json
 from steward.checkpointers._inputs import limit_of, str_id
 from steward.checkpointers._ops import Op
+from steward.errors import ApprovalInvalid
 from steward.guardrails._records import Records, Request, Vote
-from steward.guardrails.approval import expire_op
-from steward.identity import Principal
+from steward.guardrails.approval import check_vote, expire_op
+from steward.identity import Access, Principal
 
 if TYPE_CHECKING:
+    from steward.audit.log import AuditLog
     from steward.checkpointers._drivers import Driver
 
 __all__ = ["Approvals"]
@@ -46,9 +50,60 @@ def _principal(principal: Principal | Any) -> Principal:
 
 
 class Approvals:
-    def __init__(self, records: Records, driver: Driver) -> None:
+    def __init__(self, records: Records, driver: Driver, audit: AuditLog) -> None:
         self.records = records
         self.driver = driver
+        self.audit = audit
+
+    def _check_resume_op(self, tid: str, who: Principal,
+                         resume: Any) -> Op[ApprovalInvalid | None]:
+        """The vote a resume would cast, checked as the node will check it. A refusal is
+        audited in the thread's chain and returned (so that the event commits)."""
+        row = yield from self.records.saver._authorize(tid, who, Access.WRITE)
+        waiting: list[dict[str, Any]] = (load_json(row[6]) or []) if row is not None else []
+        ids = {w.get("id") for w in waiting} - {None}
+        value = resume
+        if isinstance(resume, Mapping) and resume and set(resume) <= ids:
+            if len(resume) != 1:
+                return None  # several interrupts answered at once: the nodes decide
+            [value] = resume.values()
+        elif len(waiting) != 1:
+            return None
+        now = time.time()
+        requests = [r for r in (yield from self.records.open_on(tid)) if not r.expired(now)]
+        if len(requests) != 1:
+            return None  # expired (the node closes or escalates it) or not an approval
+        [request] = requests
+        votes = yield from self.records.votes([request.request_id])
+        try:
+            check_vote(request, votes, who, value, 0, now)
+        except ApprovalInvalid as exc:
+            self.audit.record(tid, "approval_invalid", {"request_id": request.request_id,
+                                                        "reason": str(exc)}, principal=who)
+            yield from self.audit.locked_flush_op(tid)
+            return exc
+        return None
+
+    def check_resume(self, thread_id: str, principal: Principal | dict[str, Any],
+                     resume: Any) -> None:
+        """Before resuming a thread with ``Command(resume=resume)`` as ``principal``: raise
+        ApprovalInvalid now if the node would refuse the vote (four eyes, role, tenant, a
+        second vote, a malformed payload; audited as the node audits it), ThreadAccessDenied
+        if the principal may not write the thread, ThreadBusy if a run holds it. A host that
+        turns a run's exception into a failed thread (the LangGraph server) calls this first,
+        so that a refused vote leaves the thread waiting on the same request. Returns quietly
+        when the resume is no vote on one open request: the node decides then."""
+        refused = self.driver.run(self._check_resume_op(
+            str_id(thread_id, "thread_id"), _principal(principal), resume), write=True)
+        if refused is not None:
+            raise refused
+
+    async def acheck_resume(self, thread_id: str, principal: Principal | dict[str, Any],
+                            resume: Any) -> None:
+        refused = await self.driver.arun(self._check_resume_op(
+            str_id(thread_id, "thread_id"), _principal(principal), resume), write=True)
+        if refused is not None:
+            raise refused
 
     def _expire_op(self, now: float) -> Op[list[str]]:
         closed = []

@@ -22,7 +22,9 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
+import steward
 from steward.cli_ops import parse_principal
+from steward.identity import Principal
 
 auth = Auth()
 
@@ -85,3 +87,37 @@ async def same_tenant(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]
         elif "metadata" in value or ctx.action == "create":
             value["metadata"] = {"tenant": tenant}
     return {"tenant": tenant}
+
+
+@auth.on.threads.create_run
+async def vote_first(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
+    """A run that resumes a thread is checked before it is created: the server turns a run's
+    exception into a thread in ``error`` (gone from the approvers' ``interrupted`` list), so a
+    vote the node would refuse (four eyes, role, a second vote, a malformed payload) or a
+    principal who may not write the thread is answered here, as HTTP 403 / 422 / 409, and the
+    thread keeps waiting on the same request. The refusal is audited as the node audits it."""
+    filters = await same_tenant(ctx, value)
+    kwargs = value.get("kwargs") if isinstance(value, dict) else None
+    command = kwargs.get("command") if isinstance(kwargs, dict) else None
+    thread_id = value.get("thread_id") if isinstance(value, dict) else None
+    if thread_id is None or not isinstance(command, dict) or "resume" not in command:
+        return filters
+    from steward.server.runtime import runtime
+
+    user = ctx.user
+    principal = Principal.parse({"id": str(user.identity), "tenant": str(user["tenant"]),
+                                 "roles": list(user["roles"] or [])})
+    rt = await runtime()
+    found = await rt.checkpointer.athread_info(str(thread_id), None)  # the server's own read
+    if found is None or found["tenant"] != principal.tenant:
+        return filters  # another tenant's thread: the server's filter answers "not found"
+    try:
+        await rt.approvals.acheck_resume(str(thread_id), principal, command["resume"])
+    except steward.ApprovalInvalid as exc:
+        raise Auth.exceptions.HTTPException(status_code=422 if exc.malformed else 403,
+                                            detail=str(exc)) from None
+    except steward.ThreadAccessDenied as exc:
+        raise Auth.exceptions.HTTPException(status_code=403, detail=str(exc)) from None
+    except steward.ThreadBusy as exc:
+        raise Auth.exceptions.HTTPException(status_code=409, detail=str(exc)) from None
+    return filters
