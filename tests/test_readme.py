@@ -9,8 +9,28 @@ from pathlib import Path
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+# ```python blocks run as they are. Blocks that need something the tests do not start are
+# fenced ```python <what they need>, and are only compiled: today only `server` (a running
+# `langgraph dev`; tests/test_server.py drives the real server the same way).
+NEEDS = {"server"}
+FENCE = re.compile(r"^```python( [\w-]+)?\n(.*?)^```", flags=re.S | re.M)
+
+
+def _fenced() -> list[tuple[str, str]]:
+    return [(need.strip(), code) for need, code in FENCE.findall(README.read_text())]
+
+
 def _blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    return [code for need, code in _fenced() if not need]
+
+
+def test_blocks_that_do_not_run_only_need_a_server() -> None:
+    opened = re.findall(r"^```py\S*", README.read_text(), flags=re.M)
+    assert len(opened) == len(_fenced()), f"a Python block with an unknown fence: {opened}"
+    needs = [need for need, _ in _fenced() if need]
+    assert needs and set(needs) <= NEEDS, needs
+    for need, code in _fenced():
+        compile(code, f"{README} (a block that needs: {need or 'nothing'})", "exec")
 
 
 def test_readme_python_blocks_run() -> None:
