@@ -7,9 +7,7 @@ store on the same database, and builds the configs that carry a principal and th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from types import TracebackType
@@ -17,11 +15,10 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from steward._url import DatabaseURL, parse_url
+from steward._url import parse_url
 from steward.audit.handler import AuditCallbackHandler
 from steward.audit.log import AuditLog
-from steward.checkpointers._crypto import Cipher
-from steward.checkpointers._drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
+from steward.checkpointers._connect import aopen_saver, open_saver, saver_options
 from steward.checkpointers._inputs import str_id, subjects_of
 from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
 from steward.checkpointers.saver import StewardSaver
@@ -30,15 +27,12 @@ from steward.guardrails.approvals import Approvals
 from steward.guardrails.guard import Guardrails, policies_of
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
-from steward.identity import AccessRule, Principal
+from steward.identity import Principal
 from steward.memory.erase import ErasureReceipt, erase_op
 from steward.memory.rules import MemoryRules
 from steward.memory.store import MemoryStore
 
 __all__ = ["Runtime", "aopen", "open"]
-
-KEY_ENV = "STEWARD_ENCRYPTION_KEY"
-
 
 SETUP_LOCK = 7311662358018  # a Postgres advisory lock key unique to Steward's store setup
 # Polled, not waited for: the store's migrations run CREATE INDEX CONCURRENTLY, which waits for
@@ -219,18 +213,6 @@ class _Guards:
                               f"tokens, e.g. {{'gpt-4o-mini': (0.00015, 0.0006)}}: {exc}.") from exc
 
 
-def _options(encryption_key: str | bytes | None, thread_roles: Mapping[str, str] | None,
-             default_ttl: float | None, lease_ttl: float,
-             trust_unidentified: bool = False) -> dict[str, Any]:
-    key = encryption_key if encryption_key is not None else os.environ.get(KEY_ENV) or None
-    return {
-        "cipher": Cipher(key) if key is not None else None,
-        "access": AccessRule.from_roles(thread_roles, trust_unidentified=trust_unidentified),
-        "default_ttl": default_ttl,
-        "lease_ttl": lease_ttl,
-    }
-
-
 def open(
     url: str,
     *,
@@ -272,31 +254,16 @@ def open(
     """
     db = parse_url(url)
     guards = _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices, memory)
-    options = _options(encryption_key, thread_roles, default_ttl, lease_ttl, trust_unidentified)
+    options = saver_options(encryption_key=encryption_key, thread_roles=thread_roles,
+                            default_ttl=default_ttl, lease_ttl=lease_ttl,
+                            trust_unidentified=trust_unidentified)
     stack = contextlib.ExitStack()
     try:
-        saver = _open_sync(db, options, pool_size, stack)
+        saver = stack.enter_context(open_saver(StewardSaver, db, pool_size, options))
     except BaseException:
         stack.close()
         raise
     return Runtime(db.masked, saver, is_async=False, stack=stack, guards=guards)
-
-
-def _open_sync(db: DatabaseURL, options: dict[str, Any], pool_size: int,
-               stack: contextlib.ExitStack) -> StewardSaver:
-    if db.backend == "sqlite":
-        driver = SqliteDriver(db.target, db.masked)
-        stack.callback(driver.close)
-        saver = StewardSaver(driver, **options)
-        stack.callback(saver.close)
-        saver.setup()
-        return saver
-    pg = PostgresDriver(db.target, db.masked, pool_size=pool_size)
-    stack.callback(pg.close)
-    saver = StewardSaver(pg, **options)
-    stack.callback(saver.close)
-    saver.setup()
-    return saver
 
 
 class _AsyncOpen:
@@ -312,10 +279,11 @@ class _AsyncOpen:
         kwargs = dict(self._kwargs)
         pool_size = kwargs.pop("pool_size")
         db = parse_url(self._url)
-        options = _options(**kwargs)
+        options = saver_options(**kwargs)
         stack = contextlib.AsyncExitStack()
         try:
-            saver = await _open_async(db, options, pool_size, stack)
+            saver = await stack.enter_async_context(
+                aopen_saver(StewardSaver, db, pool_size, options))
         except BaseException:
             await stack.aclose()
             raise
@@ -332,24 +300,6 @@ class _AsyncOpen:
                         tb: TracebackType | None) -> None:
         if self._runtime is not None:
             await self._runtime.aclose()
-
-
-async def _open_async(db: DatabaseURL, options: dict[str, Any], pool_size: int,
-                      stack: contextlib.AsyncExitStack) -> StewardSaver:
-    if db.backend == "sqlite":
-        # Opening the file blocks: not on the event loop (the LangGraph server forbids it).
-        driver = await asyncio.to_thread(SqliteDriver, db.target, db.masked)
-        stack.callback(driver.close)
-        saver = StewardSaver(driver, **options)
-        stack.callback(saver.close)
-        await saver.asetup()
-        return saver
-    pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
-    stack.push_async_callback(pg.aclose)
-    saver = StewardSaver(pg, **options)
-    stack.callback(saver.close)
-    await saver.asetup()
-    return saver
 
 
 def aopen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import re
 import sqlite3
 from typing import Annotated, Any, TypedDict
 
@@ -12,6 +13,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
 from steward import Principal
+from steward.checkpointers._schema import META_DDL, VERSION, migration_statements
 
 ALICE = Principal(id="alice", tenant="acme", roles=frozenset({"support"}))
 BOB = Principal(id="bob", tenant="acme", roles=frozenset({"manager"}))
@@ -20,10 +22,19 @@ DAVE = Principal(id="dave", tenant="acme", roles=frozenset({"support"}))
 EVE = Principal(id="eve", tenant="globex", roles=frozenset({"manager", "admin"}))
 ROLES = {"manager": "write", "auditor": "read", "admin": "admin"}
 
-TABLES = ("steward_threads", "steward_checkpoints", "steward_blobs", "steward_writes",
-          "steward_approvals", "steward_votes", "steward_actions", "steward_effects",
-          "steward_audit",
-          "steward_meta")
+
+
+def _schema_tables() -> tuple[str, ...]:
+    """Every table Steward's migrations create, on either dialect, read from the migrations
+    themselves: a table added later cannot be left out of the "changes nothing" snapshots."""
+    scripts = [META_DDL, *(stmt for dialect in ("sqlite", "postgres")
+                           for version in range(1, VERSION + 1)
+                           for stmt in migration_statements(dialect, version))]
+    found = re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", "\n".join(scripts), re.I)
+    return tuple(sorted(set(found)))
+
+
+TABLES = _schema_tables()
 
 
 class State(TypedDict, total=False):

@@ -11,7 +11,7 @@ from _pg import PgServer
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.report import CapabilityReport
 
-from steward.checkpointers import PostgresSaver, SqliteSaver, StewardSaver
+from steward.checkpointers import StewardSaver
 
 CAPABILITIES = {"put", "put_writes", "get_tuple", "list", "delete_thread", "delete_for_runs",
                 "copy_thread", "prune"}
@@ -35,18 +35,11 @@ async def test_sqlite_conformance(tmp_path: Path, encrypted: bool) -> None:
     @checkpointer_test(name=f"steward-sqlite-{encrypted}")
     async def factory() -> AsyncIterator[StewardSaver]:
         key = secrets.token_hex(32) if encrypted else None
-        saver = SqliteSaver.from_path(str(tmp_path / f"c{next(files)}.db"),
-                                      cipher=_cipher(key))
-        yield saver
-        saver.close()
+        url = f"sqlite:///{tmp_path}/c{next(files)}.db"
+        with StewardSaver.from_conn_string(url, encryption_key=key) as saver:
+            yield saver
 
     _assert_all_passed(await validate(factory))
-
-
-def _cipher(key: str | None) -> object:
-    from steward.checkpointers._crypto import Cipher
-
-    return Cipher(key) if key else None
 
 
 @pytest.mark.postgres
@@ -59,13 +52,11 @@ async def test_postgres_conformance(pg_server: PgServer, pool: str) -> None:
         url = pg_server.create_database("conf")
         urls.append(url)
         if pool == "async":
-            saver = await PostgresSaver.afrom_conn_string(url, pool_size=4)
-            yield saver
-            await saver.aclose()
+            async with StewardSaver.afrom_conn_string(url, pool_size=4) as saver:
+                yield saver
         else:
-            saver = PostgresSaver.from_conn_string(url, pool_size=4)
-            yield saver
-            saver.close()
+            with StewardSaver.from_conn_string(url, pool_size=4) as saver:
+                yield saver
 
     try:
         _assert_all_passed(await validate(factory))

@@ -171,14 +171,21 @@ def test_results_are_sealed_when_the_runtime_encrypts(db_url: str) -> None:
 
 
 def test_outside_a_steward_run_an_effect_says_so(db_url: str) -> None:
-    with pytest.raises(ConfigError, match="inside a node"):
-        issue_refund("1", "2.00")
-
     @steward.effect(allow_outside=True)
     def log_line(text: str) -> str:
         return text.upper()
 
-    assert log_line("plain call") == "PLAIN CALL"
+    # An open runtime, even one that has run the effect, is not a run: outside a node the
+    # effect refuses (or, allowed outside, is a plain call) and the ledger records nothing.
+    with steward.open(db_url) as rt:
+        graph = one_node(State, _refund_then_confirm).compile(checkpointer=rt.checkpointer)
+        graph.invoke({"amount": "10.00"}, rt.config("T", ALICE))
+        before = snapshot(db_url)
+        with pytest.raises(ConfigError, match="inside a node"):
+            issue_refund("1", "2.00")
+        assert log_line("plain call") == "PLAIN CALL"
+        assert snapshot(db_url) == before
+    assert [amount for _, amount in WORLD] == ["10.00"]
 
 
 def test_an_unstorable_result_is_not_repeated(db_url: str) -> None:

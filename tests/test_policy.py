@@ -568,13 +568,18 @@ def test_a_superscript_quorum_is_rejected() -> None:
                           "resource);")
 
 
-def test_a_bare_id_is_rejected_or_ignored() -> None:
-    try:
-        policy = Policy.from_cedar("@id permit (principal, action, resource);")
-    except ConfigError:
-        return
-    assert policy.policy_ids == ["policy0"]
-    assert policy.evaluate(request()).policy_ids == ("policy0",)
+@pytest.mark.parametrize("annotation", ["@id", '@id("")', '@id("  ")'])
+def test_a_bare_or_empty_id_is_rejected(annotation: str) -> None:
+    # Like a bare @approval, @quorum or @reason: the author meant to name the policy, and
+    # decisions would otherwise report a positional id that moves with the policy's place.
+    with pytest.raises(ConfigError, match=r'@id needs a name, e\.g\. @id\("refund-cap"\)'):
+        Policy.from_cedar(f"{annotation} permit (principal, action, resource);")
+
+
+def test_without_an_id_decisions_report_the_positional_id() -> None:
+    policy = Policy.from_cedar(f'{PERMIT_ALL}\n@id("named") permit (principal, action, '
+                               "resource);")
+    assert policy.policy_ids == ["policy0", "named"]
 
 
 @pytest.mark.parametrize("text", [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _pg import PgServer
-from _support import ALICE, EVE, approval_graph, execute, snapshot
+from _support import ALICE, EVE, TABLES, approval_graph, execute, snapshot
 from langgraph.types import Command
 
 import steward
@@ -104,6 +104,19 @@ def test_setup_is_idempotent(db_url: str) -> None:
     assert snapshot(db_url) == before
     assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema_version'") == [
         (str(VERSION),)]
+
+
+def test_the_snapshots_hold_every_table_steward_creates(db_url: str) -> None:
+    # _support.TABLES is read from the migrations; the "changes nothing" checks compare every
+    # row of these tables, memories and erasure receipts included.
+    assert {"steward_threads", "steward_checkpoints", "steward_audit", "steward_approvals",
+            "steward_effects", "steward_memory", "steward_erasures", "steward_meta"} <= set(TABLES)
+    with steward.open(db_url):
+        pass
+    sql = ("SELECT name FROM sqlite_master WHERE type = 'table'" if db_url.startswith("sqlite")
+           else "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    assert sorted(name for (name,) in execute(db_url, sql)) == sorted(TABLES)
+    assert sorted(snapshot(db_url)) == sorted(TABLES)
 
 
 def test_two_processes_setting_up_at_once(db_url: str) -> None:

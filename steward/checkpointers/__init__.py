@@ -1,7 +1,7 @@
-"""Steward's own checkpoint savers: SQLite (embedded default) and PostgreSQL (scale-out)."""
+"""Steward's checkpoint saver: one class on SQLite (the embedded default) and PostgreSQL
+(scale-out), the one ``steward.open`` builds; ``StewardSaver.from_conn_string(url)`` gives it
+alone."""
 
-from steward.checkpointers.postgres import PostgresSaver
 from steward.checkpointers.saver import StewardSaver
-from steward.checkpointers.sqlite import SqliteSaver
 
-__all__ = ["PostgresSaver", "SqliteSaver", "StewardSaver"]
+__all__ = ["StewardSaver"]

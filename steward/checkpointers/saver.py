@@ -8,6 +8,7 @@ back and leaves the database exactly as it was. The thread table's part lives in
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -29,6 +30,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
 
 from steward.checkpointers._codec import Codec, dump_json, load_json
+from steward.checkpointers._connect import aopen_saver, open_saver, saver_options
 from steward.checkpointers._crypto import Cipher
 from steward.checkpointers._drivers import Driver, placeholders
 from steward.checkpointers._inputs import (
@@ -77,9 +79,12 @@ _Params = list[Any]
 
 
 class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
-    """A LangGraph checkpointer that knows who owns each thread.
+    """A LangGraph checkpointer that knows who owns each thread: the saver ``steward.open``
+    builds, on SQLite or PostgreSQL alike.
 
-    Use :func:`steward.open` rather than constructing it directly.
+    ``steward.open(url)`` gives it with the rest of the runtime (``rt.checkpointer``); for the
+    checkpointer alone, ``with StewardSaver.from_conn_string(url) as saver:`` (or ``async with
+    StewardSaver.afrom_conn_string(url)``), as with LangGraph's stock savers.
     """
 
     def __init__(
@@ -107,6 +112,37 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         self._spent: OrderedDict[int, Any] = OrderedDict()  # resume values used up (by id)
         self._spent_lock = threading.Lock()
         self._init_threads()
+
+    @classmethod
+    def from_conn_string(
+        cls, url: str, *, encryption_key: str | bytes | None = None,
+        thread_roles: Mapping[str, str] | None = None, default_ttl: float | None = None,
+        lease_ttl: float = 30.0, pool_size: int = 10, trust_unidentified: bool = False,
+    ) -> contextlib.AbstractContextManager[StewardSaver]:
+        """``with StewardSaver.from_conn_string(url) as saver:`` -- the saver alone, on
+        ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...`` (a sqlite3
+        connection or a psycopg ``ConnectionPool``; async methods work too), its schema set up,
+        closed on exit. The options mean what they mean for :func:`steward.open`, which builds
+        the same saver; guards, approvals, effects, the audit trail and the store need that
+        runtime around it."""
+        options = saver_options(encryption_key=encryption_key, thread_roles=thread_roles,
+                                default_ttl=default_ttl, lease_ttl=lease_ttl,
+                                trust_unidentified=trust_unidentified)
+        return open_saver(cls, url, pool_size, options)
+
+    @classmethod
+    def afrom_conn_string(
+        cls, url: str, *, encryption_key: str | bytes | None = None,
+        thread_roles: Mapping[str, str] | None = None, default_ttl: float | None = None,
+        lease_ttl: float = 30.0, pool_size: int = 10, trust_unidentified: bool = False,
+    ) -> contextlib.AbstractAsyncContextManager[StewardSaver]:
+        """``async with StewardSaver.afrom_conn_string(url) as saver:`` -- as
+        :meth:`from_conn_string`, on a psycopg ``AsyncConnectionPool`` bound to the running
+        event loop for PostgreSQL (the twin of :func:`steward.aopen`)."""
+        options = saver_options(encryption_key=encryption_key, thread_roles=thread_roles,
+                                default_ttl=default_ttl, lease_ttl=lease_ttl,
+                                trust_unidentified=trust_unidentified)
+        return aopen_saver(cls, url, pool_size, options)
 
     # -- setup ---------------------------------------------------------------------------------
 

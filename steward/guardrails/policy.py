@@ -268,8 +268,12 @@ class Policy:
             for name in ("approval", "quorum", "reason"):
                 if name in raw and raw[name] is None:
                     raise ConfigError(f'{where}: @{name} needs a value, e.g. @{name}("...").')
-            # A bare (or empty) @id names nothing: the positional id stands.
-            notes = {k: v for k, v in raw.items() if v is not None and (v or k != "id")}
+            # A policy's id is what decisions and records report: a bare or empty @id would
+            # silently report the positional id instead, which moves when policies are moved.
+            if "id" in raw and not (raw["id"] or "").strip():
+                raise ConfigError(f'{where}: @id needs a name, e.g. @id("refund-cap"), or '
+                                  "leave @id out to report Cedar's positional id.")
+            notes = {k: v for k, v in raw.items() if v is not None}
             roles = tuple(r.strip() for r in notes.get("approval", "").split(",") if r.strip())
             if "approval" in notes and not roles:
                 raise ConfigError(f"{where}: @approval names no role; write "

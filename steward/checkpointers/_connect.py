@@ -1,0 +1,77 @@
+"""From a database URL to a ready saver: the one path ``steward.open`` and
+``StewardSaver.from_conn_string`` share.
+
+The options are checked (URL, key, roles) before any database is touched; the schema is
+created or migrated on the way in; the saver, then its driver, are closed on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from steward._url import DatabaseURL, parse_url
+from steward.checkpointers._crypto import Cipher
+from steward.checkpointers._drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
+from steward.identity import AccessRule
+
+if TYPE_CHECKING:
+    from steward.checkpointers.saver import StewardSaver
+
+KEY_ENV = "STEWARD_ENCRYPTION_KEY"
+
+
+def saver_options(*, encryption_key: str | bytes | None = None,
+                  thread_roles: Mapping[str, str] | None = None,
+                  default_ttl: float | None = None, lease_ttl: float = 30.0,
+                  trust_unidentified: bool = False) -> dict[str, Any]:
+    """The saver's keyword arguments from ``steward.open``'s options (the key defaults to
+    ``$STEWARD_ENCRYPTION_KEY``)."""
+    key = encryption_key if encryption_key is not None else os.environ.get(KEY_ENV) or None
+    return {
+        "cipher": Cipher(key) if key is not None else None,
+        "access": AccessRule.from_roles(thread_roles, trust_unidentified=trust_unidentified),
+        "default_ttl": default_ttl,
+        "lease_ttl": lease_ttl,
+    }
+
+
+@contextlib.contextmanager
+def open_saver(cls: type[StewardSaver], url: str | DatabaseURL, pool_size: int,
+               options: Mapping[str, Any]) -> Iterator[StewardSaver]:
+    """A set-up saver on a sqlite3 connection or a psycopg ``ConnectionPool``."""
+    db = url if isinstance(url, DatabaseURL) else parse_url(url)
+    with contextlib.ExitStack() as stack:
+        if db.backend == "sqlite":
+            driver: SqliteDriver | PostgresDriver = SqliteDriver(db.target, db.masked)
+        else:
+            driver = PostgresDriver(db.target, db.masked, pool_size=pool_size)
+        stack.callback(driver.close)
+        saver = cls(driver, **options)
+        stack.callback(saver.close)
+        saver.setup()
+        yield saver
+
+
+@contextlib.asynccontextmanager
+async def aopen_saver(cls: type[StewardSaver], url: str | DatabaseURL, pool_size: int,
+                      options: Mapping[str, Any]) -> AsyncIterator[StewardSaver]:
+    """A set-up saver on sqlite3 (opened off the event loop) or a psycopg
+    ``AsyncConnectionPool`` bound to the running loop."""
+    db = url if isinstance(url, DatabaseURL) else parse_url(url)
+    async with contextlib.AsyncExitStack() as stack:
+        if db.backend == "sqlite":
+            # Opening the file blocks: not on the event loop (the LangGraph server forbids it).
+            sqlite = await asyncio.to_thread(SqliteDriver, db.target, db.masked)
+            stack.callback(sqlite.close)
+            saver = cls(sqlite, **options)
+        else:
+            pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
+            stack.push_async_callback(pg.aclose)
+            saver = cls(pg, **options)
+        stack.callback(saver.close)
+        await saver.asetup()
+        yield saver
