@@ -13,18 +13,20 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from langgraph.types import Command
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 import steward
 from steward._url import mask
 from steward.cli_ops import register
-from steward.errors import StewardError
+from steward.errors import ConfigError, StewardError
 from steward.graphs.refund_demo import (
     compile_refund_demo,
     outbox,
@@ -198,11 +200,21 @@ def audit_verify(
     if (file is None) == (thread is None):
         raise typer.BadParameter("give --file (an export) or --thread (with --db)")
     if file is not None:
+        if not Path(file).is_file():
+            raise ConfigError(f"no file {file!r}: give the path of an export written by "
+                              "`steward audit export --out FILE`.")
         counts = verify_file(file)
+        if not sum(counts.values()):
+            raise ConfigError(f"{file} holds no audit events: nothing was verified. Export "
+                              "again with `steward audit export --out FILE`.")
     else:
         assert thread is not None
         with steward.open(db) as rt:
             counts = {thread: rt.audit.verify(thread)}
+        if not counts[thread]:
+            raise ConfigError(f"no audit events for thread {thread!r} in {mask(db)}: nothing "
+                              "was verified. Check the id (`steward threads list --as ...`) "
+                              "and --db.")
     for tid, n in counts.items():
         console.print(f"{tid}: {n} events, chain intact")
     console.print(f"[green]verified[/green] {sum(counts.values())} events in "
@@ -217,7 +229,11 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except StewardError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        # The message as it is (no rich markup: "[postgres]" stays), on one line; worded for
+        # the command line when the error carries such a wording.
+        message = exc.cli or str(exc)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False,
+                                   soft_wrap=True)
         raise SystemExit(1) from None
 
 

@@ -9,7 +9,9 @@ as JSON (``{"id": ..., "tenant": ..., "roles": [...]}``).
 
 from __future__ import annotations
 
+import itertools
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -297,20 +299,22 @@ def audit_tail(thread: str, who: AsOption, follow: Annotated[bool, typer.Option(
         events = rt.audit.events(thread, principal)[-limit:]
         stream = rt.audit.subscribe(thread, principal, after=events[-1].seq if events else 0,
                                     poll=0.5) if follow else iter(())
-        for event in [*events, *stream]:
+        for event in itertools.chain(events, stream):  # what is there first, then what comes
             if as_json:
-                print(json.dumps(event.to_dict(), sort_keys=True, default=str), flush=True)
+                print(json.dumps(event.to_dict(), sort_keys=True, default=str))
             else:
                 console.print(f"{event.seq:>5} {_when(event.at)} {event.kind:<16} "
                               f"{event.node or '-':<14} {event.principal_id or '-':<18} "
-                              f"{json.dumps(event.payload, default=str)[:80]}")
+                              f"{json.dumps(event.payload, default=str)[:80]}", soft_wrap=True)
+            sys.stdout.flush()  # a pipe (| grep, a log shipper) sees each event as it comes
 
 
 def audit_export(who: AsOption, out: Annotated[str, typer.Option("--out", help="File to "
                                                                   "write (JSON Lines).")],
                  thread: Annotated[str | None, typer.Option("--thread")] = None,
                  db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES) -> None:
-    """Export a thread's (or the tenant's) audit events with their chain, for offline checks."""
+    """Export a thread's (or the tenant's) audit events with their chain, for offline checks.
+    The file is written whole or not at all; an export of no events is refused."""
     with _runtime(db, roles) as rt:
         count = rt.audit.export(out, parse_principal(who), thread_id=thread)
     console.print(f"wrote {count} events to {out}; check it with `steward audit verify "

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steward.cli import app
+from steward.cli_ops import parse_principal
 
 RUNNER = CliRunner()
 ALICE, BOB, CAROL, MALLORY = ("acme/alice:support", "acme/bob:manager", "acme/carol:auditor",
@@ -26,9 +27,10 @@ def _run(db: str, *args: str) -> Any:
     return json.loads(result.output)
 
 
-def _cli(db: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(db: str, *args: str, env: dict[str, str] | None = None,
+         ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200",
-           "STEWARD_DB": db}
+           "STEWARD_DB": db, **(env or {})}
     return subprocess.run([sys.executable, "-m", "steward.cli", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -144,3 +146,92 @@ def test_erase_from_the_cli(db_url: str) -> None:
     result = RUNNER.invoke(app, ["audit", "verify", "--thread", started["thread_id"], "--db",
                                  db_url])
     assert result.exit_code == 0, result.output
+# -- issue 13 --------------------------------------------------------------------------------
+
+
+def _fails(done: subprocess.CompletedProcess[str], *messages: str) -> str:
+    """A refusal: exit 1, one line on stderr starting ``error:``, naming each message."""
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    for message in messages:
+        assert message in done.stderr, done.stderr
+    return done.stderr
+
+
+def test_verifying_nothing_is_an_error(db_url: str, tmp_path: Any) -> None:
+    """Item 3: an unknown thread, an empty or missing export, an export of nothing."""
+    thread = _run(db_url, "run", "refund", "--as", ALICE)["thread_id"]
+    stderr = _fails(_cli(db_url, "audit", "verify", "--thread", "T-nope"),
+                    "no audit events for thread 'T-nope'", "nothing was verified")
+    assert "intact" not in stderr
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    done = _cli(db_url, "audit", "verify", "--file", str(empty))
+    _fails(done, "holds no audit events", "nothing was verified")
+    assert "verified" not in done.stdout and "intact" not in done.stdout
+    _fails(_cli(db_url, "audit", "verify", "--file", str(tmp_path / "missing.jsonl")),
+           "no file", "missing.jsonl")
+    # an export that fails leaves nothing behind, and an earlier file as it was
+    out = tmp_path / "out.jsonl"
+    _fails(_cli(db_url, "audit", "export", "--as", ALICE, "--thread", "T-nope", "--out",
+                str(out)), "no audit events")
+    _fails(_cli(db_url, "audit", "export", "--as", MALLORY, "--thread", thread, "--out",
+                str(out)), "another tenant")
+    _fails(_cli(db_url, "audit", "export", "--as", "acme/dave:support", "--thread", thread,
+                "--out", str(out), "--thread-roles", "manager=write"),
+           "--thread-roles ROLE=read", "--as")
+    assert not out.exists() and list(tmp_path.glob("*out.jsonl*")) == []
+    out.write_text("earlier\n")
+    _fails(_cli(db_url, "audit", "export", "--as", MALLORY, "--out", str(out)),
+           "no audit events")
+    assert out.read_text() == "earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if "out" in p.name) == ["out.jsonl"]
+    done = _cli(db_url, "audit", "export", "--as", ALICE, "--thread", thread, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    done = _cli(db_url, "audit", "verify", "--file", str(out))
+    assert done.returncode == 0 and f"{thread}: " in done.stdout, done.stdout + done.stderr
+
+
+def test_cli_advice_names_flags_not_python_keywords(db_url: str) -> None:
+    """Item 3: a principal without a granted role is told the CLI's flags."""
+    thread = _run(db_url, "run", "refund", "--as", ALICE)["thread_id"]
+    stderr = _fails(_cli(db_url, "threads", "show", thread, "--as", "acme/dave:support"),
+                    "--thread-roles ROLE=read", "--as TENANT/ID:ROLE")
+    assert "thread_roles=" not in stderr and "steward.open" not in stderr
+    import steward
+
+    with steward.open(db_url) as rt, pytest.raises(steward.ThreadAccessDenied,
+                                                   match="thread_roles="):
+        rt.checkpointer.thread_info(thread, parse_principal("acme/dave"))
+
+
+def test_audit_tail_follow_prints_what_is_there_first(tmp_path: Any) -> None:
+    """Item 6: a real process, reading its stdout through a pipe as an operator's would."""
+    import queue
+    import threading
+
+    db = f"sqlite:///{tmp_path}/cli.db"
+    thread = _run(db, "run", "refund", "--as", ALICE)["thread_id"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    env.pop("PYTHONUNBUFFERED", None)
+    lines: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen([sys.executable, "-m", "steward.cli", "audit", "tail", thread, "--as",
+                           ALICE, "--db", db, "--follow", "--json"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()],
+                         daemon=True).start()
+        try:
+            first = json.loads(lines.get(timeout=60))
+            assert first["thread_id"] == thread and first["kind"] == "run_start"
+            [request] = _run(db, "approvals", "list", "--as", BOB)
+            _run(db, "approvals", "approve", request["id"], "--as", BOB)
+            kinds = []
+            while "run_end" not in kinds:  # the approval's run, as it is written
+                kinds.append(json.loads(lines.get(timeout=60))["kind"])
+            assert "approval_vote" in kinds
+            assert proc.poll() is None  # still following
+        finally:
+            proc.kill()
+
+
