@@ -25,7 +25,7 @@ from rich.table import Table
 
 import steward
 from steward._url import mask
-from steward.cli_ops import register
+from steward.cli_ops import existing, register
 from steward.errors import ConfigError, StewardError
 from steward.graphs.refund_demo import (
     compile_refund_demo,
@@ -209,7 +209,7 @@ def audit_verify(
                               "again with `steward audit export --out FILE`.")
     else:
         assert thread is not None
-        with steward.open(db) as rt:
+        with steward.open(existing(db)) as rt:
             counts = {thread: rt.audit.verify(thread)}
         if not counts[thread]:
             raise ConfigError(f"no audit events for thread {thread!r} in {mask(db)}: nothing "

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 import steward
+from steward._url import parse_url
 from steward.errors import ConfigError
 from steward.identity import Principal
 
@@ -71,9 +74,22 @@ def parse_roles(spec: str) -> dict[str, str]:
     return out
 
 
+def existing(db: str) -> str:
+    """``db``, once it is known not to name a missing SQLite file: a command that reads must
+    not create an empty database where a path was mistyped. PostgreSQL URLs are not checked
+    here (a missing database fails to connect)."""
+    url = parse_url(db)
+    if url.backend == "sqlite" and url.target != ":memory:" and not Path(url.target).exists():
+        raise ConfigError(f"no Steward database at {os.path.abspath(url.target)}: check --db "
+                          "(or $STEWARD_DB); `steward run` and `steward demo` create one.")
+    return db
+
+
 @contextmanager
-def _runtime(db: str, roles: str) -> Iterator[steward.Runtime]:
-    with steward.open(db, thread_roles=parse_roles(roles)) as rt:
+def _runtime(db: str, roles: str, policy: Any = None) -> Iterator[steward.Runtime]:
+    """A runtime on an existing database, with the thread roles ``--thread-roles`` grants."""
+    grants = parse_roles(roles)
+    with steward.open(existing(db), thread_roles=grants, policy=policy) as rt:
         yield rt
 
 
@@ -84,6 +100,16 @@ def _print(data: Any, as_json: bool, table: Table | None = None) -> None:
         console.print(table)
     else:
         console.print(data)
+
+
+def _table(first: tuple[str, list[str]], *others: str) -> Table:
+    """A table whose first column (ids a later command takes) is never cut or folded."""
+    name, values = first
+    table = Table()
+    table.add_column(name, no_wrap=True, min_width=max(map(len, [name, *values])))
+    for other in others:
+        table.add_column(other)
+    return table
 
 
 def _when(ts: float | None) -> str:
@@ -148,13 +174,14 @@ threads_app = typer.Typer(no_args_is_help=True, help="Threads: list, show, histo
 
 @threads_app.command("list")
 def threads_list(who: AsOption, status: Annotated[str | None, typer.Option(
-        "--status", help="idle, running or interrupted")] = None,
+        "--status", help="idle, running, interrupted or erased")] = None,
         limit: int = 50, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
         as_json: JsonOption = False) -> None:
     """The threads the principal may read, newest first."""
     with _runtime(db, roles) as rt:
         rows = rt.checkpointer.list_threads(parse_principal(who), status=status, limit=limit)
-    table = Table("thread", "owner", "status", "waiting on", "updated")
+    table = _table(("thread", [r["thread_id"] for r in rows]), "owner", "status", "waiting on",
+                   "updated")
     for r in rows:
         table.add_row(r["thread_id"], str(r["owner"]), r["status"],
                       ", ".join(str(w.get("type")) for w in r["waiting_on"]) or "-",

@@ -86,7 +86,10 @@ def test_a_rejection_from_the_cli_ends_the_request(db_url: str) -> None:
     (["threads", "list", "--as", ALICE, "--thread-roles", "manager=boss"], "--thread-roles"),
 ])
 def test_bad_input_is_one_line_and_exit_1(tmp_path: Any, args: list[str], message: str) -> None:
+    import steward
+
     db = f"sqlite:///{tmp_path}/cli.db"
+    steward.open(db).close()  # a database, empty
     done = _cli(db, *args)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.startswith(f"error: {message}") or message in done.stderr, done.stderr
@@ -233,5 +236,36 @@ def test_audit_tail_follow_prints_what_is_there_first(tmp_path: Any) -> None:
             assert proc.poll() is None  # still following
         finally:
             proc.kill()
+
+
+@pytest.mark.parametrize("args", [
+    ["threads", "list", "--as", ALICE],
+    ["threads", "show", "T-1", "--as", ALICE],
+    ["threads", "history", "T-1", "--as", ALICE],
+    ["approvals", "list", "--as", BOB],
+    ["approvals", "approve", "apr_1", "--as", BOB],
+    ["audit", "verify", "--thread", "T-1"],
+    ["audit", "tail", "T-1", "--as", ALICE],
+    ["audit", "export", "--as", ALICE, "--out", "x.jsonl"],
+])
+def test_reading_a_missing_sqlite_file_does_not_create_it(tmp_path: Any,
+                                                          args: list[str]) -> None:
+    """Item 10: a mistyped path is refused, and stays missing."""
+    path = tmp_path / "typo.db"
+    args = [str(tmp_path / a) if a == "x.jsonl" else a for a in args]
+    _fails(_cli(f"sqlite:///{path}", *args), f"no Steward database at {path}", "--db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_status_is_refused(db_url: str) -> None:
+    """Item 11: the CLI and the library both name the statuses there are."""
+    import steward
+
+    _run(db_url, "run", "refund", "--as", ALICE)
+    _fails(_cli(db_url, "threads", "list", "--as", ALICE, "--status", "bogus"),
+           "unknown status 'bogus'", "idle", "running", "interrupted", "erased")
+    with steward.open(db_url) as rt, pytest.raises(steward.ConfigError, match="'bogus'"):
+        rt.checkpointer.list_threads(parse_principal(ALICE), status="bogus")
+    assert len(_run(db_url, "threads", "list", "--as", ALICE, "--status", "interrupted")) == 1
 
 
