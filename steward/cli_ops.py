@@ -24,6 +24,7 @@ import typer
 from langgraph.types import Command
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import steward
 from steward._url import parse_url
@@ -112,6 +113,20 @@ def _table(first: tuple[str, list[str]], *others: str) -> Table:
     return table
 
 
+def _ended(out: Any) -> tuple[str, str | None, list[Any]]:
+    """How a run stopped: (status, reason, what it waits on). The status is ``waiting``, the
+    graph's ``outcome`` status (``refunded``, ``rejected``, ``failed``, ...) or ``done``."""
+    if not isinstance(out, dict):
+        return "done", None, []
+    waiting = [i.value for i in out.get("__interrupt__", [])]
+    if waiting:
+        return "waiting", None, waiting
+    outcome = out.get("outcome")
+    outcome = outcome if isinstance(outcome, dict) else {}
+    reason = outcome.get("reason")
+    return str(outcome.get("status", "done")), str(reason) if reason else None, []
+
+
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
@@ -120,7 +135,9 @@ def _when(ts: float | None) -> str:
 
 
 def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --help).")],
-        who: AsOption, input: Annotated[str, typer.Option("--input", help="JSON input.")] = "{}",
+        who: AsOption, input: Annotated[str | None, typer.Option(
+            "--input", help="JSON input naming at least the workflow's required fields; "
+            "without --input, the workflow's example input.", show_default=False)] = None,
         thread: Annotated[str | None, typer.Option("--thread", help="Thread id (new if "
                                                    "omitted).")] = None,
         db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
@@ -128,20 +145,32 @@ def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --hel
             "--model", envvar="STEWARD_MODEL",
             help="Plan with a chat model: openai:<model> or bedrock:<model id>.")] = None,
         as_json: JsonOption = False) -> None:
-    """Run a workflow on a new (or given) thread, as the principal; stops where it waits.
+    """Run a workflow on a new (or given) thread, as the principal; stops where it waits, and
+    says how it ended (the outcome and its reason). Workflows and their required input:
+    refund (order_id, amount), access (user_id), close (period), research (topic).
     Agent workflows (access, close) plan with ``--model`` when given, else offline."""
     from steward.graphs import WORKFLOWS
 
     if workflow not in WORKFLOWS:
         raise ConfigError(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}.")
-    try:
-        payload = json.loads(input)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--input is not valid JSON: {exc.msg} at column {exc.colno}.") from exc
-    if not isinstance(payload, dict):
-        raise ConfigError("--input must be a JSON object, e.g. '{\"order_id\": \"98765\"}'.")
-    principal = parse_principal(who)
     spec = WORKFLOWS[workflow]
+    example = input is None
+    if input is None:
+        payload: Any = dict(spec.defaults)
+    else:
+        try:
+            payload = json.loads(input)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--input is not valid JSON: {exc.msg} at column {exc.colno}."
+                              ) from exc
+        if not isinstance(payload, dict):
+            raise ConfigError("--input must be a JSON object, e.g. '{\"order_id\": \"98765\"}'.")
+        missing = spec.missing(payload)
+        if missing:
+            sample = json.dumps({k: spec.defaults.get(k, "...") for k in spec.required})
+            raise ConfigError(f"the {workflow} workflow needs {', '.join(spec.required)} in "
+                              f"--input (missing: {', '.join(missing)}), e.g. --input '{sample}'.")
+    principal = parse_principal(who)
     tid = thread or f"{workflow}-{uuid.uuid4().hex[:8]}"
     if model is not None and not spec.plans:
         raise ConfigError(f"the {workflow} workflow has a fixed flow; --model applies to the "
@@ -151,20 +180,25 @@ def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --hel
         graph = builder.compile(checkpointer=rt.checkpointer, store=rt.store)
         config = rt.config(tid, principal)
         config["metadata"] = {"workflow": workflow}
-        out = graph.invoke(spec.input(payload, workflow), config)
-    waiting = [i.value for i in out.get("__interrupt__", [])] if isinstance(out, dict) else []
-    outcome = out.get("outcome") if isinstance(out, dict) else None
-    result = {"thread_id": tid, "workflow": workflow,
-              "status": "waiting" if waiting else (outcome or {}).get("status", "done"),
-              "waiting_on": waiting,
+        try:
+            out = graph.invoke(spec.input(payload, workflow), config)
+        except steward.PolicyDenied as exc:  # the policy forbade a step: the run ends there
+            out = {"outcome": {"status": "denied", "reason": str(exc)}}
+    status, reason, waiting = _ended(out)
+    result = {"thread_id": tid, "workflow": workflow, "input": payload, "status": status,
+              "reason": reason, "waiting_on": waiting,
               "values": {k: v for k, v in out.items() if k != "__interrupt__"}}
     if as_json:
         _print(result, True)
         return
-    console.print(f"thread [bold]{tid}[/bold] ({workflow}): {result['status']}")
+    if example:
+        console.print(f"input: {json.dumps(payload)} (the {workflow} workflow's example; "
+                      "choose with --input)", soft_wrap=True)
+    console.print(Text.assemble("thread ", (tid, "bold"), f" ({workflow}): {status}",
+                                f" — {reason}" if reason else ""), soft_wrap=True)
     for request in waiting:
         console.print(f"  waits for {request.get('required_roles')}: {request.get('reasons')} "
-                      f"(request {request.get('id')})")
+                      f"(request {request.get('id')})", soft_wrap=True)
 
 
 # -- threads -------------------------------------------------------------------------------------

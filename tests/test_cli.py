@@ -138,7 +138,7 @@ def test_an_agent_workflow_plans_with_a_model(tmp_path: Any, monkeypatch: Any) -
 def test_erase_from_the_cli(db_url: str) -> None:
     started = _run(db_url, "run", "refund", "--as", ALICE, "--input",
                    '{"order_id": "12345", "amount": "10.00", "preference": "e-mail only"}')
-    assert started["status"] == "done"
+    assert started["status"] == "refunded"
     refused = _cli(db_url, "erase", "alice", "--as", BOB)  # not an admin of her threads
     assert refused.returncode == 1 and refused.stderr.startswith("error:")
     assert "may not admin thread" in refused.stderr and "Traceback" not in refused.stderr
@@ -149,6 +149,8 @@ def test_erase_from_the_cli(db_url: str) -> None:
     result = RUNNER.invoke(app, ["audit", "verify", "--thread", started["thread_id"], "--db",
                                  db_url])
     assert result.exit_code == 0, result.output
+
+
 # -- issue 13 --------------------------------------------------------------------------------
 
 
@@ -267,5 +269,37 @@ def test_an_unknown_status_is_refused(db_url: str) -> None:
     with steward.open(db_url) as rt, pytest.raises(steward.ConfigError, match="'bogus'"):
         rt.checkpointer.list_threads(parse_principal(ALICE), status="bogus")
     assert len(_run(db_url, "threads", "list", "--as", ALICE, "--status", "interrupted")) == 1
+
+
+@pytest.mark.parametrize(("given", "reason"), [
+    ({"order_id": "00000", "amount": "10.00"}, "no such order 00000"),
+    ({"order_id": "98765", "amount": "abc"}, "amount 'abc' is not a number"),
+    ({"order_id": "98765", "amount": "500.00"}, "500.00 asked, 120.00 refundable"),
+])
+def test_a_refund_that_cannot_be_made_says_why(tmp_path: Any, given: dict[str, str],
+                                               reason: str) -> None:
+    """Item 13: not ``done``, but the outcome and its reason."""
+    db = f"sqlite:///{tmp_path}/cli.db"
+    done = _cli(db, "run", "refund", "--as", ALICE, "--input", json.dumps(given))
+    assert done.returncode == 0, done.stderr
+    assert ": rejected — " in done.stdout and reason in done.stdout, done.stdout
+    assert "done" not in done.stdout
+    out = _run(db, "run", "refund", "--as", ALICE, "--input", json.dumps(given))
+    assert out["status"] == "rejected" and reason in out["reason"]
+    ok = _run(db, "run", "refund", "--as", ALICE, "--input",
+              '{"order_id": "24680", "amount": "20.00"}')
+    assert ok["status"] == "refunded" and ok["values"]["receipt"].startswith("TXN-")
+
+
+def test_an_input_without_the_needed_fields_is_refused(tmp_path: Any) -> None:
+    """Item 13: ``--input '{}'`` does not run the example order."""
+    db = f"sqlite:///{tmp_path}/cli.db"
+    _fails(_cli(db, "run", "refund", "--as", ALICE, "--input", "{}"),
+           "the refund workflow needs order_id, amount in --input", "missing: order_id, amount")
+    _fails(_cli(db, "run", "refund", "--as", ALICE, "--input", '{"order_id": "98765"}'),
+           "missing: amount")
+    _fails(_cli(db, "run", "access", "--as", ALICE, "--input", '{"days": 3}'),
+           "missing: user_id")
+    assert not (tmp_path / "cli.db").exists()
 
 
