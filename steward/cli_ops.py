@@ -285,31 +285,80 @@ approvals_app = typer.Typer(no_args_is_help=True, help="Approvals: list, approve
 @approvals_app.command("list")
 def approvals_list(who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
                    as_json: JsonOption = False) -> None:
-    """What the principal may approve now, oldest first."""
+    """What the principal may approve now, oldest first; each request's id is printed whole
+    (``approvals approve`` takes it, or any unique start of it)."""
+    principal = parse_principal(who)
     with _runtime(db, roles) as rt:
-        pending = rt.approvals.pending(parse_principal(who))
-    table = Table("request", "thread", "action", "args", "asked by", "votes", "expires")
+        pending = rt.approvals.pending(principal)
+    if as_json:
+        _print(pending, True)
+        return
+    if not pending:
+        console.print(f"nothing for {principal.id} to approve")
     for p in pending:
-        table.add_row(p["id"], p["thread_id"], p["action"], json.dumps(p["args"])[:60],
-                      str(p["requested_by"]), f"{len(p['votes'])}/{p['quorum']}",
-                      str(p["expires_at"] or "-"))
-    _print(pending, as_json, table)
+        console.print(Text.assemble((p["id"], "bold"),
+                                    f"  {p['action']} on thread {p['thread_id']}"),
+                      soft_wrap=True)
+        console.print(f"    args {json.dumps(p['args'], default=str)}; asked by "
+                      f"{p['requested_by']}; votes {len(p['votes'])}/{p['quorum']}; "
+                      f"expires {p['expires_at'] or 'never'}", soft_wrap=True)
+        if p["reasons"]:
+            console.print(f"    why: {'; '.join(map(str, p['reasons']))}", soft_wrap=True)
+
+
+def _open_request(rt: steward.Runtime, given: str, principal: Principal,
+                  decision: str) -> dict[str, Any]:
+    """The open request ``given`` (an id, or the start of one) names that ``principal`` may
+    vote on; otherwise a ConfigError saying why not."""
+    found = rt.approvals.find(given, principal)
+    exact = [r for r in found if r["id"] == given]
+    pending = [r for r in found if r["status"] == "pending"]
+    matches = exact or pending or found
+    if not matches:
+        raise ConfigError(f"no approval request {given!r} in tenant {principal.tenant!r}: check "
+                          "the id; `steward approvals list --as TENANT/ID:ROLE` shows what a "
+                          "principal may approve.")
+    if len(matches) > 1:
+        kind = "open requests" if matches is pending else "requests"
+        more = " (and more)" if len(found) >= 20 else ""
+        raise ConfigError(f"{given!r} names {len(matches)} {kind}{more}: "
+                          f"{', '.join(r['id'] for r in matches)}; give more of the id.")
+    request = matches[0]
+    rid, needs = request["id"], request["required_roles"]
+    if request["status"] != "pending":
+        then = f"; it was escalated to {request['escalated_to']}" \
+            if request["escalated_to"] else ""
+        raise ConfigError(f"request {rid} is already {request['status']}: there is nothing to "
+                          f"vote on{then}.")
+    if request["requested_by"] == principal.id:
+        raise ConfigError(f"{principal.id!r} asked for request {rid} and cannot {decision} "
+                          "their own request: the four-eyes rule. Another person holding one of "
+                          f"the roles {needs} must vote on it.")
+    if not set(needs) & principal.roles:
+        raise ConfigError(f"request {rid} needs one of the roles {needs}; {principal.id!r} "
+                          f"holds {sorted(principal.roles)}: act as an approver holding one "
+                          f"(--as TENANT/ID:{needs[0]}).")
+    if any(v["voter"] == principal.id for v in request["votes"]):
+        raise ConfigError(f"{principal.id!r} already voted on request {rid}; each approver "
+                          f"votes once (it has {len(request['votes'])} of {request['quorum']} "
+                          "votes).")
+    if not any(p["id"] == rid for p in rt.approvals.pending(principal)):
+        raise ConfigError(f"request {rid} expired at {request['expires_at']} and can no longer "
+                          "be voted on; `steward sweep` closes it as its on_expire says.")
+    return request
 
 
 def _vote(request: str, decision: str, who: str, comment: str | None, db: str, roles: str,
           as_json: bool) -> None:
     principal = parse_principal(who)
     with _runtime(db, roles) as rt:
-        found = [p for p in rt.approvals.pending(principal) if p["id"] == request]
-        if not found:
-            raise ConfigError(f"no open request {request!r} that {principal.id!r} may vote on: "
-                              "see `steward approvals list`.")
-        thread = found[0]["thread_id"]
+        found = _open_request(rt, request, principal, decision)
+        request, thread = found["id"], found["thread_id"]
         spec = _workflow(rt, thread, principal)
         if spec is None:
             raise ConfigError(f"thread {thread!r} was not started by `steward run`: resume it "
                               "from the application that runs its graph.")
-    with steward.open(db, thread_roles=parse_roles(roles), policy=spec.policy()) as rt:
+    with _runtime(db, roles, policy=spec.policy()) as rt:
         graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
         payload: dict[str, Any] = {"decision": decision}
         if comment:
@@ -317,16 +366,17 @@ def _vote(request: str, decision: str, who: str, comment: str | None, db: str, r
         try:
             out = graph.invoke(Command(resume=payload), rt.config(thread, principal))
         except steward.PolicyDenied as exc:  # a rejection ends the guarded action
-            out = {"denied": str(exc)}
-    waiting = [i.value for i in out.get("__interrupt__", [])]
-    result = {"request": request, "thread_id": thread, "decision": decision,
-              "status": "waiting" if waiting else "denied" if "denied" in out else "done",
+            out = {"outcome": {"status": "denied", "reason": str(exc)}}
+    status, reason, waiting = _ended(out)
+    result = {"request": request, "thread_id": thread, "decision": decision, "status": status,
+              "reason": reason, "waiting_on": waiting,
               "values": {k: v for k, v in out.items() if k != "__interrupt__"}}
     if as_json:
         _print(result, True)
     else:
-        console.print(f"{decision}d {request} on thread {thread}: the thread is now "
-                      f"{result['status']}")
+        done = {"approve": "approved", "reject": "rejected"}[decision]
+        console.print(f"{done} {request} on thread {thread}: {status}"
+                      + (f" — {reason}" if reason else ""), soft_wrap=True)
 
 
 @approvals_app.command("approve")

@@ -49,7 +49,7 @@ def test_run_list_approve_show_history_and_audit(db_url: str, tmp_path: Any) -> 
     assert [p["id"] for p in pending] == [request["id"]]
     assert _run(db_url, "approvals", "list", "--as", ALICE) == []  # not her own request
     done = _run(db_url, "approvals", "approve", request["id"], "--as", BOB, "--comment", "ok")
-    assert done["status"] == "done" and done["values"]["receipt"].startswith("TXN-")
+    assert done["status"] == "refunded" and done["values"]["receipt"].startswith("TXN-")
     shown = _run(db_url, "threads", "show", thread, "--as", CAROL)
     assert shown["owner"] == "alice" and shown["values"]["approved_by"] == "bob"
     assert [a["status"] for a in shown["approvals"]] == ["approved"]
@@ -71,7 +71,7 @@ def test_a_rejection_from_the_cli_ends_the_request(db_url: str) -> None:
     started = _run(db_url, "run", "refund", "--as", ALICE)
     request = started["waiting_on"][0]["id"]
     done = _run(db_url, "approvals", "reject", request, "--as", BOB, "--comment", "no")
-    assert done["status"] == "denied"
+    assert done["status"] == "denied" and "rejected by bob" in done["reason"], done["reason"]
     shown = _run(db_url, "threads", "show", started["thread_id"], "--as", ALICE)
     assert [a["status"] for a in shown["approvals"]] == ["rejected"]
 
@@ -82,7 +82,7 @@ def test_a_rejection_from_the_cli_ends_the_request(db_url: str) -> None:
     (["run", "refund", "--as", ALICE, "--input", "[1]"], "--input must be a JSON object"),
     (["run", "refund", "--as", "bob"], "names no tenant"),
     (["threads", "show", "T-none", "--as", ALICE], "no thread 'T-none'"),
-    (["approvals", "approve", "apr_none", "--as", BOB], "no open request 'apr_none'"),
+    (["approvals", "approve", "apr_none", "--as", BOB], "no approval request 'apr_none'"),
     (["threads", "list", "--as", ALICE, "--thread-roles", "manager=boss"], "--thread-roles"),
 ])
 def test_bad_input_is_one_line_and_exit_1(tmp_path: Any, args: list[str], message: str) -> None:
@@ -211,6 +211,25 @@ def test_cli_advice_names_flags_not_python_keywords(db_url: str) -> None:
         rt.checkpointer.thread_info(thread, parse_principal("acme/dave"))
 
 
+def test_approvals_list_shows_whole_ids_and_a_prefix_is_enough(db_url: str) -> None:
+    """Item 5: the id survives 80 columns; any unique prefix names a request."""
+    first = _run(db_url, "run", "refund", "--as", ALICE)["waiting_on"][0]["id"]
+    second = _run(db_url, "run", "refund", "--as", ALICE, "--input",
+                  '{"order_id": "55555", "amount": "300.00"}')["waiting_on"][0]["id"]
+    listed = _cli(db_url, "approvals", "list", "--as", BOB, env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    assert first in listed.stdout and second in listed.stdout, listed.stdout
+    _fails(_cli(db_url, "approvals", "approve", "apr_", "--as", BOB),
+           "'apr_' names 2 open requests", first, second)
+    _fails(_cli(db_url, "approvals", "approve", "apr_zz", "--as", BOB),
+           "no approval request 'apr_zz'", "steward approvals list")
+    prefix = next(first[:n] for n in range(5, len(first)) if not second.startswith(first[:n]))
+    done = _run(db_url, "approvals", "approve", prefix, "--as", BOB)
+    assert done["request"] == first and done["status"] == "refunded"
+    _fails(_cli(db_url, "approvals", "approve", prefix, "--as", BOB),
+           f"request {first} is already approved")
+
+
 def test_audit_tail_follow_prints_what_is_there_first(tmp_path: Any) -> None:
     """Item 6: a real process, reading its stdout through a pipe as an operator's would."""
     import queue
@@ -269,6 +288,23 @@ def test_an_unknown_status_is_refused(db_url: str) -> None:
     with steward.open(db_url) as rt, pytest.raises(steward.ConfigError, match="'bogus'"):
         rt.checkpointer.list_threads(parse_principal(ALICE), status="bogus")
     assert len(_run(db_url, "threads", "list", "--as", ALICE, "--status", "interrupted")) == 1
+
+
+def test_a_refused_vote_says_why(db_url: str) -> None:
+    """Item 12: four eyes, a missing role, a closed request: each says so."""
+    carl = "acme/carl:support,manager"
+    request = _run(db_url, "run", "refund", "--as", carl)["waiting_on"][0]["id"]
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", carl),
+           "four-eyes rule", f"'carl' asked for request {request}",
+           "cannot approve their own request")
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", "acme/dave:support"),
+           f"request {request} needs one of the roles ['manager']", "'dave' holds ['support']",
+           "--as TENANT/ID:manager")
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", MALLORY),
+           f"no approval request {request!r}")
+    _run(db_url, "approvals", "reject", request, "--as", BOB)
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", "acme/erin:manager"),
+           f"request {request} is already rejected")
 
 
 @pytest.mark.parametrize(("given", "reason"), [
