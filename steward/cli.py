@@ -72,7 +72,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         graph.invoke({"order_id": "98765", "amount": "120.00"}, rt.config(thread_id, ALICE))
         state = graph.get_state(rt.config(thread_id, ALICE))
         request = state.interrupts[0].value
-        console.print(f"   the policy says: {'; '.join(request['reasons'])}")
+        console.print(f"   the policy says: {escape('; '.join(request['reasons']))}")
         console.print(f"   paused in {list(state.next)}: approval request {request['id']} "
                       f"waits for {request['required_roles']}")
         info = rt.checkpointer.thread_info(thread_id, ALICE) or {}
@@ -82,7 +82,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         try:
             graph.invoke(Command(resume={"decision": "approve"}), rt.config(thread_id, ALICE))
         except steward.ApprovalInvalid as exc:
-            console.print(f"   refused: [red]{exc}[/red]")
+            console.print(f"   refused: [red]{escape(str(exc))}[/red]")
         else:  # pragma: no cover - the demo's own check
             raise StewardError("the requester was allowed to approve her own refund")
 
@@ -110,7 +110,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         try:
             graph.get_state(rt.config(thread_id, MALLORY))
         except steward.ThreadAccessDenied as exc:
-            console.print(f"   refused: [red]{exc}[/red]")
+            console.print(f"   refused: [red]{escape(str(exc))}[/red]")
         else:  # pragma: no cover - the demo's own check
             raise StewardError("the access rule let another tenant read the thread")
         final = graph.get_state(rt.config(thread_id, ALICE))
@@ -124,11 +124,11 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
                           str(md.get("principal_id", "")))
         console.print(table)
         for event in final.values.get("events", []):
-            console.print(f"   • {event}")
+            console.print(f"   • {escape(str(event))}")
         for record in rt.approvals.history(thread_id, ALICE):
             votes = ", ".join(f"{v['decision']} by {v['voter']} ({v['role']})"
                               for v in record["votes"])
-            console.print(f"   approval {record['id']}: {record['status']} — {votes}")
+            console.print(f"   approval {record['id']}: {record['status']} — {escape(votes)}")
         console.print(f"   receipt: [bold green]{final.values.get('receipt')}[/bold green]")
         mails = outbox(str(final.values.get("customer")))
         status = ticket("98765")
@@ -167,7 +167,7 @@ def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption =
         if mode == "approve":
             [pending] = rt.approvals.pending(BOB)
             console.print(f"   \\[pid {os.getpid()}] {BOB.id} sees the pending request: "
-                          f"{pending['action']} {pending['args']} asked by "
+                          f"{pending['action']} {escape(str(pending['args']))} asked by "
                           f"{pending['requested_by']}, and approves it")
             payload: Any = Command(resume={"decision": "approve",
                                            "comment": "customer is a regular"})

@@ -4,7 +4,9 @@ Every command opens the database named by ``--db`` (or ``$STEWARD_DB``; default 
 SQLite file) and acts as the principal named by ``--as`` (or ``$STEWARD_AS``), so the thread
 access rule applies exactly as it does in code. ``--json`` prints machine-readable output.
 A principal is written ``TENANT/ID[:ROLE,ROLE...]`` (e.g. ``acme/bob@acme.test:manager``) or
-as JSON (``{"id": ..., "tenant": ..., "roles": [...]}``).
+as JSON (``{"id": ..., "tenant": ..., "roles": [...]}``). Commands that read (or vote on what
+is there) refuse a SQLite path with no database rather than create an empty one. Output is
+printed without rich markup, so brackets in data and messages stay as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +34,7 @@ from steward._url import parse_url
 from steward.errors import ConfigError
 from steward.identity import Principal
 
-console = Console()
+console = Console(markup=False)  # data and messages may hold [brackets]: print them as they are
 
 DEFAULT_DB = "sqlite:///steward-demo.db"
 DEFAULT_ROLES = (
@@ -251,8 +254,9 @@ def threads_show(thread: str, who: AsOption, db: DbOption = DEFAULT_DB,
     if as_json:
         _print(data, True)
         return
-    console.print(f"[bold]{thread}[/bold] tenant={info['tenant']} owner={info['owner']} "
-                  f"status={info['status']} updated={_when(info['updated_at'])}")
+    console.print(Text.assemble((thread, "bold"), f" tenant={info['tenant']} owner="
+                                f"{info['owner']} status={info['status']} "
+                                f"updated={_when(info['updated_at'])}"))
     for key, value in values.items():
         console.print(f"  {key}: {value!r}"[:300])
     for record in waiting:
@@ -458,8 +462,46 @@ def erase(subject: Annotated[str, typer.Argument(help="Whom to forget (a princip
                   f"{receipt.audit_events} audit payloads; receipt digest {receipt.digest}")
 
 
+def token(who: AsOption, secret: Annotated[str | None, typer.Option(
+        "--secret", envvar="STEWARD_JWT_SECRET", show_default=False,
+        help="The server's HS256 secret (its STEWARD_JWT_SECRET).")] = None,
+        expires_in: Annotated[int, typer.Option("--expires-in", help="Seconds the token is "
+                                                "valid.")] = 3600) -> None:
+    """Print a bearer token (an HS256 JWT) for the principal, for a LangGraph server run with
+    Steward's auth and the same STEWARD_JWT_SECRET (e.g. `langgraph dev`): send it as
+    ``Authorization: Bearer <token>``. Claim names, issuer and audience follow the server's
+    STEWARD_JWT_* settings."""
+    principal = parse_principal(who)
+    if not secret:
+        raise ConfigError("no secret to sign with: pass --secret TEXT or set STEWARD_JWT_SECRET "
+                          "to the secret the server verifies tokens with.")
+    if expires_in <= 0:
+        raise ConfigError(f"--expires-in {expires_in}: give a positive number of seconds, "
+                          "e.g. 3600.")
+    try:
+        import jwt
+    except ImportError as exc:
+        raise ConfigError("steward token needs PyJWT: pip install 'langgraph-steward[server]'."
+                          ) from exc
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": principal.id, "iat": now, "exp": now + expires_in,
+        os.environ.get("STEWARD_JWT_TENANT_CLAIM", "tenant"): principal.tenant,
+        os.environ.get("STEWARD_JWT_ROLES_CLAIM", "roles"): sorted(principal.roles)}
+    for claim, variable in (("iss", "STEWARD_JWT_ISSUER"), ("aud", "STEWARD_JWT_AUDIENCE")):
+        if os.environ.get(variable):
+            claims[claim] = os.environ[variable]
+    with warnings.catch_warnings(record=True) as caught:  # PyJWT's, e.g. a short secret
+        warnings.simplefilter("always")
+        encoded = jwt.encode(claims, secret, algorithm="HS256")
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    print(encoded)
+
+
 def register(app: typer.Typer, audit_app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("token")(token)
     app.command("sweep")(sweep)
     app.command("erase")(erase)
     app.add_typer(threads_app, name="threads")

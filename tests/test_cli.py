@@ -339,3 +339,49 @@ def test_an_input_without_the_needed_fields_is_refused(tmp_path: Any) -> None:
     assert not (tmp_path / "cli.db").exists()
 
 
+def test_messages_keep_their_brackets_and_words(tmp_path: Any) -> None:
+    """Item 14: no rich markup eaten; ``rejected``; libpq's reason without stray text."""
+    db = f"sqlite:///{tmp_path}/cli.db"
+    _fails(_cli(db, "run", "[postgres]", "--as", ALICE), "unknown workflow '[postgres]'")
+    _fails(_cli(db, "threads", "list", "--as", ALICE, "--thread-roles", "[red]=x"),
+           "--thread-roles '[red]=x'")
+    request = json.loads(_cli(db, "run", "refund", "--as", ALICE, "--json").stdout)
+    request_id = request["waiting_on"][0]["id"]
+    done = _cli(db, "approvals", "reject", request_id, "--as", BOB)
+    assert done.returncode == 0 and done.stdout.startswith(f"rejected {request_id}"), done.stdout
+    stderr = _fails(_cli("postgresql://nobody@127.0.0.1:1/none", "threads", "list", "--as",
+                         ALICE), "cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1/"
+                    "none: connection failed: ", "Connection refused. Check that the server")
+    assert "\t" not in stderr and "  " not in stderr and "?." not in stderr
+    assert ".." not in stderr and "Is the server running" not in stderr
+
+
+def test_a_token_for_the_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 9: ``steward token`` mints what the server's auth reads back."""
+    import time
+
+    from steward.server.auth import principal_claims
+
+    monkeypatch.setenv("STEWARD_JWT_SECRET", "a-secret-for-tests-32-bytes-or-more")
+    result = RUNNER.invoke(app, ["token", "--as", "acme/bob@acme.test:manager,auditor"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    assert principal_claims(token) == {"identity": "bob@acme.test", "tenant": "acme",
+                                       "roles": ["auditor", "manager"],
+                                       "permissions": ["auditor", "manager"]}
+    import jwt
+
+    claims = jwt.decode(token, "a-secret-for-tests-32-bytes-or-more", algorithms=["HS256"])
+    assert 3590 < claims["exp"] - time.time() <= 3600
+    other = "another-secret-for-tests-32-bytes-or-more"
+    result = RUNNER.invoke(app, ["token", "--as", "acme/bob", "--secret", other,
+                                 "--expires-in", "60"])
+    claims = jwt.decode(result.output.strip(), other, algorithms=["HS256"])
+    assert claims["roles"] == [] and 50 < claims["exp"] - time.time() <= 60
+    env = {k: v for k, v in os.environ.items() if k != "STEWARD_JWT_SECRET"}
+    done = subprocess.run([sys.executable, "-m", "steward.cli", "token", "--as", "acme/bob"],
+                          env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    _fails(done, "no secret to sign with", "--secret", "STEWARD_JWT_SECRET")
+    _fails(_cli("sqlite:///x.db", "token", "--as", "acme/bob", "--expires-in", "0"),
+           "--expires-in 0", "positive")

@@ -153,10 +153,15 @@ def _pg_check(conninfo: str, url: str, timeout: int) -> None:
     try:
         psycopg.connect(conninfo, connect_timeout=timeout).close()
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # libpq's reason, one line per host tried, without its own hint (the advice below
+        # says it) and without a stop of its own.
+        lines = [line.strip() for line in str(exc).splitlines()]
+        reason = "; ".join(line for line in lines
+                           if line and not line.startswith("Is the server running"))
         raise ConfigError(
-            f"cannot connect to PostgreSQL at {url}: {reason}. Check that the server is running, "
-            "the host, port, database and credentials are right, and the database exists."
+            f"cannot connect to PostgreSQL at {url}: {reason.rstrip('.') or type(exc).__name__}. "
+            "Check that the server is running, the host, port, database and credentials are "
+            "right, and the database exists."
         ) from exc
 
 
