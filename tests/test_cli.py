@@ -354,6 +354,9 @@ def test_messages_keep_their_brackets_and_words(tmp_path: Any) -> None:
                     "none: connection failed: ", "Connection refused. Check that the server")
     assert "\t" not in stderr and "  " not in stderr and "?." not in stderr
     assert ".." not in stderr and "Is the server running" not in stderr
+    stderr = _fails(_cli("postgresql://u:pw%zzs3cret@127.0.0.1:1/db", "threads", "list", "--as",
+                         ALICE), "invalid percent-encoded token")
+    assert "s3cret" not in stderr  # libpq echoes what it cannot parse: not the password
 
 
 def test_a_token_for_the_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
