@@ -468,8 +468,8 @@ def token(who: AsOption, secret: Annotated[str | None, typer.Option(
         expires_in: Annotated[int, typer.Option("--expires-in", help="Seconds the token is "
                                                 "valid.")] = 3600) -> None:
     """Print a bearer token (an HS256 JWT) for the principal, for a LangGraph server run with
-    Steward's auth and the same STEWARD_JWT_SECRET (e.g. `langgraph dev`): send it as
-    ``Authorization: Bearer <token>``. Claim names, issuer and audience follow the server's
+    Steward's auth and the same STEWARD_JWT_SECRET (e.g. `langgraph dev`): send it in the
+    header "Authorization: Bearer <token>". Claim names, issuer and audience follow the server's
     STEWARD_JWT_* settings."""
     principal = parse_principal(who)
     if not secret:
