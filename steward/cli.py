@@ -13,18 +13,20 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from langgraph.types import Command
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 import steward
 from steward._url import mask
-from steward.cli_ops import register
-from steward.errors import StewardError
+from steward.cli_ops import existing, register
+from steward.errors import ConfigError, StewardError
 from steward.graphs.refund_demo import (
     compile_refund_demo,
     outbox,
@@ -70,7 +72,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         graph.invoke({"order_id": "98765", "amount": "120.00"}, rt.config(thread_id, ALICE))
         state = graph.get_state(rt.config(thread_id, ALICE))
         request = state.interrupts[0].value
-        console.print(f"   the policy says: {'; '.join(request['reasons'])}")
+        console.print(f"   the policy says: {escape('; '.join(request['reasons']))}")
         console.print(f"   paused in {list(state.next)}: approval request {request['id']} "
                       f"waits for {request['required_roles']}")
         info = rt.checkpointer.thread_info(thread_id, ALICE) or {}
@@ -80,7 +82,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         try:
             graph.invoke(Command(resume={"decision": "approve"}), rt.config(thread_id, ALICE))
         except steward.ApprovalInvalid as exc:
-            console.print(f"   refused: [red]{exc}[/red]")
+            console.print(f"   refused: [red]{escape(str(exc))}[/red]")
         else:  # pragma: no cover - the demo's own check
             raise StewardError("the requester was allowed to approve her own refund")
 
@@ -108,7 +110,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         try:
             graph.get_state(rt.config(thread_id, MALLORY))
         except steward.ThreadAccessDenied as exc:
-            console.print(f"   refused: [red]{exc}[/red]")
+            console.print(f"   refused: [red]{escape(str(exc))}[/red]")
         else:  # pragma: no cover - the demo's own check
             raise StewardError("the access rule let another tenant read the thread")
         final = graph.get_state(rt.config(thread_id, ALICE))
@@ -122,11 +124,11 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
                           str(md.get("principal_id", "")))
         console.print(table)
         for event in final.values.get("events", []):
-            console.print(f"   • {event}")
+            console.print(f"   • {escape(str(event))}")
         for record in rt.approvals.history(thread_id, ALICE):
             votes = ", ".join(f"{v['decision']} by {v['voter']} ({v['role']})"
                               for v in record["votes"])
-            console.print(f"   approval {record['id']}: {record['status']} — {votes}")
+            console.print(f"   approval {record['id']}: {record['status']} — {escape(votes)}")
         console.print(f"   receipt: [bold green]{final.values.get('receipt')}[/bold green]")
         mails = outbox(str(final.values.get("customer")))
         status = ticket("98765")
@@ -165,7 +167,7 @@ def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption =
         if mode == "approve":
             [pending] = rt.approvals.pending(BOB)
             console.print(f"   \\[pid {os.getpid()}] {BOB.id} sees the pending request: "
-                          f"{pending['action']} {pending['args']} asked by "
+                          f"{pending['action']} {escape(str(pending['args']))} asked by "
                           f"{pending['requested_by']}, and approves it")
             payload: Any = Command(resume={"decision": "approve",
                                            "comment": "customer is a regular"})
@@ -198,11 +200,21 @@ def audit_verify(
     if (file is None) == (thread is None):
         raise typer.BadParameter("give --file (an export) or --thread (with --db)")
     if file is not None:
+        if not Path(file).is_file():
+            raise ConfigError(f"no file {file!r}: give the path of an export written by "
+                              "`steward audit export --out FILE`.")
         counts = verify_file(file)
+        if not sum(counts.values()):
+            raise ConfigError(f"{file} holds no audit events: nothing was verified. Export "
+                              "again with `steward audit export --out FILE`.")
     else:
         assert thread is not None
-        with steward.open(db) as rt:
+        with steward.open(existing(db)) as rt:
             counts = {thread: rt.audit.verify(thread)}
+        if not counts[thread]:
+            raise ConfigError(f"no audit events for thread {thread!r} in {mask(db)}: nothing "
+                              "was verified. Check the id (`steward threads list --as ...`) "
+                              "and --db.")
     for tid, n in counts.items():
         console.print(f"{tid}: {n} events, chain intact")
     console.print(f"[green]verified[/green] {sum(counts.values())} events in "
@@ -217,7 +229,11 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except StewardError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        # The message as it is (no rich markup: "[postgres]" stays), on one line; worded for
+        # the command line when the error carries such a wording.
+        message = exc.cli or str(exc)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False,
+                                   soft_wrap=True)
         raise SystemExit(1) from None
 
 

@@ -36,7 +36,13 @@ __all__ = [
 
 
 class StewardError(Exception):
-    """Base class of every error Steward raises on purpose."""
+    """Base class of every error Steward raises on purpose.
+
+    ``cli``, when set, is the same message worded for the ``steward`` command: its advice names
+    the command's flags (``--thread-roles``, ``--as``) where ``str(exc)`` names Python keywords.
+    """
+
+    cli: str | None = None
 
 
 class ConfigError(StewardError, ValueError):
@@ -46,9 +52,11 @@ class ConfigError(StewardError, ValueError):
 class ThreadAccessDenied(StewardError, PermissionError):
     """The principal may not touch this thread (another tenant, or a role the rule lacks)."""
 
-    def __init__(self, message: str, *, thread_id: str | None = None) -> None:
+    def __init__(self, message: str, *, thread_id: str | None = None,
+                 cli: str | None = None) -> None:
         super().__init__(message)
         self.thread_id = thread_id
+        self.cli = cli
 
 
 class ThreadBusy(StewardError, RuntimeError):

@@ -215,10 +215,15 @@ class AccessRule:
             return
         level = self.level(principal)
         if level is None or level < need:
+            what = need.name.lower()
+            refused = (f"principal {principal.id!r} may not {what} thread {tid!r} owned by "
+                       f"{thread.owner!r}: none of its roles {sorted(principal.roles)} is granted "
+                       f"{what} access.")
             raise ThreadAccessDenied(
-                f"principal {principal.id!r} may not {need.name.lower()} thread {tid!r} owned "
-                f"by {thread.owner!r}: none of its roles {sorted(principal.roles)} is granted "
-                f"{need.name.lower()} access. Grant one with steward.open(..., "
-                f"thread_roles={{'<role>': '{need.name.lower()}'}}).",
+                f"{refused} Grant one with steward.open(..., thread_roles={{'<role>': "
+                f"'{what}'}}).",
                 thread_id=tid,
+                cli=f"{refused} Act as a principal whose role is granted {what} access "
+                    f"(--as TENANT/ID:ROLE), or grant one with --thread-roles ROLE={what} "
+                    "(the flag replaces the default grants; or set $STEWARD_THREAD_ROLES).",
             )

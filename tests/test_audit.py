@@ -179,6 +179,10 @@ def test_an_export_verifies_offline_and_edits_to_it_are_caught(db_url: str,
         written = rt.audit.export(file, ALICE)
         with pytest.raises(steward.ThreadAccessDenied):
             rt.audit.export(tmp_path / "no.jsonl", EVE, thread_id="T1")
+        with pytest.raises(steward.ConfigError, match="no audit events to export for thread"):
+            rt.audit.export(tmp_path / "none.jsonl", ALICE, thread_id="T-none")
+    # a refused export writes nothing, not even an empty file or a temporary one
+    assert [p.name for p in tmp_path.glob("*jsonl*")] == ["audit.jsonl"]
     counts = verify_file(file)
     assert set(counts) == {"T1", "T2"} and sum(counts.values()) == written
     done = _cli("audit", "verify", "--file", str(file))

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steward.cli import app
+from steward.cli_ops import parse_principal
 
 RUNNER = CliRunner()
 ALICE, BOB, CAROL, MALLORY = ("acme/alice:support", "acme/bob:manager", "acme/carol:auditor",
@@ -26,9 +27,10 @@ def _run(db: str, *args: str) -> Any:
     return json.loads(result.output)
 
 
-def _cli(db: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(db: str, *args: str, env: dict[str, str] | None = None,
+         ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200",
-           "STEWARD_DB": db}
+           "STEWARD_DB": db, **(env or {})}
     return subprocess.run([sys.executable, "-m", "steward.cli", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -47,7 +49,7 @@ def test_run_list_approve_show_history_and_audit(db_url: str, tmp_path: Any) -> 
     assert [p["id"] for p in pending] == [request["id"]]
     assert _run(db_url, "approvals", "list", "--as", ALICE) == []  # not her own request
     done = _run(db_url, "approvals", "approve", request["id"], "--as", BOB, "--comment", "ok")
-    assert done["status"] == "done" and done["values"]["receipt"].startswith("TXN-")
+    assert done["status"] == "refunded" and done["values"]["receipt"].startswith("TXN-")
     shown = _run(db_url, "threads", "show", thread, "--as", CAROL)
     assert shown["owner"] == "alice" and shown["values"]["approved_by"] == "bob"
     assert [a["status"] for a in shown["approvals"]] == ["approved"]
@@ -69,7 +71,7 @@ def test_a_rejection_from_the_cli_ends_the_request(db_url: str) -> None:
     started = _run(db_url, "run", "refund", "--as", ALICE)
     request = started["waiting_on"][0]["id"]
     done = _run(db_url, "approvals", "reject", request, "--as", BOB, "--comment", "no")
-    assert done["status"] == "denied"
+    assert done["status"] == "denied" and "rejected by bob" in done["reason"], done["reason"]
     shown = _run(db_url, "threads", "show", started["thread_id"], "--as", ALICE)
     assert [a["status"] for a in shown["approvals"]] == ["rejected"]
 
@@ -80,11 +82,14 @@ def test_a_rejection_from_the_cli_ends_the_request(db_url: str) -> None:
     (["run", "refund", "--as", ALICE, "--input", "[1]"], "--input must be a JSON object"),
     (["run", "refund", "--as", "bob"], "names no tenant"),
     (["threads", "show", "T-none", "--as", ALICE], "no thread 'T-none'"),
-    (["approvals", "approve", "apr_none", "--as", BOB], "no open request 'apr_none'"),
+    (["approvals", "approve", "apr_none", "--as", BOB], "no approval request 'apr_none'"),
     (["threads", "list", "--as", ALICE, "--thread-roles", "manager=boss"], "--thread-roles"),
 ])
 def test_bad_input_is_one_line_and_exit_1(tmp_path: Any, args: list[str], message: str) -> None:
+    import steward
+
     db = f"sqlite:///{tmp_path}/cli.db"
+    steward.open(db).close()  # a database, empty
     done = _cli(db, *args)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.startswith(f"error: {message}") or message in done.stderr, done.stderr
@@ -133,7 +138,7 @@ def test_an_agent_workflow_plans_with_a_model(tmp_path: Any, monkeypatch: Any) -
 def test_erase_from_the_cli(db_url: str) -> None:
     started = _run(db_url, "run", "refund", "--as", ALICE, "--input",
                    '{"order_id": "12345", "amount": "10.00", "preference": "e-mail only"}')
-    assert started["status"] == "done"
+    assert started["status"] == "refunded"
     thread = started["thread_id"]
     assert _run(db_url, "threads", "show", thread, "--as", ALICE)["subjects"] == [
         "omar.reyes@example.com"]  # the refund workflow declares its customer
@@ -157,3 +162,242 @@ def test_erase_from_the_cli(db_url: str) -> None:
     result = RUNNER.invoke(app, ["audit", "verify", "--thread", started["thread_id"], "--db",
                                  db_url])
     assert result.exit_code == 0, result.output
+
+
+# -- issue 13 --------------------------------------------------------------------------------
+
+
+def _fails(done: subprocess.CompletedProcess[str], *messages: str) -> str:
+    """A refusal: exit 1, one line on stderr starting ``error:``, naming each message."""
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    for message in messages:
+        assert message in done.stderr, done.stderr
+    return done.stderr
+
+
+def test_verifying_nothing_is_an_error(db_url: str, tmp_path: Any) -> None:
+    """Item 3: an unknown thread, an empty or missing export, an export of nothing."""
+    thread = _run(db_url, "run", "refund", "--as", ALICE)["thread_id"]
+    stderr = _fails(_cli(db_url, "audit", "verify", "--thread", "T-nope"),
+                    "no audit events for thread 'T-nope'", "nothing was verified")
+    assert "intact" not in stderr
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    done = _cli(db_url, "audit", "verify", "--file", str(empty))
+    _fails(done, "holds no audit events", "nothing was verified")
+    assert "verified" not in done.stdout and "intact" not in done.stdout
+    _fails(_cli(db_url, "audit", "verify", "--file", str(tmp_path / "missing.jsonl")),
+           "no file", "missing.jsonl")
+    # an export that fails leaves nothing behind, and an earlier file as it was
+    out = tmp_path / "out.jsonl"
+    _fails(_cli(db_url, "audit", "export", "--as", ALICE, "--thread", "T-nope", "--out",
+                str(out)), "no audit events")
+    _fails(_cli(db_url, "audit", "export", "--as", MALLORY, "--thread", thread, "--out",
+                str(out)), "another tenant")
+    _fails(_cli(db_url, "audit", "export", "--as", "acme/dave:support", "--thread", thread,
+                "--out", str(out), "--thread-roles", "manager=write"),
+           "--thread-roles ROLE=read", "--as")
+    assert not out.exists() and list(tmp_path.glob("*out.jsonl*")) == []
+    out.write_text("earlier\n")
+    _fails(_cli(db_url, "audit", "export", "--as", MALLORY, "--out", str(out)),
+           "no audit events")
+    assert out.read_text() == "earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if "out" in p.name) == ["out.jsonl"]
+    done = _cli(db_url, "audit", "export", "--as", ALICE, "--thread", thread, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    done = _cli(db_url, "audit", "verify", "--file", str(out))
+    assert done.returncode == 0 and f"{thread}: " in done.stdout, done.stdout + done.stderr
+
+
+def test_cli_advice_names_flags_not_python_keywords(db_url: str) -> None:
+    """Item 3: a principal without a granted role is told the CLI's flags."""
+    thread = _run(db_url, "run", "refund", "--as", ALICE)["thread_id"]
+    stderr = _fails(_cli(db_url, "threads", "show", thread, "--as", "acme/dave:support"),
+                    "--thread-roles ROLE=read", "--as TENANT/ID:ROLE")
+    assert "thread_roles=" not in stderr and "steward.open" not in stderr
+    import steward
+
+    with steward.open(db_url) as rt, pytest.raises(steward.ThreadAccessDenied,
+                                                   match="thread_roles="):
+        rt.checkpointer.thread_info(thread, parse_principal("acme/dave"))
+
+
+def test_approvals_list_shows_whole_ids_and_a_prefix_is_enough(db_url: str) -> None:
+    """Item 5: the id survives 80 columns; any unique prefix names a request."""
+    first = _run(db_url, "run", "refund", "--as", ALICE)["waiting_on"][0]["id"]
+    second = _run(db_url, "run", "refund", "--as", ALICE, "--input",
+                  '{"order_id": "55555", "amount": "300.00"}')["waiting_on"][0]["id"]
+    listed = _cli(db_url, "approvals", "list", "--as", BOB, env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    assert first in listed.stdout and second in listed.stdout, listed.stdout
+    _fails(_cli(db_url, "approvals", "approve", "apr_", "--as", BOB),
+           "'apr_' names 2 open requests", first, second)
+    _fails(_cli(db_url, "approvals", "approve", "apr_zz", "--as", BOB),
+           "no approval request 'apr_zz'", "steward approvals list")
+    prefix = next(first[:n] for n in range(5, len(first)) if not second.startswith(first[:n]))
+    done = _run(db_url, "approvals", "approve", prefix, "--as", BOB)
+    assert done["request"] == first and done["status"] == "refunded"
+    _fails(_cli(db_url, "approvals", "approve", prefix, "--as", BOB),
+           f"request {first} is already approved")
+
+
+def test_audit_tail_follow_prints_what_is_there_first(tmp_path: Any) -> None:
+    """Item 6: a real process, reading its stdout through a pipe as an operator's would."""
+    import queue
+    import threading
+
+    db = f"sqlite:///{tmp_path}/cli.db"
+    thread = _run(db, "run", "refund", "--as", ALICE)["thread_id"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    env.pop("PYTHONUNBUFFERED", None)
+    lines: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen([sys.executable, "-m", "steward.cli", "audit", "tail", thread, "--as",
+                           ALICE, "--db", db, "--follow", "--json"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()],
+                         daemon=True).start()
+        try:
+            first = json.loads(lines.get(timeout=60))
+            assert first["thread_id"] == thread and first["kind"] == "run_start"
+            [request] = _run(db, "approvals", "list", "--as", BOB)
+            _run(db, "approvals", "approve", request["id"], "--as", BOB)
+            kinds = []
+            while "run_end" not in kinds:  # the approval's run, as it is written
+                kinds.append(json.loads(lines.get(timeout=60))["kind"])
+            assert "approval_vote" in kinds
+            assert proc.poll() is None  # still following
+        finally:
+            proc.kill()
+
+
+@pytest.mark.parametrize("args", [
+    ["threads", "list", "--as", ALICE],
+    ["threads", "show", "T-1", "--as", ALICE],
+    ["threads", "history", "T-1", "--as", ALICE],
+    ["approvals", "list", "--as", BOB],
+    ["approvals", "approve", "apr_1", "--as", BOB],
+    ["audit", "verify", "--thread", "T-1"],
+    ["audit", "tail", "T-1", "--as", ALICE],
+    ["audit", "export", "--as", ALICE, "--out", "x.jsonl"],
+])
+def test_reading_a_missing_sqlite_file_does_not_create_it(tmp_path: Any,
+                                                          args: list[str]) -> None:
+    """Item 10: a mistyped path is refused, and stays missing."""
+    path = tmp_path / "typo.db"
+    args = [str(tmp_path / a) if a == "x.jsonl" else a for a in args]
+    _fails(_cli(f"sqlite:///{path}", *args), f"no Steward database at {path}", "--db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_status_is_refused(db_url: str) -> None:
+    """Item 11: the CLI and the library both name the statuses there are."""
+    import steward
+
+    _run(db_url, "run", "refund", "--as", ALICE)
+    _fails(_cli(db_url, "threads", "list", "--as", ALICE, "--status", "bogus"),
+           "unknown status 'bogus'", "idle", "running", "interrupted", "erased")
+    with steward.open(db_url) as rt, pytest.raises(steward.ConfigError, match="'bogus'"):
+        rt.checkpointer.list_threads(parse_principal(ALICE), status="bogus")
+    assert len(_run(db_url, "threads", "list", "--as", ALICE, "--status", "interrupted")) == 1
+
+
+def test_a_refused_vote_says_why(db_url: str) -> None:
+    """Item 12: four eyes, a missing role, a closed request: each says so."""
+    carl = "acme/carl:support,manager"
+    request = _run(db_url, "run", "refund", "--as", carl)["waiting_on"][0]["id"]
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", carl),
+           "four-eyes rule", f"'carl' asked for request {request}",
+           "cannot approve their own request")
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", "acme/dave:support"),
+           f"request {request} needs one of the roles ['manager']", "'dave' holds ['support']",
+           "--as TENANT/ID:manager")
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", MALLORY),
+           f"no approval request {request!r}")
+    _run(db_url, "approvals", "reject", request, "--as", BOB)
+    _fails(_cli(db_url, "approvals", "approve", request, "--as", "acme/erin:manager"),
+           f"request {request} is already rejected")
+
+
+@pytest.mark.parametrize(("given", "reason"), [
+    ({"order_id": "00000", "amount": "10.00"}, "no such order 00000"),
+    ({"order_id": "98765", "amount": "abc"}, "amount 'abc' is not a number"),
+    ({"order_id": "98765", "amount": "500.00"}, "500.00 asked, 120.00 refundable"),
+])
+def test_a_refund_that_cannot_be_made_says_why(tmp_path: Any, given: dict[str, str],
+                                               reason: str) -> None:
+    """Item 13: not ``done``, but the outcome and its reason."""
+    db = f"sqlite:///{tmp_path}/cli.db"
+    done = _cli(db, "run", "refund", "--as", ALICE, "--input", json.dumps(given))
+    assert done.returncode == 0, done.stderr
+    assert ": rejected — " in done.stdout and reason in done.stdout, done.stdout
+    assert "done" not in done.stdout
+    out = _run(db, "run", "refund", "--as", ALICE, "--input", json.dumps(given))
+    assert out["status"] == "rejected" and reason in out["reason"]
+    ok = _run(db, "run", "refund", "--as", ALICE, "--input",
+              '{"order_id": "24680", "amount": "20.00"}')
+    assert ok["status"] == "refunded" and ok["values"]["receipt"].startswith("TXN-")
+
+
+def test_an_input_without_the_needed_fields_is_refused(tmp_path: Any) -> None:
+    """Item 13: ``--input '{}'`` does not run the example order."""
+    db = f"sqlite:///{tmp_path}/cli.db"
+    _fails(_cli(db, "run", "refund", "--as", ALICE, "--input", "{}"),
+           "the refund workflow needs order_id, amount in --input", "missing: order_id, amount")
+    _fails(_cli(db, "run", "refund", "--as", ALICE, "--input", '{"order_id": "98765"}'),
+           "missing: amount")
+    _fails(_cli(db, "run", "access", "--as", ALICE, "--input", '{"days": 3}'),
+           "missing: user_id")
+    assert not (tmp_path / "cli.db").exists()
+
+
+def test_messages_keep_their_brackets_and_words(tmp_path: Any) -> None:
+    """Item 14: no rich markup eaten; ``rejected``; libpq's reason without stray text."""
+    db = f"sqlite:///{tmp_path}/cli.db"
+    _fails(_cli(db, "run", "[postgres]", "--as", ALICE), "unknown workflow '[postgres]'")
+    _fails(_cli(db, "threads", "list", "--as", ALICE, "--thread-roles", "[red]=x"),
+           "--thread-roles '[red]=x'")
+    request = json.loads(_cli(db, "run", "refund", "--as", ALICE, "--json").stdout)
+    request_id = request["waiting_on"][0]["id"]
+    done = _cli(db, "approvals", "reject", request_id, "--as", BOB)
+    assert done.returncode == 0 and done.stdout.startswith(f"rejected {request_id}"), done.stdout
+    stderr = _fails(_cli("postgresql://nobody@127.0.0.1:1/none", "threads", "list", "--as",
+                         ALICE), "cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1/"
+                    "none: connection failed: ", "Connection refused. Check that the server")
+    assert "\t" not in stderr and "  " not in stderr and "?." not in stderr
+    assert ".." not in stderr and "Is the server running" not in stderr
+    stderr = _fails(_cli("postgresql://u:pw%zzs3cret@127.0.0.1:1/db", "threads", "list", "--as",
+                         ALICE), "invalid percent-encoded token")
+    assert "s3cret" not in stderr  # libpq echoes what it cannot parse: not the password
+
+
+def test_a_token_for_the_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 9: ``steward token`` mints what the server's auth reads back."""
+    import time
+
+    from steward.server.auth import principal_claims
+
+    monkeypatch.setenv("STEWARD_JWT_SECRET", "a-secret-for-tests-32-bytes-or-more")
+    result = RUNNER.invoke(app, ["token", "--as", "acme/bob@acme.test:manager,auditor"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    assert principal_claims(token) == {"identity": "bob@acme.test", "tenant": "acme",
+                                       "roles": ["auditor", "manager"],
+                                       "permissions": ["auditor", "manager"]}
+    import jwt
+
+    claims = jwt.decode(token, "a-secret-for-tests-32-bytes-or-more", algorithms=["HS256"])
+    assert 3590 < claims["exp"] - time.time() <= 3600
+    other = "another-secret-for-tests-32-bytes-or-more"
+    result = RUNNER.invoke(app, ["token", "--as", "acme/bob", "--secret", other,
+                                 "--expires-in", "60"])
+    claims = jwt.decode(result.output.strip(), other, algorithms=["HS256"])
+    assert claims["roles"] == [] and 50 < claims["exp"] - time.time() <= 60
+    env = {k: v for k, v in os.environ.items() if k != "STEWARD_JWT_SECRET"}
+    done = subprocess.run([sys.executable, "-m", "steward.cli", "token", "--as", "acme/bob"],
+                          env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    _fails(done, "no secret to sign with", "--secret", "STEWARD_JWT_SECRET")
+    _fails(_cli("sqlite:///x.db", "token", "--as", "acme/bob", "--expires-in", "0"),
+           "--expires-in 0", "positive")

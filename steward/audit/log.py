@@ -11,8 +11,11 @@ too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import os
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -349,21 +352,45 @@ class AuditLog:
                thread_id: str | None = None) -> int:
         """Write a thread's (or, without ``thread_id``, the principal's tenant's) events as
         JSON Lines, with each chain's head, for ``steward audit verify --file``; returns the
-        number of events written."""
+        number of events written.
+
+        The file appears whole or not at all: it is written beside ``path`` (readable by its
+        owner only) and renamed at the end, so a refusal (ThreadAccessDenied) or any failure
+        leaves ``path`` as it was. An export of no events is refused with ConfigError."""
         who = Principal.parse(principal)
         threads = [str_id(thread_id, "thread_id")] if thread_id else \
             self.saver.driver.run(self._tenant_threads(who.tenant), write=False)
+        target = Path(path)
+        try:
+            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                        dir=target.parent)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the audit export {str(path)!r}: "
+                              f"{exc.strerror or exc}. Check that its directory exists and is "
+                              "writable.") from exc
         count = 0
-        with Path(path).open("w", encoding="utf-8") as out:
-            for tid in threads:
-                self.saver.driver.run(self.saver._authorize(tid, who, Access.READ), write=False)
-                events, head = self.saver.driver.run(self._chain_op(tid), write=False)
-                for event in events:
-                    out.write(json.dumps({"event": event.to_dict()}, sort_keys=True) + "\n")
-                    count += 1
-                seq, last = head if head else (0, None)
-                out.write(json.dumps({"head": {"thread_id": tid, "seq": seq, "hash": last}},
-                                     sort_keys=True) + "\n")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                for tid in threads:
+                    self.saver.driver.run(self.saver._authorize(tid, who, Access.READ),
+                                          write=False)
+                    events, head = self.saver.driver.run(self._chain_op(tid), write=False)
+                    for event in events:
+                        out.write(json.dumps({"event": event.to_dict()}, sort_keys=True) + "\n")
+                        count += 1
+                    seq, last = head if head else (0, None)
+                    out.write(json.dumps({"head": {"thread_id": tid, "seq": seq, "hash": last}},
+                                         sort_keys=True) + "\n")
+            if count == 0:
+                what, check = (f"thread {thread_id!r}", "the thread id") if thread_id else \
+                    (f"tenant {who.tenant!r}", "the principal's tenant")
+                raise ConfigError(f"no audit events to export for {what}: check {check} and "
+                                  f"the database. Nothing was written to {str(path)!r}.")
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
         return count
 
     # -- streaming -------------------------------------------------------------------------------

@@ -144,6 +144,24 @@ def _pg_sql(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+def _without_password(text: str, conninfo: str) -> str:
+    """``text`` (libpq's words, which may echo what it could not parse) with the password of
+    ``conninfo`` replaced by ``***``: as libpq parses it, and as written in a URL's user info."""
+    import psycopg.conninfo
+
+    secrets = set()
+    with contextlib.suppress(Exception):
+        secrets.add(str(psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""))
+    head = conninfo.partition("?")[0]
+    at = head.rfind("@")
+    if at != -1:
+        start = head.find("//")
+        secrets.add(head[start + 2 if start != -1 else 0:at].partition(":")[2])
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def _pg_check(conninfo: str, url: str, timeout: int) -> None:
     """Connect once, directly, so an unreachable server fails fast with libpq's own reason."""
     try:
@@ -153,10 +171,16 @@ def _pg_check(conninfo: str, url: str, timeout: int) -> None:
     try:
         psycopg.connect(conninfo, connect_timeout=timeout).close()
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # libpq's reason, one line per host tried, without its own hint (the advice below
+        # says it) and without a stop of its own.
+        lines = [line.strip() for line in str(exc).splitlines()]
+        reason = "; ".join(line for line in lines
+                           if line and not line.startswith("Is the server running"))
+        reason = _without_password(reason.rstrip("."), conninfo)
         raise ConfigError(
-            f"cannot connect to PostgreSQL at {url}: {reason}. Check that the server is running, "
-            "the host, port, database and credentials are right, and the database exists."
+            f"cannot connect to PostgreSQL at {url}: {reason or type(exc).__name__}. "
+            "Check that the server is running, the host, port, database and credentials are "
+            "right, and the database exists."
         ) from exc
 
 

@@ -21,10 +21,13 @@ from steward.checkpointers._inputs import limit_of, str_id, subjects_of
 from steward.checkpointers._lists import Key, Known, ListCache
 from steward.checkpointers._ops import Op, StaleView, Stmt
 from steward.checkpointers._sql import Sql
-from steward.errors import ThreadAccessDenied, ThreadBusy
+from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity
 
 T = TypeVar("T")
+# What a thread row's status can be: waiting on nothing, leased by a run, waiting (on an
+# approval, say), or emptied by an erasure (steward.memory.erase).
+STATUSES = ("idle", "running", "interrupted", "erased")
 _VIEWS = 10_000  # thread rows remembered for optimistic writes
 _Ids = list[str]
 _Rows = list[tuple[Any, ...]]
@@ -387,6 +390,9 @@ class ThreadRows:
                 where.append("owner = ?")
                 params.append(principal.id)
         if status is not None:
+            if status not in STATUSES:
+                raise ConfigError(f"unknown status {status!r}: a thread is one of "
+                                  f"{', '.join(STATUSES)}.")
             where.append("status = ?")
             params.append(status)
         sql = f"{self.sql.thread_info} WHERE {' AND '.join(where)} ORDER BY created_at DESC"
@@ -429,7 +435,7 @@ class ThreadRows:
 
         A principal sees its tenant's threads it owns, or all of them with a role granted
         ``read``; without a principal only unbound threads are listed. ``status`` is one of
-        ``idle``, ``running`` or ``interrupted`` (waiting, e.g. on an approval)."""
+        ``idle``, ``running``, ``interrupted`` (waiting, e.g. on an approval) or ``erased``."""
         return self.driver.run(self._threads_op(principal, None, status, limit), write=False)
 
     async def alist_threads(self, principal: Principal | None, *, status: str | None = None,

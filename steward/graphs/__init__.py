@@ -1,7 +1,7 @@
 """Prebuilt graphs: the agent loop (``build_agent_graph``) and the example workflows.
 
 ``WORKFLOWS`` names the workflows ``steward run`` knows: how to build each graph, the Cedar
-policy it runs under, and its default input.
+policy it runs under, an example input, and the input fields a request must name.
 """
 
 import json
@@ -23,13 +23,18 @@ __all__ = ["WORKFLOWS", "Workflow", "build_agent_graph"]
 class Workflow:
     build: Callable[..., Any]  # -> a StateGraph, not compiled; agent graphs take model=
     policy: Callable[[], Policy]
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)  # an example input, the rest filled in
     inputs_key: str | None = None  # agent graphs take their request under state["inputs"]
+    required: tuple[str, ...] = ()  # what a given input must name (the example's others default)
 
     @property
     def plans(self) -> bool:
         """Whether a chat model can plan it (the agent graphs), or its flow is fixed."""
         return self.inputs_key is not None
+
+    def missing(self, given: dict[str, Any]) -> list[str]:
+        """The required fields a given input leaves out."""
+        return [name for name in self.required if name not in given]
 
     def input(self, given: dict[str, Any], name: str = "") -> dict[str, Any]:
         merged = {**self.defaults, **given}
@@ -40,12 +45,14 @@ class Workflow:
 
 WORKFLOWS: dict[str, Workflow] = {
     "refund": Workflow(build_refund_demo, refund_policy,
-                       {"order_id": "98765", "amount": "120.00"}),
+                       {"order_id": "98765", "amount": "120.00"},
+                       required=("order_id", "amount")),
     "access": Workflow(build_access_graph, access_policy,
                        {"user_id": "dana", "system": "billing", "role": "read", "days": 14},
-                       inputs_key="inputs"),
+                       inputs_key="inputs", required=("user_id",)),
     "close": Workflow(build_close_graph, close_policy, {"period": "2026-10"},
-                      inputs_key="inputs"),
+                      inputs_key="inputs", required=("period",)),
     "research": Workflow(build_research_graph, research_policy,
-                         {"topic": "vendor:acme-analytics"}, inputs_key="inputs"),
+                         {"topic": "vendor:acme-analytics"}, inputs_key="inputs",
+                         required=("topic",)),
 }

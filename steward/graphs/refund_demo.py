@@ -76,6 +76,7 @@ class RefundState(TypedDict, total=False):
     comment: str
     receipt: str
     status: str  # "refunded", or why not
+    outcome: dict[str, Any]  # how it ended: {"status": "refunded" | "rejected", "reason": ...}
     preference: str  # what the customer asked for, remembered for their next request
     events: Annotated[list[str], operator.add]
 
@@ -102,8 +103,7 @@ def verify_order(state: RefundState) -> RefundState:
         row = conn.execute("SELECT customer FROM orders WHERE order_id = ?",
                            (state["order_id"],)).fetchone()
     if row is None:
-        return {"requested_by": _actor(), "status": "rejected: no such order",
-                "events": [f"order {state['order_id']} not found"]}
+        return {"requested_by": _actor(), **_rejected(f"no such order {state['order_id']}")}
     add_subjects(row[0])  # the thread now holds the customer's data: erasing them reaches it
     events = [f"order {state['order_id']} verified for {row[0]}"]
     memory = _memory(row[0])
@@ -132,12 +132,16 @@ def compute_refund(state: RefundState) -> RefundState:
     try:
         asked = Decimal(state["amount"])
     except ArithmeticError:
-        return {"status": f"rejected: amount {state['amount']!r} is not a number",
-                "events": [f"amount {state['amount']!r} is not a number"]}
+        return _rejected(f"amount {state['amount']!r} is not a number")
     if asked <= 0 or asked > left:
-        return {"status": f"rejected: {asked} asked, {left} refundable",
-                "events": [f"refund of ${asked} refused: ${left} is refundable"]}
+        return _rejected(f"{asked} asked, {left} refundable")
     return {"amount": f"{asked:.2f}", "events": [f"refund computed: ${asked:.2f} of ${left}"]}
+
+
+def _rejected(reason: str) -> RefundState:
+    """The run ends here: the refund cannot be made, and why."""
+    return {"status": f"rejected: {reason}", "outcome": {"status": "rejected", "reason": reason},
+            "events": [f"refund rejected: {reason}"]}
 
 
 def _refundable(state: RefundState) -> str:
@@ -274,13 +278,14 @@ def update_ticket(state: RefundState) -> RefundState:
             store.put(space, "preference", {"kind": "preference",
                                             "text": str(state["preference"])},
                       purpose="preference", subject=state["customer"])
-    return {"events": [closed]}
+    return {"events": [closed], "outcome": {"status": "refunded", "receipt": state["receipt"],
+                                            "amount": state["amount"]}}
 
 
 def build_refund_demo() -> StateGraph[RefundState]:
     """verify_order -> check_payment -> compute_refund -> issue_refund (a manager approves
     above 100.00) -> email_receipt -> update_ticket; an unknown order or an amount that cannot
-    be refunded ends the run with ``status`` saying why."""
+    be refunded ends the run with ``outcome`` (and ``status``) saying why."""
     builder = StateGraph(RefundState)
     steps = [("verify_order", verify_order), ("check_payment", check_payment),
              ("compute_refund", compute_refund), ("issue_refund", issue_refund),

@@ -241,6 +241,17 @@ class Records:
                            (thread_id, PENDING))).rows
         return [Request.from_row(r) for r in rows]
 
+    def matching(self, tenant: str, prefix: str,
+                 limit: int) -> Op[list[tuple[Request, list[Vote]]]]:
+        """Requests of a tenant whose id starts with ``prefix``, open ones first, then by age."""
+        rows = (yield Stmt(
+            f"SELECT {_REQUEST_COLS} FROM steward_approvals WHERE tenant = ? AND "
+            "substr(request_id, 1, ?) = ? ORDER BY CASE WHEN status = ? THEN 0 ELSE 1 END, "
+            "created_at, request_id LIMIT ?", (tenant, len(prefix), prefix, PENDING, limit))).rows
+        requests = [Request.from_row(r) for r in rows]
+        votes = yield from self.votes([r.request_id for r in requests])
+        return [(r, [v for v in votes if v.request_id == r.request_id]) for r in requests]
+
     def thread_history(self, thread_id: str,
                        principal: Principal | None) -> Op[list[tuple[Request, list[Vote]]]]:
         yield from self.saver._authorize(thread_id, principal, Access.READ)

@@ -126,6 +126,17 @@ class Approvals:
         rows = await self.driver.arun(self.records.pending(who, limit_of(limit)), write=False)
         return [view(r, v) for r, v in rows]
 
+    def find(self, prefix: str, principal: Principal | dict[str, Any], *,
+             limit: int = 20) -> list[dict[str, Any]]:
+        """Requests of the principal's tenant whose id is or starts with ``prefix``, in any
+        status, open ones first: how a person names a request by the start of its id, and
+        learns why it is not theirs to vote on (``pending`` shows only what they may)."""
+        who = _principal(principal)
+        start = str_id(prefix, "request id")
+        rows = self.driver.run(self.records.matching(who.tenant, start, limit_of(limit)),
+                               write=False)
+        return [view(r, v) for r, v in rows]
+
     def history(self, thread_id: str,
                 principal: Principal | dict[str, Any] | None) -> list[dict[str, Any]]:
         """Every request made on the thread, with its votes, oldest first (needs read access

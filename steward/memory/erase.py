@@ -86,11 +86,15 @@ def erase_op(rt: Runtime, subject: str, by: Principal) -> Op[ErasureReceipt | St
         rt.audit.record(chain, "erasure_refused", {"subject": subject, "reason": "no admin role"},
                         principal=by)
         yield from rt.audit.locked_flush_op(chain)
+        refused = (f"principal {by.id!r} may not erase a person in tenant {tenant!r}: erasure "
+                   f"needs a role granted admin access, and none of its roles "
+                   f"{sorted(by.roles)} is. ")
         return ThreadAccessDenied(
-            f"principal {by.id!r} may not erase a person in tenant {tenant!r}: erasure needs a "
-            f"role granted admin access, and none of its roles {sorted(by.roles)} is. Grant "
-            "one with steward.open(..., thread_roles={'<role>': 'admin'}) (CLI: --thread-roles "
-            "ROLE=admin) and act as a principal holding it.")
+            refused + "Grant one with steward.open(..., thread_roles={'<role>': 'admin'}) and "
+            "act as a principal holding it.",
+            cli=refused + "Act as a principal holding such a role (--as TENANT/ID:ROLE), "
+            "granted with --thread-roles ROLE=admin (the flag replaces the default grants; "
+            "or set $STEWARD_THREAD_ROLES).")
     receipt_id = f"era_{uuid.uuid4().hex[:24]}"
     now = time.time()
     threads = [r[0] for r in (yield Stmt(
