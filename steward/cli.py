@@ -24,7 +24,6 @@ from rich.panel import Panel
 from rich.table import Table
 
 import steward
-from steward._url import mask
 from steward.cli_ops import existing, register
 from steward.errors import ConfigError, StewardError
 from steward.graphs.refund_demo import (
@@ -36,6 +35,7 @@ from steward.graphs.refund_demo import (
     ticket,
 )
 from steward.identity import Principal
+from steward.storage.url import mask
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Steward: a stateful runtime for LangGraph agents.")

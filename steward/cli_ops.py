@@ -30,9 +30,9 @@ from rich.table import Table
 from rich.text import Text
 
 import steward
-from steward._url import parse_url
 from steward.errors import ConfigError
 from steward.identity import Principal
+from steward.storage.url import parse_url
 
 console = Console(markup=False)  # data and messages may hold [brackets]: print them as they are
 

@@ -15,24 +15,34 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from steward._url import parse_url
 from steward.audit.handler import AuditCallbackHandler
 from steward.audit.log import AuditLog
+from steward.audit.schema import SCHEMA as AUDIT_SCHEMA
 from steward.checkpointers._connect import aopen_saver, open_saver, saver_options
-from steward.checkpointers._inputs import str_id, subjects_of
+from steward.checkpointers.configs import subjects_of
 from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
 from steward.checkpointers.saver import StewardSaver
+from steward.checkpointers.schema import SCHEMA as SAVER_SCHEMA
 from steward.errors import ConfigError, StewardError
 from steward.guardrails.approvals import Approvals
 from steward.guardrails.guard import Guardrails, policies_of
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
+from steward.guardrails.schema import SCHEMA as GUARDRAILS_SCHEMA
 from steward.identity import Principal
 from steward.memory.erase import ErasureReceipt, erase_op
 from steward.memory.rules import MemoryRules
+from steward.memory.schema import SCHEMA as MEMORY_SCHEMA
 from steward.memory.store import MemoryStore
+from steward.nodes.schema import SCHEMA as LEDGER_SCHEMA
+from steward.storage.url import parse_url
+from steward.storage.values import str_id
 
 __all__ = ["Runtime", "aopen", "open"]
+
+# The tables of the parts a runtime puts beside the saver's, in the order they are set up.
+PARTS = (GUARDRAILS_SCHEMA, LEDGER_SCHEMA, AUDIT_SCHEMA, MEMORY_SCHEMA)
+SCHEMAS = (SAVER_SCHEMA, *PARTS)
 
 SETUP_LOCK = 7311662358018  # a Postgres advisory lock key unique to Steward's store setup
 # Polled, not waited for: the store's migrations run CREATE INDEX CONCURRENTLY, which waits for
@@ -257,6 +267,7 @@ def open(
     options = saver_options(encryption_key=encryption_key, thread_roles=thread_roles,
                             default_ttl=default_ttl, lease_ttl=lease_ttl,
                             trust_unidentified=trust_unidentified)
+    options["schemas"] = PARTS
     stack = contextlib.ExitStack()
     try:
         saver = stack.enter_context(open_saver(StewardSaver, db, pool_size, options))
@@ -279,7 +290,7 @@ class _AsyncOpen:
         kwargs = dict(self._kwargs)
         pool_size = kwargs.pop("pool_size")
         db = parse_url(self._url)
-        options = saver_options(**kwargs)
+        options = {**saver_options(**kwargs), "schemas": PARTS}
         stack = contextlib.AsyncExitStack()
         try:
             saver = await stack.enter_async_context(

@@ -13,7 +13,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
 from steward import Principal
-from steward.checkpointers._schema import META_DDL, VERSION, migration_statements
+from steward.runtime import SCHEMAS
+from steward.storage.migrations import META_DDL, statements
 
 ALICE = Principal(id="alice", tenant="acme", roles=frozenset({"support"}))
 BOB = Principal(id="bob", tenant="acme", roles=frozenset({"manager"}))
@@ -27,9 +28,9 @@ ROLES = {"manager": "write", "auditor": "read", "admin": "admin"}
 def _schema_tables() -> tuple[str, ...]:
     """Every table Steward's migrations create, on either dialect, read from the migrations
     themselves: a table added later cannot be left out of the "changes nothing" snapshots."""
-    scripts = [META_DDL, *(stmt for dialect in ("sqlite", "postgres")
-                           for version in range(1, VERSION + 1)
-                           for stmt in migration_statements(dialect, version))]
+    scripts = [META_DDL, *(stmt for dialect in ("sqlite", "postgres") for schema in SCHEMAS
+                           for migration in schema.migrations
+                           for stmt in statements(dialect, migration))]
     found = re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", "\n".join(scripts), re.I)
     return tuple(sorted(set(found)))
 

@@ -20,8 +20,8 @@ from langgraph.types import Command
 
 import steward
 from steward import ConfigError, PayloadCorrupted
-from steward.checkpointers._crypto import PREFIX, Cipher
-from steward.checkpointers._inputs import at_blob, at_checkpoint, at_write
+from steward.storage.crypto import PREFIX, Cipher
+from steward.storage.places import at_blob, at_checkpoint, at_write
 
 KEY = "0123456789abcdef" * 4  # 64 hex digits = 32 bytes
 OTHER_KEY = "fedcba9876543210" * 4

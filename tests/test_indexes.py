@@ -16,9 +16,10 @@ from _support import ALICE, BOB, CAROL, ROLES, approval_graph, execute
 from langgraph.types import Command
 
 import steward
-from steward.checkpointers._ops import Stmt
-from steward.checkpointers._schema import VERSION, migration_statements
 from steward.checkpointers.saver import StewardSaver
+from steward.runtime import SCHEMAS
+from steward.storage.migrations import LAYOUT, statements
+from steward.storage.ops import Stmt
 
 
 def _first_stmt(op: Any) -> Stmt:
@@ -104,12 +105,13 @@ def test_listing_checkpoints_across_threads_uses_indexes(rt: steward.Runtime,
 def _version_2_database(url: str) -> None:
     """A database as Steward with schema version 2 left it."""
     dialect = "sqlite" if url.startswith("sqlite:///") else "postgres"
-    statements = [s for v in (1, 2) for s in migration_statements(dialect, v)]
-    statements += [
+    ddl = [stmt for schema in SCHEMAS for m in schema.migrations if m.legacy <= 2
+           for stmt in statements(dialect, m)]
+    ddl += [
         "CREATE TABLE steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "INSERT INTO steward_meta VALUES ('schema_version', '2')",
     ]
-    for sql in statements:
+    for sql in ddl:
         execute(url, sql)
 
 
@@ -123,7 +125,9 @@ def test_a_version_2_database_upgrades_and_its_threads_go_on(
             approval_graph(rt.checkpointer).invoke({"items": [], "answer": 0},
                                                    rt.config("T", ALICE))
     assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema_version'") == [
-        (str(VERSION),)]
+        (str(LAYOUT),)]
+    assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema:audit'") == [
+        ("2",)]  # a legacy database's parts learn their own versions
     assert execute(db_url, "SELECT count(*) FROM steward_blobs WHERE channel = 'answer'") == [
         (1,)]
     if db_url.startswith("sqlite:///"):

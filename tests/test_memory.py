@@ -38,7 +38,7 @@ def _rows(rt: steward.Runtime) -> int:
 
 
 def _count() -> Any:
-    from steward.checkpointers._ops import Stmt
+    from steward.storage.ops import Stmt
 
     return (yield Stmt("SELECT count(*) FROM steward_memory", ())).rows[0][0]
 
@@ -219,7 +219,7 @@ def test_erasure_forgets_a_person_and_keeps_the_chain(db_url: str) -> None:
 
 
 def test_a_forged_tombstone_is_tampering(db_url: str) -> None:
-    from steward.checkpointers._ops import Stmt
+    from steward.storage.ops import Stmt
 
     with _open(db_url) as rt:
         graph = one_node(Case, _case).compile(checkpointer=rt.checkpointer)
@@ -364,7 +364,7 @@ def test_bad_requests_are_clear_errors_and_change_nothing(db_url: str) -> None:
 
 
 def _erasures(rt: steward.Runtime) -> list[tuple[Any, ...]]:
-    from steward.checkpointers._ops import Stmt
+    from steward.storage.ops import Stmt
 
     def op() -> Any:
         return (yield Stmt("SELECT receipt_id, subject FROM steward_erasures ORDER BY at")).rows

@@ -18,11 +18,11 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 import steward
 from steward import ConfigError, PayloadCorrupted, Principal, StewardError, ThreadAccessDenied
-from steward._url import _SCHEMES as _URL_HELP
-from steward._url import DatabaseURL, mask, parse_url
-from steward.checkpointers._codec import Codec
-from steward.checkpointers._crypto import PREFIX, Cipher
 from steward.identity import Access, AccessRule, ThreadIdentity
+from steward.storage.codec import Codec
+from steward.storage.crypto import PREFIX, Cipher
+from steward.storage.url import _SCHEMES as _URL_HELP
+from steward.storage.url import DatabaseURL, mask, parse_url
 
 PROPS = settings(max_examples=200, deadline=None)
 FEW = settings(max_examples=50, deadline=None)

@@ -16,7 +16,9 @@ from langgraph.types import Command
 
 import steward
 from steward import ConfigError
-from steward.checkpointers._schema import VERSION
+from steward.checkpointers import StewardSaver
+from steward.runtime import SCHEMAS
+from steward.storage.migrations import LAYOUT
 
 
 @pytest.mark.parametrize(
@@ -102,8 +104,17 @@ def test_setup_is_idempotent(db_url: str) -> None:
     with steward.open(db_url):
         pass
     assert snapshot(db_url) == before
-    assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema_version'") == [
-        (str(VERSION),)]
+    assert _versions(db_url) == VERSIONS
+
+
+# Each part's tables at their version, and the layout version older releases refuse.
+VERSIONS = {"schema_version": str(LAYOUT),
+            **{f"schema:{s.part}": str(len(s.migrations)) for s in SCHEMAS}}
+
+
+def _versions(url: str) -> dict[str, str]:
+    return {k: v for k, v in execute(url, "SELECT key, value FROM steward_meta")
+            if k.startswith("schema")}
 
 
 def test_the_snapshots_hold_every_table_steward_creates(db_url: str) -> None:
@@ -131,19 +142,32 @@ def test_two_processes_setting_up_at_once(db_url: str) -> None:
         done = list(pool.map(lambda _: start(), range(4)))
     for proc in done:
         assert proc.returncode == 0, proc.stderr.decode()
-    assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema_version'") == [
-        (str(VERSION),)]
+    assert _versions(db_url) == VERSIONS
 
 
 def test_a_newer_schema_is_refused_and_left_alone(db_url: str) -> None:
     with steward.open(db_url) as rt:
         approval_graph(rt.checkpointer).invoke({"items": []}, rt.config("T1", ALICE))
-    execute(db_url, "UPDATE steward_meta SET value = ? WHERE key = 'schema_version'",
-            (str(VERSION + 1),))
     before = snapshot(db_url)
-    with pytest.raises(ConfigError, match="upgrade langgraph-steward"):
-        steward.open(db_url)
+    # A release newer than parts' own versions, or one part newer than this one knows.
+    for key, value in (("schema_version", LAYOUT + 1), ("schema:audit", 99)):
+        execute(db_url, "UPDATE steward_meta SET value = ? WHERE key = ?", (str(value), key))
+        with pytest.raises(ConfigError, match="upgrade langgraph-steward"):
+            steward.open(db_url)
+        execute(db_url, "UPDATE steward_meta SET value = ? WHERE key = ?", (VERSIONS[key], key))
     assert snapshot(db_url) == before
+
+
+def test_the_saver_alone_sets_up_its_own_tables_and_a_runtime_adds_the_rest(
+        db_url: str) -> None:
+    with StewardSaver.from_conn_string(db_url) as saver:
+        saver.setup()
+    assert _versions(db_url) == {"schema_version": str(LAYOUT), "schema:saver": VERSIONS[
+        "schema:saver"]}
+    with steward.open(db_url) as rt:
+        approval_graph(rt.checkpointer).invoke({"items": []}, rt.config("T1", ALICE))
+        assert rt.audit.verify("T1") > 0
+    assert _versions(db_url) == VERSIONS
 
 
 def test_threads_expire_and_sweep_deletes_them(db_url: str) -> None:

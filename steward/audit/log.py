@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from steward.audit.chain import GENESIS, Event, event_hash, payload_digest, verify_chain
-from steward.checkpointers._codec import load_json
-from steward.checkpointers._inputs import limit_of, str_id
-from steward.checkpointers._ops import Op, Stmt
 from steward.errors import AuditTampered, ConfigError, ThreadAccessDenied
 from steward.identity import Access, Principal
+from steward.storage.codec import load_json
+from steward.storage.ops import Op, Stmt
+from steward.storage.values import limit_of, str_id
 
 if TYPE_CHECKING:
     from steward.checkpointers.saver import StewardSaver

@@ -13,10 +13,10 @@ import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from steward._url import DatabaseURL, parse_url
-from steward.checkpointers._crypto import Cipher
-from steward.checkpointers._drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
 from steward.identity import AccessRule
+from steward.storage.crypto import Cipher
+from steward.storage.drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
+from steward.storage.url import DatabaseURL, parse_url
 
 if TYPE_CHECKING:
     from steward.checkpointers.saver import StewardSaver

@@ -126,12 +126,7 @@ class Sql:
             "checkpoint_id = ? AND task_id = ? AND channel = ?"
         )
         self.delete_thread_rows = [
-            "DELETE FROM steward_audit WHERE thread_id = ?",
             "DELETE FROM steward_subjects WHERE thread_id = ?",
-            "DELETE FROM steward_effects WHERE thread_id = ?",
-            "DELETE FROM steward_votes WHERE thread_id = ?",
-            "DELETE FROM steward_approvals WHERE thread_id = ?",
-            "DELETE FROM steward_actions WHERE thread_id = ?",
             "DELETE FROM steward_writes WHERE thread_id = ?",
             "DELETE FROM steward_blobs WHERE thread_id = ?",
             "DELETE FROM steward_checkpoints WHERE thread_id = ?",

@@ -15,14 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from steward.checkpointers._codec import dump_json, load_json
-from steward.checkpointers._drivers import Driver
-from steward.checkpointers._inputs import limit_of, str_id, subjects_of
 from steward.checkpointers._lists import Key, Known, ListCache
-from steward.checkpointers._ops import Op, StaleView, Stmt
 from steward.checkpointers._sql import Sql
+from steward.checkpointers.configs import subjects_of
 from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity
+from steward.storage.codec import dump_json, load_json
+from steward.storage.drivers import Driver
+from steward.storage.ops import Op, StaleView, Stmt
+from steward.storage.values import limit_of, str_id
 
 T = TypeVar("T")
 # What a thread row's status can be: waiting on nothing, leased by a run, waiting (on an

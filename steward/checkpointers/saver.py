@@ -29,27 +29,21 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
 
-from steward.checkpointers._codec import Codec, dump_json, load_json
 from steward.checkpointers._connect import aopen_saver, open_saver, saver_options
-from steward.checkpointers._crypto import Cipher
-from steward.checkpointers._drivers import Driver, placeholders
-from steward.checkpointers._inputs import (
-    at_blob,
-    at_checkpoint,
-    at_write,
-    interrupts,
-    limit_of,
-    str_id,
-    target,
-    ttl_of,
-)
 from steward.checkpointers._lists import Key, Known, plan, rebuild
-from steward.checkpointers._ops import Batch, Op, Result, StaleView, Stmt
-from steward.checkpointers._schema import setup_op
 from steward.checkpointers._sql import Sql
 from steward.checkpointers._threads import ThreadRows, WriteCtx
+from steward.checkpointers.configs import interrupts, target, ttl_of
+from steward.checkpointers.schema import SCHEMA
 from steward.errors import ApprovalInvalid, ConfigError, PayloadCorrupted, PolicyDenied
 from steward.identity import Access, AccessRule, Principal, principal_from_config
+from steward.storage.codec import Codec, dump_json, load_json
+from steward.storage.crypto import Cipher
+from steward.storage.drivers import Driver, placeholders
+from steward.storage.migrations import Schema, setup_op
+from steward.storage.ops import Batch, Op, Result, StaleView, Stmt
+from steward.storage.places import at_blob, at_checkpoint, at_write
+from steward.storage.values import limit_of, str_id
 
 __all__ = ["StewardSaver"]
 
@@ -96,8 +90,11 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         access: AccessRule | None = None,
         default_ttl: float | None = None,
         lease_ttl: float = 30.0,
+        schemas: Sequence[Schema] = (),
     ) -> None:
         super().__init__(serde=serde)
+        self.schemas = tuple(schemas)  # the tables of the parts that share its database
+        self._thread_tables = [t for schema in self.schemas for t in schema.thread_tables]
         if lease_ttl <= 0:
             raise ConfigError(f"lease_ttl must be a positive number of seconds, got {lease_ttl!r}.")
         if default_ttl is not None and default_ttl <= 0:
@@ -146,10 +143,11 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def _setup_op(self) -> Op[int]:
+    def _setup_op(self) -> Op[None]:
         cipher = self.codec.cipher
-        return setup_op(self.driver.dialect, self.driver.url,
-                        cipher.fingerprint if cipher else None)
+        return setup_op(self.driver.dialect, self.driver.url, (SCHEMA, *self.schemas),
+                        cipher.fingerprint if cipher else None,
+                        "SELECT 1 FROM steward_checkpoints LIMIT 1")
 
     def setup(self) -> None:
         """Create or migrate the schema; idempotent and safe from several processes at once."""
@@ -648,6 +646,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
 
     def _delete_rows(self, tid: str) -> Op[None]:
         self._drop_view(tid)
+        for table in self._thread_tables:  # the other parts' rows of the thread first
+            yield Stmt(f"DELETE FROM {table} WHERE thread_id = ?", (tid,))
         for sql in self.sql.delete_thread_rows:
             yield Stmt(sql, (tid,))
         yield Stmt(self.sql.delete_thread, (tid,))

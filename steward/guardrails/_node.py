@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 
-from steward.checkpointers._ops import Op
 from steward.errors import ConfigError
 from steward.identity import Principal, agent_from_config, principal_from_config
+from steward.storage.ops import Op
 
 if TYPE_CHECKING:
     from steward.runtime import Runtime

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from steward.checkpointers._codec import dump_json, load_json
-from steward.checkpointers._ops import Op, Stmt
 from steward.guardrails.policy import ActionHistory
 from steward.identity import Access, Principal
+from steward.storage.codec import dump_json, load_json
+from steward.storage.ops import Op, Stmt
 
 if TYPE_CHECKING:
     from steward.checkpointers.saver import StewardSaver

@@ -31,7 +31,6 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
-from steward.checkpointers._ops import Op
 from steward.errors import ApprovalInvalid, ConfigError
 from steward.guardrails._node import Flow, NodeContext, call, current, run_async, run_sync
 from steward.guardrails._records import (
@@ -47,6 +46,7 @@ from steward.guardrails._records import (
 )
 from steward.guardrails.decision import Approval
 from steward.identity import Principal
+from steward.storage.ops import Op
 
 __all__ = ["Escalate", "arequest_approval", "hash_args", "request_approval"]
 

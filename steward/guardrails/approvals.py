@@ -12,17 +12,17 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from steward.checkpointers._codec import load_json
-from steward.checkpointers._inputs import limit_of, str_id
-from steward.checkpointers._ops import Op
 from steward.errors import ApprovalInvalid
 from steward.guardrails._records import Records, Request, Vote
 from steward.guardrails.approval import check_vote, expire_op
 from steward.identity import Access, Principal
+from steward.storage.codec import load_json
+from steward.storage.ops import Op
+from steward.storage.values import limit_of, str_id
 
 if TYPE_CHECKING:
     from steward.audit.log import AuditLog
-    from steward.checkpointers._drivers import Driver
+    from steward.storage.drivers import Driver
 
 __all__ = ["Approvals"]
 

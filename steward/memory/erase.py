@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from steward.audit.chain import tombstone
-from steward.checkpointers._codec import load_json
-from steward.checkpointers._ops import Op, Stmt
 from steward.errors import StewardError, ThreadAccessDenied
 from steward.identity import Access, Principal
+from steward.storage.codec import load_json
+from steward.storage.ops import Op, Stmt
 
 if TYPE_CHECKING:
     from steward.runtime import Runtime

@@ -34,8 +34,6 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
-from steward.checkpointers._ops import Op as DbOp
-from steward.checkpointers._ops import Stmt
 from steward.errors import ConfigError, MemoryAccessDenied, MemoryRefused
 from steward.guardrails.policy import PolicyRequest, ThreadFacts
 from steward.guardrails.redact import Redactor
@@ -43,6 +41,8 @@ from steward.identity import Principal, agent_from_config, principal_from_config
 from steward.memory.rules import MemoryRules
 from steward.memory.space import Space, Who, denied, space_of
 from steward.memory.vectors import MiniLMEmbeddings, encode, scores
+from steward.storage.ops import Op as DbOp
+from steward.storage.ops import Stmt
 
 if TYPE_CHECKING:
     from steward.runtime import Runtime

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from steward.checkpointers._ops import Op, Result, StaleView, Stmt, adrive, drive, finish
 from steward.errors import ConfigError, StorageError
+from steward.storage.ops import Op, Result, StaleView, Stmt, adrive, drive, finish
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool

@@ -15,8 +15,8 @@ from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from steward.checkpointers._crypto import PREFIX, Cipher
 from steward.errors import ConfigError
+from steward.storage.crypto import PREFIX, Cipher
 
 
 class Codec:

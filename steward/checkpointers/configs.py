@@ -1,4 +1,5 @@
-"""What the saver is handed, validated: ids from configs, payload places, interrupt summaries."""
+"""What a LangGraph config and a task's writes tell the saver: the target checkpoint, the
+thread's time to live and subjects, and what an interrupt makes the thread wait on."""
 
 from __future__ import annotations
 
@@ -8,15 +9,9 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from steward.errors import ConfigError
+from steward.storage.values import str_id
 
-
-def str_id(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(
-            f"{name} must be a non-empty string, got {value!r}: convert it with str() before "
-            "putting it in config['configurable']."
-        )
-    return value
+__all__ = ["interrupts", "subjects_of", "target", "ttl_of"]
 
 
 def subjects_of(value: Any) -> tuple[str, ...]:
@@ -48,20 +43,6 @@ def target(config: RunnableConfig | None, *, need_id: bool = False) -> tuple[str
 
 
 # Where a payload belongs; encryption binds each ciphertext to it (see _crypto.Cipher).
-def at_checkpoint(tid: str, ns: str, cid: str) -> tuple[str, ...]:
-    return ("checkpoint", tid, ns, cid)
-
-
-def at_blob(tid: str, ns: str, channel: str, version: str) -> tuple[str, ...]:
-    return ("blob", tid, ns, channel, version)
-
-
-def at_write(tid: str, ns: str, cid: str, task_id: str, idx: int) -> tuple[str, ...]:
-    return ("write", tid, ns, cid, task_id, str(idx))
-
-
-def at_effect(tid: str, task_ns: str, seq: int) -> tuple[str, ...]:
-    return ("effect", tid, task_ns, str(seq))
 
 
 def ttl_of(config: RunnableConfig | None) -> float | None:
@@ -80,9 +61,3 @@ def interrupts(value: Any, task_id: str) -> list[dict[str, Any]]:
         out.append({"id": getattr(item, "id", None),
                     "type": kind if isinstance(kind, str) else None, "task": task_id})
     return out
-
-
-def limit_of(limit: Any) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise ConfigError(f"limit must be a non-negative int or None, got {limit!r}.")
-    return limit
