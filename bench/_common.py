@@ -169,6 +169,7 @@ class Side:
     saver: BaseCheckpointSaver[Any]
     db_bytes: Callable[[], int]
     table_bytes: Callable[[], int] | None = None  # SQLite only: the saver's tables alone
+    runtime: Any = None  # Steward's sides: the runtime around the saver (rt.config)
 
 
 class PgAdmin(Protocol):
@@ -272,7 +273,7 @@ def steward_sqlite(target: str, **options: Any) -> Iterator[Side]:
     with steward.open(f"sqlite:///{path}", **options) as rt:
         yield Side(rt.checkpointer, lambda: sqlite_file_bytes(path),
                    lambda: sqlite_table_bytes(path, "tbl_name LIKE ? ESCAPE '\\'",
-                                              (STEWARD_PATTERN,)))
+                                              (STEWARD_PATTERN,)), rt)
 
 
 def pg_table_bytes(url: str, where: str, param: object) -> int:
@@ -306,7 +307,7 @@ def stock_postgres(url: str) -> Iterator[Side]:
 def steward_postgres(url: str, **options: Any) -> Iterator[Side]:
     with steward.open(url, **options) as rt:
         yield Side(rt.checkpointer, lambda: pg_table_bytes(
-            url, "tablename LIKE %s ESCAPE '\\'", STEWARD_PATTERN))
+            url, "tablename LIKE %s ESCAPE '\\'", STEWARD_PATTERN), runtime=rt)
 
 
 def pg_settings(url: str) -> dict[str, str]:

@@ -449,7 +449,7 @@ def run_audit(side: Side, invocations: int, rounds: int, say: Say) -> AuditResul
     """The chain graph run with ``rt.config(...)``, which attaches the lease and the audit
     handler, against the same config with the audit handler taken out, interleaved."""
     saver = side.saver
-    rt = saver.runtime  # type: ignore[attr-defined]
+    rt = side.runtime
     graph = chain_graph(saver)
 
     def configs(tid: str) -> dict[str, Any]:

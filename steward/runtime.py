@@ -1,40 +1,50 @@
 """One database URL in, everything a stateful graph needs out.
 
-``steward.open(url)`` gives a :class:`Runtime` holding Steward's checkpointer and a LangGraph
-store on the same database, and builds the configs that carry a principal and the run's lease.
+``steward.open(url)`` gives a :class:`Runtime`: Steward's checkpointer and a LangGraph store on
+the same database, with the parts around them (guardrails, approvals, the audit log), and the
+configs that carry a principal, the run's lease and the runtime itself into a run.
 ``steward.aopen(url)`` is the async twin (use it with ``ainvoke``/``astream``).
+
+The runtime composes the parts, each built with its collaborators, lowest first: the thread
+table, the audit log, the guardrail records, the saver (the audit log joins its writes, the
+guardrails screen them), approvals and the store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from typing_extensions import Unpack
 
 from steward.audit.handler import AuditCallbackHandler
 from steward.audit.log import AuditLog
 from steward.audit.schema import SCHEMA as AUDIT_SCHEMA
-from steward.checkpointers._connect import aopen_saver, open_saver, saver_options
+from steward.checkpointers._connect import aopen_driver, open_driver
 from steward.checkpointers.configs import subjects_of
 from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
 from steward.checkpointers.saver import StewardSaver
 from steward.checkpointers.schema import SCHEMA as SAVER_SCHEMA
+from steward.checkpointers.threads import Threads
+from steward.context import RUNTIME_KEY
 from steward.errors import ConfigError, StewardError
+from steward.guardrails._records import Records
 from steward.guardrails.approvals import Approvals
-from steward.guardrails.guard import Guardrails, policies_of
-from steward.guardrails.policy import Policy
+from steward.guardrails.guard import Guardrails
 from steward.guardrails.redact import Redactor
+from steward.guardrails.resumes import SpentResumes
 from steward.guardrails.schema import SCHEMA as GUARDRAILS_SCHEMA
 from steward.identity import Principal
 from steward.memory.erase import ErasureReceipt, erase_op
-from steward.memory.rules import MemoryRules
 from steward.memory.schema import SCHEMA as MEMORY_SCHEMA
 from steward.memory.store import MemoryStore
 from steward.nodes.schema import SCHEMA as LEDGER_SCHEMA
+from steward.options import RuntimeOptions, Settings, settle
+from steward.storage.drivers import Driver
 from steward.storage.url import parse_url
 from steward.storage.values import str_id
 
@@ -44,54 +54,31 @@ __all__ = ["Runtime", "aopen", "open"]
 PARTS = (GUARDRAILS_SCHEMA, LEDGER_SCHEMA, AUDIT_SCHEMA, MEMORY_SCHEMA)
 SCHEMAS = (SAVER_SCHEMA, *PARTS)
 
-SETUP_LOCK = 7311662358018  # a Postgres advisory lock key unique to Steward's store setup
-# Polled, not waited for: the store's migrations run CREATE INDEX CONCURRENTLY, which waits for
-# every open snapshot, including that of another process blocked in pg_advisory_lock.
-_TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
-
-
-def _locked(row: tuple[Any, ...] | None) -> bool:
-    return bool(row and row[0])
-_SETUP_TRIES = 5
-
-
-def _retry_setup(setup: Callable[[], None]) -> None:
-    """LangGraph's SQLite store migrates without a lock: when two processes create a database
-    at the same moment, one may fail on the other's half-made tables; once the other is done,
-    setup is a no-op, so retrying settles it."""
-    for attempt in range(_SETUP_TRIES):
-        try:
-            setup()
-            return
-        except Exception:
-            if attempt == _SETUP_TRIES - 1:
-                raise
-            time.sleep(0.1 * (attempt + 1))
-
 
 class Runtime:
-    """A checkpointer and a store on one database, plus the configs that use them."""
+    """A checkpointer and a store on one database, the parts around them, and the configs
+    that use them. Built by :func:`open` / :func:`aopen`."""
 
-    def __init__(self, url: str, checkpointer: StewardSaver, *,
-                 is_async: bool, stack: contextlib.ExitStack | contextlib.AsyncExitStack,
-                 guards: _Guards | None = None) -> None:
-        guards = guards or _Guards()
+    def __init__(self, url: str, driver: Driver, settings: Settings, *, is_async: bool,
+                 stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
         self.url = url  # masked
-        self.checkpointer = checkpointer
         self.is_async = is_async
         self._stack = stack
-        # Node-level calls (steward.guard) find the runtime through the run's saver.
-        checkpointer.runtime = self
-        self.redactor = guards.redactor or Redactor.default()
-        self.guardrails = Guardrails.build(checkpointer, guards.policy,
-                                           guards.approval_expires_in)
-        self.audit = AuditLog(checkpointer, self.redactor,
-                              verify_on_resume=guards.verify_on_resume)
-        self.approvals = Approvals(self.guardrails.records, checkpointer.driver, self.audit)
-        checkpointer.audit = self.audit
-        self.prices = guards.prices
+        self.prices = settings.prices
+        self.redactor = settings.redactor or Redactor.default()
+        threads = Threads(driver, access=settings.access, default_ttl=settings.default_ttl,
+                          lease_ttl=settings.lease_ttl)
+        self.audit = AuditLog(driver, threads, self.redactor,
+                              verify_on_resume=settings.verify_on_resume)
+        records = Records(driver, threads, self.audit)
+        self.guardrails = Guardrails.build(records, settings.policies,
+                                           settings.approval_expires_in)
+        self.checkpointer = StewardSaver(driver, cipher=settings.cipher, threads=threads,
+                                         participants=(self.audit,),
+                                         write_filter=SpentResumes(), schemas=PARTS)
+        self.approvals = Approvals(records, driver, self.audit)
         # Long-term memory, scoped by identity (steward.memory): a LangGraph BaseStore.
-        self.store = MemoryStore(self, guards.memory)
+        self.store = MemoryStore(self, settings.memory)
 
     def __repr__(self) -> str:
         return f"<steward.Runtime {self.url}>"
@@ -111,7 +98,7 @@ class Runtime:
         tid = str_id(thread_id, "thread_id")
         who = Principal.parse(principal) if principal is not None else None
         about = subjects_of(subjects)
-        conf: dict[str, Any] = {**configurable, "thread_id": tid}
+        conf: dict[str, Any] = {**configurable, "thread_id": tid, RUNTIME_KEY: self}
         if who is not None:
             conf["principal"] = who
         if ttl is not None:
@@ -165,7 +152,7 @@ class Runtime:
     def _erased(self, result: ErasureReceipt | StewardError) -> ErasureReceipt:
         if isinstance(result, StewardError):
             raise result
-        self.checkpointer._forget()  # the erased threads' cached rows and lists
+        self.checkpointer.forget()  # the erased threads' cached rows and lists
         return result
 
     def close(self) -> None:
@@ -192,113 +179,47 @@ class Runtime:
         await self.aclose()
 
 
-class _Guards:
-    """The guardrail options of open()/aopen(), checked before any database is touched."""
 
-    def __init__(self, policy: Policy | list[Policy] | None = None,
-                 redactor: Redactor | None = None,
-                 approval_expires_in: float | None = None, verify_on_resume: bool = True,
-                 prices: Mapping[str, tuple[float, float]] | None = None,
-                 memory: MemoryRules | None = None) -> None:
-        policies_of(policy)
-        if memory is not None and not isinstance(memory, MemoryRules):
-            raise ConfigError("memory= takes a steward.MemoryRules, got "
-                              f"{type(memory).__name__}.")
-        self.memory = memory or MemoryRules()
-        if redactor is not None and not isinstance(redactor, Redactor):
-            raise ConfigError(f"redactor= takes a steward.Redactor, got {type(redactor).__name__}.")
-        if approval_expires_in is not None and (
-                isinstance(approval_expires_in, bool)
-                or not isinstance(approval_expires_in, (int, float)) or approval_expires_in <= 0):
-            raise ConfigError("approval_expires_in must be a positive number of seconds or None, "
-                              f"got {approval_expires_in!r}.")
-        self.policy = policy
-        self.redactor = redactor
-        self.approval_expires_in = approval_expires_in
-        self.verify_on_resume = bool(verify_on_resume)
-        try:
-            self.prices = {str(k): (float(v[0]), float(v[1])) for k, v in (prices or {}).items()}
-        except (TypeError, ValueError, IndexError) as exc:
-            raise ConfigError("prices= maps a model name to (input, output) prices per 1,000 "
-                              f"tokens, e.g. {{'gpt-4o-mini': (0.00015, 0.0006)}}: {exc}.") from exc
+def open(url: str, **options: Unpack[RuntimeOptions]) -> Runtime:
+    """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``
+    (the options: :class:`steward.options.RuntimeOptions`).
 
-
-def open(
-    url: str,
-    *,
-    encryption_key: str | bytes | None = None,
-    thread_roles: Mapping[str, str] | None = None,
-    default_ttl: float | None = None,
-    lease_ttl: float = 30.0,
-    pool_size: int = 10,
-    policy: Policy | list[Policy] | None = None,
-    redactor: Redactor | None = None,
-    approval_expires_in: float | None = None,
-    verify_on_resume: bool = True,
-    prices: Mapping[str, tuple[float, float]] | None = None,
-    trust_unidentified: bool = False,
-    memory: MemoryRules | None = None,
-) -> Runtime:
-    """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``.
-
-    Creates or migrates the schema on first use. Usable as a context manager.
-
-    - ``encryption_key``: 32 bytes (hex or base64) to encrypt checkpoints and writes at rest;
-      defaults to ``$STEWARD_ENCRYPTION_KEY``.
-    - ``thread_roles``: roles that reach other members' threads in the same tenant, and how far:
-      ``{"manager": "write", "auditor": "read"}``. Owners always have full access.
-    - ``default_ttl``: seconds after which new threads expire and ``sweep()`` deletes them.
-    - ``lease_ttl``: seconds a crashed run keeps a thread locked before others may resume it.
-    - ``policy``: a :class:`steward.Policy` (or a list; those with ``enforce=False`` run in
-      shadow mode) that ``steward.guard`` checks; without one every guarded action is allowed.
-    - ``redactor``: masks personal data in approval requests (default: every built-in
-      detector); ``approval_expires_in``: default seconds an approval request stays open.
-    - ``verify_on_resume``: a paused thread resumes only if its audit chain verifies (else
-      AuditTampered); ``prices``: per model, (input, output) price per 1,000 tokens, for the
-      cost of model calls in audit events.
-    - ``trust_unidentified``: let requests that carry no principal through the access rule.
-      Only for a host that has already confined every request to its caller's tenant, such as
-      the LangGraph server with ``steward.server.auth``; never otherwise.
-    - ``memory``: :class:`steward.MemoryRules` for ``rt.store`` (purposes and retention,
-      refused categories, embeddings for semantic recall).
-    """
+    Checks every option before touching the database, then creates or migrates the schema.
+    Usable as a context manager."""
+    settings = settle(options)
     db = parse_url(url)
-    guards = _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices, memory)
-    options = saver_options(encryption_key=encryption_key, thread_roles=thread_roles,
-                            default_ttl=default_ttl, lease_ttl=lease_ttl,
-                            trust_unidentified=trust_unidentified)
-    options["schemas"] = PARTS
     stack = contextlib.ExitStack()
     try:
-        saver = stack.enter_context(open_saver(StewardSaver, db, pool_size, options))
+        driver = stack.enter_context(open_driver(db, settings.pool_size))
+        runtime = Runtime(db.masked, driver, settings, is_async=False, stack=stack)
+        stack.callback(runtime.checkpointer.close)
+        runtime.checkpointer.setup()
     except BaseException:
         stack.close()
         raise
-    return Runtime(db.masked, saver, is_async=False, stack=stack, guards=guards)
+    return runtime
 
 
 class _AsyncOpen:
     """What ``aopen`` returns: awaitable, and an async context manager."""
 
-    def __init__(self, url: str, kwargs: dict[str, Any], guards: _Guards) -> None:
+    def __init__(self, url: str, settings: Settings) -> None:
         self._url = url
-        self._kwargs = kwargs
-        self._guards = guards
+        self._settings = settings
         self._runtime: Runtime | None = None
 
     async def _open(self) -> Runtime:
-        kwargs = dict(self._kwargs)
-        pool_size = kwargs.pop("pool_size")
         db = parse_url(self._url)
-        options = {**saver_options(**kwargs), "schemas": PARTS}
         stack = contextlib.AsyncExitStack()
         try:
-            saver = await stack.enter_async_context(
-                aopen_saver(StewardSaver, db, pool_size, options))
+            driver = await stack.enter_async_context(aopen_driver(db, self._settings.pool_size))
+            runtime = Runtime(db.masked, driver, self._settings, is_async=True, stack=stack)
+            stack.callback(runtime.checkpointer.close)
+            await runtime.checkpointer.asetup()
         except BaseException:
             await stack.aclose()
             raise
-        return Runtime(db.masked, saver, is_async=True, stack=stack, guards=self._guards)
+        return runtime
 
     def __await__(self) -> Generator[Any, None, Runtime]:
         return self._open().__await__()
@@ -313,25 +234,7 @@ class _AsyncOpen:
             await self._runtime.aclose()
 
 
-def aopen(
-    url: str,
-    *,
-    encryption_key: str | bytes | None = None,
-    thread_roles: Mapping[str, str] | None = None,
-    default_ttl: float | None = None,
-    lease_ttl: float = 30.0,
-    pool_size: int = 10,
-    policy: Policy | list[Policy] | None = None,
-    redactor: Redactor | None = None,
-    approval_expires_in: float | None = None,
-    verify_on_resume: bool = True,
-    prices: Mapping[str, tuple[float, float]] | None = None,
-    trust_unidentified: bool = False,
-    memory: MemoryRules | None = None,
-) -> _AsyncOpen:
-    """The async twin of :func:`open`: ``async with steward.aopen(url) as rt:``."""
-    return _AsyncOpen(url, {"encryption_key": encryption_key, "thread_roles": thread_roles,
-                            "default_ttl": default_ttl, "lease_ttl": lease_ttl,
-                            "pool_size": pool_size, "trust_unidentified": trust_unidentified},
-                      _Guards(policy, redactor, approval_expires_in, verify_on_resume, prices,
-                              memory))
+def aopen(url: str, **options: Unpack[RuntimeOptions]) -> _AsyncOpen:
+    """The async twin of :func:`open`: ``async with steward.aopen(url) as rt:`` (or
+    ``rt = await steward.aopen(url)``)."""
+    return _AsyncOpen(url, settle(options))

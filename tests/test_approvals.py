@@ -395,10 +395,13 @@ def test_guard_outside_a_steward_graph_says_what_to_do(db_url: str) -> None:
     with steward.open(db_url) as rt:
         graph = builder.compile(checkpointer=rt.checkpointer)
         with pytest.raises(steward.ConfigError, match="who acts"):
-            graph.invoke({}, {"configurable": {"thread_id": "T"}})
+            graph.invoke({}, rt.config("T"))  # the runtime's config, with no principal
+        # A plain config carries no runtime: the node says how to run it.
+        with pytest.raises(steward.ConfigError, match=r"run with rt\.config\(thread_id"):
+            graph.invoke({}, {"configurable": {"thread_id": "T2", "principal": ALICE}})
     from langgraph.checkpoint.memory import InMemorySaver
 
-    with pytest.raises(steward.ConfigError, match="Steward checkpointer"):
+    with pytest.raises(steward.ConfigError, match="Steward runtime"):
         builder.compile(checkpointer=InMemorySaver()).invoke(
             {}, {"configurable": {"thread_id": "T", "principal": ALICE}})
 

@@ -70,12 +70,12 @@ def test_listing_threads_by_tenant_owner_and_waiting_uses_indexes(rt: steward.Ru
     _fill(rt)
     saver = _saver(rt)
     # A manager reads the whole tenant; a support agent only its own threads.
-    _assert_indexed(db_url, _first_stmt(saver._threads_op(BOB, None, None, 100)),
+    _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(BOB, None, None, 100)),
                     "steward_threads_tenant")
-    _assert_indexed(db_url, _first_stmt(saver._threads_op(ALICE, None, None, 100)),
+    _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(ALICE, None, None, 100)),
                     "steward_threads_owner")
     # The threads waiting on someone (an approval): status "interrupted".
-    _assert_indexed(db_url, _first_stmt(saver._threads_op(BOB, None, "interrupted", 100)),
+    _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(BOB, None, "interrupted", 100)),
                     "steward_threads_status")
     waiting = saver.list_threads(BOB, status="interrupted")
     assert sorted(t["thread_id"] for t in waiting) == ["alice-0", "alice-1", "alice-2",

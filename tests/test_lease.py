@@ -117,7 +117,7 @@ def test_a_run_that_lost_its_lease_is_fenced(db_url: str) -> None:
                                                           "principal": ALICE}},
                                         [("items", ["stale"])], "task-1")
         assert snapshot(db_url) == before
-        assert one.checkpointer.renew_leases() == ["T1"]  # the heartbeat notices too
+        assert one.checkpointer.threads.renew_leases() == ["T1"]  # the heartbeat notices too
         two.checkpointer.release_lease("T1", "run-two")
 
 

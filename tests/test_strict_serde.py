@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent('''
     with steward.open(sys.argv[1]) as rt:
         graph = builder.compile(checkpointer=rt.checkpointer)
         assert graph.checkpointer is not rt.checkpointer, "compile did not derive an allowlist"
-        assert graph.checkpointer.leases is rt.checkpointer.leases
+        assert graph.checkpointer.threads is rt.checkpointer.threads
         cfg = rt.config("S1", {"id": "alice", "tenant": "acme"})
         graph.invoke({"order": Order(id="98765", amount=120.0)}, cfg)
         values = graph.get_state(cfg).values

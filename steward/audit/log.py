@@ -1,7 +1,7 @@
 """``rt.audit``: the per-thread hash chain in the runtime's database.
 
 Events are gathered in memory as they happen and written by the saver in the transactions of
-the writes and checkpoints they describe (``flush_op``, hooked into the saver), under the
+the writes and checkpoints they describe (the log is the saver's WriteParticipant), under the
 thread row's lock: a process killed right after a node finished loses no event of that node,
 and two workers cannot fork a chain (the events' key is (thread, sequence)). The chain's head
 (sequence, hash) is recorded on the thread's row when a run ends, so that a deleted tail shows
@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from steward.audit.chain import GENESIS, Event, event_hash, payload_digest, verify_chain
+from steward.checkpointers.participants import Joined
+from steward.checkpointers.threads import ThreadRow, Threads
 from steward.errors import AuditTampered, ConfigError, ThreadAccessDenied
 from steward.identity import Access, Principal
 from steward.storage.codec import load_json
@@ -32,8 +34,8 @@ from steward.storage.ops import Op, Stmt
 from steward.storage.values import limit_of, str_id
 
 if TYPE_CHECKING:
-    from steward.checkpointers.saver import StewardSaver
     from steward.guardrails.redact import Redactor
+    from steward.storage.drivers import Driver
 
 __all__ = ["AuditLog", "verify_file"]
 
@@ -82,10 +84,31 @@ def _json(value: Any) -> str:
         return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
 
 
+# The audit events of a write (steward.audit), in the same statement. They follow the
+# chain's last stored event the writing process knows of; if another writer moved the chain
+# on, their (thread_id, seq) keys are taken and the statement fails (StaleView).
+AUDIT_CTE = (
+    ", aud AS (INSERT INTO steward_audit (thread_id, seq, kind, at, tenant, principal_id, "
+    "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, hash, "
+    "payload_hash) "
+    "SELECT ?, u.seq, u.kind, u.at, u.tenant, u.principal_id, u.run_id, u.node, u.step, "
+    "u.checkpoint_ns, ?, u.duration, u.payload, u.prev_hash, u.hash, u.payload_hash FROM "
+    "jsonb_to_recordset(?::jsonb) AS u(seq bigint, kind text, at float8, tenant text, "
+    "principal_id text, run_id text, node text, step bigint, checkpoint_ns text, "
+    "duration float8, payload jsonb, prev_hash text, hash text, payload_hash text) "
+    "WHERE (SELECT ok FROM ok) = 1) "
+)
+
+
+
 class AuditLog:
-    def __init__(self, saver: StewardSaver, redactor: Redactor, *,
+    """``rt.audit``: gathers events, writes them with the writes they describe (a
+    WriteParticipant of the saver), and reads, verifies, exports and streams the chains."""
+
+    def __init__(self, driver: Driver, threads: Threads, redactor: Redactor, *,
                  verify_on_resume: bool = True) -> None:
-        self.saver = saver
+        self.driver = driver
+        self.threads = threads
         self.redactor = redactor
         self.verify_on_resume = verify_on_resume
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -93,7 +116,7 @@ class AuditLog:
         self.runs: dict[str, str] = {}  # thread -> its current root run (set by the handler)
         self._lock = threading.Lock()
         self._wake = threading.Condition()
-        j = saver.sql.json_param
+        j = "?::jsonb" if driver.dialect == "postgres" else "?"
         self._insert = (f"INSERT INTO steward_audit ({_COLS}) VALUES "
                         f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?, ?)")
 
@@ -121,15 +144,15 @@ class AuditLog:
         with self._lock:
             return bool(self._pending.get(thread_id))
 
-    def begin_run(self, thread_id: str, row: Sequence[Any]) -> None:
+    def begin_run(self, thread_id: str, row: ThreadRow) -> None:
         """A run takes the thread (its lease; ``row``: the thread's row, locked, saver
-        THREAD_COLS); another process may have written since. The row holds the head the last
+        ThreadRow); another process may have written since. The row holds the head the last
         run ended at: on PostgreSQL the run's first write is chained after it in one statement
         (and made again the careful way if a killed run wrote past it); on SQLite the head is
         read at the first write, which costs nothing there."""
         with self._lock:
-            if self.saver.sql.dialect == "postgres":
-                self._heads[thread_id] = (int(row[10] or 0), str(row[11] or GENESIS))
+            if self.driver.dialect == "postgres":
+                self._heads[thread_id] = (int(row.audit_seq or 0), str(row.audit_head or GENESIS))
             else:
                 self._heads.pop(thread_id, None)
 
@@ -170,10 +193,10 @@ class AuditLog:
         return out, seq, prev
 
     def flush_op(self, thread_id: str, checkpoint_id: str | None,
-                 row: Sequence[Any] | None = None, *, save_head: bool = False) -> Op[None]:
+                 row: ThreadRow | None = None, *, save_head: bool = False) -> Op[None]:
         """Write the thread's gathered events in the caller's transaction, which holds the
         thread row's lock: chained after the last stored event. ``row``: the thread's row as
-        the transaction read it (saver THREAD_COLS), for its tenant; ``save_head``: also record
+        the transaction read it, for its tenant; ``save_head``: also record
         the chain's head on the row (when a run ends), so that a deleted tail shows."""
         events = self._take(thread_id)
         if not events:
@@ -182,8 +205,8 @@ class AuditLog:
             # SQLite: the head is trusted while this process's run holds the thread's lease;
             # otherwise (and always on PostgreSQL, where it costs a round trip anyway) it is read
             # under the row lock the caller holds.
-            known = self._heads.get(thread_id) if self.saver.sql.dialect == "sqlite" \
-                and thread_id in self.saver.leases else None
+            known = self._heads.get(thread_id) if self.driver.dialect == "sqlite" \
+                and thread_id in self.threads.leases else None
         try:
             if known is None:
                 last = (yield Stmt("SELECT seq, hash FROM steward_audit WHERE thread_id = ? "
@@ -191,7 +214,7 @@ class AuditLog:
                 known = (int(last[0]), str(last[1])) if last else (0, GENESIS)
             seq, prev = known
             chained, seq, prev = self._chained(thread_id, checkpoint_id, events, seq, prev,
-                                               row[0] if row else None)
+                                               row.tenant if row else None)
             rows = [(*(e[name] for name in _ROW[:12]), _json(e["payload"]), e["prev_hash"],
                      e["hash"], e["payload_hash"]) for e in chained]
             yield Stmt(self._insert, rows, many=True, wait=False)
@@ -203,13 +226,13 @@ class AuditLog:
             raise
         self._written(thread_id, (seq, prev))
 
-    def fast(self, thread_id: str, checkpoint_id: str | None,
-             tenant: str | None) -> tuple[list[Any], Any, Any] | None:
-        """For a write that goes out as one statement (PostgreSQL): the parameters of
-        ``Sql.AUDIT_CTE``, and what to call when the statement ran or failed; None when the
-        chain's head is not known here. Chained after the head this process knows: if another
-        writer moved the chain on, the statement fails on the events' keys and the write is
-        made again the careful way, which reads the head under the thread row's lock."""
+    def joined(self, thread_id: str, checkpoint_id: str | None,
+               tenant: str | None) -> Joined | None:
+        """For a write that goes out as one statement (PostgreSQL): the events' CTE
+        (``AUDIT_CTE``), its parameters, and what to call when the statement ran or failed;
+        None when the chain's head is not known here. Chained after the head this process
+        knows: if another writer moved the chain on, the statement fails on the events' keys
+        and the write is made again the careful way, which reads the head under the row lock."""
         with self._lock:
             head = self._heads.get(thread_id)
         if head is None:
@@ -220,10 +243,27 @@ class AuditLog:
         chained, seq, prev = self._chained(thread_id, checkpoint_id, events, head[0], head[1],
                                            tenant)
         params = [thread_id, checkpoint_id, _json(chained)]  # one parameter: cheap to send
-        return (params, lambda: self._written(thread_id, (seq, prev)),
-                lambda: self._restore(thread_id, events))
+        return Joined(AUDIT_CTE, params, lambda: self._written(thread_id, (seq, prev)),
+                      lambda: self._restore(thread_id, events))
 
-    def end_run_op(self, thread_id: str, row: Sequence[Any] | None) -> Op[None]:
+    # -- the saver's write participant ---------------------------------------------------------
+
+    def joins(self, thread_id: str) -> bool:
+        return self.pending(thread_id)
+
+    def write_op(self, thread_id: str, checkpoint_id: str | None, row: ThreadRow) -> Op[None]:
+        yield from self.flush_op(thread_id, checkpoint_id, row)
+
+    def run_started_op(self, thread_id: str, row: ThreadRow) -> Op[None]:
+        self.begin_run(thread_id, row)
+        if self.verify_on_resume and row.waiting_on is not None:
+            # The thread waited (an interrupt): it resumes only on an intact audit chain.
+            yield from self.verify_op(thread_id)
+
+    def run_ended_op(self, thread_id: str) -> Op[None]:
+        yield from self.end_run_op(thread_id, None)
+
+    def end_run_op(self, thread_id: str, row: ThreadRow | None) -> Op[None]:
         """A run ends (its lease is released, the row locked): write what is left and record
         the chain's head on the thread's row."""
         if self.pending(thread_id):
@@ -239,11 +279,11 @@ class AuditLog:
         """Write what is gathered for a thread now, in a transaction of its own (runs started
         with ``rt.config`` do this when they end)."""
         if self.pending(thread_id):
-            self.saver.driver.run(self._locked_flush(thread_id), write=True)
+            self.driver.run(self._locked_flush(thread_id), write=True)
 
     async def aflush(self, thread_id: str) -> None:
         if self.pending(thread_id):
-            await self.saver.driver.arun(self._locked_flush(thread_id), write=True)
+            await self.driver.arun(self._locked_flush(thread_id), write=True)
 
     def _locked_flush(self, thread_id: str) -> Op[None]:
         yield from self.locked_flush_op(thread_id)
@@ -253,7 +293,7 @@ class AuditLog:
         the thread row's lock first (a node's effect or vote is written with its events)."""
         if not self.pending(thread_id):
             return
-        row = (yield Stmt(self.saver.sql.select_thread_for_update, (thread_id,))).one()
+        row = yield from self.threads.locked_op(thread_id)
         yield from self.flush_op(thread_id, None, row, save_head=row is not None)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -267,7 +307,7 @@ class AuditLog:
                 raise ThreadAccessDenied(f"the memory chain of tenant {tenant!r} is read by a "
                                          "principal of that tenant.", thread_id=thread_id)
         else:
-            yield from self.saver._authorize(thread_id, principal, Access.READ)
+            yield from self.threads.authorize_op(thread_id, principal, Access.READ)
         sql = f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? AND seq > ?"
         params: list[Any] = [thread_id, after]
         if kinds:
@@ -292,8 +332,17 @@ class AuditLog:
         """The thread's events in order (the thread access rule applies): filter by ``kinds``,
         by time (``since`` <= at < ``until``, epoch seconds), or take those after seq ``after``."""
         who = Principal.parse(principal) if principal is not None else None
-        return self.saver.driver.run(self._events_op(str_id(thread_id, "thread_id"), who, kinds,
+        return self.driver.run(self._events_op(str_id(thread_id, "thread_id"), who, kinds,
                                                      since, until, after, limit), write=False)
+
+    async def aevents(self, thread_id: str, principal: Principal | Mapping[str, Any] | None, *,
+                      kinds: Sequence[str] | None = None, since: float | None = None,
+                      until: float | None = None, after: int = 0,
+                      limit: int | None = None) -> list[Event]:
+        who = Principal.parse(principal) if principal is not None else None
+        return await self.driver.arun(self._events_op(str_id(thread_id, "thread_id"), who,
+                                                      kinds, since, until, after, limit),
+                                      write=False)
 
     def _chain_op(self, thread_id: str) -> Op[tuple[list[Event], tuple[int, str | None] | None]]:
         head, rows = yield (
@@ -326,19 +375,19 @@ class AuditLog:
         """Check the thread's chain; returns how many events it holds, or raises
         AuditTampered naming the first event that was edited, deleted, inserted or moved."""
         tid = str_id(thread_id, "thread_id")
-        events, head = self.saver.driver.run(self._chain_op(tid), write=False)
+        events, head = self.driver.run(self._chain_op(tid), write=False)
         return verify_chain(tid, events, head)
 
     async def averify(self, thread_id: str) -> int:
         tid = str_id(thread_id, "thread_id")
-        events, head = await self.saver.driver.arun(self._chain_op(tid), write=False)
+        events, head = await self.driver.arun(self._chain_op(tid), write=False)
         return verify_chain(tid, events, head)
 
     def verify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
         """Verify every chain of the principal's tenant; returns events per thread, or raises
         AuditTampered for the first thread that fails."""
         who = Principal.parse(principal)
-        rows = self.saver.driver.run(self._tenant_threads(who.tenant), write=False)
+        rows = self.driver.run(self._tenant_threads(who.tenant), write=False)
         return {tid: self.verify(tid) for tid in rows}
 
     def _tenant_threads(self, tenant: str) -> Op[list[str]]:
@@ -359,7 +408,7 @@ class AuditLog:
         leaves ``path`` as it was. An export of no events is refused with ConfigError."""
         who = Principal.parse(principal)
         threads = [str_id(thread_id, "thread_id")] if thread_id else \
-            self.saver.driver.run(self._tenant_threads(who.tenant), write=False)
+            self.driver.run(self._tenant_threads(who.tenant), write=False)
         target = Path(path)
         try:
             fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
@@ -372,9 +421,9 @@ class AuditLog:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 for tid in threads:
-                    self.saver.driver.run(self.saver._authorize(tid, who, Access.READ),
-                                          write=False)
-                    events, head = self.saver.driver.run(self._chain_op(tid), write=False)
+                    self.driver.run(self.threads.authorize_op(tid, who, Access.READ),
+                                    write=False)
+                    events, head = self.driver.run(self._chain_op(tid), write=False)
                     for event in events:
                         out.write(json.dumps({"event": event.to_dict()}, sort_keys=True) + "\n")
                         count += 1
@@ -425,7 +474,7 @@ class AuditLog:
         who = Principal.parse(principal) if principal is not None else None
         last = after
         while stop is None or not stop.is_set():
-            batch = await self.saver.driver.arun(
+            batch = await self.driver.arun(
                 self._events_op(str_id(thread_id, "thread_id"), who, None, None, None, last,
                                 None), write=False)
             for event in batch:

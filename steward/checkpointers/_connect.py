@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from steward.identity import AccessRule
 from steward.storage.crypto import Cipher
-from steward.storage.drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
+from steward.storage.drivers import AsyncPostgresDriver, Driver, PostgresDriver, SqliteDriver
 from steward.storage.url import DatabaseURL, parse_url
 
 if TYPE_CHECKING:
@@ -40,38 +40,59 @@ def saver_options(*, encryption_key: str | bytes | None = None,
 
 
 @contextlib.contextmanager
+def open_driver(url: str | DatabaseURL, pool_size: int) -> Iterator[Driver]:
+    """A driver on a sqlite3 connection or a psycopg ``ConnectionPool``, closed on exit."""
+    db = url if isinstance(url, DatabaseURL) else parse_url(url)
+    if db.backend == "sqlite":
+        driver: Driver = SqliteDriver(db.target, db.masked)
+    else:
+        driver = PostgresDriver(db.target, db.masked, pool_size=pool_size)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@contextlib.asynccontextmanager
+async def aopen_driver(url: str | DatabaseURL, pool_size: int) -> AsyncIterator[Driver]:
+    """A driver on sqlite3 (opened off the event loop: the LangGraph server forbids blocking
+    it) or a psycopg ``AsyncConnectionPool`` bound to the running loop."""
+    db = url if isinstance(url, DatabaseURL) else parse_url(url)
+    if db.backend == "sqlite":
+        sqlite = await asyncio.to_thread(SqliteDriver, db.target, db.masked)
+        try:
+            yield sqlite
+        finally:
+            sqlite.close()
+        return
+    pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
+    try:
+        yield pg
+    finally:
+        await pg.aclose()
+
+
+@contextlib.contextmanager
 def open_saver(cls: type[StewardSaver], url: str | DatabaseURL, pool_size: int,
                options: Mapping[str, Any]) -> Iterator[StewardSaver]:
-    """A set-up saver on a sqlite3 connection or a psycopg ``ConnectionPool``."""
-    db = url if isinstance(url, DatabaseURL) else parse_url(url)
-    with contextlib.ExitStack() as stack:
-        if db.backend == "sqlite":
-            driver: SqliteDriver | PostgresDriver = SqliteDriver(db.target, db.masked)
-        else:
-            driver = PostgresDriver(db.target, db.masked, pool_size=pool_size)
-        stack.callback(driver.close)
+    """A set-up saver alone (``StewardSaver.from_conn_string``)."""
+    with open_driver(url, pool_size) as driver:
         saver = cls(driver, **options)
-        stack.callback(saver.close)
-        saver.setup()
-        yield saver
+        try:
+            saver.setup()
+            yield saver
+        finally:
+            saver.close()
 
 
 @contextlib.asynccontextmanager
 async def aopen_saver(cls: type[StewardSaver], url: str | DatabaseURL, pool_size: int,
                       options: Mapping[str, Any]) -> AsyncIterator[StewardSaver]:
-    """A set-up saver on sqlite3 (opened off the event loop) or a psycopg
-    ``AsyncConnectionPool`` bound to the running loop."""
-    db = url if isinstance(url, DatabaseURL) else parse_url(url)
-    async with contextlib.AsyncExitStack() as stack:
-        if db.backend == "sqlite":
-            # Opening the file blocks: not on the event loop (the LangGraph server forbids it).
-            sqlite = await asyncio.to_thread(SqliteDriver, db.target, db.masked)
-            stack.callback(sqlite.close)
-            saver = cls(sqlite, **options)
-        else:
-            pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
-            stack.push_async_callback(pg.aclose)
-            saver = cls(pg, **options)
-        stack.callback(saver.close)
-        await saver.asetup()
-        yield saver
+    """The async twin of :func:`open_saver`."""
+    async with aopen_driver(url, pool_size) as driver:
+        saver = cls(driver, **options)
+        try:
+            await saver.asetup()
+            yield saver
+        finally:
+            saver.close()

@@ -211,9 +211,10 @@ class Sql:
             "AND b.version = x.version) = ? THEN 1 ELSE 0 END) AS ok) "
         )
 
-    def put_alone(self, leased: bool, audited: bool = False) -> str:
+    def put_alone(self, leased: bool, joined: str = "") -> str:
+        """``joined``: the CTEs of the rows that join the write (WriteParticipant.joined)."""
         return (
-            self._guarded(leased) + (self.AUDIT_CTE if audited else "")
+            self._guarded(leased) + joined
             + ", blobs AS (INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, "
             "type, blob, base_version, keep, depth) SELECT ?, ?, u.channel, u.version, u.type, "
             "u.blob, u.base, u.keep, u.depth FROM unnest(?::text[], ?::text[], ?::text[], "
@@ -230,27 +231,12 @@ class Sql:
             "metadata = excluded.metadata, channel_versions = excluded.channel_versions"
         )
 
-    # The audit events of a write (steward.audit), in the same statement. They follow the
-    # chain's last stored event the writing process knows of; if another writer moved the chain
-    # on, their (thread_id, seq) keys are taken and the statement fails (StaleView).
-    AUDIT_CTE = (
-        ", aud AS (INSERT INTO steward_audit (thread_id, seq, kind, at, tenant, principal_id, "
-        "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, hash, "
-        "payload_hash) "
-        "SELECT ?, u.seq, u.kind, u.at, u.tenant, u.principal_id, u.run_id, u.node, u.step, "
-        "u.checkpoint_ns, ?, u.duration, u.payload, u.prev_hash, u.hash, u.payload_hash FROM "
-        "jsonb_to_recordset(?::jsonb) AS u(seq bigint, kind text, at float8, tenant text, "
-        "principal_id text, run_id text, node text, step bigint, checkpoint_ns text, "
-        "duration float8, payload jsonb, prev_hash text, hash text, payload_hash text) "
-        "WHERE (SELECT ok FROM ok) = 1) "
-    )
-
-    def writes_alone(self, leased: bool, special: bool, audited: bool = False) -> str:
+    def writes_alone(self, leased: bool, special: bool, joined: str = "") -> str:
         action = ("DO UPDATE SET channel = excluded.channel, type = excluded.type, "
                   "blob = excluded.blob, task_path = excluded.task_path") if special \
             else "DO NOTHING"
         return (
-            self._guarded(leased) + (self.AUDIT_CTE if audited else "")
+            self._guarded(leased) + joined
             + "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
             "idx, channel, type, blob, task_path) SELECT ?, ?, ?, ?, u.idx, u.channel, u.type, "
             "u.blob, ? FROM unnest(?::int[], ?::text[], ?::text[], ?::bytea[]) "

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -27,15 +25,16 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
+from langgraph.checkpoint.serde.types import INTERRUPT, RESUME
 
 from steward.checkpointers._connect import aopen_saver, open_saver, saver_options
-from steward.checkpointers._lists import Key, Known, plan, rebuild
+from steward.checkpointers._lists import Key, Known, ListCache, plan, rebuild
 from steward.checkpointers._sql import Sql
-from steward.checkpointers._threads import ThreadRows, WriteCtx
 from steward.checkpointers.configs import interrupts, target, ttl_of
+from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.schema import SCHEMA
-from steward.errors import ApprovalInvalid, ConfigError, PayloadCorrupted, PolicyDenied
+from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx, thread_row
+from steward.errors import ConfigError, PayloadCorrupted
 from steward.identity import Access, AccessRule, Principal, principal_from_config
 from steward.storage.codec import Codec, dump_json, load_json
 from steward.storage.crypto import Cipher
@@ -48,8 +47,7 @@ from steward.storage.values import limit_of, str_id
 __all__ = ["StewardSaver"]
 
 NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"  # LangGraph's task of no task
-_SPENT = 1024  # resume values remembered as used up; a run needs them for milliseconds
-_NOTHING = object()
+T = TypeVar("T")
 
 # Scalars up to this many characters ride inside the checkpoint row, as the stock Postgres
 # saver does with primitives: repeating a counter or a status on every checkpoint costs less
@@ -70,9 +68,12 @@ def _inline(value: Any) -> bool:
 _Ids = list[str]
 _Tuples = list[CheckpointTuple]
 _Params = list[Any]
+_Dicts = list[dict[str, Any]]
+_Joining = list[WriteParticipant]
+_Joined = list[Joined]
 
 
-class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
+class StewardSaver(BaseCheckpointSaver[str]):
     """A LangGraph checkpointer that knows who owns each thread: the saver ``steward.open``
     builds, on SQLite or PostgreSQL alike.
 
@@ -91,24 +92,25 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         default_ttl: float | None = None,
         lease_ttl: float = 30.0,
         schemas: Sequence[Schema] = (),
+        threads: Threads | None = None,
+        participants: Sequence[WriteParticipant] = (),
+        write_filter: WriteFilter | None = None,
     ) -> None:
+        """``threads``: the thread table shared with the other parts (built from ``access``,
+        ``default_ttl`` and ``lease_ttl`` when not given); ``participants``: whose rows join
+        its write transactions; ``write_filter``: what screens a task's writes; ``schemas``:
+        the tables of the parts that share its database, set up with its own."""
         super().__init__(serde=serde)
-        self.schemas = tuple(schemas)  # the tables of the parts that share its database
-        self._thread_tables = [t for schema in self.schemas for t in schema.thread_tables]
-        if lease_ttl <= 0:
-            raise ConfigError(f"lease_ttl must be a positive number of seconds, got {lease_ttl!r}.")
-        if default_ttl is not None and default_ttl <= 0:
-            raise ConfigError(f"default_ttl must be positive seconds or None, got {default_ttl!r}.")
         self.driver = driver
         self.sql = Sql(driver.dialect)
         self.codec = Codec(cipher)
-        self.access = access or AccessRule()
-        self.default_ttl = default_ttl
-        self.lease_ttl = lease_ttl
-        self.runtime: Any = None  # the steward.Runtime this saver serves, once one is built
-        self._spent: OrderedDict[int, Any] = OrderedDict()  # resume values used up (by id)
-        self._spent_lock = threading.Lock()
-        self._init_threads()
+        self.threads = threads or Threads(driver, access=access, default_ttl=default_ttl,
+                                          lease_ttl=lease_ttl)
+        self.participants = tuple(participants)
+        self.write_filter = write_filter
+        self.schemas = tuple(schemas)
+        self._thread_tables = [t for schema in self.schemas for t in schema.thread_tables]
+        self._lists = ListCache()  # growing lists stored or read last (see _lists)
 
     @classmethod
     def from_conn_string(
@@ -277,15 +279,15 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             Stmt(self.sql.select_checkpoint, (tid, ns, cid)) if cid
             else Stmt(self.sql.select_latest, (tid, ns)),
         )
-        thread = found.one()
-        self.access.check(principal, self._thread(tid, thread), Access.READ)
+        thread = thread_row(found.one())
+        self.threads.access.check(principal, Threads.identity(tid, thread), Access.READ)
         row = checkpoints.one()
         if row is None:
             return None
         if thread is None:
             return (yield from self._load_tuple(row))
         learned: dict[Key, Known | None] = {}
-        tup = yield from self._load_tuple(row, learned, thread[9])
+        tup = yield from self._load_tuple(row, learned, thread.created_at)
         self._lists.update(learned)  # a cache: safe to fill before the read commits
         return tup
 
@@ -302,7 +304,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         params: _Params = []
         if "thread_id" in configurable:
             tid, ns, cid = target(config)
-            yield from self._authorize(tid, principal, Access.READ)
+            yield from self.threads.authorize_op(tid, principal, Access.READ)
             where.append("c.thread_id = ?")
             params.append(tid)
             if "checkpoint_ns" in configurable:
@@ -316,7 +318,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             sql += " JOIN steward_threads t ON t.thread_id = c.thread_id"
             if principal is None:
                 where.append("t.tenant IS NULL")
-            elif (self.access.level(principal) or 0) >= Access.READ:
+            elif (self.threads.access.level(principal) or 0) >= Access.READ:
                 where.append("t.tenant = ?")
                 params.append(principal.tenant)
             else:
@@ -396,35 +398,32 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         inline = {ch: v for ch, v in values.items() if _inline(v)}
         changed = [(ch, str(v)) for ch, v in new_versions.items()
                    if ch in values and ch not in inline]
-        audited = self.audit is not None and self.audit.pending(tid)
-        fast = self._fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
-        audit_part = self.audit.fast(tid, checkpoint["id"], fast[0]) \
-            if fast is not None and audited else None
-        if audited and audit_part is None:
-            fast = None  # the chain's head is not known here: the careful way
-        if fast is not None:
+        fast = self.threads.fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
+        joining, joined = self._join(tid, checkpoint["id"], fast)
+        if fast is not None and joined is not None:
             # A known thread whose row this write leaves alone: the whole write is one
-            # statement, guarded (see _claim), on its own: one round trip, no BEGIN/COMMIT.
-            planned = [self._plan_blob(tid, ns, ch, v, values[ch], fast[9], ctx)
+            # statement, guarded (see claim_op), on its own: one round trip, no BEGIN/COMMIT.
+            planned = [self._plan_blob(tid, ns, ch, v, values[ch], fast.created_at, ctx)
                        for ch, v in changed]
             rows = [row for row, _ in planned]
             bases = [base for _, base in planned if base is not None]
-            yield from self._alone(self.sql.put_alone(tid in self.leases, audited), (
+            ctes = "".join(j.cte for j in joined)
+            yield from self._alone(self.sql.put_alone(tid in self.threads.leases, ctes), (
                 tid, ns, [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
                 [r[5] for r in rows], [r[6] for r in rows], [r[7] for r in rows],
                 [r[8] for r in rows],
                 *self._checkpoint_row(config, checkpoint, inline, metadata, principal, tid, ns,
                                      parent),
-            ), self._guard_params(tid, fast, ns, bases), audit_part)
+            ), self._guard_params(tid, fast, ns, bases), joined)
             return done
-        thread = yield from self._claim(tid, principal, ttl=ttl_of(config),
-                                        at=(ns, checkpoint["id"]), ctx=ctx)
-        if audited:
-            yield from self.audit.flush_op(tid, checkpoint["id"], thread)
+        thread = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
+                                                  at=(ns, checkpoint["id"]), ctx=ctx)
+        for participant in joining:
+            yield from participant.write_op(tid, checkpoint["id"], thread)
         blobs = []
         for channel, version in changed:
             blob_row = yield from self._blob_row(tid, ns, channel, version, values[channel],
-                                                 thread[9], ctx)
+                                                 thread.created_at, ctx)
             blobs.append(blob_row)
         if blobs:
             yield Stmt(self.sql.insert_blobs, blobs, many=True, wait=False)
@@ -434,28 +433,43 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                    wait=False)
         return done
 
-    def _alone(self, sql: str, params: tuple[Any, ...], guard: tuple[Any, ...],
-               audit_part: tuple[Sequence[Any], Any, Any] | None) -> Op[None]:
-        """Send a one-statement write (Postgres): the guard's parameters, with the audit
-        events' (``AuditLog.fast``) after them when the write carries events."""
-        if audit_part is not None:
-            events, written, unwritten = audit_part
-            guard = (*guard, *events)
-        try:
-            yield Stmt(sql, (*guard, *params), wait=False, alone=True)
-        except BaseException:
-            if audit_part is not None:
-                unwritten()  # not written: the events wait for the next write
-            raise
-        if audit_part is not None:
-            written()
+    def _join(self, tid: str, checkpoint_id: str,
+              fast: ThreadRow | None) -> tuple[_Joining, _Joined | None]:
+        """The participants with rows for this write, and, when it may go out as one
+        statement, their parts of it (None: one of them needs the careful way)."""
+        joining = [p for p in self.participants if p.joins(tid)]
+        if fast is None:
+            return joining, None
+        joined: _Joined = []
+        for participant in joining:
+            part = participant.joined(tid, checkpoint_id, fast.tenant)
+            if part is None:
+                for taken in joined:
+                    taken.unwritten()
+                return joining, None
+            joined.append(part)
+        return joining, joined
 
-    def _guard_params(self, tid: str, row: tuple[Any, ...], ns: str,
+    def _alone(self, sql: str, params: tuple[Any, ...], guard: tuple[Any, ...],
+               joined: Sequence[Joined]) -> Op[None]:
+        """Send a one-statement write (Postgres): the guard's parameters, then the joined
+        participants' (their CTEs follow the guard's), then the write's."""
+        extra = tuple(p for j in joined for p in j.params)
+        try:
+            yield Stmt(sql, (*guard, *extra, *params), wait=False, alone=True)
+        except BaseException:
+            for j in joined:
+                j.unwritten()  # not written: the rows wait for the next write
+            raise
+        for j in joined:
+            j.written()
+
+    def _guard_params(self, tid: str, row: ThreadRow, ns: str,
                       bases: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
         """Parameters of ``Sql._guarded``: the cached row's revision and incarnation, the
         fence, and the delta bases that must exist."""
-        holder = self.leases.get(tid)
-        return (tid, row[8], row[9], holder if holder is not None else time.time(),
+        holder = self.threads.leases.get(tid)
+        return (tid, row.rev, row.created_at, holder if holder is not None else time.time(),
                 [b[0] for b in bases], [b[1] for b in bases], tid, ns, len(bases))
 
     def _checkpoint_row(self, config: RunnableConfig, checkpoint: Checkpoint,
@@ -474,8 +488,8 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if principal is not None:  # flattened, so list(filter=...) can find them
             md["tenant"] = principal.tenant
             md["principal_id"] = principal.id
-        if "run_id" not in md and tid in self.leases:
-            md["run_id"] = self.leases[tid]  # the root run holding the lease wrote it
+        if "run_id" not in md and tid in self.threads.leases:
+            md["run_id"] = self.threads.leases[tid]  # the root run holding the lease wrote it
         run_id = md.get("run_id")
         return (tid, ns, checkpoint["id"], parent, str(run_id) if run_id is not None else None,
                 ctype, cblob, dump_json(md), dump_json(checkpoint["channel_versions"]))
@@ -522,25 +536,18 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         if not writes:
             return
         principal = principal_from_config(config)
-        # Resume values are used once. LangGraph keeps a resume sent to the thread as a write
-        # of no task until the next checkpoint, and a task keeps the values it consumed with
-        # its writes; both would be handed to the next run's interrupt() in place of its own
-        # value, as if whoever runs the thread then had sent them. So a task that stores what
-        # it consumed, or that a guardrail stopped, uses up the thread's resume: it is deleted,
-        # and remembered (by identity) in case its own write, sent concurrently by LangGraph's
-        # background executor, arrives later. Both paths hold the thread row's lock (_claim).
-        spent = [item for ch, v in writes if ch == RESUME and task_id != NULL_TASK_ID
-                 for item in (v if isinstance(v, list) else [v])]
-        sent = task_id == NULL_TASK_ID and any(ch == RESUME for ch, _ in writes)
-        if any(ch == ERROR and isinstance(v, (ApprovalInvalid, PolicyDenied)) for ch, v in writes):
-            # A task stopped by a guardrail leaves nothing behind, not even its error.
-            row = yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid),
-                                         ctx=ctx)
-            if self.audit is not None:
-                yield from self.audit.flush_op(tid, cid, row)  # the refused attempt's events
-            self._spend(spent)
-            yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
-                       wait=False)
+        screen = self.write_filter.screen(task_id, writes) if self.write_filter else None
+        if screen is not None and not screen.store:
+            # Nothing of the task is stored, not even its error; the participants' rows are.
+            row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
+                                                   at=(ns, cid), ctx=ctx)
+            for participant in self.participants:
+                if participant.joins(tid):
+                    yield from participant.write_op(tid, cid, row)
+            screen.done()
+            if screen.clear_resume:
+                yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
+                           wait=False)
             return
         groups = [interrupts(v, task_id) for ch, v in writes if ch == INTERRUPT]
         waits = [i for g in groups for i in g] if groups else None
@@ -551,47 +558,136 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
             rows.append((idx, channel, *self.codec.dump(self.serde, value,
                                                         at_write(tid, ns, cid, task_id, idx)),
                          value))
-        audited = self.audit is not None and self.audit.pending(tid)
-        fast = None if spent or sent else self._fast_view(tid, principal, at=(ns, cid),
-                                                           interrupts=waits, ctx=ctx)
-        audit_part = self.audit.fast(tid, cid, fast[0]) if fast is not None and audited \
-            else None
-        if audited and audit_part is None:
-            fast = None  # the chain's head is not known here: the careful way
-        if fast is not None:  # one guarded statement, as in _put_op
+        fast = None if screen is not None else self.threads.fast_view(
+            tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
+        joining, joined = self._join(tid, cid, fast)
+        if fast is not None and joined is not None:  # one guarded statement, as in _put_op
             yield from self._alone(
-                self.sql.writes_alone(tid in self.leases, special, audited),
+                self.sql.writes_alone(tid in self.threads.leases, special,
+                                      "".join(j.cte for j in joined)),
                 (tid, ns, cid, task_id, task_path,
                  *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
-                self._guard_params(tid, fast, ns, ()), audit_part)
+                self._guard_params(tid, fast, ns, ()), joined)
             return
-        row = yield from self._claim(tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx,
-                                     interrupts=waits)
-        if audited:
-            yield from self.audit.flush_op(tid, cid, row)
-        if sent:
-            rows = [r for r in rows if not (r[1] == RESUME and self._is_spent(r[4]))]
-            if not rows:
-                return
-        self._spend(spent)
-        yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes,
-                   [(tid, ns, cid, task_id, *row[:4], task_path) for row in rows], many=True,
-                   wait=False)
-        if spent:
+        row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
+                                               at=(ns, cid), ctx=ctx, interrupts=waits)
+        for participant in joining:
+            yield from participant.write_op(tid, cid, row)
+        if screen is not None:
+            rows = [r for r in rows if screen.keep(r[1], r[4])]
+            screen.done()
+        if rows:
+            yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes,
+                       [(tid, ns, cid, task_id, *r[:4], task_path) for r in rows], many=True,
+                       wait=False)
+        if screen is not None and screen.clear_resume:
             yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
                        wait=False)
 
-    def _spend(self, values: Sequence[Any]) -> None:
-        with self._spent_lock:
-            for value in values:
-                self._spent[id(value)] = value  # kept alive, so that its id stays its own
-                self._spent.move_to_end(id(value))
-            while len(self._spent) > _SPENT:
-                self._spent.popitem(last=False)
+    # -- what a run does with its thread: leases, through the thread table ---------------------
 
-    def _is_spent(self, value: Any) -> bool:
-        with self._spent_lock:
-            return self._spent.get(id(value), _NOTHING) is value
+    def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
+                    ttl: float | None, subjects: Sequence[str]) -> Op[None]:
+        row = yield from self.threads.acquire_op(tid, holder, principal, ttl, subjects)
+        for participant in self.participants:
+            yield from participant.run_started_op(tid, row)
+
+    def _release_op(self, tid: str, holder: str) -> Op[None]:
+        if (yield from self.threads.release_op(tid, holder)):
+            for participant in self.participants:  # the run's last rows; the row is locked
+                yield from participant.run_ended_op(tid)
+
+    def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
+                      ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
+        """Make ``holder`` the only run allowed to write the thread, or raise ThreadBusy.
+
+        ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
+        recorded as the thread's subjects in the same transaction."""
+        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects),
+                        write=True, durable=False)
+        self.threads.hold(thread_id, holder)
+
+    async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
+                             ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
+        await self.driver.arun(self._acquire_op(thread_id, holder, principal, ttl, subjects),
+                               write=True, durable=False)
+        self.threads.hold(thread_id, holder)
+
+    def release_lease(self, thread_id: str, holder: str) -> None:
+        self.threads.let_go(thread_id, holder)
+        self.driver.run(self._release_op(thread_id, holder), write=True, durable=False)
+
+    async def arelease_lease(self, thread_id: str, holder: str) -> None:
+        self.threads.let_go(thread_id, holder)
+        await self.driver.arun(self._release_op(thread_id, holder), write=True, durable=False)
+
+    # -- the thread table, as the saver's callers know it ----------------------------------------
+
+    def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
+        """The identity row of a thread (tenant, owner, status, what it waits on, subjects),
+        under the access rule."""
+        return self.threads.thread_info(thread_id, principal)
+
+    async def athread_info(self, thread_id: str,
+                           principal: Principal | None) -> dict[str, Any] | None:
+        return await self.threads.athread_info(thread_id, principal)
+
+    def list_threads(self, principal: Principal | None, *, status: str | None = None,
+                     limit: int | None = 100) -> _Dicts:
+        """The threads ``principal`` may read, newest first (see ``Threads.list_threads``)."""
+        return self.threads.list_threads(principal, status=status, limit=limit)
+
+    async def alist_threads(self, principal: Principal | None, *, status: str | None = None,
+                            limit: int | None = 100) -> _Dicts:
+        return await self.threads.alist_threads(principal, status=status, limit=limit)
+
+    def add_subjects(self, thread_id: str, principal: Principal | None,
+                     subjects: Sequence[str]) -> None:
+        """Record people the thread holds personal data about (see ``steward.add_subjects``)."""
+        self.threads.add_subjects(thread_id, principal, subjects)
+
+    async def aadd_subjects(self, thread_id: str, principal: Principal | None,
+                            subjects: Sequence[str]) -> None:
+        await self.threads.aadd_subjects(thread_id, principal, subjects)
+
+    # -- running operations against this process's caches ---------------------------------------
+
+    def _write(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
+        """Run a write operation trusting this process's caches; if a guard finds them stale
+        (StaleView), forget them and run it again the slow way."""
+        ctx = WriteCtx(self.driver.optimistic)
+        try:
+            result = self.driver.run(make(ctx), write=True, durable=durable)
+        except StaleView:
+            self.forget()
+            ctx = WriteCtx(optimistic=False)
+            result = self.driver.run(make(ctx), write=True, durable=durable)
+        self._remember(ctx)
+        return result
+
+    async def _awrite(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
+        ctx = WriteCtx(self.driver.optimistic)
+        try:
+            result = await self.driver.arun(make(ctx), write=True, durable=durable)
+        except StaleView:
+            self.forget()
+            ctx = WriteCtx(optimistic=False)
+            result = await self.driver.arun(make(ctx), write=True, durable=durable)
+        self._remember(ctx)
+        return result
+
+    def _remember(self, ctx: WriteCtx) -> None:
+        self.threads.remember(ctx.views)
+        self._lists.update(ctx.lists)
+
+    def forget(self) -> None:
+        """Trust no cached thread row or list (after a change made behind the saver's back,
+        such as an erasure)."""
+        self.threads.forget()
+        self._lists.clear()
+
+    def close(self) -> None:
+        self.threads.close()
 
     def put(
         self,
@@ -645,7 +741,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
     # -- deleting, copying, pruning ------------------------------------------------------------
 
     def _delete_rows(self, tid: str) -> Op[None]:
-        self._drop_view(tid)
+        self.threads.drop_view(tid)
         for table in self._thread_tables:  # the other parts' rows of the thread first
             yield Stmt(f"DELETE FROM {table} WHERE thread_id = ?", (tid,))
         for sql in self.sql.delete_thread_rows:
@@ -654,7 +750,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
 
     def _delete_thread_op(self, thread_id: str, principal: Principal | None) -> Op[None]:
         tid = str_id(thread_id, "thread_id")
-        row = yield from self._authorize(tid, principal, Access.ADMIN)
+        row = yield from self.threads.authorize_op(tid, principal, Access.ADMIN)
         if row is not None:
             yield from self._delete_rows(tid)
 
@@ -665,7 +761,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
         marks = f"({placeholders(ids)})"
         threads = (yield Stmt(self.sql.threads_of_runs + marks, ids)).rows
         for (tid,) in threads:
-            yield from self._authorize(tid, principal, Access.ADMIN)
+            yield from self.threads.authorize_op(tid, principal, Access.ADMIN)
         yield Stmt(self.sql.delete_writes_of_runs + marks + ")", ids)
         yield Stmt(self.sql.delete_checkpoints_of_runs + marks, ids)
         for (tid,) in threads:
@@ -673,10 +769,10 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
 
     def _copy_thread_op(self, source: str, target: str, principal: Principal | None) -> Op[None]:
         src, dst = str_id(source, "source_thread_id"), str_id(target, "target_thread_id")
-        row = yield from self._authorize(src, principal, Access.READ)
+        row = yield from self.threads.authorize_op(src, principal, Access.READ)
         if row is None:
             return
-        yield from self._claim(dst, principal)
+        yield from self.threads.claim_op(dst, principal)
         if self.codec.cipher is None:
             for sql in self.sql.copy_rows:
                 yield Stmt(sql, (dst, src))
@@ -715,7 +811,7 @@ class StewardSaver(ThreadRows, BaseCheckpointSaver[str]):
                 f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'.")
         for thread_id in thread_ids:
             tid = str_id(thread_id, "thread_id")
-            row = yield from self._authorize(tid, principal, Access.ADMIN)
+            row = yield from self.threads.authorize_op(tid, principal, Access.ADMIN)
             if row is None:
                 continue
             if strategy == "delete":

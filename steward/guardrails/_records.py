@@ -21,7 +21,9 @@ from steward.storage.codec import dump_json, load_json
 from steward.storage.ops import Op, Stmt
 
 if TYPE_CHECKING:
-    from steward.checkpointers.saver import StewardSaver
+    from steward.audit.log import AuditLog
+    from steward.checkpointers.threads import Threads
+    from steward.storage.drivers import Driver
 
 _REQUEST_COLS = ("request_id, thread_id, task_ns, seq, tenant, action, args_hash, request, "
                  "required_roles, requested_by, quorum, status, on_expire, created_at, "
@@ -98,9 +100,11 @@ def _vote(row: Sequence[Any]) -> Vote:
 class Records:
     """The statements of the guardrail tables, in the saver's dialect."""
 
-    def __init__(self, saver: StewardSaver) -> None:
-        self.saver = saver
-        j = saver.sql.json_param
+    def __init__(self, driver: Driver, threads: Threads, audit: AuditLog) -> None:
+        self.driver = driver
+        self.threads = threads
+        self.audit = audit
+        j = "?::jsonb" if driver.dialect == "postgres" else "?"
         self._insert_request = (
             f"INSERT INTO steward_approvals ({_REQUEST_COLS}) VALUES "
             f"(?, ?, ?, ?, ?, ?, ?, {j}, {j}, ?, ?, ?, {j}, ?, ?, ?, ?)")
@@ -170,9 +174,7 @@ class Records:
         v = vote
         yield Stmt(self._insert_vote, (v.request_id, v.voter, thread_id, task_ns, v.position,
                                        v.role, v.decision, v.comment, v.args_hash, v.at))
-        audit = self.saver.audit
-        if audit is not None:
-            yield from audit.locked_flush_op(thread_id)
+        yield from self.audit.locked_flush_op(thread_id)
 
     def action_at(self, thread_id: str, task_ns: str, seq: int) -> Op[Action | None]:
         row = (yield Stmt("SELECT action, args_hash, effect, decision, principal_id FROM "
@@ -254,7 +256,7 @@ class Records:
 
     def thread_history(self, thread_id: str,
                        principal: Principal | None) -> Op[list[tuple[Request, list[Vote]]]]:
-        yield from self.saver._authorize(thread_id, principal, Access.READ)
+        yield from self.threads.authorize_op(thread_id, principal, Access.READ)
         rows = (yield Stmt(f"SELECT {_REQUEST_COLS} FROM steward_approvals WHERE thread_id = ? "
                            "ORDER BY created_at, request_id", (thread_id,))).rows
         requests = [Request.from_row(r) for r in rows]

@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
+from steward.context import Flow, NodeContext, call, current, run_async, run_sync
 from steward.errors import ApprovalInvalid, ConfigError
-from steward.guardrails._node import Flow, NodeContext, call, current, run_async, run_sync
 from steward.guardrails._records import (
     APPROVED,
     ESCALATED,

@@ -59,8 +59,8 @@ class Approvals:
                          resume: Any) -> Op[ApprovalInvalid | None]:
         """The vote a resume would cast, checked as the node will check it. A refusal is
         audited in the thread's chain and returned (so that the event commits)."""
-        row = yield from self.records.saver._authorize(tid, who, Access.WRITE)
-        waiting: list[dict[str, Any]] = (load_json(row[6]) or []) if row is not None else []
+        row = yield from self.records.threads.authorize_op(tid, who, Access.WRITE)
+        waiting: list[dict[str, Any]] = (load_json(row.waiting_on) or []) if row else []
         ids = {w.get("id") for w in waiting} - {None}
         value = resume
         if isinstance(resume, Mapping) and resume and set(resume) <= ids:

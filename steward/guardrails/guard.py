@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from steward.context import Flow, NodeContext, call, current, run_async, run_sync
 from steward.errors import ConfigError, PolicyDenied
-from steward.guardrails._node import Flow, NodeContext, call, current, run_async, run_sync
 from steward.guardrails._records import Records
 from steward.guardrails.approval import (
     Escalate,
@@ -26,9 +26,6 @@ from steward.guardrails.approval import (
 )
 from steward.guardrails.decision import Decision, combine
 from steward.guardrails.policy import Policy, PolicyRequest, ThreadFacts, _number
-
-if TYPE_CHECKING:
-    from steward.checkpointers.saver import StewardSaver
 
 __all__ = ["Guardrails", "aguard", "guard"]
 
@@ -42,9 +39,9 @@ class Guardrails:
     approval_expires_in: float | None = None
 
     @classmethod
-    def build(cls, saver: StewardSaver, policy: Policy | Sequence[Policy] | None,
+    def build(cls, records: Records, policy: Policy | Sequence[Policy] | None,
               approval_expires_in: float | None = None) -> Guardrails:
-        return cls(policies_of(policy), Records(saver), approval_expires_in)
+        return cls(policies_of(policy), records, approval_expires_in)
 
     def decide(self, request: PolicyRequest, *, strict: bool = True) -> Decision:
         """Pure: the enforced decision, with the shadow decisions attached (``strict``: see

@@ -82,7 +82,7 @@ def erase_op(rt: Runtime, subject: str, by: Principal) -> Op[ErasureReceipt | St
     event commits; the caller raises it."""
     saver, tenant = rt.checkpointer, by.tenant
     chain = f"memory:{tenant}"
-    if saver.access.level(by) != Access.ADMIN:
+    if saver.threads.access.level(by) != Access.ADMIN:
         rt.audit.record(chain, "erasure_refused", {"subject": subject, "reason": "no admin role"},
                         principal=by)
         yield from rt.audit.locked_flush_op(chain)
@@ -102,7 +102,7 @@ def erase_op(rt: Runtime, subject: str, by: Principal) -> Op[ErasureReceipt | St
         "(owner = ? OR thread_id IN (SELECT thread_id FROM steward_subjects WHERE tenant = ? "
         "AND subject = ?)) ORDER BY thread_id", (tenant, subject, tenant, subject))).rows]
     for tid in threads:  # every check before any change: a busy thread changes nothing
-        yield from saver._authorize(tid, by, Access.ADMIN)
+        yield from saver.threads.authorize_op(tid, by, Access.ADMIN)
     memories = (yield Stmt("DELETE FROM steward_memory WHERE tenant = ? AND (subject = ? OR "
                            "scope = ?)", (tenant, subject, f"user:{subject}"))).rowcount
     j = saver.sql.json_param

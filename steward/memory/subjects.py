@@ -9,7 +9,7 @@ that re-runs adds nothing new.
 
 from __future__ import annotations
 
-from steward.guardrails._node import current
+from steward.context import current
 
 __all__ = ["aadd_subjects", "add_subjects"]
 

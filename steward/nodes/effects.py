@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast, overload
 
+from steward.context import Flow, NodeContext, UserCall, current, run_async, run_sync
 from steward.errors import ConfigError, EffectConflict
-from steward.guardrails._node import Flow, NodeContext, UserCall, current, run_async, run_sync
 from steward.storage.ops import Op, Stmt
 from steward.storage.places import at_effect
 

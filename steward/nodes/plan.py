@@ -22,8 +22,8 @@ from langchain_core.messages.utils import count_tokens_approximately, trim_messa
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, ValidationError, create_model
 
+from steward.context import current
 from steward.errors import ConfigError
-from steward.guardrails._node import current
 from steward.guardrails.policy import PolicyRequest, ThreadFacts
 from steward.nodes.tools import _as_tool
 from steward.state import ErrorRecord, Step, WorkingContext

@@ -37,8 +37,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ValidationError
 
+from steward.context import current
 from steward.errors import ConfigError, PolicyDenied
-from steward.guardrails._node import current
 from steward.guardrails.guard import guard
 from steward.nodes.effects import args_hash, effect
 from steward.state import ErrorRecord, Step, WorkingContext, next_step

@@ -42,8 +42,7 @@ async def audit_events(request: Request) -> Response:
         return JSONResponse({"detail": "after must be an event number"}, status_code=400)
     rt = await runtime()
     try:
-        await rt.audit.saver.driver.arun(
-            rt.audit._events_op(thread_id, principal, None, None, None, 0, 1), write=False)
+        await rt.audit.aevents(thread_id, principal, limit=1)
     except steward.ThreadAccessDenied:
         return JSONResponse({"detail": "thread not found"}, status_code=404)
 

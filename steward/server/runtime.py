@@ -24,6 +24,7 @@ import steward
 import steward.server as shared
 from steward.audit.handler import AuditCallbackHandler
 from steward.cli_ops import DEFAULT_ROLES, parse_roles
+from steward.context import RUNTIME_KEY
 from steward.graphs import WORKFLOWS
 from steward.identity import principal_from_config
 
@@ -60,7 +61,8 @@ async def checkpointer() -> AsyncIterator[Any]:
 async def _graph(name: str, config: RunnableConfig) -> Any:
     """A workflow's graph for one run, with the run's audit handler attached."""
     rt = await runtime()
-    graph = WORKFLOWS[name].build().compile()
+    # The runtime rides in the config under Steward's key: node-level calls find it there.
+    graph = WORKFLOWS[name].build().compile().with_config(configurable={RUNTIME_KEY: rt})
     thread_id = (config.get("configurable") or {}).get("thread_id")
     if thread_id is None:  # the server builds graphs for schemas and Studio too
         return graph

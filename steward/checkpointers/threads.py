@@ -1,9 +1,11 @@
-"""The thread rows: identity, the access rule at the database, leases, status and listing.
+"""The thread rows: identity, the access rule at the database, leases, status, subjects.
 
-``ThreadRows`` is the part of ``StewardSaver`` that owns the ``steward_threads`` table. Every
-write claims its thread first (``_claim``): the first write by a principal binds the thread,
+``Threads`` owns the ``steward_threads`` and ``steward_subjects`` tables. Every write of the
+saver claims its thread first (``claim_op``): the first write by a principal binds the thread,
 every write is checked against the access rule and fenced by the thread's lease, and what the
 write changes (binding, status, what the thread waits on, the lease) is recorded on the row.
+The parts that read threads' data from outside a run (audit, approvals, erasure) check the
+same rule through ``authorize_op``.
 """
 
 from __future__ import annotations
@@ -11,21 +13,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple
 
-from steward.checkpointers._lists import Key, Known, ListCache
+from steward.checkpointers._lists import Key, Known
 from steward.checkpointers._sql import Sql
 from steward.checkpointers.configs import subjects_of
 from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity
 from steward.storage.codec import dump_json, load_json
 from steward.storage.drivers import Driver
-from steward.storage.ops import Op, StaleView, Stmt
+from steward.storage.ops import Op, Stmt
 from steward.storage.values import limit_of, str_id
 
-T = TypeVar("T")
 # What a thread row's status can be: waiting on nothing, leased by a run, waiting (on an
 # approval, say), or emptied by an erasure (steward.memory.erase).
 STATUSES = ("idle", "running", "interrupted", "erased")
@@ -34,52 +35,73 @@ _Ids = list[str]
 _Rows = list[tuple[Any, ...]]
 _Dicts = list[dict[str, Any]]
 _Params = list[Any]
-Views = dict[str, tuple[Any, ...]]
 
 
 @dataclass(slots=True)
 class WriteCtx:
     """What a write learns, applied to this process's caches once it has committed.
 
-    ``optimistic``: trust the thread rows this process saw last (see ``_claim``)."""
+    ``optimistic``: trust the thread rows this process saw last (see ``Threads.claim_op``)."""
 
     optimistic: bool
-    views: Views = field(default_factory=dict)
+    views: dict[str, ThreadRow] = field(default_factory=dict)
     lists: dict[Key, Known | None] = field(default_factory=dict)
 
 
-class ThreadRows:
-    """Mixed into StewardSaver; needs its driver, SQL, access rule and lease settings."""
+class ThreadRow(NamedTuple):
+    """A thread's row as the saver reads it (``THREAD_COLS``)."""
 
-    driver: Driver
-    sql: Sql
-    access: AccessRule
-    default_ttl: float | None
-    lease_ttl: float
+    tenant: str | None
+    owner: str | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    expires_at: float | None
+    status: str
+    waiting_on: Any  # JSON text (SQLite) or a decoded list (PostgreSQL), or None
+    waiting_at: str | None
+    rev: int
+    created_at: float  # also the row's incarnation: a deleted and re-created thread differs
+    audit_seq: int  # the head of the thread's audit chain when its last run ended
+    audit_head: str | None
 
-    def _init_threads(self) -> None:
-        # The audit log (steward.audit), when a runtime has one: its events are written in the
-        # transactions of the writes they describe (pending / flush_op / end_run_op).
-        self.audit: Any = None
-        # Leases held by runs in this process: thread_id -> holder. Shared by with_allowlist
-        # copies (a shallow copy shares the dict), so every copy fences the same way.
+
+def thread_row(row: Sequence[Any] | None) -> ThreadRow | None:
+    return ThreadRow._make(row) if row is not None else None
+
+
+class Threads:
+    """The thread table of one database, shared by the saver and the parts that read threads
+    (and by the saver's ``with_allowlist`` copies, so every copy fences the same way)."""
+
+    def __init__(self, driver: Driver, *, access: AccessRule | None = None,
+                 default_ttl: float | None = None, lease_ttl: float = 30.0) -> None:
+        if lease_ttl <= 0:
+            raise ConfigError(f"lease_ttl must be a positive number of seconds, got {lease_ttl!r}.")
+        if default_ttl is not None and default_ttl <= 0:
+            raise ConfigError(f"default_ttl must be positive seconds or None, got {default_ttl!r}.")
+        self.driver = driver
+        self.sql = Sql(driver.dialect)
+        self.access = access or AccessRule()
+        self.default_ttl = default_ttl
+        self.lease_ttl = lease_ttl
+        # Leases held by runs in this process: thread_id -> holder.
         self.leases: dict[str, str] = {}
-        # The thread rows this process wrote last (optimistic writes, see _claim), shared too.
-        self._views: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        # The thread rows this process wrote last (optimistic writes, see claim_op).
+        self._views: OrderedDict[str, ThreadRow] = OrderedDict()
         self._views_lock = threading.Lock()  # LangGraph writes from several threads at once
-        self._lists = ListCache()  # growing lists stored or read last (see _lists)
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def _thread(self, tid: str, row: tuple[Any, ...] | None) -> ThreadIdentity | None:
-        return ThreadIdentity(tid, row[0], row[1]) if row else None
+    @staticmethod
+    def identity(tid: str, row: ThreadRow | None) -> ThreadIdentity | None:
+        return ThreadIdentity(tid, row.tenant, row.owner) if row else None
 
-    def _check_lease(self, tid: str, row: tuple[Any, ...], now: float, *,
+    def check_lease(self, tid: str, row: ThreadRow, now: float, *,
                      taking: str | None = None) -> None:
         """Raise ThreadBusy unless this write may go ahead under the thread's lease: written
         by the run holding it (this process's), or with no live lease held by another run.
         ``taking``: the holder about to take the lease."""
-        lease_owner, lease_expires = row[2], row[3]
+        lease_owner, lease_expires = row.lease_owner, row.lease_expires_at
         mine = taking or self.leases.get(tid)
         if mine is not None and taking is None:
             if lease_owner != mine:
@@ -97,17 +119,23 @@ class ThreadRows:
                 thread_id=tid, expires_in=lease_expires - now,
             )
 
-    def _authorize(self, tid: str, principal: Principal | None,
-                   need: Access) -> Op[tuple[Any, ...] | None]:
-        """Lock and check an existing thread (no binding); returns its row or None."""
+    def authorize_op(self, tid: str, principal: Principal | None,
+                     need: Access) -> Op[ThreadRow | None]:
+        """Check an existing thread (no binding) under the access rule, locking its row for
+        more than reading; returns its row or None."""
         sql = self.sql.select_thread_for_update if need > Access.READ else self.sql.select_thread
-        row: tuple[Any, ...] | None = (yield Stmt(sql, (tid,))).one()
-        self.access.check(principal, self._thread(tid, row), need)
+        row = thread_row((yield Stmt(sql, (tid,))).one())
+        self.access.check(principal, self.identity(tid, row), need)
         if row is not None and need > Access.READ:
-            self._check_lease(tid, row, time.time())
+            self.check_lease(tid, row, time.time())
         return row
 
-    def _claim(
+    def locked_op(self, tid: str) -> Op[ThreadRow | None]:
+        """The thread's row, locked until the transaction ends (no access check: the caller is
+        a part writing for a run that was checked)."""
+        return thread_row((yield Stmt(self.sql.select_thread_for_update, (tid,))).one())
+
+    def claim_op(
         self,
         tid: str,
         principal: Principal | None,
@@ -117,28 +145,29 @@ class ThreadRows:
         interrupts: list[dict[str, Any]] | None = None,
         lease: str | None = None,
         ctx: WriteCtx | None = None,
-    ) -> Op[tuple[Any, ...]]:
+    ) -> Op[ThreadRow]:
         """Authorize a write: create and bind the thread on first write, check access and the
         lease, and record on the thread row what the write changes (``at`` is the written
         checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on). Returns
-        the row as the write leaves it, which an optimistic ``ctx`` remembers (_fast_view).
+        the row as the write leaves it, which an optimistic ``ctx`` remembers (fast_view).
 
         One read locks the row and returns the identity and lease to check; the row is written
         only when its binding, status or lease changes."""
         now = time.time()
-        row: tuple[Any, ...] | None = (yield Stmt(self.sql.lock_thread, (tid,))).one()
+        row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
         if row is None:  # the thread's first write
             ttl = ttl if ttl is not None else self.default_ttl
-            row = (yield Stmt(self.sql.insert_thread, (
+            row = thread_row((yield Stmt(self.sql.insert_thread, (
                 tid, principal.tenant if principal else None,
                 principal.id if principal else None, now, now, now + ttl if ttl else None,
-            ))).one()
+            ))).one())
             if row is None:  # another writer created it a moment ago
-                row = (yield Stmt(self.sql.lock_thread, (tid,))).one()
+                row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
             assert row is not None
-        self.access.check(principal, self._thread(tid, row), Access.WRITE)
-        self._check_lease(tid, row, now, taking=lease)
-        holder = lease or (row[2] if row[3] is not None and row[3] > now else None)
+        self.access.check(principal, self.identity(tid, row), Access.WRITE)
+        self.check_lease(tid, row, now, taking=lease)
+        holder = lease or (row.lease_owner if row.lease_expires_at is not None
+                           and row.lease_expires_at > now else None)
         sets, params, new = self._changes(row, principal, at, interrupts, lease, holder, now)
         if sets:
             sets += ["updated_at = ?", "rev = rev + 1"]
@@ -148,35 +177,36 @@ class ThreadRows:
             ctx.views[tid] = new
         return new
 
-    def _fast_view(self, tid: str, principal: Principal | None, *,
+    def fast_view(self, tid: str, principal: Principal | None, *,
                    at: tuple[str, str] | None = None,
                    interrupts: list[dict[str, Any]] | None = None,
-                   ctx: WriteCtx | None = None) -> tuple[Any, ...] | None:
+                  ctx: WriteCtx | None = None) -> ThreadRow | None:
         """The cached row, when a write may go out as one statement (Postgres): the row this
         process saw last lets the write through and the write changes nothing on it. The
         statement carries a guard (``Sql._guarded``) that fails it, as ``StaleView``, if the
-        row changed since; ``_write`` then runs the operation again the careful way."""
+        row changed since; the saver then runs the operation again the careful way."""
         if ctx is None or not ctx.optimistic:
             return None
         row = self._view(tid)
         now = time.time()
         if row is None or not self._passes(tid, principal, row, now):
             return None
-        holder = row[2] if row[3] is not None and row[3] > now else None
+        holder = row.lease_owner if row.lease_expires_at is not None \
+            and row.lease_expires_at > now else None
         sets, _, _ = self._changes(row, principal, at, interrupts, None, holder, now)
         return None if sets else row
 
-    def _changes(self, row: tuple[Any, ...], principal: Principal | None,
+    def _changes(self, row: ThreadRow, principal: Principal | None,
                  at: tuple[str, str] | None, interrupts: list[dict[str, Any]] | None,
                  lease: str | None, holder: str | None,
-                 now: float) -> tuple[list[str], list[Any], tuple[Any, ...]]:
+                 now: float) -> tuple[list[str], list[Any], ThreadRow]:
         """What a write changes on its thread's row: SET clauses, their values, the new row."""
         sets: list[str] = []
         params: list[Any] = []
-        if row[0] is None and principal is not None:  # the first write by a principal binds
+        if row.tenant is None and principal is not None:  # the first write by a principal binds
             sets += ["tenant = ?", "owner = ?"]
             params += [principal.tenant, principal.id]
-        waiting, waiting_at = load_json(row[6]), row[7]
+        waiting, waiting_at = load_json(row.waiting_on), row.waiting_at
         if interrupts is not None and at is not None:
             # Interrupts of one checkpoint add up (parallel tasks may each pause); a task that
             # pauses again (a node re-run after a resume) replaces what it waited on before.
@@ -190,90 +220,63 @@ class ThreadRows:
             # durability="async" the interrupt's checkpoint may be written after its writes,
             # hence the comparison rather than clearing on every put.)
             waiting, waiting_at = None, None
-        if waiting_at != row[7] or waiting != load_json(row[6]):
+        if waiting_at != row.waiting_at or waiting != load_json(row.waiting_on):
             sets += [f"waiting_on = {self.sql.json_param}", "waiting_at = ?"]
             params += [dump_json(waiting) if waiting else None, waiting_at]
         status = "interrupted" if waiting else "running" if holder else "idle"
         if lease is not None:
             sets += ["lease_owner = ?", "lease_expires_at = ?", "lease_epoch = lease_epoch + 1"]
             params += [lease, now + self.lease_ttl]
-        if status != row[5] or lease is not None:
+        if status != row.status or lease is not None:
             sets.append("status = ?")
             params.append(status)
-        new = list(row)
-        if row[0] is None and principal is not None:
-            new[0], new[1] = principal.tenant, principal.id
+        new = row._replace(status=status, waiting_on=dump_json(waiting) if waiting else None,
+                           waiting_at=waiting_at, rev=row.rev + 1 if sets else row.rev)
+        if row.tenant is None and principal is not None:
+            new = new._replace(tenant=principal.tenant, owner=principal.id)
         if lease is not None:
-            new[2], new[3] = lease, now + self.lease_ttl
-        new[5], new[6], new[7] = status, dump_json(waiting) if waiting else None, waiting_at
-        new[8] = row[8] + 1 if sets else row[8]
-        return sets, params, tuple(new)
+            new = new._replace(lease_owner=lease, lease_expires_at=now + self.lease_ttl)
+        return sets, params, new
 
-    def _passes(self, tid: str, principal: Principal | None, row: tuple[Any, ...],
+    def _passes(self, tid: str, principal: Principal | None, row: ThreadRow,
                 now: float) -> bool:
         """Whether a cached row lets the write through; errors come only from fresh rows."""
         try:
-            self.access.check(principal, self._thread(tid, row), Access.WRITE)
-            self._check_lease(tid, row, now)
+            self.access.check(principal, self.identity(tid, row), Access.WRITE)
+            self.check_lease(tid, row, now)
         except (ThreadAccessDenied, ThreadBusy):
             return False
         return True
 
-    def _write(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
-        """Run a write operation trusting this process's caches; if a guard finds them stale
-        (StaleView), forget them and run it again the slow way."""
-        ctx = WriteCtx(self.driver.optimistic)
-        try:
-            result = self.driver.run(make(ctx), write=True, durable=durable)
-        except StaleView:
-            self._forget()
-            ctx = WriteCtx(optimistic=False)
-            result = self.driver.run(make(ctx), write=True, durable=durable)
-        self._remember(ctx)
-        return result
-
-    async def _awrite(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
-        ctx = WriteCtx(self.driver.optimistic)
-        try:
-            result = await self.driver.arun(make(ctx), write=True, durable=durable)
-        except StaleView:
-            self._forget()
-            ctx = WriteCtx(optimistic=False)
-            result = await self.driver.arun(make(ctx), write=True, durable=durable)
-        self._remember(ctx)
-        return result
-
-    def _view(self, tid: str) -> tuple[Any, ...] | None:
+    def _view(self, tid: str) -> ThreadRow | None:
         with self._views_lock:
             return self._views.get(tid)
 
-    def _drop_view(self, tid: str) -> None:
+    def drop_view(self, tid: str) -> None:
         with self._views_lock:
             self._views.pop(tid, None)
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
+        """Trust no remembered row (another process changed threads, or a write failed)."""
         with self._views_lock:
             self._views.clear()
-        self._lists.clear()
 
-    def _remember(self, ctx: WriteCtx) -> None:
+    def remember(self, views: Mapping[str, ThreadRow]) -> None:
+        """The rows a committed write left, for the next optimistic write (fast_view)."""
         with self._views_lock:
-            for tid, row in ctx.views.items():
+            for tid, row in views.items():
                 self._views[tid] = row
                 self._views.move_to_end(tid)
             while len(self._views) > _VIEWS:
                 self._views.popitem(last=False)
-        self._lists.update(ctx.lists)
 
-    def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
-                    ttl: float | None, subjects: Sequence[str] = ()) -> Op[None]:
-        row = yield from self._claim(tid, principal, ttl=ttl, lease=holder)
-        yield from self._subjects_op(tid, row[0], subjects)
-        if self.audit is not None:
-            self.audit.begin_run(tid, row)
-        if self.audit is not None and self.audit.verify_on_resume and row[6] is not None:
-            # The thread waited (an interrupt): it resumes only on an intact audit chain.
-            yield from self.audit.verify_op(tid)
+    def acquire_op(self, tid: str, holder: str, principal: Principal | None,
+                   ttl: float | None, subjects: Sequence[str] = ()) -> Op[ThreadRow]:
+        """Take the thread's lease for ``holder`` (creating and binding the thread on its first
+        run) and record ``subjects``; returns the row as it leaves it."""
+        row = yield from self.claim_op(tid, principal, ttl=ttl, lease=holder)
+        yield from self._subjects_op(tid, row.tenant, subjects)
+        return row
 
     def _subjects_op(self, tid: str, tenant: str | None, subjects: Sequence[str]) -> Op[None]:
         """Record whose personal data the thread holds (its subjects), for erasure; adding a
@@ -287,9 +290,9 @@ class ThreadRows:
                          subjects: Sequence[str]) -> Op[None]:
         """``steward.add_subjects`` inside a node: the run holds the thread's lease, so only
         the access rule is checked (adding a subject changes no working context)."""
-        row = (yield Stmt(self.sql.select_thread, (tid,))).one()
-        self.access.check(principal, self._thread(tid, row), Access.WRITE)
-        tenant = row[0] if row is not None else (principal.tenant if principal else None)
+        row = thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())
+        self.access.check(principal, self.identity(tid, row), Access.WRITE)
+        tenant = row.tenant if row is not None else (principal.tenant if principal else None)
         yield from self._subjects_op(tid, tenant, subjects)
 
     def add_subjects(self, thread_id: str, principal: Principal | None,
@@ -303,13 +306,12 @@ class ThreadRows:
         await self.driver.arun(self._add_subjects_op(str_id(thread_id, "thread_id"), principal,
                                                      subjects_of(subjects)), write=True)
 
-    def _release_op(self, tid: str, holder: str) -> Op[int]:
+    def release_op(self, tid: str, holder: str) -> Op[int]:
+        """Give the lease back; returns 1 when ``holder`` still held it (the row is locked)."""
         released: int = (yield Stmt(self.sql.release_lease, (time.time(), tid, holder))).rowcount
-        if released and self.audit is not None:
-            yield from self.audit.end_run_op(tid, None)  # the run's last events; the row is locked
         return released
 
-    def _renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:
+    def renew_op(self, held: Sequence[tuple[str, str]]) -> Op[_Ids]:
         lost = []
         for tid, holder in held:
             res = yield Stmt(self.sql.renew_lease, (time.time() + self.lease_ttl, tid, holder))
@@ -317,35 +319,16 @@ class ThreadRows:
                 lost.append(tid)
         return lost
 
-    def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
-                      ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
-        """Make ``holder`` the only run allowed to write the thread, or raise ThreadBusy.
-
-        ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
-        recorded as the thread's subjects in the same transaction."""
-        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects),
-                        write=True, durable=False)
-        self.leases[thread_id] = holder
+    def hold(self, tid: str, holder: str) -> None:
+        """A run of this process took the thread's lease: fence its writes and renew it."""
+        self.leases[tid] = holder
         self._ensure_heartbeat()
 
-    async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
-                             ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
-        await self.driver.arun(self._acquire_op(thread_id, holder, principal, ttl, subjects),
-                               write=True, durable=False)
-        self.leases[thread_id] = holder
-        self._ensure_heartbeat()
-
-    def release_lease(self, thread_id: str, holder: str) -> None:
-        self._drop_view(thread_id)
-        if self.leases.get(thread_id) == holder:
-            del self.leases[thread_id]
-        self.driver.run(self._release_op(thread_id, holder), write=True, durable=False)
-
-    async def arelease_lease(self, thread_id: str, holder: str) -> None:
-        self._drop_view(thread_id)
-        if self.leases.get(thread_id) == holder:
-            del self.leases[thread_id]
-        await self.driver.arun(self._release_op(thread_id, holder), write=True, durable=False)
+    def let_go(self, tid: str, holder: str) -> None:
+        """A run of this process is giving the lease back."""
+        self.drop_view(tid)
+        if self.leases.get(tid) == holder:
+            del self.leases[tid]
 
     def renew_leases(self) -> _Ids:
         """Extend every lease this process holds; returns the threads whose lease was lost."""
@@ -353,7 +336,7 @@ class ThreadRows:
         if not held:
             return []
         # Not flushed: after an OS crash the process holding the lease is gone anyway.
-        return self.driver.run(self._renew_op(held), write=True, durable=False)
+        return self.driver.run(self.renew_op(held), write=True, durable=False)
 
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat is not None and self._heartbeat.is_alive():
@@ -379,7 +362,7 @@ class ThreadRows:
         where: list[str] = []
         params: _Params = []
         if thread_id is not None:
-            yield from self._authorize(thread_id, principal, Access.READ)
+            yield from self.authorize_op(thread_id, principal, Access.READ)
             where.append("thread_id = ?")
             params.append(thread_id)
         elif principal is None:
@@ -411,7 +394,7 @@ class ThreadRows:
         return [{**self._thread_dict(row), "subjects": subjects[row[0]]} for row in rows]
 
     @staticmethod
-    def _thread_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    def _thread_dict(row: tuple[Any, ...]) -> dict[str, Any]:  # THREAD_INFO_COLS
         tid, tenant, owner, status, waiting, created, updated, expires, lease, lease_exp = row
         return {"thread_id": tid, "tenant": tenant, "owner": owner, "status": status,
                 "waiting_on": load_json(waiting) or [], "created_at": created,

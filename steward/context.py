@@ -1,11 +1,13 @@
-"""Where a node-level call (``steward.guard``, ``steward.request_approval``) finds its runtime,
-its principal and its place in the run.
+"""The node context: what Steward's calls inside a node (``steward.guard``,
+``request_approval``, ``@effect``, tools, memory, ``add_subjects``) know of the run.
 
-LangGraph hands every node its config through a context variable; the run's saver is in it
-(``__pregel_checkpointer``), and a Steward saver knows its runtime. That also works under the
-LangGraph server, where Steward did not build the config. A call's *site* (the task and the
-how-manieth guarded call of that task execution it is) is what makes records idempotent when
-the node re-runs from its first line after an interrupt, a retry or a crash.
+LangGraph hands every node its config through a context variable. ``rt.config(...)`` puts the
+runtime in it under a key Steward owns (:data:`RUNTIME_KEY`); under the LangGraph server, the
+graph factories of ``steward.server.runtime`` bind it to each graph. With the run's principal
+and its place in the run (thread, task, checkpoint) that makes a :class:`NodeContext`. A call's
+*site* (the task and the how-manieth guarded call of that task execution it is) is what makes
+records idempotent when the node re-runs from its first line after an interrupt, a retry or a
+crash.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 
@@ -22,22 +24,34 @@ from steward.identity import Principal, agent_from_config, principal_from_config
 from steward.storage.ops import Op
 
 if TYPE_CHECKING:
-    from steward.runtime import Runtime
+    from steward.audit.log import AuditLog
+    from steward.checkpointers.saver import StewardSaver
+    from steward.guardrails.guard import Guardrails
+    from steward.guardrails.redact import Redactor
 
 T = TypeVar("T")
 
 _COUNTERS = "__steward_counters"
 _SCRATCHPAD = "__pregel_scratchpad"
-_SAVER = "__pregel_checkpointer"
+RUNTIME_KEY = "__steward_runtime"  # config["configurable"][RUNTIME_KEY]: the NodeServices
 
 # A node-level flow yields record operations (and user calls, ``UserCall``) and gets their
 # results back; the sync and async calls differ only in how they run them.
 Flow = Generator["Op[Any] | UserCall", Any, T]
 
 
+class NodeServices(Protocol):
+    """What node-level calls use of the runtime that runs the graph (``steward.Runtime``)."""
+
+    checkpointer: StewardSaver
+    guardrails: Guardrails
+    audit: AuditLog
+    redactor: Redactor
+
+
 @dataclass
 class NodeContext:
-    runtime: Runtime
+    runtime: NodeServices
     config: RunnableConfig
     principal: Principal | None  # None only where current(..., need_principal=False) allows
     thread_id: str
@@ -129,10 +143,12 @@ def current(call: str, *, need_principal: bool = True) -> NodeContext:
         raise ConfigError(f"steward.{call} runs inside a node of a graph, during a run; call it "
                           "from a node function.") from exc
     conf = config.get("configurable") or {}
-    runtime = getattr(conf.get(_SAVER), "runtime", None)
+    runtime: NodeServices | None = conf.get(RUNTIME_KEY)
     if runtime is None or info is None:
-        raise ConfigError(f"steward.{call} needs a graph compiled with a Steward checkpointer: "
-                          "builder.compile(checkpointer=rt.checkpointer).")
+        raise ConfigError(f"steward.{call} needs a run of a Steward runtime: compile with "
+                          "builder.compile(checkpointer=rt.checkpointer) and run with "
+                          "rt.config(thread_id, principal) (under the LangGraph server, the "
+                          "graph factories of steward.server.runtime bind the runtime).")
     principal = principal_from_config(config)
     if principal is None and need_principal:
         raise ConfigError(f"steward.{call} needs to know who acts: run the graph with "

@@ -1,0 +1,129 @@
+"""The options of ``steward.open`` and ``steward.aopen``, declared once and checked once.
+
+:class:`RuntimeOptions` is what a caller may pass (``steward.open(url, **options)``, typed);
+:func:`settle` checks every option before any database is touched and turns them into what
+the runtime's parts are built from (:class:`Settings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from steward.checkpointers._connect import saver_options
+from steward.errors import ConfigError
+from steward.guardrails.guard import policies_of
+from steward.guardrails.policy import Policy
+from steward.guardrails.redact import Redactor
+from steward.identity import AccessRule
+from steward.memory.rules import MemoryRules
+from steward.storage.crypto import Cipher
+
+__all__ = ["RuntimeOptions", "Settings", "settle"]
+
+
+class RuntimeOptions(TypedDict, total=False):
+    """``steward.open(url, **options)``; every option is optional.
+
+    - ``encryption_key``: 32 bytes (hex or base64) to encrypt checkpoints and writes at rest;
+      defaults to ``$STEWARD_ENCRYPTION_KEY``.
+    - ``thread_roles``: roles that reach other members' threads in the same tenant, and how
+      far: ``{"manager": "write", "auditor": "read", "ops": "admin"}``. Owners have full access.
+    - ``default_ttl``: seconds after which new threads expire and ``sweep()`` deletes them.
+    - ``lease_ttl``: seconds a crashed run keeps a thread locked (default 30).
+    - ``pool_size``: PostgreSQL connections (default 10).
+    - ``policy``: a :class:`steward.Policy` (or a list; those with ``enforce=False`` run in
+      shadow mode) that ``steward.guard`` checks; without one every guarded action is allowed.
+    - ``redactor``: masks personal data in approval requests and audit events (default: every
+      built-in detector); ``approval_expires_in``: default seconds a request stays open.
+    - ``verify_on_resume``: a paused thread resumes only if its audit chain verifies (else
+      AuditTampered; default on); ``prices``: per model, (input, output) price per 1,000
+      tokens, for the cost of model calls in audit events.
+    - ``trust_unidentified``: let requests that carry no principal through the access rule.
+      Only for a host that has already confined every request to its caller's tenant, such
+      as the LangGraph server with ``steward.server.auth``; never otherwise.
+    - ``memory``: :class:`steward.MemoryRules` for ``rt.store`` (purposes and retention,
+      refused categories, embeddings for semantic recall).
+    """
+
+    encryption_key: str | bytes | None
+    thread_roles: Mapping[str, str] | None
+    default_ttl: float | None
+    lease_ttl: float
+    pool_size: int
+    policy: Policy | list[Policy] | None
+    redactor: Redactor | None
+    approval_expires_in: float | None
+    verify_on_resume: bool
+    prices: Mapping[str, tuple[float, float]] | None
+    trust_unidentified: bool
+    memory: MemoryRules | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options, checked, as the parts are built from them."""
+
+    cipher: Cipher | None = None
+    access: AccessRule = field(default_factory=AccessRule)
+    default_ttl: float | None = None
+    lease_ttl: float = 30.0
+    pool_size: int = 10
+    policies: tuple[Policy, ...] = ()
+    redactor: Redactor | None = None
+    approval_expires_in: float | None = None
+    verify_on_resume: bool = True
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    memory: MemoryRules = field(default_factory=MemoryRules)
+
+
+def _seconds(name: str, value: Any, *, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        more = " or None" if optional else ""
+        raise ConfigError(f"{name} must be a positive number of seconds{more}, got {value!r}.")
+    return float(value)
+
+
+def settle(options: Mapping[str, Any]) -> Settings:
+    """Check every option (ConfigError naming the first wrong one) and build the settings."""
+    unknown = sorted(set(options) - set(RuntimeOptions.__annotations__))
+    if unknown:
+        raise ConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} {unknown} for "
+                          f"steward.open: use {sorted(RuntimeOptions.__annotations__)}.")
+    saver = saver_options(encryption_key=options.get("encryption_key"),
+                          thread_roles=options.get("thread_roles"),
+                          trust_unidentified=bool(options.get("trust_unidentified")))
+    memory = options.get("memory")
+    if memory is not None and not isinstance(memory, MemoryRules):
+        raise ConfigError(f"memory= takes a steward.MemoryRules, got {type(memory).__name__}.")
+    redactor = options.get("redactor")
+    if redactor is not None and not isinstance(redactor, Redactor):
+        raise ConfigError(f"redactor= takes a steward.Redactor, got {type(redactor).__name__}.")
+    pool_size = options.get("pool_size", 10)
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+        raise ConfigError(f"pool_size must be a whole number >= 1, got {pool_size!r}.")
+    try:
+        prices = {str(k): (float(v[0]), float(v[1]))
+                  for k, v in (options.get("prices") or {}).items()}
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ConfigError("prices= maps a model name to (input, output) prices per 1,000 "
+                          f"tokens, e.g. {{'gpt-4o-mini': (0.00015, 0.0006)}}: {exc}.") from exc
+    lease_ttl = _seconds("lease_ttl", options.get("lease_ttl", 30.0), optional=False)
+    assert lease_ttl is not None
+    return Settings(
+        cipher=saver["cipher"],
+        access=saver["access"],
+        default_ttl=_seconds("default_ttl", options.get("default_ttl"), optional=True),
+        lease_ttl=lease_ttl,
+        pool_size=pool_size,
+        policies=policies_of(options.get("policy")),
+        redactor=redactor,
+        approval_expires_in=_seconds("approval_expires_in", options.get("approval_expires_in"),
+                                     optional=True),
+        verify_on_resume=bool(options.get("verify_on_resume", True)),
+        prices=prices,
+        memory=memory or MemoryRules(),
+    )
