@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steward.cli import app
-from steward.cli_ops import parse_principal
+from steward.identity import parse_principal
 
 RUNNER = CliRunner()
 ALICE, BOB, CAROL, MALLORY = ("acme/alice:support", "acme/bob:manager", "acme/carol:auditor",
