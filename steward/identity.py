@@ -3,12 +3,16 @@
 A :class:`Principal` travels in ``config["configurable"]["principal"]`` as the object itself or
 as a plain dict (``{"id", "tenant", "roles"}``), so it crosses HTTP unchanged. The rule that
 decides whether a principal may touch a thread lives here, once, as a pure function: the savers
-call it on every path and do the I/O around it.
+call it on every path and do the I/O around it. So do the text forms the command line, the
+environment and the server's tokens use: ``parse_principal`` (``TENANT/ID[:ROLE,...]`` or JSON),
+``parse_thread_roles`` (``ROLE=read|write|admin,...``) and ``principal_from_user`` (the LangGraph
+server's authenticated user).
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,7 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from steward.errors import ConfigError, ThreadAccessDenied
 
-__all__ = ["Access", "AccessRule", "Principal", "ThreadIdentity", "principal_from_config"]
+__all__ = [
+    "Access",
+    "AccessRule",
+    "Principal",
+    "ThreadIdentity",
+    "parse_principal",
+    "parse_thread_roles",
+    "principal_from_config",
+    "principal_from_user",
+]
 
 
 class _PrincipalIn(BaseModel):
@@ -93,8 +106,55 @@ def principal_from_config(config: Mapping[str, Any] | None) -> Principal | None:
     configurable = config.get("configurable") or {}
     raw = configurable.get("principal")
     if raw is None:
-        return _server_user(configurable.get("langgraph_auth_user"))
+        return principal_from_user(configurable.get("langgraph_auth_user"))
     return Principal.parse(raw)
+
+
+def principal_from_user(user: Any) -> Principal | None:
+    """The LangGraph server's authenticated user as a Principal (``steward.server.auth`` puts
+    the tenant, the roles and the kind next to the identity); None when it names no identity
+    or no tenant."""
+    if user is None or not hasattr(user, "get"):
+        return None
+    identity = getattr(user, "identity", None) or user.get("identity")
+    tenant = user.get("tenant")
+    if not identity or not tenant:
+        return None
+    return Principal.parse({"id": str(identity), "tenant": str(tenant),
+                            "roles": list(user.get("roles") or []),
+                            "kind": user.get("kind") or "user"})
+
+
+def parse_principal(spec: str, *, source: str = "principal") -> Principal:
+    """A principal written ``TENANT/ID[:ROLE,...]`` (e.g. ``acme/bob@acme.test:manager``) or as
+    a JSON object (``{"id": ..., "tenant": ..., "roles": [...]}``). ``source`` names where the
+    text came from (``--as``, a dev token) in the ConfigError that refuses it."""
+    text = spec.strip()
+    if text.startswith("{"):
+        try:
+            return Principal.parse(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source} {spec!r} is not valid JSON: {exc.msg}.") from exc
+    who, _, roles = text.partition(":")
+    tenant, slash, ident = who.partition("/")
+    if not slash or not tenant or not ident:
+        raise ConfigError(f"{source} {spec!r} names no tenant: write TENANT/ID[:ROLE,...], e.g. "
+                          "acme/bob@acme.test:manager.")
+    return Principal.parse({"id": ident, "tenant": tenant,
+                            "roles": [r for r in roles.split(",") if r]})
+
+
+def parse_thread_roles(spec: str, *, source: str = "thread roles") -> dict[str, str]:
+    """``ROLE=read|write|admin,...`` as the ``thread_roles`` mapping of ``steward.open``;
+    ``source`` (``--thread-roles``, ``$STEWARD_THREAD_ROLES``) names the text in the
+    ConfigError that refuses it."""
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        role, eq, level = part.partition("=")
+        if not eq or not role or level not in ("read", "write", "admin"):
+            raise ConfigError(f"{source} {spec!r}: write ROLE=read|write|admin, ...")
+        out[role] = level
+    return out
 
 
 AGENT_KEY = "steward_agent"  # configurable: the agent a team member's nodes run as
@@ -113,20 +173,6 @@ def agent_from_config(config: Mapping[str, Any] | None,
             f"agent {agent.id!r} (tenant {agent.tenant!r}) can only act on behalf of a "
             "principal of its own tenant: run the team with rt.config(thread_id, principal).")
     return agent
-
-
-def _server_user(user: Any) -> Principal | None:
-    """Under the LangGraph server: the authenticated user (steward.server.auth puts the tenant
-    and roles next to the identity), as a Principal."""
-    if user is None or not hasattr(user, "get"):
-        return None
-    identity = getattr(user, "identity", None) or user.get("identity")
-    tenant = user.get("tenant")
-    if not identity or not tenant:
-        return None
-    return Principal.parse({"id": str(identity), "tenant": str(tenant),
-                            "roles": list(user.get("roles") or []),
-                            "kind": user.get("kind") or "user"})
 
 
 class Access(enum.IntEnum):

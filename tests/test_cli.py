@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import typing
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from steward.cli import app
-from steward.cli_ops import parse_principal
+from steward.cli.options import DEFAULT_DB
+from steward.identity import parse_principal
 
 RUNNER = CliRunner()
 ALICE, BOB, CAROL, MALLORY = ("acme/alice:support", "acme/bob:manager", "acme/carol:auditor",
@@ -401,3 +406,60 @@ def test_a_token_for_the_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
     _fails(done, "no secret to sign with", "--secret", "STEWARD_JWT_SECRET")
     _fails(_cli("sqlite:///x.db", "token", "--as", "acme/bob", "--expires-in", "0"),
            "--expires-in 0", "positive")
+
+
+GROUPS = ["demo", "run", "sweep", "erase", "token", "threads", "approvals", "audit"]
+
+
+def test_help_lists_every_command_group() -> None:
+    done = subprocess.run([sys.executable, "-m", "steward.cli", "--help"],
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+                               "COLUMNS": "200"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    listed = re.findall(r"^│ ([a-z][\w-]*) {2,}", done.stdout, flags=re.M)
+    assert listed == GROUPS, done.stdout  # demo-resume is the demo's own, hidden
+    subcommands = {"threads": ["list", "show", "history"],
+                   "approvals": ["list", "approve", "reject"],
+                   "audit": ["verify", "tail", "export"]}
+    for group, names in subcommands.items():
+        result = RUNNER.invoke(app, [group, "--help"], env={"COLUMNS": "200"})
+        assert re.findall(r"^│ ([a-z][\w-]*) {2,}", result.output, flags=re.M) == names
+
+
+def _options(group: typer.Typer, command: Any, path: str = "",
+             ) -> Iterator[tuple[str, Any, typer.models.OptionInfo]]:
+    """(command name, its click option, the ``typer.Option`` that declares it) for every option
+    of every command of ``group`` (``command``: the click group typer built from it)."""
+    for info in group.registered_commands:
+        name = str(info.name)
+        hints = typing.get_type_hints(info.callback, include_extras=True)
+        for param in command.commands[name].params:
+            if isinstance(param, typer.core.TyperOption):
+                [declared] = [m for m in getattr(hints[param.name], "__metadata__", ())
+                              if isinstance(m, typer.models.OptionInfo)]
+                yield f"{path}{name}", param, declared
+    for sub in group.registered_groups:
+        yield from _options(sub.typer_instance, command.commands[sub.name], f"{path}{sub.name} ")
+
+
+def test_each_option_is_defined_once() -> None:
+    """A flag that several commands take is one ``typer.Option`` (steward/cli/options.py), so
+    it reads the same variable, says the same and defaults the same everywhere."""
+    declarations: dict[str, set[int]] = {}
+    takers: dict[str, dict[str, Any]] = {}
+    for name, param, declared in _options(app, typer.main.get_command(app)):
+        declarations.setdefault(param.opts[0], set()).add(id(declared))
+        takers.setdefault(param.opts[0], {})[name] = param
+    # The one flag whose meaning is each command's own: what omitting it means differs.
+    per_command = {"--thread"}
+    twice = sorted(f for f, ids in declarations.items() if len(ids) > 1 and f not in per_command)
+    assert not twice, f"declared more than once in steward/cli: {twice}"
+    shared = {f for f, uses in takers.items() if len(uses) > 1} - per_command
+    assert shared >= {"--db", "--as", "--json", "--thread-roles", "--limit", "--comment"}
+    commands = {name for uses in takers.values() for name in uses}
+    assert set(takers["--db"]) == commands - {"token"}  # all that open a database take --db
+    assert {(p.envvar, p.default) for p in takers["--db"].values()} == {("STEWARD_DB",
+                                                                         DEFAULT_DB)}
+    acting = set(takers["--as"]) - {"token"}
+    assert acting and acting <= set(takers["--thread-roles"])  # acting on threads: roles apply

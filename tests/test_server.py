@@ -81,6 +81,27 @@ class Server:
             self.proc = None
 
 
+def test_routes_and_runs_map_the_servers_user_alike() -> None:
+    """The custom HTTP routes (``steward.server.app``) and the runs (``principal_from_config``)
+    read the authenticated user with one function of ``steward.identity``: kind included."""
+    from types import SimpleNamespace
+
+    from steward.identity import Principal, principal_from_config
+    from steward.server.app import _principal
+
+    class User(dict[str, Any]):
+        identity = "svc-sync"
+        is_authenticated = True
+
+    user = User(tenant="acme", roles=["ops"], kind="service")
+    expected = Principal(id="svc-sync", tenant="acme", roles=frozenset({"ops"}), kind="service")
+    assert _principal(SimpleNamespace(scope={"user": user})) == expected
+    assert principal_from_config({"configurable": {"langgraph_auth_user": user}}) == expected
+    assert _principal(SimpleNamespace(scope={"user": User(roles=["ops"])})) is None
+    user.is_authenticated = False
+    assert _principal(SimpleNamespace(scope={"user": user})) is None
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not LANGGRAPH.exists():

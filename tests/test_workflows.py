@@ -11,8 +11,8 @@ from _support import ALICE
 from langgraph.types import Command
 
 import steward
-from steward.graphs import WORKFLOWS
-from steward.graphs.access import expire_grants, grants
+from steward.examples import WORKFLOWS
+from steward.examples.access import expire_grants, grants
 
 SAM = steward.Principal(id="sam", tenant="acme", roles=frozenset({"security"}))
 BOB = steward.Principal(id="bob", tenant="acme", roles=frozenset({"manager"}))
@@ -92,7 +92,7 @@ def _close(rt: steward.Runtime) -> Any:
 
 
 def test_a_close_needs_two_controllers_and_happens_once(db_url: str) -> None:
-    from steward.graphs.close import closes
+    from steward.examples.close import closes
 
     with steward.open(db_url, thread_roles=CLOSE_ROLES,
                       policy=WORKFLOWS["close"].policy()) as rt:
@@ -143,7 +143,7 @@ def _research(rt: steward.Runtime) -> Any:
 
 
 def test_a_research_team_shares_one_context_under_three_identities(db_url: str) -> None:
-    from steward.graphs.research import reports, reviews
+    from steward.examples.research import reports, reviews
 
     topic = "vendor:acme-analytics"
     with steward.open(db_url, thread_roles=TEAM_ROLES,
@@ -185,7 +185,7 @@ def test_a_research_team_shares_one_context_under_three_identities(db_url: str) 
 
 
 async def test_a_research_team_runs_async(db_url: str) -> None:
-    from steward.graphs.research import reports
+    from steward.examples.research import reports
 
     async with steward.aopen(db_url, thread_roles=TEAM_ROLES,
                              policy=WORKFLOWS["research"].policy()) as rt:
@@ -200,8 +200,8 @@ async def test_a_research_team_runs_async(db_url: str) -> None:
 
 
 def test_a_team_member_may_use_only_its_own_tools(db_url: str) -> None:
+    from steward.examples.research import publish_summary, search_sources
     from steward.graphs.agent import build_agent_graph
-    from steward.graphs.research import publish_summary, search_sources
     from steward.graphs.team import build_team_graph
 
     snooping = build_agent_graph(
@@ -243,7 +243,7 @@ def _refund(rt: steward.Runtime) -> Any:
 
 
 def test_a_refund_runs_every_step_once_and_closes_the_ticket(db_url: str) -> None:
-    from steward.graphs.refund_demo import outbox, payments, ticket
+    from steward.examples.refund import outbox, payments, ticket
 
     with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["refund"].policy()) as rt:
         graph = _refund(rt)
@@ -277,7 +277,7 @@ def test_a_refund_runs_every_step_once_and_closes_the_ticket(db_url: str) -> Non
 ])
 def test_a_refund_that_cannot_be_made_ends_saying_why(db_url: str, request_: dict[str, Any],
                                                       status: str) -> None:
-    from steward.graphs.refund_demo import payments, ticket
+    from steward.examples.refund import payments, ticket
 
     with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["refund"].policy()) as rt:
         out = _refund(rt).invoke(WORKFLOWS["refund"].input(request_), rt.config("F3", ALICE))
@@ -287,7 +287,7 @@ def test_a_refund_that_cannot_be_made_ends_saying_why(db_url: str, request_: dic
 
 
 def test_a_small_refund_needs_no_approval(db_url: str) -> None:
-    from steward.graphs.refund_demo import outbox, ticket
+    from steward.examples.refund import outbox, ticket
 
     with steward.open(db_url, thread_roles=ROLES, policy=WORKFLOWS["refund"].policy()) as rt:
         out = _refund(rt).invoke(WORKFLOWS["refund"].input({"order_id": "12345",

@@ -16,19 +16,16 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 import steward
-from steward.identity import Principal
+from steward.identity import Principal, principal_from_user
 from steward.server.runtime import runtime
 
 
 def _principal(request: Request) -> Principal | None:
+    """The authenticated caller, or None (no token, or one that names no tenant)."""
     user = request.scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    tenant = user.get("tenant") if hasattr(user, "get") else None
-    if not tenant:
-        return None
-    return Principal.parse({"id": str(user.identity), "tenant": str(tenant),
-                            "roles": list(user.get("roles") or [])})
+    return principal_from_user(user)
 
 
 async def audit_events(request: Request) -> Response:

@@ -23,8 +23,7 @@ from typing import Any
 from langgraph_sdk import Auth
 
 import steward
-from steward.cli_ops import parse_principal
-from steward.identity import Principal
+from steward.identity import parse_principal, principal_from_user
 
 auth = Auth()
 
@@ -47,7 +46,7 @@ def principal_claims(token: str) -> dict[str, Any]:
     import jwt
 
     if token.startswith("dev:") and os.environ.get("STEWARD_DEV_TOKENS") == "1":
-        p = parse_principal(token[4:])
+        p = parse_principal(token[4:], source="dev token")
         return {"identity": p.id, "tenant": p.tenant, "roles": sorted(p.roles),
                 "permissions": sorted(p.roles)}
     key, algorithm = _key()
@@ -104,9 +103,9 @@ async def vote_first(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
         return filters
     from steward.server.runtime import runtime
 
-    user = ctx.user
-    principal = Principal.parse({"id": str(user.identity), "tenant": str(user["tenant"]),
-                                 "roles": list(user["roles"] or [])})
+    principal = principal_from_user(ctx.user)
+    if principal is None:  # authenticate() gives every user a tenant: not reached
+        return filters
     rt = await runtime()
     found = await rt.checkpointer.athread_info(str(thread_id), None)  # the server's own read
     if found is None or found["tenant"] != principal.tenant:

@@ -1,7 +1,8 @@
 """One Steward runtime per server process, opened from the environment.
 
 - ``STEWARD_DB``: the database URL (default the embedded ``steward-server.db``);
-- ``STEWARD_THREAD_ROLES``: roles that reach others' threads, ``ROLE=read|write|admin,...``;
+- ``STEWARD_THREAD_ROLES``: roles that reach others' threads, ``ROLE=read|write|admin,...``
+  (default: the example workflows' roles, ``steward.examples.THREAD_ROLES``);
 - ``STEWARD_POLICY``: a Cedar policy file for ``steward.guard`` (default: the example
   workflows' policies, together: each permits its tenant and forbids only its own actions).
 
@@ -23,10 +24,9 @@ from langchain_core.runnables import RunnableConfig
 import steward
 import steward.server as shared
 from steward.audit.handler import AuditCallbackHandler
-from steward.cli_ops import DEFAULT_ROLES, parse_roles
 from steward.context import RUNTIME_KEY
-from steward.graphs import WORKFLOWS
-from steward.identity import principal_from_config
+from steward.examples import THREAD_ROLES, WORKFLOWS
+from steward.identity import parse_thread_roles, principal_from_config
 
 
 def _policy() -> steward.Policy | list[steward.Policy]:
@@ -37,7 +37,8 @@ def _policy() -> steward.Policy | list[steward.Policy]:
 async def _open() -> steward.Runtime:
     return await steward.aopen(
         os.environ.get("STEWARD_DB", "sqlite:///steward-server.db"),
-        thread_roles=parse_roles(os.environ.get("STEWARD_THREAD_ROLES", DEFAULT_ROLES)),
+        thread_roles=parse_thread_roles(os.environ.get("STEWARD_THREAD_ROLES", THREAD_ROLES),
+                                        source="$STEWARD_THREAD_ROLES"),
         policy=_policy(),
         # The server reads threads with its own configs, after its auth handlers
         # (steward.server.auth) confined the request to the caller's tenant.

@@ -27,9 +27,8 @@ from typing import Annotated, Any
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
-from steward.graphs._records import records_path, system_of_record
-from steward.graphs.agent import build_agent_graph
-from steward.graphs.team import TeamContext, build_team_graph
+from steward.examples.records import records_path, system_of_record
+from steward.graphs import TeamContext, build_agent_graph, build_team_graph
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
 from steward.state import WorkingContext

@@ -11,7 +11,7 @@ file, ``$STEWARD_DEMO_RECORDS``, default ``steward-demo-records.db``):
 
 The policy (``ACCESS_POLICY``) allows grants of at most 30 days, forbids granting oneself, and
 asks the ``security`` role to approve any ``admin`` grant. ``expire_grants()`` revokes grants
-whose time is up (run it from a scheduler, or ``steward run access-expire``).
+whose time is up (call it from a scheduler: it is not a workflow of its own).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Annotated, Any
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
-from steward.graphs._records import records_path, system_of_record
-from steward.graphs.agent import build_agent_graph
+from steward.examples.records import records_path, system_of_record
+from steward.graphs import build_agent_graph
 from steward.guardrails.policy import Policy
 from steward.state import WorkingContext
 

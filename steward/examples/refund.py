@@ -29,7 +29,7 @@ from langgraph.config import get_config, get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from steward.graphs._records import system_of_record
+from steward.examples.records import system_of_record
 from steward.guardrails.guard import guard
 from steward.guardrails.policy import Policy
 from steward.identity import principal_from_config
@@ -37,6 +37,9 @@ from steward.memory.space import team_space
 from steward.memory.store import MemoryStore
 from steward.memory.subjects import add_subjects
 from steward.nodes.effects import effect
+
+__all__ = ["REFUND_POLICY", "build_refund_graph", "compile_refund_graph", "outbox", "payments",
+           "refund_policy", "reset_records", "ticket"]
 
 # Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
 REFUND_POLICY = """
@@ -282,7 +285,7 @@ def update_ticket(state: RefundState) -> RefundState:
                                             "amount": state["amount"]}}
 
 
-def build_refund_demo() -> StateGraph[RefundState]:
+def build_refund_graph() -> StateGraph[RefundState]:
     """verify_order -> check_payment -> compute_refund -> issue_refund (a manager approves
     above 100.00) -> email_receipt -> update_ticket; an unknown order or an amount that cannot
     be refunded ends the run with ``outcome`` (and ``status``) saying why."""
@@ -304,5 +307,6 @@ def build_refund_demo() -> StateGraph[RefundState]:
     return builder
 
 
-def compile_refund_demo(checkpointer: Any, store: Any = None) -> CompiledStateGraph[Any]:
-    return build_refund_demo().compile(checkpointer=checkpointer, store=store)
+def compile_refund_graph(checkpointer: Any, store: Any = None) -> CompiledStateGraph[Any]:
+    """The refund graph compiled on a runtime's checkpointer (and store, for its memories)."""
+    return build_refund_graph().compile(checkpointer=checkpointer, store=store)

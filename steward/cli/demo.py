@@ -1,8 +1,7 @@
-"""The ``steward`` command.
+"""``steward demo``: the refund story told end to end, across three processes.
 
-Exit codes: 0 success; 1 a Steward error (printed as one line, no traceback); 2 bad usage.
-The operator's commands (run, threads, approvals, audit tail/export, sweep) are in
-``cli_ops``.
+``demo`` runs in this process and starts the others as the hidden ``demo-resume`` command:
+one that approves and is killed right after the refund, one that finishes the thread.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,10 +22,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 import steward
-from steward.cli_ops import existing, register
-from steward.errors import ConfigError, StewardError
-from steward.graphs.refund_demo import (
-    compile_refund_demo,
+from steward.cli.options import DEFAULT_DB, DbOption
+from steward.errors import StewardError
+from steward.examples.refund import (
+    compile_refund_graph,
     outbox,
     payments,
     refund_policy,
@@ -37,13 +35,9 @@ from steward.graphs.refund_demo import (
 from steward.identity import Principal
 from steward.storage.url import mask
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Steward: a stateful runtime for LangGraph agents.")
-console = Console()
+__all__ = ["demo", "demo_resume"]
 
-DEFAULT_DB = "sqlite:///steward-demo.db"
-DbOption = Annotated[str, typer.Option("--db", envvar="STEWARD_DB",
-                                       help="Database URL (sqlite:///..., postgresql://...).")]
+console = Console()  # the story is told with rich markup; its data is escaped
 
 ALICE = Principal(id="alice@acme.test", tenant="acme", roles=frozenset({"support"}))
 BOB = Principal(id="bob@acme.test", tenant="acme", roles=frozenset({"manager"}))
@@ -52,12 +46,6 @@ DEMO_ROLES = {"manager": "write", "auditor": "read"}
 DEMO_LEASE_TTL = 1.0  # a killed demo process's lease runs out quickly
 
 
-@app.callback()
-def _root() -> None:
-    """Steward: a stateful runtime for LangGraph agents."""
-
-
-@app.command()
 def demo(db: DbOption = DEFAULT_DB) -> None:
     """Run the refund story: Alice asks, the thread pauses, Bob approves from another process,
     that process crashes right after the refund, a third one finishes without paying twice."""
@@ -66,7 +54,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
                             f"[/bold], thread [bold]{thread_id}[/bold]"))
     reset_records()  # the local system of record: order 98765 paid, nothing refunded yet
     with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy()) as rt:
-        graph = compile_refund_demo(rt.checkpointer, rt.store)
+        graph = compile_refund_graph(rt.checkpointer, rt.store)
         console.print(f"[bold]1.[/bold] {ALICE.id} (support) asks to refund $120.00 "
                       "on order 98765")
         graph.invoke({"order_id": "98765", "amount": "120.00"}, rt.config(thread_id, ALICE))
@@ -105,7 +93,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         raise StewardError("the refund was issued more than once")
 
     with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy()) as rt:
-        graph = compile_refund_demo(rt.checkpointer, rt.store)
+        graph = compile_refund_graph(rt.checkpointer, rt.store)
         console.print(f"[bold]4.[/bold] {MALLORY.id} of another tenant tries to read the thread")
         try:
             graph.get_state(rt.config(thread_id, MALLORY))
@@ -155,14 +143,13 @@ def _child(db: str, thread_id: str, mode: str, *, crash: bool = False,
                            "--thread", thread_id, "--mode", mode], env=env, check=False)
 
 
-@app.command("demo-resume", hidden=True)
 def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption = DEFAULT_DB,
                 mode: Annotated[str, typer.Option("--mode")] = "approve") -> None:
     """The demo's other processes: Bob approves the pending refund, or (``continue``) picks
     up a thread whose process was killed."""
     with steward.open(db, thread_roles=DEMO_ROLES, policy=refund_policy(),
                       lease_ttl=DEMO_LEASE_TTL) as rt:
-        graph = compile_refund_demo(rt.checkpointer, rt.store)
+        graph = compile_refund_graph(rt.checkpointer, rt.store)
         config = rt.config(thread, BOB)
         if mode == "approve":
             [pending] = rt.approvals.pending(BOB)
@@ -180,62 +167,3 @@ def demo_resume(thread: Annotated[str, typer.Option("--thread")], db: DbOption =
             except steward.ThreadBusy as exc:  # the killed process's lease runs out first
                 time.sleep(min(exc.expires_in or 0.2, 0.5))
         console.print(f"   \\[pid {os.getpid()}] the refund is done: {result['receipt']}")
-
-
-audit_app = typer.Typer(no_args_is_help=True, help="Audit trails: verify exports and threads.")
-app.add_typer(audit_app, name="audit")
-
-
-@audit_app.command("verify")
-def audit_verify(
-    file: Annotated[str | None, typer.Option("--file", help="A JSON Lines export to check "
-                                             "offline (rt.audit.export).")] = None,
-    thread: Annotated[str | None, typer.Option("--thread", help="A thread to check in the "
-                                               "database.")] = None,
-    db: DbOption = DEFAULT_DB,
-) -> None:
-    """Check audit hash chains: an export file (no database needed), or a thread's chain."""
-    from steward.audit.log import verify_file
-
-    if (file is None) == (thread is None):
-        raise typer.BadParameter("give --file (an export) or --thread (with --db)")
-    if file is not None:
-        if not Path(file).is_file():
-            raise ConfigError(f"no file {file!r}: give the path of an export written by "
-                              "`steward audit export --out FILE`.")
-        counts = verify_file(file)
-        if not sum(counts.values()):
-            raise ConfigError(f"{file} holds no audit events: nothing was verified. Export "
-                              "again with `steward audit export --out FILE`.")
-    else:
-        assert thread is not None
-        with steward.open(existing(db)) as rt:
-            counts = {thread: rt.audit.verify(thread)}
-        if not counts[thread]:
-            raise ConfigError(f"no audit events for thread {thread!r} in {mask(db)}: nothing "
-                              "was verified. Check the id (`steward threads list --as ...`) "
-                              "and --db.")
-    for tid, n in counts.items():
-        console.print(f"{tid}: {n} events, chain intact")
-    console.print(f"[green]verified[/green] {sum(counts.values())} events in "
-                  f"{len(counts)} threads")
-
-
-register(app, audit_app)
-
-
-def main() -> None:
-    """Entry point: Steward errors become one line on stderr and exit code 1."""
-    try:
-        app(standalone_mode=True)
-    except StewardError as exc:
-        # The message as it is (no rich markup: "[postgres]" stays), on one line; worded for
-        # the command line when the error carries such a wording.
-        message = exc.cli or str(exc)
-        Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False,
-                                   soft_wrap=True)
-        raise SystemExit(1) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,153 @@
+"""``steward approvals``: what a principal may approve, and votes that resume the thread."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from langgraph.types import Command
+from rich.text import Text
+
+import steward
+from steward.cli.options import (
+    DEFAULT_DB,
+    DEFAULT_ROLES,
+    AsOption,
+    DbOption,
+    JsonOption,
+    RolesOption,
+    acting_as,
+    console,
+    open_runtime,
+    print_data,
+)
+from steward.cli.run import invoke, run_result
+from steward.errors import ConfigError
+from steward.examples import WORKFLOWS, Workflow
+from steward.identity import Principal
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, help="Approvals: list, approve, reject.")
+
+CommentOption = Annotated[str | None, typer.Option("--comment", help="Why, kept with the vote.")]
+
+
+@app.command("list")
+def approvals_list(who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+                   as_json: JsonOption = False) -> None:
+    """What the principal may approve now, oldest first; each request's id is printed whole
+    (``approvals approve`` takes it, or any unique start of it)."""
+    principal = acting_as(who)
+    with open_runtime(db, roles) as rt:
+        pending = rt.approvals.pending(principal)
+    if as_json:
+        print_data(pending, True)
+        return
+    if not pending:
+        console.print(f"nothing for {principal.id} to approve")
+    for p in pending:
+        console.print(Text.assemble((p["id"], "bold"),
+                                    f"  {p['action']} on thread {p['thread_id']}"),
+                      soft_wrap=True)
+        console.print(f"    args {json.dumps(p['args'], default=str)}; asked by "
+                      f"{p['requested_by']}; votes {len(p['votes'])}/{p['quorum']}; "
+                      f"expires {p['expires_at'] or 'never'}", soft_wrap=True)
+        if p["reasons"]:
+            console.print(f"    why: {'; '.join(map(str, p['reasons']))}", soft_wrap=True)
+
+
+@app.command("approve")
+def approvals_approve(request: str, who: AsOption, comment: CommentOption = None,
+                      db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+                      as_json: JsonOption = False) -> None:
+    """Approve a pending request (resumes its thread as the principal)."""
+    _vote(request, "approve", who, comment, db, roles, as_json)
+
+
+@app.command("reject")
+def approvals_reject(request: str, who: AsOption, comment: CommentOption = None,
+                     db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+                     as_json: JsonOption = False) -> None:
+    """Reject a pending request (resumes its thread as the principal)."""
+    _vote(request, "reject", who, comment, db, roles, as_json)
+
+
+def _vote(given: str, decision: str, who: str, comment: str | None, db: str, roles: str,
+          as_json: bool) -> None:
+    """Resume the thread of the request ``given`` names with the principal's vote, under the
+    policy of the workflow ``steward run`` started it with."""
+    principal = acting_as(who)
+    with open_runtime(db, roles) as rt:
+        found = _open_request(rt, given, principal, decision)
+        request, thread = found["id"], found["thread_id"]
+        spec = _workflow(rt, thread, principal)
+        if spec is None:
+            raise ConfigError(f"thread {thread!r} was not started by `steward run`: resume it "
+                              "from the application that runs its graph.")
+    with open_runtime(db, roles, policy=spec.policy()) as rt:
+        graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
+        payload: dict[str, Any] = {"decision": decision}
+        if comment:
+            payload["comment"] = comment
+        out = invoke(graph, Command(resume=payload), rt.config(thread, principal))
+    result = run_result(out, request=request, thread_id=thread, decision=decision)
+    if as_json:
+        print_data(result, True)
+    else:
+        done = {"approve": "approved", "reject": "rejected"}[decision]
+        reason = result["reason"]
+        console.print(f"{done} {request} on thread {thread}: {result['status']}"
+                      + (f" — {reason}" if reason else ""), soft_wrap=True)
+
+
+def _workflow(rt: steward.Runtime, thread: str, principal: Principal) -> Workflow | None:
+    """The workflow a thread was started with by ``steward run``, or None."""
+    latest = rt.checkpointer.get_tuple({"configurable": {"thread_id": thread,
+                                                         "principal": principal}})
+    if latest is None:
+        raise ConfigError(f"thread {thread!r} has no checkpoints: check the id.")
+    return WORKFLOWS.get(str((latest.metadata or {}).get("workflow")))
+
+
+def _open_request(rt: steward.Runtime, given: str, principal: Principal,
+                  decision: str) -> dict[str, Any]:
+    """The open request ``given`` (an id, or the start of one) names that ``principal`` may
+    vote on; otherwise a ConfigError saying why not."""
+    found = rt.approvals.find(given, principal)
+    exact = [r for r in found if r["id"] == given]
+    pending = [r for r in found if r["status"] == "pending"]
+    matches = exact or pending or found
+    if not matches:
+        raise ConfigError(f"no approval request {given!r} in tenant {principal.tenant!r}: check "
+                          "the id; `steward approvals list --as TENANT/ID:ROLE` shows what a "
+                          "principal may approve.")
+    if len(matches) > 1:
+        kind = "open requests" if matches is pending else "requests"
+        more = " (and more)" if len(found) >= 20 else ""
+        raise ConfigError(f"{given!r} names {len(matches)} {kind}{more}: "
+                          f"{', '.join(r['id'] for r in matches)}; give more of the id.")
+    request = matches[0]
+    rid, needs = request["id"], request["required_roles"]
+    if request["status"] != "pending":
+        then = f"; it was escalated to {request['escalated_to']}" \
+            if request["escalated_to"] else ""
+        raise ConfigError(f"request {rid} is already {request['status']}: there is nothing to "
+                          f"vote on{then}.")
+    if request["requested_by"] == principal.id:
+        raise ConfigError(f"{principal.id!r} asked for request {rid} and cannot {decision} "
+                          "their own request: the four-eyes rule. Another person holding one of "
+                          f"the roles {needs} must vote on it.")
+    if not set(needs) & principal.roles:
+        raise ConfigError(f"request {rid} needs one of the roles {needs}; {principal.id!r} "
+                          f"holds {sorted(principal.roles)}: act as an approver holding one "
+                          f"(--as TENANT/ID:{needs[0]}).")
+    if any(v["voter"] == principal.id for v in request["votes"]):
+        raise ConfigError(f"{principal.id!r} already voted on request {rid}; each approver "
+                          f"votes once (it has {len(request['votes'])} of {request['quorum']} "
+                          "votes).")
+    if not any(p["id"] == rid for p in rt.approvals.pending(principal)):
+        raise ConfigError(f"request {rid} expired at {request['expires_at']} and can no longer "
+                          "be voted on; `steward sweep` closes it as its on_expire says.")
+    return request
