@@ -1,8 +1,8 @@
 """Steward: a stateful runtime for LangGraph agents.
 
 Users keep writing plain LangGraph; Steward supplies the checkpointer that knows who owns each
-thread, the guardrails that check policies and wait for approvals, and (in later parts) the
-effect ledger and the audit trail.
+thread, the guardrails that check policies and wait for approvals, the effect ledger that runs
+each side effect once, the audit trail, and long-term memory that forgets on request.
 """
 
 from steward.errors import (
@@ -19,11 +19,11 @@ from steward.errors import (
     ThreadAccessDenied,
     ThreadBusy,
 )
-from steward.guardrails.approval import Escalate, arequest_approval, request_approval
 from steward.guardrails.decision import Approval, Decision
 from steward.guardrails.guard import aguard, guard
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
+from steward.guardrails.request import Escalate, arequest_approval, request_approval
 from steward.identity import Principal
 from steward.memory import ErasureReceipt, MemoryRules
 from steward.memory.subjects import aadd_subjects, add_subjects

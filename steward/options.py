@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from steward.checkpointers._connect import saver_options
+from steward.checkpointers.connect import saver_options
 from steward.errors import ConfigError
 from steward.guardrails.guard import policies_of
 from steward.guardrails.policy import Policy

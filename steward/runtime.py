@@ -24,17 +24,17 @@ from typing_extensions import Unpack
 from steward.audit.handler import AuditCallbackHandler
 from steward.audit.log import AuditLog
 from steward.audit.schema import SCHEMA as AUDIT_SCHEMA
-from steward.checkpointers._connect import aopen_driver, open_driver
 from steward.checkpointers.configs import subjects_of
+from steward.checkpointers.connect import aopen_driver, open_driver
 from steward.checkpointers.lease import AsyncLeaseHandler, LeaseHandler
 from steward.checkpointers.saver import StewardSaver
 from steward.checkpointers.schema import SCHEMA as SAVER_SCHEMA
 from steward.checkpointers.threads import Threads
 from steward.context import RUNTIME_KEY
 from steward.errors import ConfigError, StewardError
-from steward.guardrails._records import Records
-from steward.guardrails.approvals import Approvals
 from steward.guardrails.guard import Guardrails
+from steward.guardrails.inbox import Approvals
+from steward.guardrails.records import Records
 from steward.guardrails.redact import Redactor
 from steward.guardrails.resumes import SpentResumes
 from steward.guardrails.schema import SCHEMA as GUARDRAILS_SCHEMA

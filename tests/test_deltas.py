@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 import steward
-from steward.checkpointers._lists import MAX_DEPTH
+from steward.checkpointers.deltas import MAX_DEPTH
 
 
 class Chat(TypedDict, total=False):

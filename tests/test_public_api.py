@@ -24,7 +24,7 @@ PUBLIC = {
     "Decision": "steward.guardrails.decision",
     "EffectConflict": "steward.errors",
     "ErasureReceipt": "steward.memory.erase",
-    "Escalate": "steward.guardrails.approval",
+    "Escalate": "steward.guardrails.request",
     "MemoryAccessDenied": "steward.errors",
     "MemoryRefused": "steward.errors",
     "MemoryRules": "steward.memory.rules",
@@ -42,11 +42,11 @@ PUBLIC = {
     "add_subjects": "steward.memory.subjects",
     "aguard": "steward.guardrails.guard",
     "aopen": "steward.runtime",
-    "arequest_approval": "steward.guardrails.approval",
+    "arequest_approval": "steward.guardrails.request",
     "effect": "steward.nodes.effects",
     "guard": "steward.guardrails.guard",
     "open": "steward.runtime",
-    "request_approval": "steward.guardrails.approval",
+    "request_approval": "steward.guardrails.request",
 }
 
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steward import ApprovalInvalid, Principal
-from steward.guardrails._records import PENDING, Request, Vote
-from steward.guardrails.approval import check_vote, hash_args
+from steward.guardrails.records import PENDING, Request, Vote
+from steward.guardrails.request import check_vote, hash_args
 
 ROLES = ("support", "manager", "finance", "auditor")
 NOW = 1_000_000.0

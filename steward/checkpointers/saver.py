@@ -27,12 +27,12 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import INTERRUPT, RESUME
 
-from steward.checkpointers._connect import aopen_saver, open_saver, saver_options
-from steward.checkpointers._lists import Key, Known, ListCache, plan, rebuild
-from steward.checkpointers._sql import Sql
 from steward.checkpointers.configs import interrupts, target, ttl_of
+from steward.checkpointers.connect import aopen_saver, open_saver, saver_options
+from steward.checkpointers.deltas import Key, Known, ListCache, plan, rebuild
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.schema import SCHEMA
+from steward.checkpointers.sql import Sql
 from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx, thread_row
 from steward.errors import ConfigError, PayloadCorrupted
 from steward.identity import Access, AccessRule, Principal, principal_from_config

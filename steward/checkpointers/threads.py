@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from steward.checkpointers._lists import Key, Known
-from steward.checkpointers._sql import Sql
 from steward.checkpointers.configs import subjects_of
+from steward.checkpointers.deltas import Key, Known
+from steward.checkpointers.sql import Sql
 from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity
 from steward.storage.codec import dump_json, load_json

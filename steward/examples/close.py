@@ -22,8 +22,8 @@ from langgraph.graph import StateGraph
 
 from steward.examples.records import records_path, system_of_record
 from steward.graphs import build_agent_graph
-from steward.guardrails.approval import Escalate
 from steward.guardrails.policy import Policy
+from steward.guardrails.request import Escalate
 from steward.state import WorkingContext
 
 __all__ = ["CLOSE_POLICY", "build_close_graph", "close_policy", "closes"]

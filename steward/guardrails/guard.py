@@ -16,16 +16,16 @@ from typing import Any, Literal
 
 from steward.context import Flow, NodeContext, call, current, run_async, run_sync
 from steward.errors import ConfigError, PolicyDenied
-from steward.guardrails._records import Records
-from steward.guardrails.approval import (
+from steward.guardrails.decision import Decision, combine
+from steward.guardrails.policy import Policy, PolicyRequest, ThreadFacts, _number
+from steward.guardrails.records import Records
+from steward.guardrails.request import (
     Escalate,
     _approval_flow,
     _prepare,
     expiry,
     hash_args,
 )
-from steward.guardrails.decision import Decision, combine
-from steward.guardrails.policy import Policy, PolicyRequest, ThreadFacts, _number
 
 __all__ = ["Guardrails", "aguard", "guard"]
 

@@ -19,7 +19,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, ValidationError
 
 from steward.errors import ConfigError
-from steward.guardrails.approval import request_approval
+from steward.guardrails.request import request_approval
 from steward.state import ErrorRecord, Step, WorkingContext
 
 __all__ = ["Invariant", "Validator"]

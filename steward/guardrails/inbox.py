@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from steward.errors import ApprovalInvalid
-from steward.guardrails._records import Records, Request, Vote
-from steward.guardrails.approval import check_vote, expire_op
+from steward.guardrails.records import Records, Request, Vote
+from steward.guardrails.request import check_vote, expire_op
 from steward.identity import Access, Principal
 from steward.storage.codec import load_json
 from steward.storage.ops import Op

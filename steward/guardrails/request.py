@@ -33,7 +33,8 @@ from langgraph.types import interrupt
 
 from steward.context import Flow, NodeContext, call, current, run_async, run_sync
 from steward.errors import ApprovalInvalid, ConfigError
-from steward.guardrails._records import (
+from steward.guardrails.decision import Approval
+from steward.guardrails.records import (
     APPROVED,
     ESCALATED,
     EXPIRED,
@@ -44,7 +45,6 @@ from steward.guardrails._records import (
     Request,
     Vote,
 )
-from steward.guardrails.decision import Approval
 from steward.identity import Principal
 from steward.storage.ops import Op
 
