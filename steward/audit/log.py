@@ -47,10 +47,12 @@ _MAX_TEXT = 4000
 
 
 def _row_event(row: Sequence[Any]) -> Event:
-    return Event(row[0], int(row[1]), row[2], float(row[3]), row[4], row[5], row[6], row[7],
-                 int(row[8]) if row[8] is not None else None, row[9], row[10],
-                 float(row[11]) if row[11] is not None else None, load_json(row[12]) or {},
-                 row[13], row[14], row[15])
+    """An event from a row of ``_COLS``, taken by name."""
+    r = dict(zip(_ROW, row, strict=True))
+    return Event(**{**r, "seq": int(r["seq"]), "at": float(r["at"]),
+                    "step": int(r["step"]) if r["step"] is not None else None,
+                    "duration": float(r["duration"]) if r["duration"] is not None else None,
+                    "payload": load_json(r["payload"]) or {}})
 
 
 def _plain(value: Any, depth: int = 0) -> Any:

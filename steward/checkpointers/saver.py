@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -27,22 +27,24 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import INTERRUPT, RESUME
 
+from steward.checkpointers import housekeeping as hk
 from steward.checkpointers.configs import interrupts, target, ttl_of
 from steward.checkpointers.connect import aopen_saver, open_saver, saver_options
-from steward.checkpointers.deltas import Key, Known, ListCache, plan, rebuild
+from steward.checkpointers.decoding import Decoder
+from steward.checkpointers.deltas import Key, Known, ListCache, plan
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.schema import SCHEMA
 from steward.checkpointers.sql import Sql
 from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx, thread_row
-from steward.errors import ConfigError, PayloadCorrupted
+from steward.errors import ConfigError
 from steward.identity import Access, AccessRule, Principal, principal_from_config
-from steward.storage.codec import Codec, dump_json, load_json
+from steward.storage.codec import Codec, dump_json
 from steward.storage.crypto import Cipher
-from steward.storage.drivers import Driver, placeholders
+from steward.storage.drivers import Driver
 from steward.storage.migrations import Schema, setup_op
-from steward.storage.ops import Batch, Op, Result, StaleView, Stmt
+from steward.storage.ops import Op, StaleView, Stmt
 from steward.storage.places import at_blob, at_checkpoint, at_write
-from steward.storage.values import limit_of, str_id
+from steward.storage.values import limit_of
 
 __all__ = ["StewardSaver"]
 
@@ -167,107 +169,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _load_tuple(self, row: tuple[Any, ...],
-                    learn: dict[Key, Known | None] | None = None,
-                    incarnation: float = 0.0) -> Op[CheckpointTuple]:
-        """Decode a checkpoint row with its channel values and pending writes (one round
-        trip). With ``learn``, note the lists read, so that the next write of them can be a
-        delta (_lists)."""
-        checkpoint = self._decode(row)
-        results = yield self._tuple_stmts(row, checkpoint)
-        return self._tuple_from(row, checkpoint, results, learn, incarnation)
-
-    def _decode(self, row: tuple[Any, ...]) -> Checkpoint:
-        """The checkpoint of a row, with its small values (see ``_inline``) and the versions
-        column checked against the sealed copy when encrypted."""
-        tid, ns, cid, _parent, type_, blob, _metadata, versions = row
-        where = f"checkpoint {cid!r} of thread {tid!r}"
-        checkpoint = cast(Checkpoint, self.codec.load(self.serde, type_, blob, where,
-                                                      at_checkpoint(tid, ns, cid)))
-        column = load_json(versions) or {}
-        sealed = checkpoint.get("channel_versions")
-        if sealed is not None and {k: str(v) for k, v in sealed.items()} != \
-                {k: str(v) for k, v in column.items()}:
-            raise PayloadCorrupted(f"the channel versions of {where} do not match its sealed "
-                                   "copy: the row was altered. Restore it from a backup.")
-        checkpoint["channel_versions"] = column
-        checkpoint["channel_values"] = dict(checkpoint.get("channel_values") or {})
-        return checkpoint
-
-    def _tuple_stmts(self, row: tuple[Any, ...], checkpoint: Checkpoint) -> Batch:
-        """What a checkpoint row needs read: the values not kept inline, with their delta
-        chains, and its writes."""
-        tid, ns, cid = row[:3]
-        inline = checkpoint["channel_values"]
-        pairs: list[Any] = []
-        for channel, version in checkpoint["channel_versions"].items():
-            if channel not in inline:
-                pairs += [channel, str(version)]
-        writes = Stmt(self.sql.select_writes, (tid, ns, cid))
-        if not pairs:
-            return (writes,)
-        return (Stmt(self.sql.select_values(len(pairs) // 2),
-                     self.sql.select_values_params(tid, ns, pairs)), writes)
-
-    def _tuple_from(self, row: tuple[Any, ...], checkpoint: Checkpoint,
-                    results: Sequence[Result], learn: dict[Key, Known | None] | None,
-                    incarnation: float) -> CheckpointTuple:
-        tid, ns, cid, parent, _type, _blob, metadata, _versions = row
-        where = f"checkpoint {cid!r} of thread {tid!r}"
-        column = checkpoint["channel_versions"]
-        chains = results[0] if len(results) == 2 else None
-        values = checkpoint["channel_values"]
-        by_channel: dict[str, list[tuple[Any, ...]]] = {}
-        for chain_row in chains.rows if chains is not None else []:
-            by_channel.setdefault(chain_row[0], []).append(chain_row)
-        for channel, rows in by_channel.items():
-            rows.sort(key=lambda r: r[6])  # depth: the full value first
-            value = self._rebuild(tid, ns, channel, rows, f"channel {channel!r} of {where}")
-            values[channel] = value
-            if learn is not None and type(value) is list:
-                learn[(tid, ns, channel)] = Known(str(column[channel]), tuple(value),
-                                                  len(rows) - 1, incarnation)
-        writes = list(results[-1].rows)
-        writes.sort(key=lambda w: (w[4], w[0], w[5]))  # writes_sort_key(task_path, task_id, idx)
-        pending = [
-            (task_id, channel, self.codec.load(self.serde, wtype, wblob, f"a write of {where}",
-                                               at_write(tid, ns, cid, task_id, idx)))
-            for task_id, channel, wtype, wblob, _path, idx in writes
-        ]
-        return CheckpointTuple(
-            config={"configurable": {"thread_id": tid, "checkpoint_ns": ns, "checkpoint_id": cid}},
-            checkpoint=checkpoint,
-            metadata=cast(CheckpointMetadata, load_json(metadata)),
-            parent_config=(
-                {"configurable": {"thread_id": tid, "checkpoint_ns": ns, "checkpoint_id": parent}}
-                if parent else None
-            ),
-            pending_writes=pending,
-        )
-
-    def _rebuild(self, tid: str, ns: str, channel: str, chain: Sequence[tuple[Any, ...]],
-                 label: str) -> Any:
-        """A channel value from its chain rows (channel, head, version, keep, type, blob,
-        depth), the full value first: decoded whole, or rebuilt from its deltas."""
-        if chain[0][3] is not None or [r[6] for r in chain] != list(range(len(chain))):
-            raise PayloadCorrupted(f"{label} is stored as a delta whose base is missing: "
-                                   "restore the database from a backup or delete the thread.")
-        decoded = [(self.codec.load(self.serde, ctype, cblob, label,
-                                    at_blob(tid, ns, channel, cversion)), ckeep)
-                   for _, _, cversion, ckeep, ctype, cblob, _ in chain]
-        return decoded[0][0] if len(decoded) == 1 else rebuild(decoded)
-
-    def _compact_op(self, tid: str) -> Op[None]:
-        """Store the values the remaining checkpoints use whole, so that their delta chains
-        can go (prune keeps the latest checkpoint, not the history behind its values)."""
-        heads = (yield Stmt(self.sql.delta_blobs_in_use, (tid, tid))).rows
-        for ns, channel, version, _btype, _bblob, _base in heads:
-            chain = yield Stmt(self.sql.select_values(1),
-                               self.sql.select_values_params(tid, ns, [channel, version]))
-            rows = sorted(chain.rows, key=lambda r: r[6])
-            value = self._rebuild(tid, ns, channel, rows, f"channel {channel!r} of {tid!r}")
-            ntype, nblob = self.codec.dump(self.serde, value, at_blob(tid, ns, channel, version))
-            yield Stmt(self.sql.store_whole, (ntype, nblob, tid, ns, channel, version))
+    def _decoder(self) -> Decoder:
+        """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own)."""
+        return Decoder(self.sql, self.codec, self.serde)
 
     def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         tid, ns, cid = target(config)
@@ -285,9 +189,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         if row is None:
             return None
         if thread is None:
-            return (yield from self._load_tuple(row))
+            return (yield from self._decoder().load_tuple_op(row))
         learned: dict[Key, Known | None] = {}
-        tup = yield from self._load_tuple(row, learned, thread.created_at)
+        tup = yield from self._decoder().load_tuple_op(row, learned, thread.created_at)
         self._lists.update(learned)  # a cache: safe to fill before the read commits
         return tup
 
@@ -343,12 +247,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
             params.append(limit_of(limit))
         rows = (yield Stmt(sql, params)).rows
         # Every listed checkpoint's values and writes in one more round trip.
-        checkpoints = [self._decode(row) for row in rows]
-        batches = [self._tuple_stmts(row, cp) for row, cp in zip(rows, checkpoints, strict=True)]
+        decoder = self._decoder()
+        checkpoints = [decoder.decode(row) for row in rows]
+        batches = [decoder.tuple_stmts(row, cp) for row, cp in zip(rows, checkpoints, strict=True)]
         results = (yield tuple(stmt for batch in batches for stmt in batch)) if rows else []
         out, at = [], 0
         for row, cp, batch in zip(rows, checkpoints, batches, strict=True):
-            out.append(self._tuple_from(row, cp, results[at:at + len(batch)], None, 0.0))
+            out.append(decoder.tuple_from(row, cp, results[at:at + len(batch)], None, 0.0))
             at += len(batch)
         return out
 
@@ -469,8 +374,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         """Parameters of ``Sql._guarded``: the cached row's revision and incarnation, the
         fence, and the delta bases that must exist."""
         holder = self.threads.leases.get(tid)
-        return (tid, row.rev, row.created_at, holder if holder is not None else time.time(),
-                [b[0] for b in bases], [b[1] for b in bases], tid, ns, len(bases))
+        return self.sql.guarded_params(tid, ns, row.rev, row.created_at,
+                                       holder if holder is not None else time.time(), bases)
 
     def _checkpoint_row(self, config: RunnableConfig, checkpoint: Checkpoint,
                         inline: dict[str, Any], metadata: CheckpointMetadata,
@@ -740,134 +645,45 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     # -- deleting, copying, pruning ------------------------------------------------------------
 
-    def _delete_rows(self, tid: str) -> Op[None]:
-        self.threads.drop_view(tid)
-        for table in self._thread_tables:  # the other parts' rows of the thread first
-            yield Stmt(f"DELETE FROM {table} WHERE thread_id = ?", (tid,))
-        for sql in self.sql.delete_thread_rows:
-            yield Stmt(sql, (tid,))
-        yield Stmt(self.sql.delete_thread, (tid,))
-
-    def _delete_thread_op(self, thread_id: str, principal: Principal | None) -> Op[None]:
-        tid = str_id(thread_id, "thread_id")
-        row = yield from self.threads.authorize_op(tid, principal, Access.ADMIN)
-        if row is not None:
-            yield from self._delete_rows(tid)
-
-    def _delete_for_runs_op(self, run_ids: Sequence[str], principal: Principal | None) -> Op[None]:
-        ids = [str_id(str(r), "run_id") for r in run_ids]
-        if not ids:
-            return
-        marks = f"({placeholders(ids)})"
-        threads = (yield Stmt(self.sql.threads_of_runs + marks, ids)).rows
-        for (tid,) in threads:
-            yield from self.threads.authorize_op(tid, principal, Access.ADMIN)
-        yield Stmt(self.sql.delete_writes_of_runs + marks + ")", ids)
-        yield Stmt(self.sql.delete_checkpoints_of_runs + marks, ids)
-        for (tid,) in threads:
-            yield Stmt(self.sql.gc_blobs, (tid, tid, tid))
-
-    def _copy_thread_op(self, source: str, target: str, principal: Principal | None) -> Op[None]:
-        src, dst = str_id(source, "source_thread_id"), str_id(target, "target_thread_id")
-        row = yield from self.threads.authorize_op(src, principal, Access.READ)
-        if row is None:
-            return
-        yield from self.threads.claim_op(dst, principal)
-        if self.codec.cipher is None:
-            for sql in self.sql.copy_rows:
-                yield Stmt(sql, (dst, src))
-        else:
-            yield from self._reseal_copy(src, dst)
-        yield Stmt(self.sql.copy_subjects, (dst, src), wait=False)  # the copy is about them too
-
-    def _reseal_copy(self, src: str, dst: str) -> Op[None]:
-        """Copy an encrypted thread: every ciphertext is bound to its thread, so re-seal."""
-        move, where = self.codec.move, f"a payload of thread {src!r}"
-        rows = (yield Stmt(self.sql.copy_select[0], (src,))).rows
-        if rows:
-            yield Stmt(self.sql.upsert_checkpoint, [
-                (dst, ns, cid, parent, run_id,
-                 *move(t, b, where, at_checkpoint(src, ns, cid), at_checkpoint(dst, ns, cid)),
-                 dump_json(load_json(md)), dump_json(load_json(versions)))
-                for ns, cid, parent, run_id, t, b, md, versions in rows], many=True)
-        rows = (yield Stmt(self.sql.copy_select[1], (src,))).rows
-        if rows:
-            yield Stmt(self.sql.insert_blobs, [
-                (dst, ns, ch, v, *move(t, b, where, at_blob(src, ns, ch, v),
-                                       at_blob(dst, ns, ch, v)), base, keep, depth)
-                for ns, ch, v, t, b, base, keep, depth in rows], many=True)
-        rows = (yield Stmt(self.sql.copy_select[2], (src,))).rows
-        if rows:
-            yield Stmt(self.sql.insert_writes, [
-                (dst, ns, cid, task, idx, ch,
-                 *move(t, b, where, at_write(src, ns, cid, task, idx),
-                       at_write(dst, ns, cid, task, idx)), path)
-                for ns, cid, task, idx, ch, t, b, path in rows], many=True)
-
-    def _prune_op(self, thread_ids: Sequence[str], strategy: str,
-                  principal: Principal | None) -> Op[None]:
-        if strategy not in ("keep_latest", "delete"):
-            raise ConfigError(
-                f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'.")
-        for thread_id in thread_ids:
-            tid = str_id(thread_id, "thread_id")
-            row = yield from self.threads.authorize_op(tid, principal, Access.ADMIN)
-            if row is None:
-                continue
-            if strategy == "delete":
-                yield from self._delete_rows(tid)
-            else:
-                yield Stmt(self.sql.prune_writes, (tid, tid))
-                yield Stmt(self.sql.prune_checkpoints, (tid, tid))
-                yield from self._compact_op(tid)
-                yield Stmt(self.sql.gc_blobs, (tid, tid, tid))
-
-    def _sweep_op(self) -> Op[_Ids]:
-        now = time.time()
-        expired = [r[0] for r in (yield Stmt(self.sql.expired_threads, (now, now))).rows]
-        for tid in expired:
-            yield from self._delete_rows(tid)
-        return expired
-
     def delete_thread(self, thread_id: str, *, principal: Principal | None = None) -> None:
         """Delete a thread and everything stored for it (needs admin access to a bound thread)."""
-        self.driver.run(self._delete_thread_op(thread_id, principal), write=True)
+        self.driver.run(hk.delete_thread_op(self, thread_id, principal), write=True)
 
     async def adelete_thread(self, thread_id: str, *, principal: Principal | None = None) -> None:
-        await self.driver.arun(self._delete_thread_op(thread_id, principal), write=True)
+        await self.driver.arun(hk.delete_thread_op(self, thread_id, principal), write=True)
 
     def delete_for_runs(self, run_ids: Sequence[str], *,
                         principal: Principal | None = None) -> None:
         """Delete the checkpoints (and their writes) that the given runs created."""
-        self.driver.run(self._delete_for_runs_op(run_ids, principal), write=True)
+        self.driver.run(hk.delete_for_runs_op(self, run_ids, principal), write=True)
 
     async def adelete_for_runs(self, run_ids: Sequence[str], *,
                                principal: Principal | None = None) -> None:
-        await self.driver.arun(self._delete_for_runs_op(run_ids, principal), write=True)
+        await self.driver.arun(hk.delete_for_runs_op(self, run_ids, principal), write=True)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str, *,
                     principal: Principal | None = None) -> None:
         """Copy every checkpoint and write of a thread; the copy belongs to ``principal``."""
-        self.driver.run(self._copy_thread_op(source_thread_id, target_thread_id, principal),
-                        write=True)
+        self.driver.run(hk.copy_thread_op(self, source_thread_id, target_thread_id,
+                                          principal), write=True)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str, *,
                            principal: Principal | None = None) -> None:
-        await self.driver.arun(
-            self._copy_thread_op(source_thread_id, target_thread_id, principal), write=True)
+        await self.driver.arun(hk.copy_thread_op(self, source_thread_id, target_thread_id,
+                                                 principal), write=True)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest",
               principal: Principal | None = None) -> None:
         """Keep only each namespace's latest checkpoint (``keep_latest``) or delete all."""
-        self.driver.run(self._prune_op(thread_ids, strategy, principal), write=True)
+        self.driver.run(hk.prune_op(self, thread_ids, strategy, principal), write=True)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest",
                      principal: Principal | None = None) -> None:
-        await self.driver.arun(self._prune_op(thread_ids, strategy, principal), write=True)
+        await self.driver.arun(hk.prune_op(self, thread_ids, strategy, principal), write=True)
 
     def sweep(self) -> _Ids:
         """Delete every expired thread not held by a live run; returns their ids."""
-        return self.driver.run(self._sweep_op(), write=True)
+        return self.driver.run(hk.sweep_op(self), write=True)
 
     async def asweep(self) -> _Ids:
-        return await self.driver.arun(self._sweep_op(), write=True)
+        return await self.driver.arun(hk.sweep_op(self), write=True)

@@ -7,6 +7,7 @@ The two dialects differ only in a few fragments (row locking, JSON parameters, J
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from steward.errors import ConfigError
@@ -210,6 +211,15 @@ class Sql:
             "ON b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = x.channel "
             "AND b.version = x.version) = ? THEN 1 ELSE 0 END) AS ok) "
         )
+
+    @staticmethod
+    def guarded_params(tid: str, ns: str, rev: int, incarnation: float, fence: Any,
+                       bases: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
+        """The parameters of ``_guarded``, in its placeholders' order: the thread row's
+        revision and incarnation as this process saw them, the fence (the lease holder, or
+        now), and the (channel, version) delta bases that must exist."""
+        return (tid, rev, incarnation, fence, [b[0] for b in bases], [b[1] for b in bases],
+                tid, ns, len(bases))
 
     def put_alone(self, leased: bool, joined: str = "") -> str:
         """``joined``: the CTEs of the rows that join the write (WriteParticipant.joined)."""

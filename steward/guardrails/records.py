@@ -25,10 +25,18 @@ if TYPE_CHECKING:
     from steward.checkpointers.threads import Threads
     from steward.storage.drivers import Driver
 
-_REQUEST_COLS = ("request_id, thread_id, task_ns, seq, tenant, action, args_hash, request, "
-                 "required_roles, requested_by, quorum, status, on_expire, created_at, "
-                 "expires_at, decided_at, successor")
-_VOTE_COLS = "request_id, voter, position, role, decision, comment, args_hash, at"
+# The columns read back, by name: a row is zipped with its names before any field is taken.
+_REQUEST_NAMES = ("request_id", "thread_id", "task_ns", "seq", "tenant", "action", "args_hash",
+                  "request", "required_roles", "requested_by", "quorum", "status", "on_expire",
+                  "created_at", "expires_at", "decided_at", "successor")
+_REQUEST_COLS = ", ".join(_REQUEST_NAMES)
+_VOTE_NAMES = ("request_id", "voter", "position", "role", "decision", "comment", "args_hash",
+               "at")
+_VOTE_COLS = ", ".join(_VOTE_NAMES)
+
+
+def _optional(value: Any) -> float | None:
+    return float(value) if value is not None else None
 
 PENDING, APPROVED, REJECTED, EXPIRED, ESCALATED, SUPERSEDED = (
     "pending", "approved", "rejected", "expired", "escalated", "superseded")
@@ -56,11 +64,13 @@ class Request:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Request:
-        return cls(row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6],
-                   load_json(row[7]), tuple(load_json(row[8])), row[9], int(row[10]), row[11],
-                   load_json(row[12]), float(row[13]),
-                   float(row[14]) if row[14] is not None else None,
-                   float(row[15]) if row[15] is not None else None, row[16])
+        """A request from a row of ``_REQUEST_COLS``."""
+        r = dict(zip(_REQUEST_NAMES, row, strict=True))
+        return cls(r["request_id"], r["thread_id"], r["task_ns"], int(r["seq"]), r["tenant"],
+                   r["action"], r["args_hash"], load_json(r["request"]),
+                   tuple(load_json(r["required_roles"])), r["requested_by"], int(r["quorum"]),
+                   r["status"], load_json(r["on_expire"]), float(r["created_at"]),
+                   _optional(r["expires_at"]), _optional(r["decided_at"]), r["successor"])
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -94,7 +104,10 @@ class Action:
 
 
 def _vote(row: Sequence[Any]) -> Vote:
-    return Vote(row[0], row[1], int(row[2]), row[3], row[4], row[5], row[6], float(row[7]))
+    """A vote from a row of ``_VOTE_COLS``."""
+    r = dict(zip(_VOTE_NAMES, row, strict=True))
+    return Vote(r["request_id"], r["voter"], int(r["position"]), r["role"], r["decision"],
+                r["comment"], r["args_hash"], float(r["at"]))
 
 
 class Records:
