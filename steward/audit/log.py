@@ -117,7 +117,8 @@ class AuditLog:
         self._heads: dict[str, tuple[int, str]] = {}  # thread -> its chain's last (seq, hash)
         self.runs: dict[str, str] = {}  # thread -> its current root run (set by the handler)
         self._lock = threading.Lock()
-        self._wake = threading.Condition()
+        self._wake = threading.Condition()  # subscribe waits on it, asubscribe on _waiters
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         j = "?::jsonb" if driver.dialect == "postgres" else "?"
         self._insert = (f"INSERT INTO steward_audit ({_COLS}) VALUES "
                         f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?, ?)")
@@ -171,8 +172,12 @@ class AuditLog:
     def _written(self, thread_id: str, head: tuple[int, str]) -> None:
         with self._lock:
             self._heads[thread_id] = head
+            waiters = list(self._waiters)
         with self._wake:
             self._wake.notify_all()
+        for loop, event in waiters:  # asubscribe's, on their own event loops
+            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile
+                loop.call_soon_threadsafe(event.set)
 
     def _chained(self, thread_id: str, checkpoint_id: str | None,
                  events: list[dict[str, Any]], seq: int, prev: str,
@@ -388,9 +393,18 @@ class AuditLog:
     def verify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
         """Verify every chain of the principal's tenant; returns events per thread, or raises
         AuditTampered for the first thread that fails."""
-        who = Principal.parse(principal)
-        rows = self.driver.run(self._tenant_threads(who.tenant), write=False)
-        return {tid: self.verify(tid) for tid in rows}
+        return self.driver.run(self._verify_all_op(Principal.parse(principal).tenant),
+                               write=False)
+
+    async def averify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
+        return await self.driver.arun(self._verify_all_op(Principal.parse(principal).tenant),
+                                      write=False)
+
+    def _verify_all_op(self, tenant: str) -> Op[dict[str, int]]:
+        counts = {}
+        for tid in (yield from self._tenant_threads(tenant)):
+            counts[tid] = yield from self.verify_op(tid)
+        return counts
 
     def _tenant_threads(self, tenant: str) -> Op[list[str]]:
         rows = (yield Stmt("SELECT thread_id FROM steward_threads WHERE tenant = ? "
@@ -409,40 +423,25 @@ class AuditLog:
         owner only) and renamed at the end, so a refusal (ThreadAccessDenied) or any failure
         leaves ``path`` as it was. An export of no events is refused with ConfigError."""
         who = Principal.parse(principal)
+        chains = self.driver.run(self._export_op(who, thread_id), write=False)
+        return _write_export(path, chains, who, thread_id)
+
+    async def aexport(self, path: str | Path, principal: Principal | Mapping[str, Any], *,
+                      thread_id: str | None = None) -> int:
+        who = Principal.parse(principal)
+        chains = await self.driver.arun(self._export_op(who, thread_id), write=False)
+        return await asyncio.to_thread(_write_export, path, chains, who, thread_id)
+
+    def _export_op(self, who: Principal, thread_id: str | None) -> Op[list[_Chain]]:
+        """The chains to export, each read under the access rule, in one transaction."""
         threads = [str_id(thread_id, "thread_id")] if thread_id else \
-            self.driver.run(self._tenant_threads(who.tenant), write=False)
-        target = Path(path)
-        try:
-            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                        dir=target.parent)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the audit export {str(path)!r}: "
-                              f"{exc.strerror or exc}. Check that its directory exists and is "
-                              "writable.") from exc
-        count = 0
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                for tid in threads:
-                    self.driver.run(self.threads.authorize_op(tid, who, Access.READ),
-                                    write=False)
-                    events, head = self.driver.run(self._chain_op(tid), write=False)
-                    for event in events:
-                        out.write(json.dumps({"event": event.to_dict()}, sort_keys=True) + "\n")
-                        count += 1
-                    seq, last = head if head else (0, None)
-                    out.write(json.dumps({"head": {"thread_id": tid, "seq": seq, "hash": last}},
-                                         sort_keys=True) + "\n")
-            if count == 0:
-                what, check = (f"thread {thread_id!r}", "the thread id") if thread_id else \
-                    (f"tenant {who.tenant!r}", "the principal's tenant")
-                raise ConfigError(f"no audit events to export for {what}: check {check} and "
-                                  f"the database. Nothing was written to {str(path)!r}.")
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        return count
+            (yield from self._tenant_threads(who.tenant))
+        chains = []
+        for tid in threads:
+            yield from self.threads.authorize_op(tid, who, Access.READ)
+            events, head = yield from self._chain_op(tid)
+            chains.append((tid, events, head))
+        return chains
 
     # -- streaming -------------------------------------------------------------------------------
 
@@ -470,21 +469,67 @@ class AuditLog:
     async def asubscribe(self, thread_id: str, principal: Principal | Mapping[str, Any] | None,
                          *, after: int = 0, poll: float = 0.5,
                          stop: asyncio.Event | None = None) -> AsyncIterator[Event]:
-        """The async twin of :meth:`subscribe`."""
+        """The async twin of :meth:`subscribe`: the same batches, woken the same way."""
         if poll <= 0:
             raise ConfigError(f"poll must be a positive number of seconds, got {poll!r}.")
-        who = Principal.parse(principal) if principal is not None else None
         last = after
         while stop is None or not stop.is_set():
-            batch = await self.driver.arun(
-                self._events_op(str_id(thread_id, "thread_id"), who, None, None, None, last,
-                                None), write=False)
+            batch = await self.aevents(thread_id, principal, after=last)
             for event in batch:
                 yield event
             if batch:
                 last = batch[-1].seq
                 continue
-            await asyncio.sleep(poll)
+            await self._await(poll)
+
+    async def _await(self, timeout: float) -> None:
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter[1].wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+
+
+_Chain = tuple[str, list[Event], "tuple[int, str | None] | None"]
+
+
+def _write_export(path: str | Path, chains: list[_Chain], who: Principal,
+                  thread_id: str | None) -> int:
+    """Write exported chains to ``path`` whole or not at all (a temporary file, renamed)."""
+    target = Path(path)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                    dir=target.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the audit export {str(path)!r}: "
+                          f"{exc.strerror or exc}. Check that its directory exists and is "
+                          "writable.") from exc
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for tid, events, head in chains:
+                for event in events:
+                    out.write(json.dumps({"event": event.to_dict()}, sort_keys=True) + "\n")
+                    count += 1
+                seq, last = head if head else (0, None)
+                out.write(json.dumps({"head": {"thread_id": tid, "seq": seq, "hash": last}},
+                                     sort_keys=True) + "\n")
+        if count == 0:
+            what, check = (f"thread {thread_id!r}", "the thread id") if thread_id else \
+                (f"tenant {who.tenant!r}", "the principal's tenant")
+            raise ConfigError(f"no audit events to export for {what}: check {check} and "
+                              f"the database. Nothing was written to {str(path)!r}.")
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return count
 
 
 def verify_file(path: str | Path) -> dict[str, int]:

@@ -132,9 +132,15 @@ class Approvals:
         status, open ones first: how a person names a request by the start of its id, and
         learns why it is not theirs to vote on (``pending`` shows only what they may)."""
         who = _principal(principal)
-        start = str_id(prefix, "request id")
-        rows = self.driver.run(self.records.matching(who.tenant, start, limit_of(limit)),
-                               write=False)
+        rows = self.driver.run(self.records.matching(
+            who.tenant, str_id(prefix, "request id"), limit_of(limit)), write=False)
+        return [view(r, v) for r, v in rows]
+
+    async def afind(self, prefix: str, principal: Principal | dict[str, Any], *,
+                    limit: int = 20) -> list[dict[str, Any]]:
+        who = _principal(principal)
+        rows = await self.driver.arun(self.records.matching(
+            who.tenant, str_id(prefix, "request id"), limit_of(limit)), write=False)
         return [view(r, v) for r, v in rows]
 
     def history(self, thread_id: str,
