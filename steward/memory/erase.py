@@ -40,7 +40,7 @@ from steward.storage.codec import load_json
 from steward.storage.ops import Op, Stmt
 
 if TYPE_CHECKING:
-    from steward.runtime import Runtime
+    from steward.context import NodeServices
 
 __all__ = ["ErasureReceipt", "erase_op"]
 
@@ -77,7 +77,7 @@ def _digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def erase_op(rt: Runtime, subject: str, by: Principal) -> Op[ErasureReceipt | StewardError]:
+def erase_op(rt: NodeServices, subject: str, by: Principal) -> Op[ErasureReceipt | StewardError]:
     """The erasure in one transaction. A refusal is returned, not raised, so that its audit
     event commits; the caller raises it."""
     saver, tenant = rt.checkpointer, by.tenant

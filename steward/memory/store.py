@@ -45,7 +45,7 @@ from steward.storage.ops import Op as DbOp
 from steward.storage.ops import Stmt
 
 if TYPE_CHECKING:
-    from steward.runtime import Runtime
+    from steward.context import NodeServices
 
 __all__ = ["MemoryStore"]
 
@@ -94,7 +94,7 @@ class MemoryStore(BaseStore):
 
     supports_ttl = True
 
-    def __init__(self, runtime: Runtime, rules: MemoryRules,
+    def __init__(self, runtime: NodeServices, rules: MemoryRules,
                  principal: Principal | None = None) -> None:
         self.runtime = runtime
         self.rules = rules
@@ -109,7 +109,7 @@ class MemoryStore(BaseStore):
 
     def __repr__(self) -> str:
         who = f" as {self.principal.id!r}" if self.principal else ""
-        return f"<steward.MemoryStore {self.runtime.url}{who}>"
+        return f"<steward.MemoryStore {self.runtime.checkpointer.driver.url}{who}>"
 
     # -- who asks ------------------------------------------------------------------------------
 
