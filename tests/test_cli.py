@@ -147,6 +147,8 @@ def test_erase_from_the_cli(db_url: str) -> None:
     thread = started["thread_id"]
     assert _run(db_url, "threads", "show", thread, "--as", ALICE)["subjects"] == [
         "omar.reyes@example.com"]  # the refund workflow declares its customer
+    shown = _cli(db_url, "threads", "show", thread, "--as", ALICE)
+    assert "subjects: omar.reyes@example.com" in shown.stdout
     for who in (BOB, "acme/zed:intern"):  # no admin role: refused, nothing changes
         refused = _cli(db_url, "erase", "omar.reyes@example.com", "--as", who)
         assert refused.returncode == 1 and refused.stderr.startswith("error:")

@@ -67,6 +67,8 @@ def threads_show(thread: str, who: AsOption, db: DbOption = DEFAULT_DB,
     console.print(Text.assemble((thread, "bold"), f" tenant={info['tenant']} owner="
                                 f"{info['owner']} status={info['status']} "
                                 f"updated={when(info['updated_at'])}"))
+    if info.get("subjects"):  # whose personal data it holds: what `steward erase` reaches
+        console.print(f"  subjects: {', '.join(info['subjects'])}")
     for key, value in values.items():
         console.print(f"  {key}: {value!r}"[:300])
     for record in waiting:
