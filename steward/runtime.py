@@ -110,10 +110,7 @@ class Runtime:
             AsyncLeaseHandler(self.checkpointer, tid, who, ttl, about) if self.is_async
             else LeaseHandler(self.checkpointer, tid, who, ttl, about)
         )
-        # The audit handler first: its run-end event is gathered before the lease's release,
-        # which writes it.
-        audit = AuditCallbackHandler(self.audit, tid, who, prices=self.prices,
-                                     flush_at_end=False)
+        audit = AuditCallbackHandler(self.audit, tid, who, prices=self.prices)
         return {"configurable": conf, "callbacks": [audit, handler]}
 
     def sweep(self) -> list[str]:

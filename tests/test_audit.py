@@ -104,6 +104,24 @@ def test_every_transition_is_an_event_in_one_verified_chain(db_url: str) -> None
         assert guard.payload["args"]["email"] == "[REDACTED:email]"
 
 
+@pytest.mark.parametrize("order", ["audit-first", "lease-first"])
+def test_a_runs_last_events_are_written_whatever_the_callback_order(db_url: str,
+                                                                    order: str) -> None:
+    def ordered(config: Any) -> Any:
+        callbacks = config["callbacks"]
+        return {**config, "callbacks": callbacks if order == "audit-first" else callbacks[::-1]}
+
+    with _open(db_url) as rt:
+        graph = _graph(rt)
+        graph.invoke({"email": "a@b.example"}, ordered(rt.config("O1", ALICE)))
+        graph.invoke(Command(resume={"decision": "approve"}), ordered(rt.config("O1", BOB)))
+        graph.invoke(Command(resume="done"), ordered(rt.config("O1", ALICE)))
+        assert not rt.audit.pending("O1")  # nothing is left waiting for a next write
+        kinds = [e.kind for e in rt.audit.events("O1", ALICE)]
+        assert kinds[-1] == "run_end" and kinds.count("run_paused") == 2
+        assert rt.audit.verify("O1") == len(kinds)
+
+
 def test_events_follow_the_thread_access_rule_and_filter(db_url: str) -> None:
     with _open(db_url) as rt:
         _paused_and_done(rt)

@@ -24,7 +24,7 @@ from steward.runtime import Runtime
 # another operation (sans-IO generators run inside a transaction someone else opened).
 SYNC_ONLY = {
     Runtime: {"config"},
-    AuditLog: {"record", "pending", "begin_run", "joins", "joined", "write_op",
+    AuditLog: {"record", "pending", "held", "begin_run", "joins", "joined", "write_op",
                "run_started_op", "run_ended_op", "flush_op", "end_run_op", "locked_flush_op",
                "verify_op"},
     Approvals: set(),

@@ -94,15 +94,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
     raise_error = False  # auditing never breaks a run; a failed write surfaces in the saver
 
     def __init__(self, audit: AuditLog, thread_id: str, principal: Principal | None, *,
-                 prices: Mapping[str, tuple[float, float]] | None = None,
-                 flush_at_end: bool = True) -> None:
+                 prices: Mapping[str, tuple[float, float]] | None = None) -> None:
         self.audit = audit
         self.thread_id = thread_id
         self.principal = principal
         self.prices = dict(prices or {})
-        # Write the run's last events when it ends. rt.config leaves that to the lease's
-        # release, which writes them in its own transaction anyway.
-        self.flush_at_end = flush_at_end
         self._runs: dict[UUID, _Run] = {}
         self._root: UUID | None = None
         self._waits: list[str | None] = []  # interrupts raised in the current run
@@ -152,7 +148,10 @@ class AuditCallbackHandler(BaseCallbackHandler):
             self._emit(kind, run, run_id, payload, redact=kind == "resume")
 
     def _flush(self) -> None:
-        if not self.flush_at_end:
+        """Write the run's last events when it ends, unless a run of this process still holds
+        the thread's lease: its release writes them, in its own transaction. So the order of
+        this handler and the lease's in a config does not matter."""
+        if self.audit.held(self.thread_id):
             return
         try:
             loop = asyncio.get_running_loop()

@@ -143,6 +143,10 @@ class AuditLog:
         with self._lock:
             self._pending.setdefault(thread_id, []).append(event)
 
+    def held(self, thread_id: str) -> bool:
+        """Whether a run of this process holds the thread's lease (its release writes)."""
+        return thread_id in self.threads.leases
+
     def pending(self, thread_id: str) -> bool:
         with self._lock:
             return bool(self._pending.get(thread_id))
