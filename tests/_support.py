@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import re
 import sqlite3
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import psycopg
@@ -23,6 +24,10 @@ DAVE = Principal(id="dave", tenant="acme", roles=frozenset({"support"}))
 EVE = Principal(id="eve", tenant="globex", roles=frozenset({"manager", "admin"}))
 ROLES = {"manager": "write", "auditor": "read", "admin": "admin"}
 
+# tests/ itself, whichever directory a test module sits in: the shared helpers and the worker
+# scripts that tests start by path (``SUPPORT / "_worker.py"``); and the repository above it.
+SUPPORT = Path(__file__).resolve().parent
+ROOT = SUPPORT.parent
 
 
 def _schema_tables() -> tuple[str, ...]:

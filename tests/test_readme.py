@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 # ```python blocks run as they are. Blocks that need something the tests do not start are
 # fenced ```python <what they need>, and are only compiled: today only `server` (a running
-# `langgraph dev`; tests/test_server.py drives the real server the same way).
+# `langgraph dev`; tests/server/test_server.py drives the real server the same way).
 NEEDS = {"server"}
 FENCE = re.compile(r"^```python( [\w-]+)?\n(.*?)^```", flags=re.S | re.M)
 

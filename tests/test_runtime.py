@@ -1,24 +1,18 @@
-"""steward.open / aopen: URLs, bad input, the store, schema migrations and retention."""
+"""steward.open / aopen: URLs, bad input, the store, retention and closing (schema migrations:
+storage/test_migrations.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from _pg import PgServer
-from _support import ALICE, EVE, TABLES, approval_graph, execute, snapshot
+from _support import ALICE, EVE, approval_graph, execute
 from langgraph.types import Command
 
 import steward
 from steward import ConfigError
-from steward.checkpointers import StewardSaver
-from steward.runtime import SCHEMAS
-from steward.storage.migrations import LAYOUT
 
 
 @pytest.mark.parametrize(
@@ -93,81 +87,6 @@ async def test_aopen_is_awaitable_and_an_async_context_manager(db_url: str) -> N
         assert state.next == ("ask",)
         item = await again.store.bind(ALICE).aget(("acme", "user:alice"), "k")
         assert item is not None and item.value == {"v": 2}
-
-
-def test_setup_is_idempotent(db_url: str) -> None:
-    with steward.open(db_url) as rt:
-        approval_graph(rt.checkpointer).invoke({"items": []}, rt.config("T1", ALICE))
-        before = snapshot(db_url)
-        rt.checkpointer.setup()
-        rt.checkpointer.setup()
-    with steward.open(db_url):
-        pass
-    assert snapshot(db_url) == before
-    assert _versions(db_url) == VERSIONS
-
-
-# Each part's tables at their version, and the layout version older releases refuse.
-VERSIONS = {"schema_version": str(LAYOUT),
-            **{f"schema:{s.part}": str(len(s.migrations)) for s in SCHEMAS}}
-
-
-def _versions(url: str) -> dict[str, str]:
-    return {k: v for k, v in execute(url, "SELECT key, value FROM steward_meta")
-            if k.startswith("schema")}
-
-
-def test_the_snapshots_hold_every_table_steward_creates(db_url: str) -> None:
-    # _support.TABLES is read from the migrations; the "changes nothing" checks compare every
-    # row of these tables, memories and erasure receipts included.
-    assert {"steward_threads", "steward_checkpoints", "steward_audit", "steward_approvals",
-            "steward_effects", "steward_memory", "steward_erasures", "steward_meta"} <= set(TABLES)
-    with steward.open(db_url):
-        pass
-    sql = ("SELECT name FROM sqlite_master WHERE type = 'table'" if db_url.startswith("sqlite")
-           else "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-    assert sorted(name for (name,) in execute(db_url, sql)) == sorted(TABLES)
-    assert sorted(snapshot(db_url)) == sorted(TABLES)
-
-
-def test_two_processes_setting_up_at_once(db_url: str) -> None:
-    code = "import sys, steward; steward.open(sys.argv[1]).close()"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-    def start() -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([sys.executable, "-c", code, db_url], env=env,
-                              capture_output=True, timeout=60, check=False)
-
-    with ThreadPoolExecutor(4) as pool:
-        done = list(pool.map(lambda _: start(), range(4)))
-    for proc in done:
-        assert proc.returncode == 0, proc.stderr.decode()
-    assert _versions(db_url) == VERSIONS
-
-
-def test_a_newer_schema_is_refused_and_left_alone(db_url: str) -> None:
-    with steward.open(db_url) as rt:
-        approval_graph(rt.checkpointer).invoke({"items": []}, rt.config("T1", ALICE))
-    before = snapshot(db_url)
-    # A release newer than parts' own versions, or one part newer than this one knows.
-    for key, value in (("schema_version", LAYOUT + 1), ("schema:audit", 99)):
-        execute(db_url, "UPDATE steward_meta SET value = ? WHERE key = ?", (str(value), key))
-        with pytest.raises(ConfigError, match="upgrade langgraph-steward"):
-            steward.open(db_url)
-        execute(db_url, "UPDATE steward_meta SET value = ? WHERE key = ?", (VERSIONS[key], key))
-    assert snapshot(db_url) == before
-
-
-def test_the_saver_alone_sets_up_its_own_tables_and_a_runtime_adds_the_rest(
-        db_url: str) -> None:
-    with StewardSaver.from_conn_string(db_url) as saver:
-        saver.setup()
-    assert _versions(db_url) == {"schema_version": str(LAYOUT), "schema:saver": VERSIONS[
-        "schema:saver"]}
-    with steward.open(db_url) as rt:
-        approval_graph(rt.checkpointer).invoke({"items": []}, rt.config("T1", ALICE))
-        assert rt.audit.verify("T1") > 0
-    assert _versions(db_url) == VERSIONS
 
 
 def test_threads_expire_and_sweep_deletes_them(db_url: str) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from _effect_worker import ALICE, LEASE_TTL, build, run
+from _support import SUPPORT
 
 import steward
 
-WORKER = Path(__file__).with_name("_effect_worker.py")
+WORKER = SUPPORT / "_effect_worker.py"
 ROUNDS = 3  # per moment and backend
 MOMENTS = {"a": "returned", "b": "in-effect", "c": "later"}
 

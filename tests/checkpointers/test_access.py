@@ -227,30 +227,6 @@ def test_principal_dict_form_crosses_the_wire(rt: steward.Runtime) -> None:
     assert info is not None and info["owner"] == "alice"
 
 
-def test_principals_and_thread_roles_written_as_text() -> None:
-    """The forms the CLI (``--as``, ``--thread-roles``), the environment and the server's dev
-    tokens use; a refusal names where the text came from."""
-    from steward.identity import parse_principal, parse_thread_roles
-
-    assert parse_principal(" acme/bob@acme.test:manager,auditor ") == Principal(
-        id="bob@acme.test", tenant="acme", roles=frozenset({"manager", "auditor"}))
-    assert parse_principal("acme/alice") == Principal(id="alice", tenant="acme")
-    service = parse_principal('{"id": "svc-sync", "tenant": "acme", "kind": "service"}')
-    assert (service.kind, service.roles) == ("service", frozenset())
-    with pytest.raises(ConfigError, match=r"^--as 'bob' names no tenant: write TENANT/ID"):
-        parse_principal("bob", source="--as")
-    with pytest.raises(ConfigError, match=r"^principal '\{bad' is not valid JSON"):
-        parse_principal("{bad")
-    with pytest.raises(ConfigError, match="invalid principal"):
-        parse_principal('{"id": "x"}')
-    assert parse_thread_roles(" manager=write, auditor=read,,ops=admin ") == {
-        "manager": "write", "auditor": "read", "ops": "admin"}
-    assert parse_thread_roles("") == {}
-    for bad in ("ops=root", "ops", "=read"):
-        with pytest.raises(ConfigError, match=rf"^\$STEWARD_THREAD_ROLES '{bad}': write ROLE="):
-            parse_thread_roles(bad, source="$STEWARD_THREAD_ROLES")
-
-
 async def test_async_runtime_enforces_the_same_rule(db_url: str) -> None:
     async with steward.aopen(db_url, thread_roles=ROLES) as rt:
         graph = approval_graph(rt.checkpointer)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, EVE, execute, one_node
+from _support import ALICE, BOB, EVE, SUPPORT, execute, one_node
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
@@ -361,7 +361,7 @@ def test_a_node_that_finished_before_a_kill_keeps_its_events(db_url: str,
     from _effect_worker import build
 
     world, marks = tmp_path / "world", tmp_path / "marks"
-    worker = Path(__file__).with_name("_effect_worker.py")
+    worker = SUPPORT / "_effect_worker.py"
     with steward.open(db_url):
         pass
     proc = subprocess.Popen([sys.executable, str(worker), db_url, "K", str(world), str(marks)],

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from _support import ALICE
+from _support import ALICE, SUPPORT
 
 import steward
 
-WORKER = Path(__file__).with_name("_crash_worker.py")
+WORKER = SUPPORT / "_crash_worker.py"
 THREADS, ROUNDS, KILLS = 4, 10_000, 12  # ROUNDS: more than a worker finishes between kills
 
 

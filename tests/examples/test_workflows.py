@@ -199,45 +199,6 @@ async def test_a_research_team_runs_async(db_url: str) -> None:
         assert [r["author"] for r in reports("vendor:acme-analytics")] == ["agent-writer"]
 
 
-def test_a_team_member_may_use_only_its_own_tools(db_url: str) -> None:
-    from steward.examples.research import publish_summary, search_sources
-    from steward.graphs.agent import build_agent_graph
-    from steward.graphs.team import build_team_graph
-
-    snooping = build_agent_graph(
-        [search_sources, publish_summary],
-        static_plan=[{"tool": "search_sources", "args": {"topic": "vendor:acme-analytics"}}],
-        read_only=["search_sources"]).compile()
-    team = build_team_graph([("summarizer", snooping, "agent-writer", ["writer"])])
-    with steward.open(db_url, policy=WORKFLOWS["research"].policy()) as rt:
-        out = team.compile(checkpointer=rt.checkpointer).invoke(
-            {"goal": "snoop", "inputs": {}}, rt.config("R2", ALICE))
-    assert out["outcome"]["status"] == "failed" and out["outcome"]["member"] == "summarizer"
-    [error] = out["errors"]
-    assert error["type"] == "denied" and error["tool"] == "search_sources"
-
-
-def test_an_agent_acts_only_within_its_principals_tenant() -> None:
-    from steward.identity import AGENT_KEY, agent_from_config
-
-    agent = {"id": "agent-x", "tenant": "globex", "roles": ["writer"], "kind": "service"}
-    with pytest.raises(steward.ConfigError, match="on behalf of a principal of its own tenant"):
-        agent_from_config({"configurable": {AGENT_KEY: agent}}, ALICE)
-    with pytest.raises(steward.ConfigError, match="on behalf of a principal of its own tenant"):
-        agent_from_config({"configurable": {AGENT_KEY: agent}}, None)
-    same = agent_from_config({"configurable": {AGENT_KEY: {**agent, "tenant": "acme"}}}, ALICE)
-    assert same is not None and same.kind == "service"
-
-
-@pytest.mark.parametrize("members", [[], [("a", None, "x", []), ("a", None, "y", [])],
-                                     [("a.b", None, "x", [])]])
-def test_bad_teams_are_refused(members: list[Any]) -> None:
-    from steward.graphs.team import build_team_graph
-
-    with pytest.raises(steward.ConfigError):
-        build_team_graph(members)
-
-
 def _refund(rt: steward.Runtime) -> Any:
     return WORKFLOWS["refund"].build().compile(checkpointer=rt.checkpointer)
 

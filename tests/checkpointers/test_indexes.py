@@ -1,4 +1,5 @@
-"""Identity queries use indexes (issue #3), and older schemas upgrade in place.
+"""Identity queries use indexes (issue #3), and small values ride inline in the checkpoint
+(older schemas upgrading in place: storage/test_migrations.py).
 
 The plans are read with the database's own EXPLAIN. On PostgreSQL sequential scans are priced
 out (``enable_seqscan = off``): the planner then still scans when no index can serve the query,
@@ -12,13 +13,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from _support import ALICE, BOB, CAROL, ROLES, approval_graph, execute
-from langgraph.types import Command
+from _support import ALICE, BOB, CAROL, approval_graph, execute
 
 import steward
 from steward.checkpointers.saver import StewardSaver
-from steward.runtime import SCHEMAS
-from steward.storage.migrations import LAYOUT, statements
 from steward.storage.ops import Stmt
 
 
@@ -100,49 +98,6 @@ def test_listing_checkpoints_across_threads_uses_indexes(rt: steward.Runtime,
     by_tenant = list(saver.list(config, filter={"tenant": "acme"}))
     assert {c.config["configurable"]["thread_id"] for c in by_tenant} == {
         "alice-0", "alice-1", "alice-2", "carol-0"}
-
-
-def _version_2_database(url: str) -> None:
-    """A database as Steward with schema version 2 left it."""
-    dialect = "sqlite" if url.startswith("sqlite:///") else "postgres"
-    ddl = [stmt for schema in SCHEMAS for m in schema.migrations if m.legacy <= 2
-           for stmt in statements(dialect, m)]
-    ddl += [
-        "CREATE TABLE steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "INSERT INTO steward_meta VALUES ('schema_version', '2')",
-    ]
-    for sql in ddl:
-        execute(url, sql)
-
-
-def test_a_version_2_database_upgrades_and_its_threads_go_on(
-        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _version_2_database(db_url)
-    # Version 2 kept every channel value in the blobs table: write the first steps that way.
-    with monkeypatch.context() as patch:
-        patch.setattr("steward.checkpointers.saver._inline", lambda value: False)
-        with steward.open(db_url) as rt:
-            approval_graph(rt.checkpointer).invoke({"items": [], "answer": 0},
-                                                   rt.config("T", ALICE))
-    assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema_version'") == [
-        (str(LAYOUT),)]
-    assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema:audit'") == [
-        ("2",)]  # a legacy database's parts learn their own versions
-    assert execute(db_url, "SELECT count(*) FROM steward_blobs WHERE channel = 'answer'") == [
-        (1,)]
-    if db_url.startswith("sqlite:///"):
-        names = {r[0] for r in execute(db_url, "SELECT name FROM sqlite_master")}
-        assert "steward_checkpoints_md_principal" in names
-        assert not names & {"steward_checkpoints_md_tenant", "steward_checkpoints_md_source",
-                            "steward_checkpoints_md_step"}
-    with steward.open(db_url, thread_roles=ROLES) as rt:
-        graph = approval_graph(rt.checkpointer)
-        config = rt.config("T", BOB)
-        assert graph.get_state(config).values == {"items": ["first"], "answer": 0}
-        out = graph.invoke(Command(resume="yes"), config)
-        assert out == {"items": ["first", "last"], "answer": "yes"}
-        history = [s.values.get("answer") for s in graph.get_state_history(config)]
-        assert history[0] == "yes" and history.count(0) >= 2  # the old-style checkpoints
 
 
 @pytest.mark.parametrize("value", [0, -1, 2**63, 1.5, True, None, "x" * 256, b"\x00" * 10])

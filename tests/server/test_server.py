@@ -19,10 +19,10 @@ from typing import Any
 
 import jwt
 import pytest
+from _support import ROOT
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "steward-test-secret-of-32-bytes-at-least"
 LANGGRAPH = Path(sys.executable).with_name("langgraph")
 
@@ -107,14 +107,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not LANGGRAPH.exists():
         pytest.fail("langgraph-cli is not installed: pip install 'langgraph-steward[server]'")
     workdir = tmp_path_factory.mktemp("server")
-    config = json.loads((REPO / "langgraph.json").read_text())
+    config = json.loads((ROOT / "langgraph.json").read_text())
     # The same configuration, with absolute paths, run from a directory of its own (the
     # in-memory server keeps its runs there, and nothing is written into the repository).
-    config["dependencies"] = [str(REPO)]
-    config["graphs"] = {k: str(REPO / v.lstrip("./")) for k, v in config["graphs"].items()}
+    config["dependencies"] = [str(ROOT)]
+    config["graphs"] = {k: str(ROOT / v.lstrip("./")) for k, v in config["graphs"].items()}
     for key in ("checkpointer", "auth"):
-        config[key]["path"] = str(REPO / config[key]["path"].lstrip("./"))
-    config["http"]["app"] = str(REPO / config["http"]["app"].lstrip("./"))
+        config[key]["path"] = str(ROOT / config[key]["path"].lstrip("./"))
+    config["http"]["app"] = str(ROOT / config["http"]["app"].lstrip("./"))
     (workdir / "langgraph.json").write_text(json.dumps(config))
     server = Server(workdir, f"sqlite:///{workdir}/steward.db")
     server.start()

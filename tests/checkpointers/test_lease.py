@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Annotated, TypedDict
 
 import pytest
-from _support import ALICE, BOB, ROLES, execute, snapshot
+from _support import ALICE, BOB, ROLES, SUPPORT, execute, snapshot
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 import steward
 from steward import ThreadBusy
 
-WORKER = Path(__file__).with_name("_worker.py")
+WORKER = SUPPORT / "_worker.py"
 
 
 class State(TypedDict, total=False):
