@@ -19,6 +19,8 @@ ACROSS = {
     "test_notebooks.py",   # notebooks/
     "test_bench_smoke.py",  # bench/
     "test_pg_harness.py",  # tests/_pg.py, the throwaway PostgreSQL server
+    "test_layers.py",      # every module's imports against the README's layers
+    "test_twins.py",       # every public sync method's async twin, across the parts
 }
 
 
