@@ -230,8 +230,7 @@ class AuditLog:
                      e["hash"], e["payload_hash"]) for e in chained]
             yield Stmt(self._insert, rows, many=True, wait=False)
             if save_head:
-                yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
-                           "WHERE thread_id = ?", (seq, prev, thread_id), wait=False)
+                yield self.threads.save_head_stmt(thread_id, seq, prev)
         except BaseException:
             self._restore(thread_id, events)
             raise
@@ -283,8 +282,7 @@ class AuditLog:
         with self._lock:
             head = self._heads.get(thread_id)
         if head is not None:
-            yield Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
-                       "WHERE thread_id = ?", (*head, thread_id), wait=False)
+            yield self.threads.save_head_stmt(thread_id, *head)
 
     def flush(self, thread_id: str) -> None:
         """Write what is gathered for a thread now, in a transaction of its own (runs started
@@ -357,8 +355,7 @@ class AuditLog:
 
     def _chain_op(self, thread_id: str) -> Op[tuple[list[Event], tuple[int, str | None] | None]]:
         head, rows = yield (
-            Stmt("SELECT audit_seq, audit_head FROM steward_threads WHERE thread_id = ?",
-                 (thread_id,)),
+            self.threads.head_stmt(thread_id),
             Stmt(f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? ORDER BY seq",
                  (thread_id,)),
         )
@@ -406,14 +403,9 @@ class AuditLog:
 
     def _verify_all_op(self, tenant: str) -> Op[dict[str, int]]:
         counts = {}
-        for tid in (yield from self._tenant_threads(tenant)):
+        for tid in (yield from self.threads.tenant_threads_op(tenant)):
             counts[tid] = yield from self.verify_op(tid)
         return counts
-
-    def _tenant_threads(self, tenant: str) -> Op[list[str]]:
-        rows = (yield Stmt("SELECT thread_id FROM steward_threads WHERE tenant = ? "
-                           "ORDER BY thread_id", (tenant,))).rows
-        return [r[0] for r in rows]
 
     # -- export ----------------------------------------------------------------------------------
 
@@ -439,7 +431,7 @@ class AuditLog:
     def _export_op(self, who: Principal, thread_id: str | None) -> Op[list[_Chain]]:
         """The chains to export, each read under the access rule, in one transaction."""
         threads = [str_id(thread_id, "thread_id")] if thread_id else \
-            (yield from self._tenant_threads(who.tenant))
+            (yield from self.threads.tenant_threads_op(who.tenant))
         chains = []
         for tid in threads:
             yield from self.threads.authorize_op(tid, who, Access.READ)

@@ -22,7 +22,6 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import INTERRUPT, RESUME
@@ -31,40 +30,26 @@ from steward.checkpointers import housekeeping as hk
 from steward.checkpointers.configs import interrupts, target, ttl_of
 from steward.checkpointers.connect import aopen_saver, open_saver, saver_options
 from steward.checkpointers.decoding import Decoder
-from steward.checkpointers.deltas import Key, Known, ListCache, plan
+from steward.checkpointers.deltas import Key, Known, ListCache
+from steward.checkpointers.encoding import Encoder, inline_value
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.schema import SCHEMA
 from steward.checkpointers.sql import Sql
 from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx, thread_row
 from steward.errors import ConfigError
 from steward.identity import Access, AccessRule, Principal, principal_from_config
-from steward.storage.codec import Codec, dump_json
+from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
 from steward.storage.migrations import Schema, setup_op
 from steward.storage.ops import Op, StaleView, Stmt
-from steward.storage.places import at_blob, at_checkpoint, at_write
+from steward.storage.places import at_write
 from steward.storage.values import limit_of
 
 __all__ = ["StewardSaver"]
 
 NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"  # LangGraph's task of no task
 T = TypeVar("T")
-
-# Scalars up to this many characters ride inside the checkpoint row, as the stock Postgres
-# saver does with primitives: repeating a counter or a status on every checkpoint costs less
-# than a row (and its index entry) of its own in the blobs table, which on SQLite means fewer
-# pages written, and flushed, per step.
-_INLINE_CHARS = 256
-
-
-def _inline(value: Any) -> bool:
-    kind = type(value)
-    if kind is str or kind is bytes:
-        return len(value) <= _INLINE_CHARS
-    if kind is int:
-        return bool(-(2**63) <= value < 2**64)  # what msgpack holds as a plain integer
-    return value is None or kind is float or kind is bool
 
 # Aliases: inside the class, ``list`` names the saver's method.
 _Ids = list[str]
@@ -168,6 +153,10 @@ class StewardSaver(BaseCheckpointSaver[str]):
         return f"{number + 1:010}.{secrets.randbits(32):08x}"
 
     # -- reading -------------------------------------------------------------------------------
+
+    def _encoder(self) -> Encoder:
+        """Checkpoints to rows with this saver's serde and list cache."""
+        return Encoder(self.codec, self.serde, self._lists)
 
     def _decoder(self) -> Decoder:
         """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own)."""
@@ -300,7 +289,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         done: RunnableConfig = {"configurable": {"thread_id": tid, "checkpoint_ns": ns,
                                                  "checkpoint_id": checkpoint["id"]}}
         values = checkpoint.get("channel_values") or {}
-        inline = {ch: v for ch, v in values.items() if _inline(v)}
+        inline = {ch: v for ch, v in values.items() if inline_value(v)}
         changed = [(ch, str(v)) for ch, v in new_versions.items()
                    if ch in values and ch not in inline]
         fast = self.threads.fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
@@ -308,7 +297,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         if fast is not None and joined is not None:
             # A known thread whose row this write leaves alone: the whole write is one
             # statement, guarded (see claim_op), on its own: one round trip, no BEGIN/COMMIT.
-            planned = [self._plan_blob(tid, ns, ch, v, values[ch], fast.created_at, ctx)
+            planned = [self._encoder().plan_blob(tid, ns, ch, v, values[ch], fast.created_at, ctx)
                        for ch, v in changed]
             rows = [row for row, _ in planned]
             bases = [base for _, base in planned if base is not None]
@@ -317,8 +306,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
                 tid, ns, [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
                 [r[5] for r in rows], [r[6] for r in rows], [r[7] for r in rows],
                 [r[8] for r in rows],
-                *self._checkpoint_row(config, checkpoint, inline, metadata, principal, tid, ns,
-                                     parent),
+                *self._encoder().checkpoint_row(config, checkpoint, inline, metadata,
+                                                principal, tid, ns, parent,
+                                                self.threads.leases.get(tid)),
             ), self._guard_params(tid, fast, ns, bases), joined)
             return done
         thread = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
@@ -333,8 +323,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         if blobs:
             yield Stmt(self.sql.insert_blobs, blobs, many=True, wait=False)
         yield Stmt(self.sql.upsert_checkpoint,
-                   self._checkpoint_row(config, checkpoint, inline, metadata, principal, tid, ns,
-                                        parent),
+                   self._encoder().checkpoint_row(config, checkpoint, inline, metadata,
+                                                  principal, tid, ns, parent,
+                                                  self.threads.leases.get(tid)),
                    wait=False)
         return done
 
@@ -377,49 +368,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         return self.sql.guarded_params(tid, ns, row.rev, row.created_at,
                                        holder if holder is not None else time.time(), bases)
 
-    def _checkpoint_row(self, config: RunnableConfig, checkpoint: Checkpoint,
-                        inline: dict[str, Any], metadata: CheckpointMetadata,
-                        principal: Principal | None, tid: str, ns: str,
-                        parent: str | None) -> tuple[Any, ...]:
-        # The versions live in their own column (queries need them); an encrypted checkpoint
-        # also seals a copy, so that a reader can tell the column was not rolled back.
-        dropped = ("channel_values",) if self.codec.cipher else ("channel_values",
-                                                                  "channel_versions")
-        stored: dict[str, Any] = {k: v for k, v in checkpoint.items() if k not in dropped}
-        stored["channel_values"] = inline
-        ctype, cblob = self.codec.dump(self.serde, stored,
-                                       at_checkpoint(tid, ns, checkpoint["id"]))
-        md = dict(get_serializable_checkpoint_metadata(config, metadata))
-        if principal is not None:  # flattened, so list(filter=...) can find them
-            md["tenant"] = principal.tenant
-            md["principal_id"] = principal.id
-        if "run_id" not in md and tid in self.threads.leases:
-            md["run_id"] = self.threads.leases[tid]  # the root run holding the lease wrote it
-        run_id = md.get("run_id")
-        return (tid, ns, checkpoint["id"], parent, str(run_id) if run_id is not None else None,
-                ctype, cblob, dump_json(md), dump_json(checkpoint["channel_versions"]))
-
-    def _plan_blob(self, tid: str, ns: str, channel: str, version: str, value: Any,
-                   incarnation: float, ctx: WriteCtx | None
-                   ) -> tuple[tuple[Any, ...], tuple[str, str] | None]:
-        """The row that stores one channel value, whole or as a delta of a list (_lists),
-        and the (channel, version) of the delta's base, which must still exist."""
-        key = (tid, ns, channel)
-        delta = plan(value, self._lists.get(key, incarnation)) if ctx is not None else None
-        if delta is None:
-            payload, base, keep, depth = value, None, None, 0
-        else:
-            payload, base, keep, depth = delta.items, delta.base, delta.keep, delta.depth
-        if ctx is not None:
-            ctx.lists[key] = (Known(version, tuple(value), depth, incarnation)
-                              if type(value) is list else None)
-        btype, blob = self.codec.dump(self.serde, payload, at_blob(tid, ns, channel, version))
-        row = (tid, ns, channel, version, btype, blob, base, keep, depth)
-        return row, (channel, base) if base is not None else None
-
     def _blob_row(self, tid: str, ns: str, channel: str, version: str, value: Any,
                   incarnation: float, ctx: WriteCtx | None) -> Op[tuple[Any, ...]]:
-        row, base = self._plan_blob(tid, ns, channel, version, value, incarnation, ctx)
+        row, base = self._encoder().plan_blob(tid, ns, channel, version, value, incarnation, ctx)
         if base is not None:
             where = (tid, ns, *base)
             if self.driver.optimistic:

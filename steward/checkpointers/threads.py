@@ -130,6 +130,26 @@ class Threads:
             self.check_lease(tid, row, time.time())
         return row
 
+    def row_op(self, tid: str) -> Op[ThreadRow | None]:
+        """The thread's row, unchecked (for a run whose access was checked when it started)."""
+        return thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())
+
+    def tenant_threads_op(self, tenant: str) -> Op[list[str]]:
+        """The ids of a tenant's threads, in order (the caller acts for that tenant)."""
+        rows = (yield Stmt("SELECT thread_id FROM steward_threads WHERE tenant = ? "
+                           "ORDER BY thread_id", (tenant,))).rows
+        return [r[0] for r in rows]
+
+    def head_stmt(self, tid: str) -> Stmt:
+        """Reads the head of the thread's audit chain kept on its row: (seq, hash)."""
+        return Stmt("SELECT audit_seq, audit_head FROM steward_threads WHERE thread_id = ?",
+                    (tid,))
+
+    def save_head_stmt(self, tid: str, seq: int, head: str) -> Stmt:
+        """Keeps the head of the thread's audit chain on its row (the row is locked)."""
+        return Stmt("UPDATE steward_threads SET audit_seq = ?, audit_head = ? "
+                    "WHERE thread_id = ?", (seq, head, tid), wait=False)
+
     def locked_op(self, tid: str) -> Op[ThreadRow | None]:
         """The thread's row, locked until the transaction ends (no access check: the caller is
         a part writing for a run that was checked)."""

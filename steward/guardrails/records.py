@@ -137,9 +137,8 @@ class Records:
     # -- inside a node: the thread is the run's own, its access was checked by the run --------
 
     def thread_identity(self, thread_id: str) -> Op[tuple[str | None, str | None]]:
-        row = (yield Stmt("SELECT tenant, owner FROM steward_threads WHERE thread_id = ?",
-                          (thread_id,))).one()
-        return (row[0], row[1]) if row else (None, None)
+        row = yield from self.threads.row_op(thread_id)
+        return (row.tenant, row.owner) if row else (None, None)
 
     def site(self, thread_id: str, task_ns: str, seq: int) -> Op[tuple[list[Request], dict[int,
                                                                                     Vote]]]:
