@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from steward.audit.chain import GENESIS, Event, event_hash, payload_digest, verify_chain
+from steward.audit.chain import (
+    GENESIS,
+    Event,
+    event_hash,
+    payload_digest,
+    tombstone,
+    verify_chain,
+)
 from steward.checkpointers.participants import Joined
 from steward.checkpointers.threads import ThreadRow, Threads
 from steward.errors import AuditTampered, ConfigError, ThreadAccessDenied
@@ -406,6 +413,41 @@ class AuditLog:
         for tid in (yield from self.threads.tenant_threads_op(tenant)):
             counts[tid] = yield from self.verify_op(tid)
         return counts
+
+    # -- erasure (steward.memory.erase) ---------------------------------------------------------
+
+    def erase_op(self, ids: Sequence[str], person: str, tenant: str,
+                 receipt_id: str) -> Op[tuple[int, int]]:
+        """Replace by a tombstone naming ``receipt_id`` the payloads of the events of threads
+        ``ids`` and of those ``person`` acted in the tenant (not erased before); returns how
+        many were replaced, and how many were kept because they predate payload hashes."""
+        j = "?::jsonb" if self.driver.dialect == "postgres" else "?"
+        in_threads = f"thread_id IN ({', '.join('?' for _ in ids)}) OR " if ids else ""
+        live = ("json_extract(payload, '$.erased') IS NULL" if self.driver.dialect == "sqlite"
+                else "payload->>'erased' IS NULL")
+        touched = (f"({in_threads}(principal_id = ? AND tenant = ?)) AND kind NOT IN "
+                   f"('erasure', 'erasure_refused') AND {live}")
+        params = (*ids, person, tenant)
+        kept = (yield Stmt(f"SELECT count(*) FROM steward_audit WHERE payload_hash IS NULL "
+                           f"AND {touched}", params)).rows[0][0]
+        events: int = (yield Stmt(f"UPDATE steward_audit SET payload = {j} WHERE payload_hash "
+                                  f"IS NOT NULL AND {touched}",
+                                  (json.dumps(tombstone(receipt_id)), *params))).rowcount
+        return max(events, 0), int(kept)
+
+    def receipt_op(self, receipt: Mapping[str, Any]) -> Op[None]:
+        """Store an erasure's receipt (tombstones naming it then verify)."""
+        j = "?::jsonb" if self.driver.dialect == "postgres" else "?"
+        yield Stmt(f"INSERT INTO steward_erasures (receipt_id, tenant, subject, erased_by, at, "
+                   f"receipt) VALUES (?, ?, ?, ?, ?, {j})",
+                   (receipt["receipt_id"], receipt["tenant"], receipt["subject"],
+                    receipt["erased_by"], receipt["at"], json.dumps(dict(receipt))), wait=False)
+
+    def last_receipt_op(self, tenant: str, subject: str) -> Op[dict[str, Any] | None]:
+        """The latest stored receipt of erasing ``subject`` in the tenant, if any."""
+        row = (yield Stmt("SELECT receipt FROM steward_erasures WHERE tenant = ? AND "
+                          "subject = ? ORDER BY at DESC LIMIT 1", (tenant, subject))).one()
+        return dict(load_json(row[0])) if row else None
 
     # -- export ----------------------------------------------------------------------------------
 

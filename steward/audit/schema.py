@@ -36,5 +36,18 @@ CREATE TABLE steward_audit (
 # (steward.memory.erase) leaves the chain verifiable.
 _PAYLOAD_HASH = "ALTER TABLE steward_audit ADD COLUMN payload_hash TEXT"
 
-SCHEMA = Schema("audit", (Migration(_AUDIT_TABLE, 6), Migration(_PAYLOAD_HASH, 7)),
+# Legacy version 7 too: an erasure's receipt, which the tombstones it leaves in chains name.
+_ERASURES = """
+CREATE TABLE steward_erasures (
+    receipt_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    erased_by TEXT,
+    at {real} NOT NULL,
+    receipt {json} NOT NULL
+)
+"""
+
+SCHEMA = Schema("audit", (Migration(_AUDIT_TABLE, 6), Migration(_PAYLOAD_HASH, 7),
+                          Migration(_ERASURES, 7)),
                 thread_tables=("steward_audit",))

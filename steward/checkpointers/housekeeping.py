@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from steward.checkpointers.saver import StewardSaver
 
 __all__ = ["copy_thread_op", "delete_for_runs_op", "delete_rows", "delete_thread_op",
-           "prune_op", "sweep_op"]
+           "erase_context_op", "prune_op", "sweep_op"]
 
 
 def delete_rows(saver: StewardSaver, tid: str) -> Op[None]:
@@ -120,3 +120,16 @@ def sweep_op(saver: StewardSaver) -> Op[list[str]]:
     for tid in expired:
         yield from delete_rows(saver, tid)
     return expired
+
+
+def erase_context_op(saver: StewardSaver, ids: Sequence[str]) -> Op[int]:
+    """Delete the working context of threads (checkpoints, values, pending writes), keeping
+    their rows; returns how many checkpoints went."""
+    if not ids:
+        return 0
+    marks = ", ".join("?" for _ in ids)
+    count: int = (yield Stmt(f"DELETE FROM steward_checkpoints WHERE thread_id IN ({marks})",
+                             tuple(ids))).rowcount
+    for table in ("steward_blobs", "steward_writes"):
+        yield Stmt(f"DELETE FROM {table} WHERE thread_id IN ({marks})", tuple(ids), wait=False)
+    return max(count, 0)  # the caller forgets the cached rows once this committed

@@ -140,6 +140,25 @@ class Threads:
                            "ORDER BY thread_id", (tenant,))).rows
         return [r[0] for r in rows]
 
+    def about_op(self, tenant: str, subject: str) -> Op[list[str]]:
+        """The tenant's threads a person owns or is a subject of, not erased yet."""
+        rows = (yield Stmt(
+            "SELECT thread_id FROM steward_threads WHERE tenant = ? AND status <> 'erased' AND "
+            "(owner = ? OR thread_id IN (SELECT thread_id FROM steward_subjects WHERE "
+            "tenant = ? AND subject = ?)) ORDER BY thread_id",
+            (tenant, subject, tenant, subject))).rows
+        return [r[0] for r in rows]
+
+    def erased_op(self, ids: Sequence[str], tenant: str, subject: str) -> Op[None]:
+        """Mark threads ``erased`` (their working context is gone) and forget the subject."""
+        if ids:
+            marks = ", ".join("?" for _ in ids)
+            yield Stmt("UPDATE steward_threads SET status = 'erased', waiting_on = NULL, "
+                       f"waiting_at = NULL, rev = rev + 1, updated_at = ? WHERE thread_id IN "
+                       f"({marks})", (time.time(), *ids), wait=False)
+        yield Stmt("DELETE FROM steward_subjects WHERE tenant = ? AND subject = ?",
+                   (tenant, subject), wait=False)
+
     def head_stmt(self, tid: str) -> Stmt:
         """Reads the head of the thread's audit chain kept on its row: (seq, hash)."""
         return Stmt("SELECT audit_seq, audit_head FROM steward_threads WHERE thread_id = ?",

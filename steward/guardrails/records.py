@@ -266,6 +266,23 @@ class Records:
         votes = yield from self.votes([r.request_id for r in requests])
         return [(r, [v for v in votes if v.request_id == r.request_id]) for r in requests]
 
+    def erase_op(self, ids: Sequence[str], tenant: str, voter: str, tombstone: str) -> Op[int]:
+        """An erasure: the requests of threads ``ids`` replaced by ``tombstone`` (JSON), their
+        votes' comments dropped, and the comments ``voter`` left on the tenant's other threads;
+        returns how many of those comments went."""
+        j = "?::jsonb" if self.driver.dialect == "postgres" else "?"
+        if ids:
+            marks = ", ".join("?" for _ in ids)
+            yield Stmt(f"UPDATE steward_votes SET comment = NULL WHERE thread_id IN ({marks})",
+                       tuple(ids), wait=False)
+            yield Stmt(f"UPDATE steward_approvals SET request = {j} WHERE thread_id IN "
+                       f"({marks})", (tombstone, *ids), wait=False)
+        comments: int = (yield Stmt(
+            "UPDATE steward_votes SET comment = NULL WHERE voter = ? AND comment IS NOT NULL "
+            "AND request_id IN (SELECT request_id FROM steward_approvals WHERE tenant = ?)",
+            (voter, tenant))).rowcount
+        return max(comments, 0)
+
     def thread_history(self, thread_id: str,
                        principal: Principal | None) -> Op[list[tuple[Request, list[Vote]]]]:
         yield from self.threads.authorize_op(thread_id, principal, Access.READ)

@@ -34,9 +34,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from steward.audit.chain import tombstone
+from steward.checkpointers.housekeeping import erase_context_op
 from steward.errors import StewardError, ThreadAccessDenied
 from steward.identity import Access, Principal
-from steward.storage.codec import load_json
+from steward.nodes.effects import erase_results_op
 from steward.storage.ops import Op, Stmt
 
 if TYPE_CHECKING:
@@ -97,73 +98,37 @@ def erase_op(rt: NodeServices, subject: str, by: Principal) -> Op[ErasureReceipt
             "or set $STEWARD_THREAD_ROLES).")
     receipt_id = f"era_{uuid.uuid4().hex[:24]}"
     now = time.time()
-    threads = [r[0] for r in (yield Stmt(
-        "SELECT thread_id FROM steward_threads WHERE tenant = ? AND status <> 'erased' AND "
-        "(owner = ? OR thread_id IN (SELECT thread_id FROM steward_subjects WHERE tenant = ? "
-        "AND subject = ?)) ORDER BY thread_id", (tenant, subject, tenant, subject))).rows]
+    threads = yield from saver.threads.about_op(tenant, subject)
     for tid in threads:  # every check before any change: a busy thread changes nothing
         yield from saver.threads.authorize_op(tid, by, Access.ADMIN)
     memories = (yield Stmt("DELETE FROM steward_memory WHERE tenant = ? AND (subject = ? OR "
                            "scope = ?)", (tenant, subject, f"user:{subject}"))).rowcount
-    j = saver.sql.json_param
-    gone = json.dumps(tombstone(receipt_id))
-    checkpoints = 0
-    ids: tuple[str, ...] = ()
-    if threads:
-        ids, marks = tuple(threads), ", ".join("?" for _ in threads)
-        checkpoints = (yield Stmt(f"DELETE FROM steward_checkpoints WHERE thread_id IN ({marks})",
-                                  ids)).rowcount
-        for sql in (f"DELETE FROM steward_blobs WHERE thread_id IN ({marks})",
-                    f"DELETE FROM steward_writes WHERE thread_id IN ({marks})",
-                    f"UPDATE steward_effects SET result = NULL, type = NULL, error = NULL "
-                    f"WHERE thread_id IN ({marks})",
-                    f"UPDATE steward_votes SET comment = NULL WHERE thread_id IN ({marks})"):
-            yield Stmt(sql, ids, wait=False)
-        yield Stmt(f"UPDATE steward_approvals SET request = {j} WHERE thread_id IN ({marks})",
-                   (gone, *ids), wait=False)
-        yield Stmt("UPDATE steward_threads SET status = 'erased', waiting_on = NULL, "
-                   f"waiting_at = NULL, rev = rev + 1, updated_at = ? WHERE thread_id IN "
-                   f"({marks})", (now, *ids), wait=False)
-    yield Stmt("DELETE FROM steward_subjects WHERE tenant = ? AND subject = ?", (tenant, subject),
-               wait=False)
-    comments = (yield Stmt(
-        "UPDATE steward_votes SET comment = NULL WHERE voter = ? AND comment IS NOT NULL AND "
-        "thread_id IN (SELECT thread_id FROM steward_threads WHERE tenant = ?)",
-        (subject, tenant))).rowcount
-    in_threads = f"thread_id IN ({', '.join('?' for _ in ids)}) OR " if ids else ""
-    erased = ("json_extract(payload, '$.erased') IS NULL" if saver.sql.dialect == "sqlite"
-              else "payload->>'erased' IS NULL")
-    touched = (f"({in_threads}(principal_id = ? AND tenant = ?)) AND kind NOT IN "
-               f"('erasure', 'erasure_refused') AND {erased}")
-    kept = (yield Stmt(f"SELECT count(*) FROM steward_audit WHERE payload_hash IS NULL AND "
-                       f"{touched}", (*ids, subject, tenant))).rows[0][0]
-    events = (yield Stmt(f"UPDATE steward_audit SET payload = {j} WHERE payload_hash IS NOT "
-                         f"NULL AND {touched}", (gone, *ids, subject, tenant))).rowcount
+    # Each part erases what it keeps of those threads and of the person.
+    checkpoints = yield from erase_context_op(saver, threads)
+    yield from erase_results_op(threads)
+    comments = yield from rt.guardrails.records.erase_op(
+        threads, tenant, subject, json.dumps(tombstone(receipt_id)))
+    yield from saver.threads.erased_op(threads, tenant, subject)
+    events, kept = yield from rt.audit.erase_op(threads, subject, tenant, receipt_id)
     if not (threads or memories > 0 or events > 0 or comments > 0):
-        return (yield from _earlier_receipt(tenant, subject))
+        return (yield from _earlier_receipt(rt, tenant, subject))
     fields: dict[str, Any] = {
         "receipt_id": receipt_id, "tenant": tenant, "subject": subject, "erased_by": by.id,
         "at": now, "memories": max(memories, 0), "threads": threads,
-        "checkpoints": max(checkpoints, 0), "audit_events": max(events, 0),
-        "audit_kept": int(kept)}
+        "checkpoints": checkpoints, "audit_events": events, "audit_kept": kept}
     receipt = ErasureReceipt(**{**fields, "threads": tuple(threads)}, digest=_digest(fields))
-    yield Stmt(f"INSERT INTO steward_erasures (receipt_id, tenant, subject, erased_by, at, "
-               f"receipt) VALUES (?, ?, ?, ?, ?, {j})",
-               (receipt_id, tenant, subject, by.id, now, json.dumps(receipt.to_dict())),
-               wait=False)
+    yield from rt.audit.receipt_op(receipt.to_dict())
     rt.audit.record(chain, "erasure", receipt.to_dict(), principal=by, redact=False)
     yield from rt.audit.locked_flush_op(chain)
     return receipt
 
 
-def _earlier_receipt(tenant: str, subject: str) -> Op[ErasureReceipt]:
+def _earlier_receipt(rt: NodeServices, tenant: str, subject: str) -> Op[ErasureReceipt]:
     """Nothing was left to erase: the subject's latest receipt, or an empty result."""
-    row = (yield Stmt("SELECT receipt FROM steward_erasures WHERE tenant = ? AND subject = ? "
-                      "ORDER BY at DESC LIMIT 1", (tenant, subject))).one()
-    if row is None:
+    stored = yield from rt.audit.last_receipt_op(tenant, subject)
+    if stored is None:
         return ErasureReceipt(None, tenant, subject, None, None, 0, (), 0, 0, 0, None,
                               "nothing_to_erase")
-    stored = load_json(row[0])
     stored.pop("outcome", None)
     return ErasureReceipt(**{**stored, "threads": tuple(stored["threads"])},
                           outcome="already_erased")

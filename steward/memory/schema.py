@@ -1,4 +1,4 @@
-"""Long-term memory's tables: the items, and the receipts of erasures."""
+"""Long-term memory's table: the items, each kept for a purpose, with its subject."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ __all__ = ["SCHEMA"]
 # Legacy version 7: long-term memory (issue #8). Items live in namespaces anchored to a
 # tenant and a scope ("user:<id>", "agent:<id>", "team:<name>"), each written for a purpose
 # that sets when it expires, with the subject whose personal data it holds (erasure) and an
-# optional vector (float32) for semantic recall. Erasures leave a receipt.
+# optional vector (float32) for semantic recall.
 _MEMORY = """
 CREATE TABLE steward_memory (
     namespace {text_c} NOT NULL,
@@ -28,15 +28,7 @@ CREATE TABLE steward_memory (
 );
 CREATE INDEX steward_memory_scope ON steward_memory (tenant, scope, namespace);
 CREATE INDEX steward_memory_subject ON steward_memory (tenant, subject);
-CREATE INDEX steward_memory_expiry ON steward_memory (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE steward_erasures (
-    receipt_id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    erased_by TEXT,
-    at {real} NOT NULL,
-    receipt {json} NOT NULL
-)
+CREATE INDEX steward_memory_expiry ON steward_memory (expires_at) WHERE expires_at IS NOT NULL
 """
 
 SCHEMA = Schema("memory", (Migration(_MEMORY, 7),))

@@ -29,7 +29,7 @@ import hashlib
 import inspect
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, cast, overload
@@ -39,7 +39,7 @@ from steward.errors import ConfigError, EffectConflict
 from steward.storage.ops import Op, Stmt
 from steward.storage.places import at_effect
 
-__all__ = ["RETRY", "effect"]
+__all__ = ["RETRY", "effect", "erase_results_op"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -298,3 +298,12 @@ def effect(fn: F | None = None, /, *, reconcile: Callable[..., Any] | None = Non
     if fn is not None:
         return wrap(fn)
     return wrap
+
+
+def erase_results_op(ids: Sequence[str]) -> Op[None]:
+    """An erasure: the recorded results and errors of the threads' effects go (the ledger
+    keeps that each call happened, so a re-run still does not act again)."""
+    if ids:
+        marks = ", ".join("?" for _ in ids)
+        yield Stmt("UPDATE steward_effects SET result = NULL, type = NULL, error = NULL "
+                   f"WHERE thread_id IN ({marks})", tuple(ids), wait=False)

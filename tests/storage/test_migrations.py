@@ -95,17 +95,29 @@ def test_the_saver_alone_sets_up_its_own_tables_and_a_runtime_adds_the_rest(
     assert _versions(db_url) == VERSIONS
 
 
-def _version_2_database(url: str) -> None:
-    """A database as Steward with schema version 2 left it."""
+def _version_2_database(url: str, legacy: int = 2) -> None:
+    """A database as Steward with (single) schema version ``legacy`` left it."""
     dialect = "sqlite" if url.startswith("sqlite:///") else "postgres"
-    ddl = [stmt for schema in SCHEMAS for m in schema.migrations if m.legacy <= 2
+    ddl = [stmt for schema in SCHEMAS for m in schema.migrations if m.legacy <= legacy
            for stmt in statements(dialect, m)]
     ddl += [
         "CREATE TABLE steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "INSERT INTO steward_meta VALUES ('schema_version', '2')",
+        f"INSERT INTO steward_meta VALUES ('schema_version', '{legacy}')",
     ]
     for sql in ddl:
         execute(url, sql)
+
+
+@pytest.mark.parametrize("legacy", [4, 6, 7])
+def test_a_legacy_database_gets_each_parts_missing_tables(db_url: str, legacy: int) -> None:
+    _version_2_database(db_url, legacy)
+    with steward.open(db_url, thread_roles={"ops": "admin"}) as rt:
+        approval_graph(rt.checkpointer).invoke({"items": []},
+                                               rt.config("L1", ALICE, subjects=["x@y.example"]))
+        assert rt.audit.verify("L1") > 0
+        ops = steward.Principal(id="olga", tenant="acme", roles=frozenset({"ops"}))
+        assert rt.erase("x@y.example", by=ops).threads == ("L1",)
+    assert _versions(db_url) == VERSIONS
 
 
 def test_a_version_2_database_upgrades_and_its_threads_go_on(
@@ -120,7 +132,7 @@ def test_a_version_2_database_upgrades_and_its_threads_go_on(
     assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema_version'") == [
         (str(LAYOUT),)]
     assert execute(db_url, "SELECT value FROM steward_meta WHERE key = 'schema:audit'") == [
-        ("2",)]  # a legacy database's parts learn their own versions
+        ("3",)]  # a legacy database's parts learn their own versions
     assert execute(db_url, "SELECT count(*) FROM steward_blobs WHERE channel = 'answer'") == [
         (1,)]
     if db_url.startswith("sqlite:///"):
