@@ -1,4 +1,4 @@
-"""Drivers run saver operations (see ``_ops``) inside one database transaction each.
+"""Drivers run operations (see ``ops``) inside one database transaction each.
 
 - ``SqliteDriver``: one sqlite3 connection in WAL mode behind a lock; async calls go through
   ``asyncio.to_thread`` because sqlite3 has no async API.

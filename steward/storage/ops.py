@@ -1,10 +1,10 @@
-"""The seam between saver logic and database I/O.
+"""The seam between the parts' logic and database I/O: operations as generators.
 
-Every saver operation is written once, as a generator that yields :class:`Stmt` objects and
-receives :class:`Result` objects back, without touching a connection. A driver runs the
-generator inside one transaction: synchronously (sqlite3, psycopg) or asynchronously
-(psycopg's async connections). So SQL, serialization and the access rule live once, and the
-sync and async savers are the same code.
+Every operation (the saver's and every other part's) is written once, as a generator that
+yields :class:`Stmt` objects and receives :class:`Result` objects back, without touching a
+connection. A driver runs the generator inside one transaction: synchronously (sqlite3,
+psycopg) or asynchronously (psycopg's async connections). So SQL, serialization and the
+access rule live once, and every sync method and its async twin are the same code.
 """
 
 from __future__ import annotations
