@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -32,6 +30,7 @@ from steward.audit.chain import (
     tombstone,
     verify_chain,
 )
+from steward.audit.export import Chain, write_export
 from steward.checkpointers.participants import Joined
 from steward.checkpointers.threads import ThreadRow, Threads
 from steward.errors import AuditTampered, ConfigError, ThreadAccessDenied
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from steward.guardrails.redact import Redactor
     from steward.storage.drivers import Driver
 
-__all__ = ["AuditLog", "verify_file"]
+__all__ = ["AuditLog"]
 
 _ROW = ("thread_id", "seq", "kind", "at", "tenant", "principal_id", "run_id", "node", "step",
         "checkpoint_ns", "checkpoint_id", "duration", "payload", "prev_hash", "hash",
@@ -462,15 +461,15 @@ class AuditLog:
         leaves ``path`` as it was. An export of no events is refused with ConfigError."""
         who = Principal.parse(principal)
         chains = self.driver.run(self._export_op(who, thread_id), write=False)
-        return _write_export(path, chains, who, thread_id)
+        return write_export(path, chains, who, thread_id)
 
     async def aexport(self, path: str | Path, principal: Principal | Mapping[str, Any], *,
                       thread_id: str | None = None) -> int:
         who = Principal.parse(principal)
         chains = await self.driver.arun(self._export_op(who, thread_id), write=False)
-        return await asyncio.to_thread(_write_export, path, chains, who, thread_id)
+        return await asyncio.to_thread(write_export, path, chains, who, thread_id)
 
-    def _export_op(self, who: Principal, thread_id: str | None) -> Op[list[_Chain]]:
+    def _export_op(self, who: Principal, thread_id: str | None) -> Op[list[Chain]]:
         """The chains to export, each read under the access rule, in one transaction."""
         threads = [str_id(thread_id, "thread_id")] if thread_id else \
             (yield from self.threads.tenant_threads_op(who.tenant))
@@ -531,73 +530,3 @@ class AuditLog:
         finally:
             with self._lock:
                 self._waiters.discard(waiter)
-
-
-_Chain = tuple[str, list[Event], "tuple[int, str | None] | None"]
-
-
-def _write_export(path: str | Path, chains: list[_Chain], who: Principal,
-                  thread_id: str | None) -> int:
-    """Write exported chains to ``path`` whole or not at all (a temporary file, renamed)."""
-    target = Path(path)
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                    dir=target.parent)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the audit export {str(path)!r}: "
-                          f"{exc.strerror or exc}. Check that its directory exists and is "
-                          "writable.") from exc
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for tid, events, head in chains:
-                for event in events:
-                    out.write(json.dumps({"event": event.to_dict()}, sort_keys=True) + "\n")
-                    count += 1
-                seq, last = head if head else (0, None)
-                out.write(json.dumps({"head": {"thread_id": tid, "seq": seq, "hash": last}},
-                                     sort_keys=True) + "\n")
-        if count == 0:
-            what, check = (f"thread {thread_id!r}", "the thread id") if thread_id else \
-                (f"tenant {who.tenant!r}", "the principal's tenant")
-            raise ConfigError(f"no audit events to export for {what}: check {check} and "
-                              f"the database. Nothing was written to {str(path)!r}.")
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    return count
-
-
-def verify_file(path: str | Path) -> dict[str, int]:
-    """Check a JSON Lines export offline: every chain, and that it reaches its recorded head.
-    Returns events per thread; raises AuditTampered, or ConfigError for a file that is not an
-    export."""
-    chains: dict[str, list[Event]] = {}
-    heads: dict[str, tuple[int, str | None]] = {}
-    try:
-        with Path(path).open(encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                item = json.loads(line)
-                if "event" in item:
-                    event = Event.from_dict(item["event"])
-                    chains.setdefault(event.thread_id, []).append(event)
-                elif "head" in item:
-                    head = item["head"]
-                    heads[str(head["thread_id"])] = (int(head["seq"]), head.get("hash"))
-                else:
-                    raise ValueError(f"line {number} is neither an event nor a head")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a Steward audit export: {exc}.") from exc
-    counts = {}
-    for tid in sorted(set(chains) | set(heads)):
-        if tid not in heads:
-            raise AuditTampered(f"the export has events of thread {tid!r} but not its head: "
-                                "the file was cut or edited.")
-        counts[tid] = verify_chain(tid, chains.get(tid, []), heads[tid])
-    return counts
-
-

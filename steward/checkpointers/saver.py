@@ -27,24 +27,23 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import INTERRUPT, RESUME
 
 from steward.checkpointers import housekeeping as hk
+from steward.checkpointers import reading
 from steward.checkpointers.configs import interrupts, target, ttl_of
 from steward.checkpointers.connect import aopen_saver, open_saver, saver_options
 from steward.checkpointers.decoding import Decoder
-from steward.checkpointers.deltas import Key, Known, ListCache
+from steward.checkpointers.deltas import ListCache
 from steward.checkpointers.encoding import Encoder, inline_value
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.schema import SCHEMA
 from steward.checkpointers.sql import Sql
-from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx, thread_row
-from steward.errors import ConfigError
-from steward.identity import Access, AccessRule, Principal, principal_from_config
+from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx
+from steward.identity import AccessRule, Principal, principal_from_config
 from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
 from steward.storage.migrations import Schema, setup_op
 from steward.storage.ops import Op, StaleView, Stmt
 from steward.storage.places import at_write
-from steward.storage.values import limit_of
 
 __all__ = ["StewardSaver"]
 
@@ -162,95 +161,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
         """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own)."""
         return Decoder(self.sql, self.codec, self.serde)
 
-    def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
-        tid, ns, cid = target(config)
-        principal = principal_from_config(config)
-        # One round trip for the thread's identity and the checkpoint; nothing is returned
-        # before the access rule has looked at the identity.
-        found, checkpoints = yield (
-            Stmt(self.sql.select_thread, (tid,)),
-            Stmt(self.sql.select_checkpoint, (tid, ns, cid)) if cid
-            else Stmt(self.sql.select_latest, (tid, ns)),
-        )
-        thread = thread_row(found.one())
-        self.threads.access.check(principal, Threads.identity(tid, thread), Access.READ)
-        row = checkpoints.one()
-        if row is None:
-            return None
-        if thread is None:
-            return (yield from self._decoder().load_tuple_op(row))
-        learned: dict[Key, Known | None] = {}
-        tup = yield from self._decoder().load_tuple_op(row, learned, thread.created_at)
-        self._lists.update(learned)  # a cache: safe to fill before the read commits
-        return tup
-
-    def _list_op(
-        self,
-        config: RunnableConfig | None,
-        filter: dict[str, Any] | None,
-        before: RunnableConfig | None,
-        limit: int | None,
-    ) -> Op[_Tuples]:
-        principal = principal_from_config(config)
-        configurable = (config or {}).get("configurable") or {}
-        sql, where = self.sql.list_prefix, []
-        params: _Params = []
-        if "thread_id" in configurable:
-            tid, ns, cid = target(config)
-            yield from self.threads.authorize_op(tid, principal, Access.READ)
-            where.append("c.thread_id = ?")
-            params.append(tid)
-            if "checkpoint_ns" in configurable:
-                where.append("c.checkpoint_ns = ?")
-                params.append(ns)
-            if cid:
-                where.append("c.checkpoint_id = ?")
-                params.append(cid)
-        else:
-            # No thread named: list only what the caller may see (never another tenant's).
-            sql += " JOIN steward_threads t ON t.thread_id = c.thread_id"
-            if principal is None:
-                where.append("t.tenant IS NULL")
-            elif (self.threads.access.level(principal) or 0) >= Access.READ:
-                where.append("t.tenant = ?")
-                params.append(principal.tenant)
-            else:
-                where.append("t.tenant = ? AND t.owner = ?")
-                params += [principal.tenant, principal.id]
-        if filter is not None and not isinstance(filter, Mapping):
-            raise ConfigError(f"list(filter=...) takes a dict of metadata values, got {filter!r}.")
-        for key, value in (filter or {}).items():
-            fragment, values = self.sql.metadata_filter(key, value)
-            where.append(fragment)
-            params += values
-        if before is not None:
-            _, _, before_id = target(before)
-            if before_id:
-                where.append("c.checkpoint_id < ?")
-                params.append(before_id)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY c.checkpoint_id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit_of(limit))
-        rows = (yield Stmt(sql, params)).rows
-        # Every listed checkpoint's values and writes in one more round trip.
-        decoder = self._decoder()
-        checkpoints = [decoder.decode(row) for row in rows]
-        batches = [decoder.tuple_stmts(row, cp) for row, cp in zip(rows, checkpoints, strict=True)]
-        results = (yield tuple(stmt for batch in batches for stmt in batch)) if rows else []
-        out, at = [], 0
-        for row, cp, batch in zip(rows, checkpoints, batches, strict=True):
-            out.append(decoder.tuple_from(row, cp, results[at:at + len(batch)], None, 0.0))
-            at += len(batch)
-        return out
-
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self.driver.run(self._get_tuple_op(config), write=False)
+        return self.driver.run(reading.get_tuple_op(self, config), write=False)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self.driver.arun(self._get_tuple_op(config), write=False)
+        return await self.driver.arun(reading.get_tuple_op(self, config), write=False)
 
     def list(
         self,
@@ -260,7 +175,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        yield from self.driver.run(self._list_op(config, filter, before, limit), write=False)
+        yield from self.driver.run(reading.list_op(self, config, filter, before, limit),
+                                   write=False)
 
     async def alist(
         self,
@@ -270,7 +186,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for item in await self.driver.arun(self._list_op(config, filter, before, limit),
+        for item in await self.driver.arun(reading.list_op(self, config, filter, before, limit),
                                            write=False):
             yield item
 

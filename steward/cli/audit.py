@@ -41,7 +41,7 @@ def audit_verify(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Check audit hash chains: an export file (no database needed), or a thread's chain."""
-    from steward.audit.log import verify_file
+    from steward.audit.export import verify_file
 
     if (file is None) == (thread is None):
         raise typer.BadParameter("give --file (an export) or --thread (with --db)")

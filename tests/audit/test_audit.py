@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import steward
 from steward import AuditTampered
-from steward.audit.log import verify_file
+from steward.audit.export import verify_file
 
 ROLES = {"manager": "write", "auditor": "read"}
 POLICY = ('permit (principal, action, resource);\n@approval("manager") forbid (principal, '

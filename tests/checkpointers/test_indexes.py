@@ -16,6 +16,7 @@ import pytest
 from _support import ALICE, BOB, CAROL, approval_graph, execute
 
 import steward
+from steward.checkpointers.reading import list_op
 from steward.checkpointers.saver import StewardSaver
 from steward.storage.ops import Stmt
 
@@ -90,9 +91,9 @@ def test_listing_checkpoints_across_threads_uses_indexes(rt: steward.Runtime,
     del config["configurable"]["thread_id"]
     # Within the caller's tenant (the thread table) and by writer (a metadata index): the
     # planner may start from either, but scans neither table.
-    _assert_indexed(db_url, _first_stmt(saver._list_op(config, {"principal_id": "carol"},
+    _assert_indexed(db_url, _first_stmt(list_op(saver, config, {"principal_id": "carol"},
                                                        None, 10)))
-    _assert_indexed(db_url, _first_stmt(saver._list_op(config, {"tenant": "acme"}, None, 10)))
+    _assert_indexed(db_url, _first_stmt(list_op(saver, config, {"tenant": "acme"}, None, 10)))
     found = list(saver.list(config, filter={"principal_id": "carol"}))
     assert found and {c.config["configurable"]["thread_id"] for c in found} == {"carol-0"}
     by_tenant = list(saver.list(config, filter={"tenant": "acme"}))
