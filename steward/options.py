@@ -19,6 +19,7 @@ from steward.guardrails.redact import Redactor
 from steward.identity import AccessRule
 from steward.memory.rules import MemoryRules
 from steward.storage.crypto import Cipher
+from steward.storage.values import seconds, seconds_or_none
 
 __all__ = ["RuntimeOptions", "Settings", "settle"]
 
@@ -78,15 +79,6 @@ class Settings:
     memory: MemoryRules = field(default_factory=MemoryRules)
 
 
-def _seconds(name: str, value: Any, *, optional: bool) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        more = " or None" if optional else ""
-        raise ConfigError(f"{name} must be a positive number of seconds{more}, got {value!r}.")
-    return float(value)
-
-
 def settle(options: Mapping[str, Any]) -> Settings:
     """Check every option (ConfigError naming the first wrong one) and build the settings."""
     unknown = sorted(set(options) - set(RuntimeOptions.__annotations__))
@@ -111,18 +103,17 @@ def settle(options: Mapping[str, Any]) -> Settings:
     except (TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ConfigError("prices= maps a model name to (input, output) prices per 1,000 "
                           f"tokens, e.g. {{'gpt-4o-mini': (0.00015, 0.0006)}}: {exc}.") from exc
-    lease_ttl = _seconds("lease_ttl", options.get("lease_ttl", 30.0), optional=False)
-    assert lease_ttl is not None
+    lease_ttl = seconds("lease_ttl", options.get("lease_ttl", 30.0))
     return Settings(
         cipher=saver["cipher"],
         access=saver["access"],
-        default_ttl=_seconds("default_ttl", options.get("default_ttl"), optional=True),
+        default_ttl=seconds_or_none("default_ttl", options.get("default_ttl")),
         lease_ttl=lease_ttl,
         pool_size=pool_size,
         policies=policies_of(options.get("policy")),
         redactor=redactor,
-        approval_expires_in=_seconds("approval_expires_in", options.get("approval_expires_in"),
-                                     optional=True),
+        approval_expires_in=seconds_or_none("approval_expires_in",
+                                            options.get("approval_expires_in")),
         verify_on_resume=bool(options.get("verify_on_resume", True)),
         prices=prices,
         memory=memory or MemoryRules(),

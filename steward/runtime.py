@@ -46,7 +46,7 @@ from steward.nodes.schema import SCHEMA as LEDGER_SCHEMA
 from steward.options import RuntimeOptions, Settings, settle
 from steward.storage.drivers import Driver
 from steward.storage.url import parse_url
-from steward.storage.values import str_id
+from steward.storage.values import seconds_or_none, str_id
 
 __all__ = ["Runtime", "aopen", "open"]
 
@@ -101,10 +101,8 @@ class Runtime:
         conf: dict[str, Any] = {**configurable, "thread_id": tid, RUNTIME_KEY: self}
         if who is not None:
             conf["principal"] = who
+        ttl = seconds_or_none("ttl", ttl)
         if ttl is not None:
-            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
-                raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}.")
-            ttl = float(ttl)
             conf["steward"] = {"ttl": ttl}
         handler: LeaseHandler | AsyncLeaseHandler = (
             AsyncLeaseHandler(self.checkpointer, tid, who, ttl, about) if self.is_async

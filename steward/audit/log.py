@@ -33,11 +33,12 @@ from steward.audit.chain import (
 from steward.audit.export import Chain, write_export
 from steward.checkpointers.participants import Joined
 from steward.checkpointers.threads import ThreadRow, Threads
-from steward.errors import AuditTampered, ConfigError, ThreadAccessDenied
+from steward.errors import AuditTampered, ThreadAccessDenied
 from steward.identity import Access, Principal
 from steward.storage.codec import load_json
+from steward.storage.drivers import json_param
 from steward.storage.ops import Op, Stmt
-from steward.storage.values import limit_of, str_id
+from steward.storage.values import limit_of, seconds, str_id
 
 if TYPE_CHECKING:
     from steward.guardrails.redact import Redactor
@@ -95,6 +96,7 @@ def _json(value: Any) -> str:
 # The audit events of a write (steward.audit), in the same statement. They follow the
 # chain's last stored event the writing process knows of; if another writer moved the chain
 # on, their (thread_id, seq) keys are taken and the statement fails (StaleView).
+_CHAIN_KEY = "steward_audit_pkey"  # (thread_id, seq): two writers cannot fork a chain
 AUDIT_CTE = (
     ", aud AS (INSERT INTO steward_audit (thread_id, seq, kind, at, tenant, principal_id, "
     "run_id, node, step, checkpoint_ns, checkpoint_id, duration, payload, prev_hash, hash, "
@@ -125,7 +127,7 @@ class AuditLog:
         self._lock = threading.Lock()
         self._wake = threading.Condition()  # subscribe waits on it, asubscribe on _waiters
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
-        j = "?::jsonb" if driver.dialect == "postgres" else "?"
+        self._j = j = json_param(driver.dialect)
         self._insert = (f"INSERT INTO steward_audit ({_COLS}) VALUES "
                         f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?, ?)")
 
@@ -260,7 +262,7 @@ class AuditLog:
                                            tenant)
         params = [thread_id, checkpoint_id, _json(chained)]  # one parameter: cheap to send
         return Joined(AUDIT_CTE, params, lambda: self._written(thread_id, (seq, prev)),
-                      lambda: self._restore(thread_id, events))
+                      lambda: self._restore(thread_id, events), stale_key=_CHAIN_KEY)
 
     # -- the saver's write participant ---------------------------------------------------------
 
@@ -420,7 +422,7 @@ class AuditLog:
         """Replace by a tombstone naming ``receipt_id`` the payloads of the events of threads
         ``ids`` and of those ``person`` acted in the tenant (not erased before); returns how
         many were replaced, and how many were kept because they predate payload hashes."""
-        j = "?::jsonb" if self.driver.dialect == "postgres" else "?"
+        j = self._j
         in_threads = f"thread_id IN ({', '.join('?' for _ in ids)}) OR " if ids else ""
         live = ("json_extract(payload, '$.erased') IS NULL" if self.driver.dialect == "sqlite"
                 else "payload->>'erased' IS NULL")
@@ -436,7 +438,7 @@ class AuditLog:
 
     def receipt_op(self, receipt: Mapping[str, Any]) -> Op[None]:
         """Store an erasure's receipt (tombstones naming it then verify)."""
-        j = "?::jsonb" if self.driver.dialect == "postgres" else "?"
+        j = self._j
         yield Stmt(f"INSERT INTO steward_erasures (receipt_id, tenant, subject, erased_by, at, "
                    f"receipt) VALUES (?, ?, ?, ?, ?, {j})",
                    (receipt["receipt_id"], receipt["tenant"], receipt["subject"],
@@ -492,8 +494,7 @@ class AuditLog:
         """Events of a thread as they are written, from seq ``after`` on: written by this
         process they arrive at once, by others within ``poll`` seconds. Ends when ``stop``
         is set."""
-        if poll <= 0:
-            raise ConfigError(f"poll must be a positive number of seconds, got {poll!r}.")
+        seconds("poll", poll)
         last = after
         while stop is None or not stop.is_set():
             batch = self.events(thread_id, principal, after=last)
@@ -507,8 +508,7 @@ class AuditLog:
                          *, after: int = 0, poll: float = 0.5,
                          stop: asyncio.Event | None = None) -> AsyncIterator[Event]:
         """The async twin of :meth:`subscribe`: the same batches, woken the same way."""
-        if poll <= 0:
-            raise ConfigError(f"poll must be a positive number of seconds, got {poll!r}.")
+        seconds("poll", poll)
         last = after
         while stop is None or not stop.is_set():
             batch = await self.aevents(thread_id, principal, after=last)

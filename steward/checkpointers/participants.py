@@ -32,6 +32,9 @@ class Joined:
     params: Sequence[Any]
     written: Callable[[], None]
     unwritten: Callable[[], None]
+    # A unique key the rows break when another writer moved on since they were built: the
+    # statement then fails as StaleView and the saver writes again the careful way.
+    stale_key: str | None = None
 
 
 class WriteParticipant(Protocol):

@@ -267,8 +267,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         """Send a one-statement write (Postgres): the guard's parameters, then the joined
         participants' (their CTEs follow the guard's), then the write's."""
         extra = tuple(p for j in joined for p in j.params)
+        stale = frozenset(j.stale_key for j in joined if j.stale_key)
         try:
-            yield Stmt(sql, (*guard, *extra, *params), wait=False, alone=True)
+            yield Stmt(sql, (*guard, *extra, *params), wait=False, alone=True, stale_keys=stale)
         except BaseException:
             for j in joined:
                 j.unwritten()  # not written: the rows wait for the next write

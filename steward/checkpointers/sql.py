@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from steward.errors import ConfigError
+from steward.storage.drivers import json_param
 
 THREAD_INFO_COLS = (
     "thread_id, tenant, owner, status, waiting_on, created_at, updated_at, expires_at, "
@@ -30,7 +31,7 @@ class Sql:
     def __init__(self, dialect: str) -> None:
         pg = dialect == "postgres"
         self.dialect = dialect
-        j = "?::jsonb" if pg else "?"
+        j = json_param(dialect)
         self.json_param = j
         lock = " FOR UPDATE" if pg else ""
         # Pairs (channel, version) referenced by a checkpoint row ``c``.

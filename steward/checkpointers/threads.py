@@ -25,7 +25,7 @@ from steward.identity import Access, AccessRule, Principal, ThreadIdentity
 from steward.storage.codec import dump_json, load_json
 from steward.storage.drivers import Driver
 from steward.storage.ops import Op, Stmt
-from steward.storage.values import limit_of, str_id
+from steward.storage.values import limit_of, seconds, seconds_or_none, str_id
 
 # What a thread row's status can be: waiting on nothing, leased by a run, waiting (on an
 # approval, say), or emptied by an erasure (steward.memory.erase).
@@ -75,10 +75,8 @@ class Threads:
 
     def __init__(self, driver: Driver, *, access: AccessRule | None = None,
                  default_ttl: float | None = None, lease_ttl: float = 30.0) -> None:
-        if lease_ttl <= 0:
-            raise ConfigError(f"lease_ttl must be a positive number of seconds, got {lease_ttl!r}.")
-        if default_ttl is not None and default_ttl <= 0:
-            raise ConfigError(f"default_ttl must be positive seconds or None, got {default_ttl!r}.")
+        lease_ttl = seconds("lease_ttl", lease_ttl)
+        default_ttl = seconds_or_none("default_ttl", default_ttl)
         self.driver = driver
         self.sql = Sql(driver.dialect)
         self.access = access or AccessRule()

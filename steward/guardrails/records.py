@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from steward.guardrails.policy import ActionHistory
 from steward.identity import Access, Principal
 from steward.storage.codec import dump_json, load_json
+from steward.storage.drivers import json_param
 from steward.storage.ops import Op, Stmt
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class Records:
         self.driver = driver
         self.threads = threads
         self.audit = audit
-        j = "?::jsonb" if driver.dialect == "postgres" else "?"
+        self._j = j = json_param(driver.dialect)
         self._insert_request = (
             f"INSERT INTO steward_approvals ({_REQUEST_COLS}) VALUES "
             f"(?, ?, ?, ?, ?, ?, ?, {j}, {j}, ?, ?, ?, {j}, ?, ?, ?, ?)")
@@ -270,7 +271,7 @@ class Records:
         """An erasure: the requests of threads ``ids`` replaced by ``tombstone`` (JSON), their
         votes' comments dropped, and the comments ``voter`` left on the tenant's other threads;
         returns how many of those comments went."""
-        j = "?::jsonb" if self.driver.dialect == "postgres" else "?"
+        j = self._j
         if ids:
             marks = ", ".join("?" for _ in ids)
             yield Stmt(f"UPDATE steward_votes SET comment = NULL WHERE thread_id IN ({marks})",

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from steward.errors import ConfigError, StorageError
-from steward.storage.ops import Op, Result, StaleView, Stmt, adrive, drive, finish
+from steward.storage.ops import Batch, Op, Result, StaleView, Stmt, adrive, drive, finish
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -131,10 +131,28 @@ class SqliteDriver:
 
 # The commit of this transaction returns before its WAL is flushed; the next synchronous
 # commit's flush covers it (Postgres writes and flushes its WAL in order).
-_AUDIT_KEY = "steward_audit_pkey"  # (thread_id, seq): two writers cannot fork a chain
 
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 _LAZY_OPTIONS = "-c synchronous_commit=off"
+
+
+def json_param(dialect: str) -> str:
+    """The placeholder of a JSON parameter: PostgreSQL casts the text to jsonb."""
+    return "?::jsonb" if dialect == "postgres" else "?"
+
+
+def _pg_failure(exc: Exception, url: str, first: Stmt | Batch | None) -> Exception:
+    """What a PostgreSQL error means to Steward: a guard statement that divided by zero, or a
+    one-statement write that broke one of its ``stale_keys``, found the view it was built
+    from stale (StaleView: run it again the careful way); anything else is a StorageError."""
+    import psycopg
+
+    if isinstance(exc, psycopg.errors.DivisionByZero):
+        return StaleView()  # a guard statement failed: see Threads.fast_view
+    if isinstance(exc, psycopg.errors.UniqueViolation) and isinstance(first, Stmt) \
+            and exc.diag.constraint_name in first.stale_keys:
+        return StaleView()  # another writer moved on (e.g. an audit chain: AuditLog.joined)
+    return StorageError(f"PostgreSQL at {url} failed: {exc}.")
 
 
 @functools.lru_cache(maxsize=512)
@@ -211,6 +229,7 @@ class PostgresDriver:
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
+        first: Stmt | Batch | None = None
         try:
             try:
                 first = next(op)
@@ -262,14 +281,8 @@ class PostgresDriver:
                         pipe.sync()
                     raise
                 return result
-        except psycopg.errors.DivisionByZero as exc:
-            raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == _AUDIT_KEY:
-                raise StaleView from exc  # another writer moved the audit chain on: see fast()
-            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
+            raise _pg_failure(exc, self.url, first) from exc
 
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         return await asyncio.to_thread(self.run, op, write=write, durable=durable)
@@ -313,6 +326,7 @@ class AsyncPostgresDriver:
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
+        first: Stmt | Batch | None = None
         try:
             try:
                 first = next(op)
@@ -359,14 +373,8 @@ class AsyncPostgresDriver:
                         await pipe.sync()
                     raise
                 return result
-        except psycopg.errors.DivisionByZero as exc:
-            raise StaleView from exc  # a guard statement failed: see StewardSaver._claim
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == _AUDIT_KEY:
-                raise StaleView from exc  # another writer moved the audit chain on: see fast()
-            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL at {self.url} failed: {exc}.") from exc
+            raise _pg_failure(exc, self.url, first) from exc
 
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         try:

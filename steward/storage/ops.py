@@ -32,6 +32,9 @@ class Stmt:
     # The operation's one and only statement, atomic by itself: a driver may run it without
     # a transaction around it (Postgres: no BEGIN, no COMMIT, one round trip).
     alone: bool = False
+    # Unique keys whose violation by this statement means what it was built from is stale
+    # (another writer moved on): the driver raises StaleView instead of StorageError.
+    stale_keys: frozenset[str] = frozenset()
 
 
 class StaleView(Exception):
