@@ -496,3 +496,16 @@ def test_bad_subjects_are_refused() -> None:
                 rt.config("T", ALICE, subjects=bad)  # type: ignore[arg-type]
     with pytest.raises(steward.ConfigError, match="inside a node"):
         steward.add_subjects("jane@shop.example")
+
+
+def test_a_bad_subject_added_in_a_node_fails_the_node_and_records_nothing(db_url: str) -> None:
+    def node(state: Parcel) -> Parcel:
+        steward.add_subjects(state["order"])  # "" is no one
+        return {"customer": state["order"]}
+
+    with _open(db_url) as rt:
+        graph = one_node(Parcel, node).compile(checkpointer=rt.checkpointer)
+        graph.invoke({"order": "ok@shop.example"}, rt.config("B1", ALICE))
+        with pytest.raises(steward.ConfigError, match="a subject must be a non-empty string"):
+            graph.invoke({"order": ""}, rt.config("B1", ALICE))
+        assert rt.checkpointer.thread_info("B1", ALICE)["subjects"] == ["ok@shop.example"]
