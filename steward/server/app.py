@@ -31,7 +31,8 @@ def _principal(request: Request) -> Principal | None:
 async def audit_events(request: Request) -> Response:
     principal = _principal(request)
     if principal is None:
-        return JSONResponse({"detail": "a bearer token is needed"}, status_code=401)
+        return JSONResponse({"detail": "a token is needed (Authorization: Bearer, or X-Api-Key)"},
+                            status_code=401)
     thread_id = request.path_params["thread_id"]
     try:
         after = int(request.query_params.get("after", "0"))

@@ -1,7 +1,10 @@
 """Bearer tokens for the LangGraph server, mapped to Steward principals.
 
-A token is a JWT whose claims name the principal: ``sub`` (its id), ``tenant`` and ``roles``
-(claim names configurable). It is verified with PyJWT against the environment:
+A request carries a principal's token as ``Authorization: Bearer <token>`` or as
+``X-Api-Key: <token>`` (the "API key" of LangChain's Agent Chat UI and of ``langgraph-sdk``
+clients given ``api_key=``); both at once must be the same token. A token is a JWT whose
+claims name the principal: ``sub`` (its id), ``tenant`` and ``roles`` (claim names
+configurable). It is verified with PyJWT against the environment:
 
 - ``STEWARD_JWT_SECRET`` (HS256) or ``STEWARD_JWT_PUBLIC_KEY`` (RS256, PEM text or a path);
 - ``STEWARD_JWT_ISSUER`` and ``STEWARD_JWT_AUDIENCE``, checked when set;
@@ -68,11 +71,34 @@ def principal_claims(token: str) -> dict[str, Any]:
             "roles": [str(r) for r in roles], "permissions": [str(r) for r in roles]}
 
 
+def request_token(headers: dict[bytes, bytes]) -> str:
+    """The token a request carries, from ``Authorization: Bearer`` or ``X-Api-Key``; HTTP 401
+    when there is none, the Authorization header is not a bearer token, or the two differ."""
+    authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
+    api_key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    bearer = None
+    if authorization:
+        scheme, _, rest = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not rest.strip():
+            raise Auth.exceptions.HTTPException(
+                status_code=401, detail="the Authorization header must be 'Bearer <token>' "
+                                        "(or send the token as X-Api-Key)")
+        bearer = rest.strip()
+    if bearer and api_key and bearer != api_key:
+        raise Auth.exceptions.HTTPException(
+            status_code=401, detail="Authorization and X-Api-Key carry different tokens: "
+                                    "send one principal's token, in either header")
+    token = bearer or api_key
+    if not token:
+        raise Auth.exceptions.HTTPException(
+            status_code=401, detail="a token is needed: 'Authorization: Bearer <token>' or "
+                                    "'X-Api-Key: <token>'")
+    return token
+
+
 @auth.authenticate
-async def authenticate(authorization: str | None) -> dict[str, Any]:
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise Auth.exceptions.HTTPException(status_code=401, detail="a bearer token is needed")
-    return principal_claims(authorization.split(" ", 1)[1].strip())
+async def authenticate(headers: dict[bytes, bytes]) -> dict[str, Any]:
+    return principal_claims(request_token(headers))
 
 
 @auth.on

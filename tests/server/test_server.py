@@ -5,80 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
-from _support import ROOT
+from _langgraph_server import LANGGRAPH, Server, repo_config, token
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError
 
-SECRET = "steward-test-secret-of-32-bytes-at-least"
-LANGGRAPH = Path(sys.executable).with_name("langgraph")
-
-
-def _token(sub: str, tenant: str, roles: list[str], secret: str = SECRET) -> str:
-    return jwt.encode({"sub": sub, "tenant": tenant, "roles": roles, "exp": time.time() + 600},
-                      secret, algorithm="HS256")
-
-
-ALICE = _token("alice", "acme", ["support"])
-BOB = _token("bob", "acme", ["manager"])
-MALLORY = _token("mallory", "globex", ["manager"])
-
-
-class Server:
-    def __init__(self, workdir: Path, db: str) -> None:
-        self.workdir, self.db = workdir, db
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "STEWARD_DB": self.db,
-               "STEWARD_JWT_SECRET": SECRET, "PYTHONPATH": os.pathsep.join(sys.path)}
-        with (self.workdir / "server.log").open("ab") as log:  # logs outside the repository
-            self.proc = subprocess.Popen(
-                [str(LANGGRAPH), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--config", str(self.workdir / "langgraph.json")],
-                cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/ok", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert self.proc.poll() is None, (self.workdir / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "langgraph dev did not start"
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            self.proc = None
+ALICE = token("alice", "acme", ["support"])
+BOB = token("bob", "acme", ["manager"])
+MALLORY = token("mallory", "globex", ["manager"])
 
 
 def test_routes_and_runs_map_the_servers_user_alike() -> None:
@@ -107,15 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not LANGGRAPH.exists():
         pytest.fail("langgraph-cli is not installed: pip install 'langgraph-steward[server]'")
     workdir = tmp_path_factory.mktemp("server")
-    config = json.loads((ROOT / "langgraph.json").read_text())
-    # The same configuration, with absolute paths, run from a directory of its own (the
-    # in-memory server keeps its runs there, and nothing is written into the repository).
-    config["dependencies"] = [str(ROOT)]
-    config["graphs"] = {k: str(ROOT / v.lstrip("./")) for k, v in config["graphs"].items()}
-    for key in ("checkpointer", "auth"):
-        config[key]["path"] = str(ROOT / config[key]["path"].lstrip("./"))
-    config["http"]["app"] = str(ROOT / config["http"]["app"].lstrip("./"))
-    (workdir / "langgraph.json").write_text(json.dumps(config))
+    repo_config(workdir)
     server = Server(workdir, f"sqlite:///{workdir}/steward.db")
     server.start()
     try:
@@ -125,8 +57,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         shutil.rmtree(workdir / ".langgraph_api", ignore_errors=True)
 
 
-def _client(server: Server, token: str | None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+def _client(server: Server, tok: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
     return get_client(url=server.url, headers=headers)
 
 
@@ -170,17 +102,67 @@ async def _frontend_story(alice: Any, bob: Any, mallory: Any) -> None:
     assert state["values"]["approved_by"] == "bob" and state["next"] == []
 
 
+def _status(server: Server, headers: dict[str, str], path: str = "/threads/search") -> int:
+    request = urllib.request.Request(f"{server.url}{path}", data=b"{}",
+                                     headers={"Content-Type": "application/json", **headers},
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code
+
+
 def test_missing_and_bad_tokens_get_401(server: Server) -> None:
-    forged = _token("eve", "acme", [], "another-secret-also-32-bytes-long")
-    for headers in ({}, {"Authorization": "Bearer not-a-jwt"},
-                    {"Authorization": f"Bearer {forged}"}):
-        request = urllib.request.Request(f"{server.url}/threads/search", data=b"{}",
-                                         headers={"Content-Type": "application/json",
-                                                  **headers}, method="POST")
-        with pytest.raises(urllib.error.HTTPError) as caught:
-            urllib.request.urlopen(request, timeout=10)
-        caught.value.close()
-        assert caught.value.code == 401
+    forged = token("eve", "acme", [], "another-secret-also-32-bytes-long")
+    refused = ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": f"Bearer {forged}"},
+               {"X-Api-Key": "not-a-jwt"}, {"X-Api-Key": forged},
+               {"Authorization": f"Basic {ALICE}"},  # only a bearer token is a token
+               {"Authorization": "Bearer ", "X-Api-Key": ""},
+               # two principals at once: neither is taken
+               {"Authorization": f"Bearer {ALICE}", "X-Api-Key": BOB})
+    for headers in refused:
+        assert _status(server, headers) == 401, headers
+
+
+async def test_a_token_is_taken_from_the_bearer_header_or_x_api_key(server: Server) -> None:
+    """Agent Chat UI sends the key of its setup form as ``X-Api-Key`` (``langgraph-sdk``'s
+    ``api_key=``); other clients send ``Authorization: Bearer``: either names the principal."""
+    for headers in ({"X-Api-Key": ALICE}, {"x-api-key": ALICE},
+                    {"Authorization": f"Bearer {ALICE}", "X-Api-Key": ALICE}):
+        assert _status(server, headers) == 200, headers
+    async with get_client(url=server.url, api_key=ALICE) as alice, \
+            get_client(url=server.url, api_key=MALLORY) as mallory, \
+            _client(server, BOB) as bob:
+        thread = await alice.threads.create()
+        tid = thread["thread_id"]
+        assert thread["metadata"]["tenant"] == "acme"
+        [waiting] = _interrupts(await _stream(alice, tid, input={"order_id": "55555",
+                                                                 "amount": "110.00"}))
+        assert waiting["value"]["requested_by"] == "alice"
+        assert tid in [t["thread_id"] for t in await bob.threads.search()]
+        with pytest.raises(NotFoundError):
+            await mallory.threads.get(tid)
+        assert tid not in [t["thread_id"] for t in await mallory.threads.search()]
+    events = await asyncio.to_thread(
+        lambda: _audit_with_api_key(server, tid, ALICE))
+    assert {e["principal_id"] for e in events} == {"alice"}
+
+
+def _audit_with_api_key(server: Server, tid: str, tok: str) -> list[dict[str, Any]]:
+    """The custom audit route authenticates as the API does: an X-Api-Key is enough."""
+    request = urllib.request.Request(f"{server.url}/steward/threads/{tid}/audit",
+                                     headers={"X-Api-Key": tok})
+    events: list[dict[str, Any]] = []
+    with urllib.request.urlopen(request, timeout=10) as response:
+        for raw in response:
+            line = raw.decode().strip()
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if events[-1]["kind"] == "run_paused":
+                    return events
+    return events
 
 
 async def test_the_audit_trail_streams_over_sse(server: Server) -> None:
@@ -226,7 +208,7 @@ async def test_a_paused_thread_survives_a_restart(server: Server) -> None:
         assert (await alice.threads.get_state(tid))["values"]["receipt"].startswith("TXN-")
 
 
-CAROL = _token("carol", "acme", ["compliance-officer"])
+CAROL = token("carol", "acme", ["compliance-officer"])
 
 
 async def test_a_research_team_runs_through_the_server(server: Server) -> None:
@@ -246,8 +228,8 @@ async def test_a_research_team_runs_through_the_server(server: Server) -> None:
         assert state["values"]["members"]["summarizer"]["agent"] == "agent-writer"
 
 
-CARL = _token("carl", "acme", ["support", "manager"])
-INTERN = _token("zed", "acme", ["intern"])
+CARL = token("carl", "acme", ["support", "manager"])
+INTERN = token("zed", "acme", ["intern"])
 
 
 async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> None:
