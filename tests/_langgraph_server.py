@@ -66,8 +66,8 @@ class Server:
     def log(self) -> Path:
         return self.workdir / "server.log"
 
-    def start(self) -> None:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "STEWARD_DB": self.db,
                "STEWARD_JWT_SECRET": SECRET, "PYTHONPATH": os.pathsep.join(sys.path),
                **self.env}
