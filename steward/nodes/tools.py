@@ -197,34 +197,47 @@ class ToolExecutor:
                 pool.shutdown(wait=False)
         raise AssertionError("unreachable")
 
+    @staticmethod
+    def _fitted(tool: BaseTool, name: str,
+                given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The arguments as the tool's schema reads them, or what is wrong with them."""
+        schema = tool.tool_call_schema
+        if isinstance(schema, dict):
+            return dict(given), None
+        try:
+            checked = schema.model_validate(dict(given))  # type: ignore[union-attr]
+        except ValidationError as exc:
+            return {}, (f"arguments for {name!r} do not fit its schema: "
+                        f"{exc.errors(include_url=False)}")
+        unknown = sorted(set(given) - set(_fields(schema)))
+        if unknown:
+            return {}, f"{name!r} takes no arguments {unknown}"
+        return {k: v for k, v in checked.model_dump().items() if k in given}, None
+
     def _run(self, call: _Call) -> _Outcome:
         tool = self.tools.get(call.tool)
         if tool is None:
             return _Outcome(error=_error("unknown_tool", f"no tool named {call.tool!r}; known: "
                                          f"{sorted(self.tools)}", call))
-        schema = tool.tool_call_schema
-        args = dict(call.args)
-        if not isinstance(schema, dict):
-            try:
-                checked = schema.model_validate(call.args)  # type: ignore[union-attr]
-            except ValidationError as exc:
-                return _Outcome(error=_error(
-                    "invalid_args", f"arguments for {call.tool!r} do not fit its schema: "
-                    f"{exc.errors(include_url=False)}", call))
-            unknown = sorted(set(call.args) - set(_fields(schema)))
-            if unknown:
-                return _Outcome(error=_error(
-                    "invalid_args", f"{call.tool!r} takes no arguments {unknown}", call))
-            args = {k: v for k, v in checked.model_dump().items() if k in call.args}
+        args, problem = self._fitted(tool, call.tool, call.args)
+        if problem is not None:
+            return _Outcome(error=_error("invalid_args", problem, call))
         approved: dict[str, Any] | None = None
         if self.use_guard:
             try:
-                decision = guard(call.tool, args, **self.approvals.get(call.tool, {}))
+                decision = guard(call.tool, args, editable=True,
+                                 **self.approvals.get(call.tool, {}))
             except PolicyDenied as exc:
                 return _Outcome(error=_error("denied", str(exc), call))
             if decision.approval is not None:
                 approved = {**decision.approval.to_dict(), "action": call.tool,
                             "step": call.step.get("id") if call.step else None}
+            if decision.args is not None and decision.args != args:
+                # An approver edited the arguments: they must fit the tool as well.
+                args, problem = self._fitted(tool, call.tool, decision.args)
+                if problem is not None:
+                    return _Outcome(error=_error("invalid_args", f"as edited: {problem}", call),
+                                    approval=approved)
         injected = self._injected(tool)
         ctx = current("ToolExecutor", need_principal=False)
 
