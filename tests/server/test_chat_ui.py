@@ -12,13 +12,14 @@ snapshot is missing; ``.ci/run`` installs what CI needs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ ALICE = token("alice", "acme", ["support"])
 BOB = token("bob", "acme", ["manager"])
 MALLORY = token("mallory", "globex", ["manager"])
 ASK = "Please refund $120 for order 98765"
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT = {"width": 1280, "height": 1200}
 # What a screenshot leaves out: next dev's own overlay (its "issues" badge).
 NO_DEV_OVERLAY = "nextjs-portal { display: none !important; }"
 
@@ -57,7 +58,7 @@ def refund(state):
     amount = re.search(r"\\$(\\d+(?:\\.\\d+)?)", text).group(1)
     order = re.search(r"order (\\d+)", text).group(1)
     args = {"order_id": order, "amount": f"{float(amount):.2f}"}
-    decision = steward.guard("refund", args)
+    decision = steward.guard("refund", args, editable=True)
     who = ", ".join(decision.approval.approvers) if decision.approval else "policy"
     return {"messages": [AIMessage(
         f"Done: refunded ${args['amount']} on order {order} (issued by {who}).")]}
@@ -93,13 +94,28 @@ class Stack:
     server: Server
     ui: ChatUI
     browser: Any
+    pages: dict[str, Any] = field(default_factory=dict)
 
-    def person(self, tok: str) -> Any:
-        """A browser context of one person, whose API key (their token) the UI finds where
-        its setup form keeps it."""
-        return self.browser.new_context(viewport=VIEWPORT, storage_state={
+    def page(self, name: str, tok: str) -> Any:
+        """A page in a browser context of one person, whose API key (their token) the UI
+        finds where its setup form keeps it."""
+        context = self.browser.new_context(viewport=VIEWPORT, storage_state={
             "cookies": [], "origins": [{"origin": self.ui.url, "localStorage": [
                 {"name": "lg:chat:apiKey", "value": tok}]}]})
+        page = context.new_page()
+        self.pages[name] = page
+        return page
+
+    @contextlib.contextmanager
+    def shots_on_failure(self) -> Iterator[None]:
+        """On a failure, what each person's page showed (``failed-<name>.png``)."""
+        try:
+            yield
+        except BaseException:
+            for name, page in self.pages.items():
+                with contextlib.suppress(Exception):
+                    self.shot(page, f"failed-{name}.png")
+            raise
 
     def shot(self, page: Any, name: str, element: Any = None) -> Path:
         path = self.workdir / "screenshots" / name
@@ -177,9 +193,13 @@ def _api(server: Server, tok: str) -> Any:
 
 
 def test_an_approval_in_agent_chat_ui(stack: Stack) -> None:
+    with stack.shots_on_failure():
+        _story(stack)
+
+
+def _story(stack: Stack) -> None:
     # Alice asks in the chat; the agent's refund needs a manager: the approval card shows.
-    alice_ctx = stack.person(ALICE)
-    alice = alice_ctx.new_page()
+    alice = stack.page("alice", ALICE)
     alice.goto(stack.ui.url)
     alice.get_by_placeholder("Type your message...").fill(ASK)
     alice.get_by_role("button", name="Send").click()
@@ -198,14 +218,14 @@ def test_an_approval_in_agent_chat_ui(stack: Stack) -> None:
     assert "four eyes" in refused.text()
     alice.wait_for_timeout(1000)
     assert card.get_by_role("button", name="Approve").is_visible()
+    stack.shot(alice, "alice-refused.png")
     with _api(stack.server, BOB) as api:
         assert api.threads.get(tid)["status"] == "interrupted"
         [waiting] = api.threads.get_state(tid)["interrupts"]
     assert waiting["value"]["requested_by"] == "alice"
 
     # Bob opens the same thread in a browser of his own and approves: the chat completes.
-    bob_ctx = stack.person(BOB)
-    bob = bob_ctx.new_page()
+    bob = stack.page("bob", BOB)
     bob.goto(f"{stack.ui.url}/?threadId={tid}")
     bob_card = _card(bob)
     approved = _resume_response(bob, bob_card.get_by_role("button", name="Approve").click)
@@ -234,7 +254,7 @@ def test_an_approval_in_agent_chat_ui(stack: Stack) -> None:
         with pytest.raises(NotFoundError):
             api.threads.get(tid)
         assert tid not in [t["thread_id"] for t in api.threads.search(limit=100)]
-    mallory = stack.person(MALLORY).new_page()
+    mallory = stack.page("mallory", MALLORY)
     with mallory.expect_response(lambda r: f"/threads/{tid}/history" in r.url) as history:
         mallory.goto(f"{stack.ui.url}/?threadId={tid}")
     assert history.value.status == 404
