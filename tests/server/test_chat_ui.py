@@ -37,7 +37,7 @@ ALICE = token("alice", "acme", ["support"])
 BOB = token("bob", "acme", ["manager"])
 MALLORY = token("mallory", "globex", ["manager"])
 ASK = "Please refund $120 for order 98765"
-VIEWPORT = {"width": 1280, "height": 1200}
+VIEWPORT = {"width": 1280, "height": 1400}
 # What a screenshot leaves out: next dev's own overlay (its "issues" badge).
 NO_DEV_OVERLAY = "nextjs-portal { display: none !important; }"
 
@@ -119,7 +119,7 @@ class Stack:
 
     def shot(self, page: Any, name: str, element: Any = None) -> Path:
         path = self.workdir / "screenshots" / name
-        (element or page).screenshot(path=str(path), style=NO_DEV_OVERLAY,
+        (element or page).screenshot(path=str(path), style=NO_DEV_OVERLAY, animations="disabled",
                                      **({} if element else {"full_page": True}))
         return path
 
@@ -216,7 +216,7 @@ def _story(stack: Stack) -> None:
     refused = _resume_response(alice, card.get_by_role("button", name="Approve").click)
     assert refused.status == 403, refused.text()
     assert "four eyes" in refused.text()
-    alice.wait_for_timeout(1000)
+    alice.get_by_text(re.compile(r"HTTP 403.*four eyes")).wait_for()  # the UI says why
     assert card.get_by_role("button", name="Approve").is_visible()
     stack.shot(alice, "alice-refused.png")
     with _api(stack.server, BOB) as api:
@@ -230,7 +230,7 @@ def _story(stack: Stack) -> None:
     bob_card = _card(bob)
     approved = _resume_response(bob, bob_card.get_by_role("button", name="Approve").click)
     assert approved.status == 200
-    done = bob.get_by_text(re.compile(r"refunded \$120\.00 on order 98765"))
+    done = bob.get_by_text(re.compile(r"refunded \$120\.00 on order 98765")).last
     done.wait_for(timeout=60_000)
     bob.get_by_role("button", name="Approve").wait_for(state="detached")
     stack.shot(bob, "completed.png")
