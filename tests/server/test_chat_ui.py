@@ -138,8 +138,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     server = Server(workdir, f"sqlite:///{workdir}/steward.db", env={
         "STEWARD_DEMO_LEDGER": str(workdir / "payments.db"),
         "STEWARD_DEMO_RECORDS": str(workdir / "records.db"),
-        "STEWARD_POLICY": str(workdir / "policy.cedar"),
-        "STEWARD_THREAD_ROLES": "manager=write"})
+        "STEWARD_POLICY": str(workdir / "policy.cedar")})
     port = free_port()
     ui = ChatUI(workdir, f"http://127.0.0.1:{port}", "agent")
     started = time.monotonic()
