@@ -26,7 +26,7 @@ from typing import Any
 from langgraph_sdk import Auth
 
 import steward
-from steward.identity import parse_principal, principal_from_user
+from steward.identity import Access, Principal, parse_principal, principal_from_user
 
 auth = Auth()
 
@@ -116,17 +116,19 @@ async def same_tenant(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]
 
 @auth.on.threads.create_run
 async def vote_first(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
-    """A run that resumes a thread is checked before it is created: the server turns a run's
+    """A run on an existing thread is checked before it is created: the server turns a run's
     exception into a thread in ``error`` (gone from the approvers' ``interrupted`` list), so a
-    vote the node would refuse (four eyes, role, a second vote, a malformed payload) or a
-    principal who may not write the thread is answered here, as HTTP 403 / 422 / 409, and the
-    thread keeps waiting on the same request. The refusal is audited as the node audits it."""
+    vote the node would refuse (four eyes, role, a second vote, a malformed payload), a
+    principal who may not write the thread, or an approver who may only vote but sends new
+    input or another command (Agent Chat UI's chat box or "Mark as Resolved" on the thread
+    they were asked to approve) is answered here, as HTTP 403 / 422 / 409, and the thread
+    keeps waiting on the same request. A refused vote is audited as the node audits it."""
     filters = await same_tenant(ctx, value)
     kwargs = value.get("kwargs") if isinstance(value, dict) else None
-    command = kwargs.get("command") if isinstance(kwargs, dict) else None
     thread_id = value.get("thread_id") if isinstance(value, dict) else None
-    if thread_id is None or not isinstance(command, dict) or "resume" not in command:
+    if thread_id is None or not isinstance(kwargs, dict):
         return filters
+    command = kwargs.get("command")
     from steward.server.runtime import runtime
 
     principal = principal_from_user(ctx.user)
@@ -135,9 +137,12 @@ async def vote_first(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
     rt = await runtime()
     found = await rt.checkpointer.athread_info(str(thread_id), None)  # the server's own read
     if found is None or found["tenant"] != principal.tenant:
-        return filters  # another tenant's thread: the server's filter answers "not found"
+        return filters  # new, or another tenant's thread: the server's filter answers
     try:
-        await rt.approvals.acheck_resume(str(thread_id), principal, command["resume"])
+        if isinstance(command, dict) and "resume" in command:
+            await rt.approvals.acheck_resume(str(thread_id), principal, command["resume"])
+        else:
+            await _may_write(rt, str(thread_id), principal)
     except steward.ApprovalInvalid as exc:
         raise Auth.exceptions.HTTPException(status_code=422 if exc.malformed else 403,
                                             detail=str(exc)) from None
@@ -146,3 +151,12 @@ async def vote_first(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
     except steward.ThreadBusy as exc:
         raise Auth.exceptions.HTTPException(status_code=409, detail=str(exc)) from None
     return filters
+
+
+async def _may_write(rt: steward.Runtime, thread_id: str, principal: Principal) -> None:
+    """Raise ThreadAccessDenied unless ``principal`` may write the thread (more than vote):
+    the access rule the saver applies to the run's first write. A busy thread is left to the
+    server's own multitask strategy."""
+    threads = rt.checkpointer.threads
+    row = await threads.driver.arun(threads.row_op(thread_id), write=False)
+    threads.access.check(principal, threads.identity(thread_id, row), Access.WRITE)

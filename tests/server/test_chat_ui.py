@@ -176,7 +176,7 @@ def _card(page: Any) -> Any:
     return page.locator("div.rounded-2xl").filter(has=approve).last
 
 
-def _resume_response(page: Any, click: Any) -> Any:
+def _run_answer(page: Any, click: Any) -> Any:
     """Click, and the server's answer to the run the click started."""
     with page.expect_response(lambda r: r.request.method == "POST"
                               and re.search(r"/threads/[^/]+/runs/stream$", r.url)
@@ -212,7 +212,7 @@ def _story(stack: Stack) -> None:
     stack.shot(alice, "alice-waiting.png")
 
     # Her own Approve is refused before any run starts (four eyes), and the card stays.
-    refused = _resume_response(alice, card.get_by_role("button", name="Approve").click)
+    refused = _run_answer(alice, card.get_by_role("button", name="Approve").click)
     assert refused.status == 403, refused.text()
     assert "four eyes" in refused.text()
     alice.get_by_text(re.compile(r"HTTP 403.*four eyes")).wait_for()  # the UI says why
@@ -227,7 +227,11 @@ def _story(stack: Stack) -> None:
     bob = stack.page("bob", BOB)
     bob.goto(f"{stack.ui.url}/?threadId={tid}")
     bob_card = _card(bob)
-    approved = _resume_response(bob, bob_card.get_by_role("button", name="Approve").click)
+    # He may vote, nothing more: the card's "Mark as Resolved" (a goto command) is refused.
+    resolved = _run_answer(bob, bob_card.get_by_role("button", name="Mark as Resolved").click)
+    assert resolved.status == 403 and "resume it with a vote" in resolved.text()
+    bob.get_by_text(re.compile(r"HTTP 403")).first.wait_for()
+    approved = _run_answer(bob, bob_card.get_by_role("button", name="Approve").click)
     assert approved.status == 200
     done = bob.get_by_text(re.compile(r"refunded \$120\.00 on order 98765")).last
     done.wait_for(timeout=60_000)

@@ -288,3 +288,30 @@ async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> N
     kinds = await asyncio.to_thread(audit_kinds)
     assert kinds.count("approval_invalid") == 3  # those who may not write (carol, with no
     # role of the request, among them) reach no request
+
+
+async def test_an_approver_who_may_only_vote_is_refused_anything_else_before_a_run(
+        server: Server) -> None:
+    """Agent Chat UI shows an approver the thread's chat box and a "Mark as Resolved" button
+    (a ``goto`` command). From a principal who may only vote, new input or another command is
+    refused when the run is created (403), and the thread keeps waiting, instead of the run
+    failing inside and the server leaving the thread in ``error``."""
+    from langgraph_sdk.errors import APIStatusError
+
+    async with _client(server, ALICE) as alice, _client(server, BOB) as bob:
+        tid = (await alice.threads.create())["thread_id"]
+        assert _interrupts(await _stream(alice, tid, input={"order_id": "55555",
+                                                            "amount": "105.00"}))
+        before = await bob.threads.get_state(tid)
+        for attempt in ({"input": {"order_id": "55555", "amount": "10.00"}},
+                        {"command": {"goto": "__end__"}},
+                        {"command": {"update": {"amount": "1.00"}}}):
+            with pytest.raises(APIStatusError) as caught:
+                await _stream(bob, tid, **attempt)
+            assert caught.value.response.status_code == 403, attempt
+            assert "resume it with a vote" in caught.value.response.text
+            assert (await bob.threads.get(tid))["status"] == "interrupted"
+            assert (await bob.threads.get_state(tid))["checkpoint"] == before["checkpoint"]
+        await _stream(bob, tid, command={"resume": {"decision": "approve"}})  # a vote he may
+        state = await alice.threads.get_state(tid)
+        assert state["values"]["receipt"].startswith("TXN-")
