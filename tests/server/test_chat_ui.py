@@ -185,6 +185,11 @@ def _run_answer(page: Any, click: Any) -> Any:
     return answer.value
 
 
+def _searched(response: Any) -> bool:
+    """The UI's request for its thread history (the sidebar)."""
+    return bool(response.request.method == "POST" and response.url.endswith("/threads/search"))
+
+
 def _api(server: Server, tok: str) -> Any:
     from langgraph_sdk import get_sync_client
 
@@ -225,7 +230,9 @@ def _story(stack: Stack) -> None:
 
     # Bob opens the same thread in a browser of his own and approves: the chat completes.
     bob = stack.page("bob", BOB)
-    bob.goto(f"{stack.ui.url}/?threadId={tid}")
+    with bob.expect_response(_searched) as listed:
+        bob.goto(f"{stack.ui.url}/?threadId={tid}")
+    assert tid in [t["thread_id"] for t in listed.value.json()]  # in his thread history
     bob_card = _card(bob)
     # He may vote, nothing more: the card's "Mark as Resolved" (a goto command) is refused.
     resolved = _run_answer(bob, bob_card.get_by_role("button", name="Mark as Resolved").click)
@@ -258,9 +265,11 @@ def _story(stack: Stack) -> None:
             api.threads.get(tid)
         assert tid not in [t["thread_id"] for t in api.threads.search(limit=100)]
     mallory = stack.page("mallory", MALLORY)
-    with mallory.expect_response(lambda r: f"/threads/{tid}/history" in r.url) as history:
+    with mallory.expect_response(lambda r: f"/threads/{tid}/history" in r.url) as history, \
+            mallory.expect_response(_searched) as listed:
         mallory.goto(f"{stack.ui.url}/?threadId={tid}")
     assert history.value.status == 404
+    assert listed.value.ok and tid not in [t["thread_id"] for t in listed.value.json()]
     mallory.wait_for_timeout(1000)
     assert mallory.get_by_text("98765").count() == 0
     assert mallory.get_by_role("button", name="Approve").count() == 0
