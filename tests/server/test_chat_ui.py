@@ -196,6 +196,7 @@ def _api(server: Server, tok: str) -> Any:
     return get_sync_client(url=server.url, api_key=tok)
 
 
+@pytest.mark.timeout(600)  # a cold npm install and next's first compile on a busy machine
 def test_an_approval_in_agent_chat_ui(stack: Stack) -> None:
     with stack.shots_on_failure():
         _story(stack)
