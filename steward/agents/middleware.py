@@ -13,9 +13,14 @@ call what Steward's tool executor makes of a plan step (``steward.nodes.tools``)
    model gets the rejection;
 3. the tool runs through the effect ledger (``tool:<name>``, keyed by the model's tool call
    id), so that a tool with side effects acts once per call site however often its task runs
-   again (after an interrupt, a retry or a crash); tools named ``read_only`` skip it;
-4. a tool that declares ``principal`` or ``idempotency_key`` as an ``InjectedToolArg``
-   receives the acting principal and the call's key.
+   again (after an interrupt, a retry or a crash); tools named ``read_only`` skip it.
+
+The tool runs as the run's principal: it is in the tool's config (``runtime: ToolRuntime`` ->
+``runtime.config``; ``steward.identity.principal_from_config``), after an approval the
+approver's, as in Steward's tool executor. LangChain's tool node drops every
+``InjectedToolArg`` value that a call carries (so that a model cannot forge them), so the
+executor's injected ``principal`` and ``idempotency_key`` do not reach tools here: a tool
+that needs a key for another system calls an ``@steward.effect`` function, which gets one.
 
 The guard's decision, the approval and its votes, the ledger's calls and the tool's start and
 end go to the thread's audit trail with the principal who ran each step.
@@ -40,13 +45,7 @@ from steward.context import NodeContext, current
 from steward.errors import ConfigError, PolicyDenied
 from steward.guardrails.decision import Decision
 from steward.guardrails.guard import aguard, guard
-from steward.nodes.toolcall import (
-    approval_options,
-    call_key,
-    checked_args,
-    handed,
-    ledgered,
-)
+from steward.nodes.toolcall import approval_options, call_key, checked_args, ledgered
 
 __all__ = ["GuardedToolsMiddleware"]
 
@@ -61,6 +60,19 @@ class _Call:
     name: str
     call_id: str
     args: dict[str, Any]  # as the schema validated them: what the guard judges
+
+
+@dataclass(frozen=True)
+class _Run:
+    """An allowed call: the arguments to act with (the approved ones) and its key."""
+
+    request: ToolCallRequest
+    args: dict[str, Any]
+    key: str
+
+    def to_tool(self, arguments: dict[str, Any]) -> ToolCallRequest:
+        """The request the tool gets, with the arguments to act with."""
+        return self.request.override(tool_call={**self.request.tool_call, "args": arguments})
 
 
 class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
@@ -106,20 +118,20 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     # -- after the guard -----------------------------------------------------------------------
 
     def _prepared(self, request: ToolCallRequest, call: _Call, decision: Decision
-                  ) -> tuple[NodeContext, dict[str, Any], str,
-                             Callable[[dict[str, Any], str], ToolCallRequest]]:
-        """What the allowed call runs with: the node context, the arguments to act with (the
-        approved ones), the call's key, and how to make the request for the tool."""
+                  ) -> _Run | ToolMessage:
+        """How the allowed call runs: with the arguments the approvers approved (an edit must
+        fit the tool too), under its key; or the answer the model gets if the edit does not
+        fit."""
         ctx = _context()
-        acted = dict(getattr(decision, "args", None) or call.args)
-        key = call_key(ctx.thread_id, call.call_id, call.name, acted)
-
-        def to_run(arguments: dict[str, Any], idempotency_key: str) -> ToolCallRequest:
-            payload = (handed(request.tool, arguments, idempotency_key, ctx)
-                       if request.tool is not None else dict(arguments))
-            return request.override(tool_call={**request.tool_call, "args": payload})
-
-        return ctx, acted, key, to_run
+        acted = dict(call.args)
+        edited = getattr(decision, "args", None)
+        if edited is not None and edited != call.args:
+            acted = dict(edited)
+            if request.tool is not None:
+                acted, problem = checked_args(request.tool, edited)
+                if problem is not None:
+                    return _answer(call.name, call.call_id, f"Not run: as edited, {problem}.")
+        return _Run(request, acted, call_key(ctx.thread_id, call.call_id, call.name, acted))
 
     # -- the hooks -------------------------------------------------------------------------------
 
@@ -134,16 +146,18 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             decision = guard(checked.name, checked.args, **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)
-        _, acted, key, to_run = self._prepared(request, checked, decision)
+        prepared = self._prepared(request, checked, decision)
+        if isinstance(prepared, ToolMessage):
+            return prepared
 
         def run(arguments: dict[str, Any], idempotency_key: str = "") -> Result:
-            return handler(to_run(arguments, idempotency_key))
+            return handler(prepared.to_tool(arguments))
 
         if checked.name in self.read_only:
-            result = run(acted)
+            result = run(prepared.args)
         else:
-            result = ledgered(checked.name, run)(acted, idempotency_key=key)
-        return _noted(result, checked, acted)
+            result = ledgered(checked.name, run)(prepared.args, idempotency_key=prepared.key)
+        return _noted(result, checked, prepared.args)
 
     async def awrap_tool_call(self, request: ToolCallRequest,
                               handler: Callable[[ToolCallRequest], Awaitable[Result]]
@@ -158,16 +172,19 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                                     **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)
-        _, acted, key, to_run = self._prepared(request, checked, decision)
+        prepared = self._prepared(request, checked, decision)
+        if isinstance(prepared, ToolMessage):
+            return prepared
 
         async def run(arguments: dict[str, Any], idempotency_key: str = "") -> Result:
-            return await handler(to_run(arguments, idempotency_key))
+            return await handler(prepared.to_tool(arguments))
 
         if checked.name in self.read_only:
-            result = await run(acted)
+            result = await run(prepared.args)
         else:
-            result = await ledgered(checked.name, run)(acted, idempotency_key=key)
-        return _noted(result, checked, acted)
+            result = await ledgered(checked.name, run)(prepared.args,
+                                                       idempotency_key=prepared.key)
+        return _noted(result, checked, prepared.args)
 
 
 def _context() -> NodeContext:

@@ -22,17 +22,19 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool, InjectedToolArg, tool
+from langchain_core.tools import BaseTool, tool
+from langgraph.prebuilt import ToolRuntime
 
-from steward.examples.refund import provider_refund
+from steward.examples.refund import pay_refund
 from steward.guardrails.policy import Policy
+from steward.identity import principal_from_config
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -71,12 +73,14 @@ def chat_policy() -> Policy:
 
 
 @tool
-def refund(order_id: str, amount: str, idempotency_key: Annotated[str, InjectedToolArg],
-           principal: Annotated[dict[str, Any], InjectedToolArg]) -> str:
+def refund(order_id: str, amount: str, runtime: ToolRuntime) -> str:
     """Refund `amount` dollars (a string with two decimals, e.g. "120.00") on the order
     `order_id`, to the customer's original payment method."""
-    txn = provider_refund(order_id, amount, idempotency_key)
-    return f"refunded ${amount} on order {order_id} as {txn} (issued by {principal['id']})"
+    # The payment is an effect of its own: the provider gets a key it can drop a repeat by.
+    txn = pay_refund(order_id, amount)
+    principal = principal_from_config(runtime.config)
+    by = principal.id if principal else "nobody"
+    return f"refunded ${amount} on order {order_id} as {txn} (issued by {by})"
 
 
 def asked_refund(text: str) -> dict[str, str] | None:

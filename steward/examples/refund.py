@@ -38,8 +38,8 @@ from steward.memory.store import MemoryStore
 from steward.memory.subjects import add_subjects
 from steward.nodes.effects import effect
 
-__all__ = ["REFUND_POLICY", "build_refund_graph", "compile_refund_graph", "outbox", "payments",
-           "provider_refund", "refund_policy", "reset_records", "ticket"]
+__all__ = ["REFUND_POLICY", "build_refund_graph", "compile_refund_graph", "outbox", "pay_refund",
+           "payments", "refund_policy", "reset_records", "ticket"]
 
 # Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
 REFUND_POLICY = """
@@ -213,20 +213,14 @@ def ticket(order_id: str) -> tuple[str, str] | None:
     return (str(row[0]), str(row[1])) if row else None
 
 
-def provider_refund(order_id: str, amount: str, idempotency_key: str) -> str:
-    """The payment provider refunds (once per idempotency key, as a real one would) and
-    returns the transaction id."""
+@effect(name="demo.pay_refund")
+def pay_refund(order_id: str, amount: str, *, idempotency_key: str = "") -> str:
+    """Refund through the payment provider; runs once per call site, whatever re-runs."""
     txn = "TXN-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:10].upper()
     with _ledger() as conn:
         conn.execute("INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?)",
                      (txn, order_id, amount, idempotency_key))
     return txn
-
-
-@effect(name="demo.pay_refund")
-def pay_refund(order_id: str, amount: str, *, idempotency_key: str = "") -> str:
-    """Refund through the payment provider; runs once per call site, whatever re-runs."""
-    return provider_refund(order_id, amount, idempotency_key)
 
 
 @effect(name="demo.send_receipt")

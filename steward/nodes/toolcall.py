@@ -8,9 +8,6 @@ hand over and record a call alike.
 - :func:`call_key`: the call's idempotency key, one per tool call (a plan step, or a model's
   tool call id) rather than per attempt, so that a call sent round again after a timeout
   carries the key of the one that may have gone through;
-- :func:`injected` and :func:`handed`: what a tool takes that the model does not see
-  (``InjectedToolArg``): the acting principal (``principal``) and the key
-  (``idempotency_key``);
 - :func:`ledgered`: the call through the effect ledger, as ``tool:<name>``, so that it acts
   at most once per call site whatever re-runs.
 """
@@ -24,12 +21,10 @@ from typing import Any, TypeVar
 from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
-from steward.context import NodeContext
 from steward.errors import ConfigError
 from steward.nodes.effects import args_hash, effect
 
-__all__ = ["approval_options", "call_key", "checked_args", "fields", "handed", "injected",
-           "ledgered"]
+__all__ = ["approval_options", "call_key", "checked_args", "fields", "ledgered"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,24 +73,6 @@ def call_key(thread_id: str, unit: object, tool: str, args: Mapping[str, Any]) -
     tool call id), the tool and its arguments."""
     raw = f"{thread_id}\x1f{unit}\x1f{tool}\x1f{args_hash((dict(args),), {})}"
     return "stw-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def injected(tool: BaseTool) -> set[str]:
-    """Arguments the tool takes that the model does not see (``InjectedToolArg``)."""
-    return set(fields(tool.get_input_schema())) - set(fields(tool.tool_call_schema))
-
-
-def handed(tool: BaseTool, args: Mapping[str, Any], key: str,
-           ctx: NodeContext) -> dict[str, Any]:
-    """The arguments a tool is called with: the model's, plus the key and the acting principal
-    where the tool declares them (``idempotency_key``, ``principal``)."""
-    wanted = injected(tool)
-    payload = dict(args)
-    if "idempotency_key" in wanted:
-        payload["idempotency_key"] = key
-    if "principal" in wanted:
-        payload["principal"] = ctx.acting()
-    return payload
 
 
 def ledgered(tool: str, fn: F) -> F:

@@ -39,13 +39,7 @@ from pydantic import BaseModel, ValidationError
 from steward.context import current
 from steward.errors import ConfigError, PolicyDenied
 from steward.guardrails.guard import guard
-from steward.nodes.toolcall import (
-    approval_options,
-    call_key,
-    checked_args,
-    handed,
-    ledgered,
-)
+from steward.nodes.toolcall import approval_options, call_key, checked_args, fields, ledgered
 from steward.state import ErrorRecord, Step, WorkingContext, next_step
 
 __all__ = ["Retry", "ToolExecutor", "Transient"]
@@ -164,6 +158,11 @@ class ToolExecutor:
 
     # -- running one call ----------------------------------------------------------------------
 
+    def _injected(self, tool: BaseTool) -> set[str]:
+        """Arguments the tool takes that the model does not see (InjectedToolArg)."""
+        full = set(fields(tool.get_input_schema()))
+        return full - set(fields(tool.tool_call_schema))
+
     def _attempts(self, tool: BaseTool, payload: dict[str, Any]) -> Any:
         """The call with its timeout and retries; one ledger entry covers all attempts."""
         timeout = self._timeout(tool.name)
@@ -202,10 +201,16 @@ class ToolExecutor:
             if decision.approval is not None:
                 approved = {**decision.approval.to_dict(), "action": call.tool,
                             "step": call.step.get("id") if call.step else None}
+        injected = self._injected(tool)
         ctx = current("ToolExecutor", need_principal=False)
 
         def invoke(arguments: dict[str, Any], idempotency_key: str = "") -> Any:
-            return self._attempts(tool, handed(tool, arguments, idempotency_key, ctx))
+            payload = dict(arguments)
+            if "idempotency_key" in injected:
+                payload["idempotency_key"] = idempotency_key
+            if "principal" in injected:
+                payload["principal"] = ctx.acting()
+            return self._attempts(tool, payload)
 
         try:
             if call.tool in self.read_only:
