@@ -6,15 +6,19 @@ to a local stub (issue #15)."""
 from __future__ import annotations
 
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from _model_stub import serve
-from _support import ALICE, BOB, ROLES, execute
+from _support import ALICE, BOB, ROLES, SUPPORT, execute
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
@@ -483,3 +487,43 @@ def test_a_denial_reaches_the_real_client_as_the_tool_result(db_url: str) -> Non
         assert CALLS == [] and out["messages"][-1].content == "I cannot do that."
         [result] = [m for m in stub.requests[1][1]["messages"] if m["role"] == "tool"]
         assert "nobody deletes orders" in result["content"]
+
+
+# -- a crash --------------------------------------------------------------------------------------
+
+CRASH_ROUNDS = 2  # per backend
+
+
+def test_a_tool_that_acted_acts_once_across_a_kill(db_url: str, tmp_path: Path) -> None:
+    """SIGKILL the agent's process right after its tool acted, before the tool's task saved
+    its result; resume it from this process: the tool acted exactly once."""
+    from _agent_worker import LEASE_TTL, build, run
+
+    rng = random.Random(db_url.split(":")[0])
+    with steward.open(db_url):
+        pass  # the schema, once, outside the kills
+    for n in range(CRASH_ROUNDS):
+        thread, world, marks = f"T-{n}", tmp_path / f"world-{n}", tmp_path / f"marks-{n}"
+        proc = subprocess.Popen(
+            [sys.executable, str(SUPPORT / "_agent_worker.py"), db_url, thread, str(world),
+             str(marks)], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not (marks.exists() and "returned" in marks.read_text().split()):
+            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the worker's tool never returned"
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.1))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert "finished" not in marks.read_text().split(), "the kill came too late"
+        assert world.read_text().split("\n")[:-1] == ["98765 40.00"]
+        with steward.open(db_url, lease_ttl=LEASE_TTL) as rt:
+            agent = build(rt.checkpointer, str(world), str(marks))
+            config = rt.config(thread, ALICE)
+            assert agent.get_state(config).next == ("tools",)  # the kill left the call unsaved
+            out = run(agent, None, config)  # resume what the killed process left
+            assert out["messages"][-1].content == "Done: refunded $40.00 on order 98765."
+            assert world.read_text().split("\n")[:-1] == ["98765 40.00"]  # exactly once
+            kinds = [e.kind for e in rt.audit.events(thread, ALICE)]
+            assert kinds.count("effect_call") == 1 and kinds.count("effect_replay") == 1
