@@ -131,6 +131,9 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                 acted, problem = checked_args(request.tool, edited)
                 if problem is not None:
                     return _answer(call.name, call.call_id, f"Not run: as edited, {problem}.")
+        # The tool node runs the tool with a copy of the task's config it took before this
+        # call counted anything: Steward's calls inside the tool (an effect) count on from here.
+        ctx.extend_to(request.runtime.config)
         return _Run(request, acted, call_key(ctx.thread_id, call.call_id, call.name, acted))
 
     # -- the hooks -------------------------------------------------------------------------------

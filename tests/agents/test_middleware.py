@@ -83,7 +83,22 @@ def delete_order(order_id: str) -> str:
     return "deleted"
 
 
-TOOLS = [lookup_order, refund, delete_order]
+PROVIDER: list[str] = []  # the idempotency keys a payment provider saw
+
+
+@steward.effect(name="tests.provider_charge")
+def _provider_charge(order_id: str, amount: str, *, idempotency_key: str) -> str:
+    PROVIDER.append(idempotency_key)
+    return f"charged {amount} on {order_id}"
+
+
+@tool
+def charge(order_id: str, amount: str) -> str:
+    """Charge an order, through a payment provider that drops a repeated key."""
+    return _provider_charge(order_id, amount)
+
+
+TOOLS = [lookup_order, refund, delete_order, charge]
 
 
 class ScriptedModel(BaseChatModel):
@@ -133,6 +148,7 @@ def _said(text: str) -> dict[str, Any]:
 def _clear() -> Iterator[None]:
     CALLS.clear()
     FAILED.clear()
+    PROVIDER.clear()
     yield
 
 
@@ -339,6 +355,22 @@ def test_a_tool_acts_once_when_its_task_runs_again_after_an_interrupt(db_url: st
         assert kinds.count("effect_call") == 1 and kinds.count("effect_replay") == 1
         assert kinds.count("approval_vote") == 1  # the vote was not asked for again
         assert execute(db_url, "SELECT status, attempts FROM steward_effects") == [("done", 1)]
+
+
+def test_an_effect_inside_a_tool_has_a_call_site_and_key_of_its_own(db_url: str) -> None:
+    """A tool that needs a key for another system calls an ``@steward.effect`` function: it
+    counts on from the middleware's own record of the call, and gets a stable key."""
+    with _runtime(db_url) as rt:
+        agent = create_agent(_ask(("charge", {"order_id": "98765", "amount": "40.00"})), TOOLS,
+                             middleware=[ConfirmResults(), GuardedToolsMiddleware()],
+                             checkpointer=rt.checkpointer)
+        agent.invoke(_said("charge 40"), rt.config("T", ALICE))
+        out = agent.invoke(Command(resume="fine"), rt.config("T", ALICE))  # the task re-runs
+        assert _tool_messages(out)[0].text == "charged 40.00 on 98765 (confirmed: fine)"
+        [key] = PROVIDER
+        assert key.startswith("stw-")
+        rows = execute(db_url, "SELECT seq, name, status FROM steward_effects ORDER BY seq")
+        assert rows == [(0, "tool:charge", "done"), (1, "tests.provider_charge", "done")]
 
 
 def test_calls_of_one_model_turn_each_act_once(db_url: str) -> None:
