@@ -305,3 +305,32 @@ async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> N
 
     kinds = await asyncio.to_thread(audit_kinds)
     assert kinds.count("approval_invalid") == 4  # those who may not write reach no request
+
+
+async def test_the_chat_agent_waits_for_a_manager_as_agent_chat_ui_drives_it(
+        server: Server) -> None:
+    """The graph ``agent`` (LangChain's create_agent under GuardedToolsMiddleware) takes Agent
+    Chat UI's input, pauses for a manager on a large refund, and completes once one approves."""
+    said = {"messages": [{"type": "human", "content": [
+        {"type": "text", "text": "Please refund $120 for order 98765"}]}]}
+    async with _client(server, ALICE) as alice, _client(server, BOB) as bob, \
+            _client(server, MALLORY) as mallory:
+        tid = (await alice.threads.create())["thread_id"]
+        parts = [p async for p in alice.runs.stream(tid, "agent", input=said,
+                                                    stream_mode=["values", "updates"])]
+        [waiting] = _interrupts(parts)
+        request = waiting["value"]
+        assert (request["type"], request["action"], request["required_roles"]) == (
+            "approval_request", "refund", ["manager"])
+        assert request["args"] == {"order_id": "98765", "amount": "120.00"}
+        with pytest.raises(NotFoundError):
+            await mallory.threads.get_state(tid)
+        [p async for p in bob.runs.stream(tid, "agent", stream_mode=["values"],
+                                          command={"resume": {"decision": "approve"}})]
+        state = await alice.threads.get_state(tid)
+        assert state["next"] == [] and state["interrupts"] == []
+        kinds = [m["type"] for m in state["values"]["messages"]]
+        assert kinds == ["human", "ai", "tool", "ai"]
+        answer = state["values"]["messages"][-1]["content"]
+        assert answer.startswith("Done: refunded $120.00 on order 98765 as TXN-")
+        assert answer.endswith("(issued by bob).")
