@@ -27,6 +27,8 @@ EXPECTED = {
         "Bob may approve: ['apr_",
         "refunded 120.00 (approved by bob)",
         "'status': 'approved'",
+        "the agent waits for: ['manager']",
+        "agent: Done: refunded $120.00 on order 98765.",
     ],
     "03_audit_and_tampering": [
         "'to': '[REDACTED:email]'",

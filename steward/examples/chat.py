@@ -92,7 +92,10 @@ def asked_refund(text: str) -> dict[str, str] | None:
 
 
 class RefundChatModel(BaseChatModel):
-    """A deterministic, offline chat model for the refund chat (see the module docstring)."""
+    """A deterministic, offline chat model for the refund chat (see the module docstring);
+    ``tool_name`` is the tool it calls (default ``refund``)."""
+
+    tool_name: str = "refund"
 
     @property
     def _llm_type(self) -> str:
@@ -101,7 +104,7 @@ class RefundChatModel(BaseChatModel):
     def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
                    *, tool_choice: str | None = None,
                    **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
-        """The tools are known: it calls ``refund`` (create_agent binds the agent's tools)."""
+        """The tool is known: it calls ``tool_name`` (create_agent binds the agent's tools)."""
         return self
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -109,9 +112,8 @@ class RefundChatModel(BaseChatModel):
                   **kwargs: Any) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self.reply(messages))])
 
-    @staticmethod
-    def reply(messages: Sequence[BaseMessage]) -> AIMessage:
-        """The answer to a conversation: a call of ``refund`` for a user's request, words
+    def reply(self, messages: Sequence[BaseMessage]) -> AIMessage:
+        """The answer to a conversation: a call of the tool for a user's request, words
         about the tool's result, or how to ask."""
         last = messages[-1] if messages else None
         if isinstance(last, ToolMessage):
@@ -125,7 +127,8 @@ class RefundChatModel(BaseChatModel):
                 seed = f"{last.id}:{len(messages)}:{sorted(args.items())}"
                 call_id = "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
                 return AIMessage(content="", tool_calls=[
-                    {"name": "refund", "args": args, "id": call_id, "type": "tool_call"}])
+                    {"name": self.tool_name, "args": args, "id": call_id,
+                     "type": "tool_call"}])
         return AIMessage(content=HELP)
 
 
