@@ -124,7 +124,7 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         fit."""
         ctx = _context()
         acted = dict(call.args)
-        edited = getattr(decision, "args", None)
+        edited = decision.args
         if edited is not None and edited != call.args:
             acted = dict(edited)
             if request.tool is not None:
@@ -146,7 +146,8 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             return checked
         _context()  # a clear error outside a Steward run, before the guard's
         try:
-            decision = guard(checked.name, checked.args, **self.approvals.get(checked.name, {}))
+            decision = guard(checked.name, checked.args, editable=True,
+                             **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)
         prepared = self._prepared(request, checked, decision)
@@ -171,7 +172,7 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             return checked
         _context()
         try:
-            decision = await aguard(checked.name, checked.args,
+            decision = await aguard(checked.name, checked.args, editable=True,
                                     **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)

@@ -17,7 +17,11 @@ Effect = Literal["allow", "deny", "approval"]
 
 @dataclass(frozen=True)
 class Approval:
-    """How an approval request ended: ``decision`` is "approve", "reject" or "expired"."""
+    """How an approval request ended: ``decision`` is "approve", "reject" or "expired".
+
+    ``args``: the arguments an approver edited and approved (None: approved as asked), bound
+    by ``args_hash``; ``standing``: the standing grant the approval made, or ``standing_id``:
+    the standing approval this call used instead of asking."""
 
     request_id: str
     decision: Literal["approve", "reject", "expired"]
@@ -25,15 +29,29 @@ class Approval:
     comment: str | None
     decided_at: float
     args_hash: str
+    args: dict[str, Any] | None = field(default=None, compare=False)
+    standing: dict[str, Any] | None = None
+    standing_id: str | None = None
 
     @property
     def approved(self) -> bool:
         return self.decision == "approve"
 
+    @property
+    def edited(self) -> bool:
+        return self.args is not None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "decision": self.decision,
-                "approvers": list(self.approvers), "comment": self.comment,
-                "decided_at": self.decided_at, "args_hash": self.args_hash}
+        out: dict[str, Any] = {"request_id": self.request_id, "decision": self.decision,
+               "approvers": list(self.approvers), "comment": self.comment,
+               "decided_at": self.decided_at, "args_hash": self.args_hash}
+        if self.args is not None:
+            out["edited"] = True
+        if self.standing is not None:
+            out["standing"] = self.standing
+        if self.standing_id is not None:
+            out["standing_id"] = self.standing_id
+        return out
 
 
 @dataclass(frozen=True)
@@ -42,7 +60,9 @@ class Decision:
 
     ``policy_ids`` names the policies that determined the outcome (their ``@id``, else Cedar's
     positional id); ``enforced`` is False for a decision of a policy set in shadow mode;
-    ``shadow`` carries those decisions next to the enforced one, for comparison.
+    ``shadow`` carries those decisions next to the enforced one, for comparison. ``args``
+    (from ``steward.guard``) are the arguments to act with: the ones asked about, or those an
+    approver edited and approved; not recorded (they are the thread's data).
     """
 
     effect: Effect
@@ -53,6 +73,7 @@ class Decision:
     enforced: bool = True
     shadow: tuple[Decision, ...] = field(default=(), compare=False)
     approval: Approval | None = field(default=None, compare=False)
+    args: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def allow(cls, *, policy_ids: Iterable[str] = (), reasons: Iterable[str] = ()) -> Decision:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,10 @@ _REQUEST_COLS = ", ".join(_REQUEST_NAMES)
 _VOTE_NAMES = ("request_id", "voter", "position", "role", "decision", "comment", "args_hash",
                "at")
 _VOTE_COLS = ", ".join(_VOTE_NAMES)
+_STANDING_NAMES = ("standing_id", "thread_id", "tenant", "action", "roles", "request_id",
+                   "granted_by", "uses", "used", "created_at", "expires_at", "revoked_at",
+                   "revoked_by")
+_STANDING_COLS = ", ".join(_STANDING_NAMES)
 
 
 def _optional(value: Any) -> float | None:
@@ -85,12 +89,60 @@ class Vote:
     role: str | None
     decision: str
     comment: str | None
-    args_hash: str
+    args_hash: str  # of the arguments approved: the request's, or the voter's edit
     at: float
+    args: dict[str, Any] | None = None  # edited arguments (kept in the thread, not here)
+    standing: dict[str, Any] | None = None  # {"uses", "expires_in"} of a standing approval
 
     def to_dict(self) -> dict[str, Any]:
-        return {"voter": self.voter, "role": self.role, "decision": self.decision,
-                "comment": self.comment, "args_hash": self.args_hash, "at": self.at}
+        out: dict[str, Any] = {"voter": self.voter, "role": self.role, "decision": self.decision,
+               "comment": self.comment, "args_hash": self.args_hash, "at": self.at}
+        if self.args is not None:
+            out["edited_args"] = self.args
+        if self.standing is not None:
+            out["standing"] = self.standing
+        return out
+
+
+@dataclass(frozen=True)
+class StandingGrant:
+    """A standing approval: ``action`` on one thread may pass ``uses`` more times without
+    asking, when the policy would ask ``roles`` again, until ``expires_at``."""
+
+    standing_id: str
+    thread_id: str
+    tenant: str | None
+    action: str
+    roles: tuple[str, ...]
+    request_id: str
+    granted_by: str
+    uses: int
+    used: int
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> StandingGrant:
+        r = dict(zip(_STANDING_NAMES, row, strict=True))
+        return cls(r["standing_id"], r["thread_id"], r["tenant"], r["action"],
+                   tuple(load_json(r["roles"])), r["request_id"], r["granted_by"],
+                   int(r["uses"]), int(r["used"]), float(r["created_at"]),
+                   float(r["expires_at"]), _optional(r["revoked_at"]), r["revoked_by"])
+
+    def usable(self, roles: Sequence[str], requester: str | None, now: float) -> bool:
+        """Whether a call the policy sends to ``roles``, asked by ``requester``, may use it
+        (four eyes: never the granter's own call)."""
+        return (self.revoked_at is None and now < self.expires_at and self.used < self.uses
+                and set(self.roles) == set(roles) and requester != self.granted_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.standing_id, "thread_id": self.thread_id, "action": self.action,
+                "roles": list(self.roles), "request_id": self.request_id,
+                "granted_by": self.granted_by, "uses": self.uses, "used": self.used,
+                "created_at": self.created_at, "expires_at": self.expires_at,
+                "revoked_at": self.revoked_at, "revoked_by": self.revoked_by}
 
 
 @dataclass(frozen=True)
@@ -182,12 +234,55 @@ class Records:
         changed: int = (yield Stmt(sql, params)).rowcount
         return changed
 
-    def add_vote(self, vote: Vote, thread_id: str, task_ns: str) -> Op[None]:
-        """Record a vote, with the audit events gathered so far (the vote's own among them)."""
+    def add_vote(self, vote: Vote, thread_id: str, task_ns: str, *,
+                 standing: StandingGrant | None = None) -> Op[None]:
+        """Record a vote (and the standing approval it grants), with the audit events gathered
+        so far (the vote's own among them)."""
         v = vote
         yield Stmt(self._insert_vote, (v.request_id, v.voter, thread_id, task_ns, v.position,
                                        v.role, v.decision, v.comment, v.args_hash, v.at))
+        if standing is not None:
+            g = standing
+            yield Stmt(f"INSERT INTO steward_standing ({_STANDING_COLS}) VALUES "
+                       f"(?, ?, ?, ?, {self._j}, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (g.standing_id, g.thread_id, g.tenant, g.action, dump_json(list(g.roles)),
+                        g.request_id, g.granted_by, g.uses, g.used, g.created_at, g.expires_at,
+                        None, None), wait=False)
         yield from self.audit.locked_flush_op(thread_id)
+
+    def use_standing(self, thread_id: str, action: str, roles: Sequence[str],
+                     requester: str | None, now: float) -> Op[StandingGrant | None]:
+        """Use one of the thread's standing approvals for ``action`` that fits (oldest first),
+        counting the use; None when none does."""
+        rows = (yield Stmt(
+            f"SELECT {_STANDING_COLS} FROM steward_standing WHERE thread_id = ? AND action = ? "
+            "AND revoked_at IS NULL AND expires_at > ? AND used < uses "
+            "ORDER BY created_at, standing_id", (thread_id, action, now))).rows
+        for grant in map(StandingGrant.from_row, rows):
+            if not grant.usable(roles, requester, now):
+                continue
+            taken: int = (yield Stmt(
+                "UPDATE steward_standing SET used = used + 1 WHERE standing_id = ? AND "
+                "used < uses AND revoked_at IS NULL", (grant.standing_id,))).rowcount
+            if taken:
+                return replace(grant, used=grant.used + 1)
+        return None
+
+    def standing_on(self, thread_id: str) -> Op[list[StandingGrant]]:
+        rows = (yield Stmt(f"SELECT {_STANDING_COLS} FROM steward_standing WHERE thread_id = ? "
+                           "ORDER BY created_at, standing_id", (thread_id,))).rows
+        return [StandingGrant.from_row(r) for r in rows]
+
+    def standing_by_id(self, standing_id: str) -> Op[StandingGrant | None]:
+        row = (yield Stmt(f"SELECT {_STANDING_COLS} FROM steward_standing WHERE "
+                          "standing_id = ?", (standing_id,))).one()
+        return StandingGrant.from_row(row) if row else None
+
+    def revoke_standing(self, standing_id: str, by: str, now: float) -> Op[int]:
+        changed: int = (yield Stmt(
+            "UPDATE steward_standing SET revoked_at = ?, revoked_by = ? WHERE standing_id = ? "
+            "AND revoked_at IS NULL", (now, by, standing_id))).rowcount
+        return changed
 
     def action_at(self, thread_id: str, task_ns: str, seq: int) -> Op[Action | None]:
         row = (yield Stmt("SELECT action, args_hash, effect, decision, principal_id FROM "

@@ -24,15 +24,17 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langgraph.types import interrupt
+from pydantic import ValidationError
 
 from steward.context import Flow, NodeContext, call, current, run_async, run_sync
 from steward.errors import ApprovalInvalid, ConfigError
+from steward.guardrails.answers import Response, parse_answer, refused
 from steward.guardrails.decision import Approval
 from steward.guardrails.records import (
     APPROVED,
@@ -43,6 +45,7 @@ from steward.guardrails.records import (
     SUPERSEDED,
     Records,
     Request,
+    StandingGrant,
     Vote,
 )
 from steward.identity import Principal
@@ -50,8 +53,14 @@ from steward.storage.ops import Op
 
 __all__ = ["Escalate", "arequest_approval", "hash_args", "request_approval"]
 
-_DECISIONS = ("approve", "reject")
-_MAX_COMMENT = 2000
+# What an approver may answer: LangChain's HITL decision types ("edit" only where the code that
+# acts takes the approved arguments from the result: Decision.args, Approval.args).
+_PLAIN = ["approve", "reject"]
+_EDITABLE = ["approve", "edit", "reject"]
+
+# A policy's second opinion on arguments an approver edited: raises ApprovalInvalid when the
+# voter may not approve them (see ``steward.guard``).
+Judge = Callable[[dict[str, Any], Principal], None]
 
 
 @dataclass(frozen=True)
@@ -121,44 +130,33 @@ class _Ask:
     expires_in: float | None
     quorum: int
     on_expire: dict[str, Any]
+    editable: bool = False
 
 
-def _parse_payload(value: Any) -> tuple[str, str | None]:
-    """The decision and comment of a resume value, or ApprovalInvalid saying what is wrong."""
-    try:
-        return _parse(value)
-    except ApprovalInvalid as exc:
-        raise ApprovalInvalid(str(exc), malformed=True) from None
-
-
-def _parse(value: Any) -> tuple[str, str | None]:
-    if not isinstance(value, Mapping):
-        raise ApprovalInvalid(
-            f"an approval is resumed with Command(resume={{'decision': 'approve' | 'reject', "
-            f"'comment': '...'}}), got {type(value).__name__}. The thread still waits.")
-    extra = sorted(str(k) for k in value if k not in ("decision", "comment"))
-    if extra:
-        raise ApprovalInvalid(f"unexpected fields {extra} in the approval payload: send only "
-                              "'decision' and 'comment'. The thread still waits.")
-    decision = value.get("decision")
-    if decision not in _DECISIONS:
-        raise ApprovalInvalid(f"the approval payload needs 'decision': 'approve' or 'reject', "
-                              f"got {decision!r}. The thread still waits.")
-    comment = value.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise ApprovalInvalid(f"'comment' must be a string, got {type(comment).__name__}. The "
-                              "thread still waits.")
-    if comment is not None and len(comment) > _MAX_COMMENT:
-        raise ApprovalInvalid(f"'comment' is {len(comment)} characters long; keep it under "
-                              f"{_MAX_COMMENT}. The thread still waits.")
-    return str(decision), comment
+def _allowed(request: Request) -> list[str]:
+    configs = request.value.get("review_configs") or [{}]
+    return list(configs[0].get("allowed_decisions") or _PLAIN)
 
 
 def check_vote(request: Request, votes: Iterable[Vote], principal: Principal | None,
-               value: Any, position: int, now: float) -> Vote:
-    """Pure: the vote a resume value casts on ``request``, or ApprovalInvalid."""
-    decision, comment = _parse_payload(value)
+               value: Any, position: int, now: float, *, args: Mapping[str, Any] | None = None,
+               judge: Judge | None = None) -> Vote:
+    """Pure: the vote a resume value casts on ``request``, or ApprovalInvalid. ``args`` are the
+    request's arguments as the node has them (the request keeps them redacted); ``judge``
+    checks edited arguments against the policy."""
     who = f"request {request.request_id} ({request.action})"
+    answer = parse_answer(value, request.action,
+                          args if args is not None else request.value.get("args") or {})
+    if answer.edited is not None and "edit" not in _allowed(request):
+        raise ApprovalInvalid(f"{who} cannot be edited (it allows {_allowed(request)}): approve "
+                              "or reject it. The thread still waits.", malformed=True)
+    if answer.standing is not None and answer.decision != "approve":
+        raise ApprovalInvalid(f"{who}: only an approval can be standing. The thread still "
+                              "waits.", malformed=True)
+    if request.quorum > 1 and (answer.edited is not None or answer.standing is not None):
+        raise ApprovalInvalid(f"{who} needs {request.quorum} approvals: an edit or a standing "
+                              "approval would change what the others approve; approve or reject "
+                              "it as it is. The thread still waits.")
     if principal is None:
         raise ApprovalInvalid(f"{who}: resume with the approver's principal in the config "
                               "(rt.config(thread_id, approver)). The thread still waits.")
@@ -181,8 +179,14 @@ def check_vote(request: Request, votes: Iterable[Vote], principal: Principal | N
         raise ApprovalInvalid(f"{who} expired at {_iso(request.expires_at)} and can no longer be "
                               "approved; it is closed as its on_expire says (the node asks "
                               "again when it runs).")
-    return Vote(request.request_id, principal.id, position, held[0], decision, comment,
-                request.args_hash, now)
+    bound = request.args_hash
+    if answer.edited is not None:
+        if judge is not None:
+            judge(answer.edited, principal)
+        bound = hash_args(answer.edited)
+    return Vote(request.request_id, principal.id, position, held[0], answer.decision,
+                answer.comment, bound, now, answer.edited,
+                answer.standing.to_dict() if answer.standing else None)
 
 
 def _ordered(value: Any) -> Any:
@@ -194,7 +198,8 @@ def _ordered(value: Any) -> Any:
 
 
 _SHOWN = ("type", "id", "action", "args", "args_hash", "reasons", "required_roles",
-          "requested_by", "quorum", "expires_at", "thread_id", "escalated_from")
+          "requested_by", "quorum", "expires_at", "thread_id", "escalated_from",
+          "action_requests", "review_configs")
 
 
 def _shown(request: Request, votes: list[Vote]) -> dict[str, Any]:
@@ -216,20 +221,49 @@ def _outcome(request: Request, votes: list[Vote]) -> Approval | None:
         return Approval(request.request_id, "reject", (last.voter,), last.comment, last.at,
                         request.args_hash)
     if len(approves) >= request.quorum:
+        final = approves[-1]  # an edit or a standing grant decides a request of quorum 1
+        standing = ({"id": standing_id(request), **final.standing} if final.standing
+                    else None)
         return Approval(request.request_id, "approve", tuple(v.voter for v in approves),
-                        approves[-1].comment, approves[-1].at, request.args_hash)
+                        final.comment, final.at, final.args_hash, final.args,
+                        standing=standing)
     return None
+
+
+def standing_id(request: Request) -> str:
+    """The id of the standing approval a request's approval grants (one per request)."""
+    return "std_" + request.request_id.removeprefix("apr_")
+
+
+def _grant(request: Request, vote: Vote, done: Approval | None) -> StandingGrant | None:
+    """The standing approval the deciding vote grants, if it asked for one."""
+    if done is None or not done.approved or vote.standing is None:
+        return None
+    return StandingGrant(standing_id(request), request.thread_id, request.tenant,
+                         request.action, request.required_roles, request.request_id,
+                         vote.voter, int(vote.standing["uses"]), 0, vote.at,
+                         vote.at + float(vote.standing["expires_in"]))
+
+
+def _hitl(action: str, args: Any, reasons: Iterable[str], editable: bool) -> dict[str, Any]:
+    """LangChain's HITLRequest keys, which Agent Chat UI and Agent Inbox render as a card."""
+    return {"action_requests": [{"name": action, "args": args,
+                                 "description": "; ".join(reasons)}],
+            "review_configs": [{"action_name": action,
+                                "allowed_decisions": _EDITABLE if editable else _PLAIN}]}
 
 
 def _new_request(ctx: NodeContext, seq: int, ask: _Ask, now: float,
                  requester: str | None) -> Request:
     rid = "apr_" + secrets.token_hex(12)
     expires_at = now + ask.expires_in if ask.expires_in is not None else None
+    shown_args = ctx.runtime.redactor.redact(ask.args)
     value = {"type": "approval_request", "id": rid, "action": ask.action,
-             "args": ctx.runtime.redactor.redact(ask.args), "args_hash": ask.args_hash,
+             "args": shown_args, "args_hash": ask.args_hash,
              "reasons": list(ask.reasons), "required_roles": list(ask.roles),
              "requested_by": requester, "quorum": ask.quorum,
-             "expires_at": _iso(expires_at), "thread_id": ctx.thread_id}
+             "expires_at": _iso(expires_at), "thread_id": ctx.thread_id,
+             **_hitl(ask.action, shown_args, ask.reasons, ask.editable and ask.quorum == 1)}
     return Request(rid, ctx.thread_id, ctx.task_ns, seq, ctx.person.tenant, ask.action,
                    ask.args_hash, value, ask.roles, requester, ask.quorum, PENDING,
                    ask.on_expire, now, expires_at, None, None)
@@ -262,7 +296,36 @@ def expire_op(records: Records, request: Request, now: float) -> Op[Request | No
     return None
 
 
-def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) -> Flow[Approval]:
+def _replayed(vote: Vote, value: Any, shown: Request, ask: _Ask) -> Vote:
+    """A vote recorded earlier, with the arguments its (replayed) value edited: the records
+    keep only their hash (edited arguments are the thread's data: they stay in its
+    checkpoints, under its encryption)."""
+    if vote.args_hash == shown.args_hash or vote.decision != "approve":
+        return vote
+    edited = parse_answer(value, shown.action, ask.args).edited
+    if edited is None or hash_args(edited) != vote.args_hash:
+        raise ApprovalInvalid(f"the answer replayed for request {shown.request_id} does not "
+                              "match the vote recorded for it; resume the thread again.")
+    return replace(vote, args=edited)
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    """A resume LangGraph's ``response_schema`` refused before saving it."""
+
+    error: ValidationError
+
+
+def _ask(shown: Request, votes: list[Vote]) -> Any:
+    """Pause on ``shown``; what the approver answers, checked against the answer schema."""
+    try:
+        return interrupt(_shown(shown, votes), response_schema=cast(type, Response))
+    except ValidationError as exc:
+        return _Malformed(exc)
+
+
+def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None,
+                   judge: Judge | None = None) -> Flow[Approval]:
     records = ctx.runtime.guardrails.records
     seq = ctx.next_site()
     requests, by_position = yield from call(records.site, ctx.thread_id, ctx.task_ns, seq)
@@ -295,7 +358,8 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
         if recorded is None:
             # No earlier execution consumed a value here: decide from the records.
             done = _outcome(shown, votes)
-            if done is not None and shown.args_hash == ask.args_hash:
+            if done is not None and shown.args_hash == ask.args_hash \
+                    and (done.args_hash == shown.args_hash or done.args is not None):
                 return done
             if done is not None or (shown.status == PENDING and shown.args_hash != ask.args_hash
                                     and not votes):
@@ -310,10 +374,23 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
                 votes = []
         ctx.next_position()
         before = ctx.resumes_so_far()
-        value = interrupt(_shown(shown, votes))  # raises GraphInterrupt: the thread waits
+        value = _ask(shown, votes)  # raises GraphInterrupt: the thread waits
+        if isinstance(value, _Malformed):
+            # A new value that the answer schema refused (LangGraph keeps none such). Sent
+            # before this request existed, it answered another interrupt: ask. Else say why
+            # in Steward's words; nothing of it is saved.
+            if shown.request_id in created:
+                continue
+            refusal = refused(value.error, shown.action)
+            ctx.audit("approval_invalid", {"request_id": shown.request_id,
+                                           "reason": str(refusal)})
+            raise refusal
         if ctx.resumes_so_far() == before or recorded is not None:
             # A value this position consumed before (replayed as the node re-runs, or the
             # same vote delivered again after a crash): the vote recorded then stands.
+            if recorded is not None and recorded.request_id == shown.request_id:
+                votes = [_replayed(v, value, shown, ask) if v.voter == recorded.voter else v
+                         for v in votes]
             continue
         if shown.request_id in created:
             # A value sent before this request existed (for an interrupt that used to follow,
@@ -328,16 +405,18 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
             shown, votes = successor, []
         seen = _shown(shown, votes)  # what the approver was shown
         try:
-            vote = check_vote(shown, votes, ctx.person, value, position, now)
+            vote = check_vote(shown, votes, ctx.person, value, position, now, args=ask.args,
+                              judge=judge)
         except ApprovalInvalid as exc:
             ctx.audit("approval_invalid", {"request_id": shown.request_id, "reason": str(exc)})
             raise
         ctx.audit("approval_vote", {**vote.to_dict(), "request_id": shown.request_id,
                                     "saw_hash": hash_args(seen)})
-        yield from call(records.add_vote, vote, ctx.thread_id, ctx.task_ns)
+        done = _outcome(shown, [*votes, vote])
+        yield from call(records.add_vote, vote, ctx.thread_id, ctx.task_ns,
+                        standing=_grant(shown, vote, done))
         by_position[position] = vote
         votes = [*votes, vote]
-        done = _outcome(shown, votes)
         if done is not None:
             status = APPROVED if done.decision == "approve" else REJECTED
             yield from call(records.set_status, shown.request_id, status,
@@ -348,7 +427,7 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None) ->
 
 def _prepare(action: str, args: Mapping[str, Any], required_roles: Iterable[str] | str,
              reason: str | Iterable[str], expires_in: float | dt.timedelta | None, quorum: int,
-             on_expire: Literal["reject"] | Escalate) -> _Ask:
+             on_expire: Literal["reject"] | Escalate, editable: bool = False) -> _Ask:
     if not isinstance(action, str) or not action:
         raise ConfigError(f"the action must be a non-empty string, got {action!r}.")
     if not isinstance(args, Mapping):
@@ -360,7 +439,9 @@ def _prepare(action: str, args: Mapping[str, Any], required_roles: Iterable[str]
     reasons = (reason,) if isinstance(reason, str) else tuple(str(r) for r in reason)
     seconds, rule = expiry(expires_in, on_expire)
     plain = dict(args)
-    return _Ask(action, plain, hash_args(plain), roles, reasons, seconds, quorum, rule)
+    if not isinstance(editable, bool):
+        raise ConfigError(f"editable is True or False, got {editable!r}.")
+    return _Ask(action, plain, hash_args(plain), roles, reasons, seconds, quorum, rule, editable)
 
 
 def expiry(expires_in: float | dt.timedelta | None,
@@ -379,26 +460,31 @@ def expiry(expires_in: float | dt.timedelta | None,
 def request_approval(action: str, args: Mapping[str, Any], *,
                      required_roles: Iterable[str] | str, reason: str | Iterable[str],
                      expires_in: float | dt.timedelta | None = None, quorum: int = 1,
-                     on_expire: Literal["reject"] | Escalate = "reject") -> Approval:
+                     on_expire: Literal["reject"] | Escalate = "reject",
+                     editable: bool = False) -> Approval:
     """Inside a node: wait until ``quorum`` people holding one of ``required_roles`` approve
     ``action`` with these ``args`` (or one rejects it), and return how it ended.
 
-    The thread pauses with an interrupt whose value is the approval request; resume it with
-    ``Command(resume={"decision": "approve" | "reject", "comment": "..."})`` under the
-    approver's principal. A resume that breaks a rule raises ApprovalInvalid and changes
-    nothing. ``expires_in`` (seconds or a timedelta) bounds the wait; ``on_expire`` says what
-    an expired request becomes: "reject" (the node gets ``Approval(decision="expired")``) or
+    The thread pauses with an interrupt whose value is the approval request (with LangChain's
+    ``action_requests`` and ``review_configs``, which Agent Chat UI renders); resume it with
+    ``Command(resume={"decision": "approve" | "reject", "comment": "..."})`` (or LangChain's
+    ``{"decisions": [...]}``, or Agent Inbox's list) under the approver's principal. A resume
+    that breaks a rule raises ApprovalInvalid and changes nothing. ``editable=True`` lets an
+    approver edit the arguments instead (quorum 1 only): act with ``Approval.args`` then.
+    ``expires_in`` (seconds or a timedelta) bounds the wait; ``on_expire`` says what an
+    expired request becomes: "reject" (the node gets ``Approval(decision="expired")``) or
     ``Escalate(roles)`` (the same request, to other roles)."""
     ctx = current("request_approval")
-    ask = _prepare(action, args, required_roles, reason, expires_in, quorum, on_expire)
+    ask = _prepare(action, args, required_roles, reason, expires_in, quorum, on_expire, editable)
     return run_sync(ctx, _approval_flow(ctx, ask))
 
 
 async def arequest_approval(action: str, args: Mapping[str, Any], *,
                             required_roles: Iterable[str] | str, reason: str | Iterable[str],
                             expires_in: float | dt.timedelta | None = None, quorum: int = 1,
-                            on_expire: Literal["reject"] | Escalate = "reject") -> Approval:
+                            on_expire: Literal["reject"] | Escalate = "reject",
+                            editable: bool = False) -> Approval:
     """The async twin of :func:`request_approval`, for ``async def`` nodes."""
     ctx = current("arequest_approval")
-    ask = _prepare(action, args, required_roles, reason, expires_in, quorum, on_expire)
+    ask = _prepare(action, args, required_roles, reason, expires_in, quorum, on_expire, editable)
     return await run_async(ctx, _approval_flow(ctx, ask))

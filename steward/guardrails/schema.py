@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from steward.storage.migrations import Migration, Schema
+from steward.storage.migrations import LAYOUT, Migration, Schema
 
 __all__ = ["SCHEMA"]
 
@@ -61,5 +61,27 @@ CREATE TABLE steward_actions (
 )
 """
 
-SCHEMA = Schema("guardrails", (Migration(_GUARDRAILS, 4),),
-                thread_tables=("steward_votes", "steward_approvals", "steward_actions"))
+# Standing approvals (issue #15): an approver's grant that lets later calls of one action on
+# one thread pass without asking again, up to ``uses`` calls until ``expires_at``, revocable.
+_STANDING = """
+CREATE TABLE steward_standing (
+    standing_id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    tenant TEXT,
+    action TEXT NOT NULL,
+    roles {json} NOT NULL,
+    request_id TEXT NOT NULL,
+    granted_by TEXT NOT NULL,
+    uses INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    created_at {real} NOT NULL,
+    expires_at {real} NOT NULL,
+    revoked_at {real},
+    revoked_by TEXT
+);
+CREATE INDEX steward_standing_thread ON steward_standing (thread_id, action)
+"""
+
+SCHEMA = Schema("guardrails", (Migration(_GUARDRAILS, 4), Migration(_STANDING, LAYOUT)),
+                thread_tables=("steward_votes", "steward_approvals", "steward_actions",
+                               "steward_standing"))

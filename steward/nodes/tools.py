@@ -195,12 +195,19 @@ class ToolExecutor:
         approved: dict[str, Any] | None = None
         if self.use_guard:
             try:
-                decision = guard(call.tool, args, **self.approvals.get(call.tool, {}))
+                decision = guard(call.tool, args, editable=True,
+                                 **self.approvals.get(call.tool, {}))
             except PolicyDenied as exc:
                 return _Outcome(error=_error("denied", str(exc), call))
             if decision.approval is not None:
                 approved = {**decision.approval.to_dict(), "action": call.tool,
                             "step": call.step.get("id") if call.step else None}
+            if decision.args is not None and decision.args != args:
+                # An approver edited the arguments: they must fit the tool as well.
+                args, problem = checked_args(tool, decision.args)
+                if problem is not None:
+                    return _Outcome(error=_error("invalid_args", f"as edited: {problem}", call),
+                                    approval=approved)
         injected = self._injected(tool)
         ctx = current("ToolExecutor", need_principal=False)
 

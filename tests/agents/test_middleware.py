@@ -37,7 +37,6 @@ from pydantic import Field
 
 import steward
 from steward.agents import GuardedToolsMiddleware
-from steward.guardrails.decision import Decision
 from steward.identity import principal_from_config
 
 POLICY = """
@@ -174,14 +173,6 @@ def _kinds(rt: steward.Runtime, thread: str) -> list[tuple[str, str | None]]:
     return [(e.kind, e.principal_id) for e in rt.audit.events(thread, ALICE)]
 
 
-# The contract's interrupt and resume formats for LangChain's frontends land on main with the
-# rest of issue #15 (steward.guardrails); until then these checks are expected to fail.
-LANGCHAIN_FORMATS = hasattr(Decision(effect="allow"), "args")
-needs_formats = pytest.mark.xfail(not LANGCHAIN_FORMATS, strict=True,
-                                  reason="the HITLRequest keys and LangChain's resumes land "
-                                         "on main with issue #15's guardrails part")
-
-
 # -- allow, deny --------------------------------------------------------------------------------
 
 def test_an_allowed_call_acts_once_as_the_principal_and_is_audited(db_url: str) -> None:
@@ -273,7 +264,6 @@ def test_an_approval_waits_and_only_another_principal_can_give_it(db_url: str) -
         rt.audit.verify("T")
 
 
-@needs_formats
 def test_the_approval_carries_langchains_hitl_request(db_url: str) -> None:
     with _runtime(db_url) as rt:
         _, request = _pause_for_approval(rt)
@@ -297,7 +287,6 @@ def test_a_rejection_is_told_to_the_model(db_url: str) -> None:
         assert agent.get_state(rt.config("T", ALICE)).next == ()
 
 
-@needs_formats
 @pytest.mark.parametrize(("resume", "done"), [
     ({"decisions": [{"type": "approve"}]}, "120.00"),
     ({"decisions": [{"type": "reject", "message": "not today"}]}, None),
@@ -319,6 +308,34 @@ def test_langchains_decisions_resume_it(db_url: str, resume: Any, done: str | No
         assert ("an approver changed the arguments" in told.text) is edited
         effects = execute(db_url, "SELECT name, status FROM steward_effects")
         assert effects == [("tool:refund", "done")]
+
+
+@pytest.mark.parametrize("resume", [
+    {"decision": "maybe"}, "yes", {"decisions": [{"type": "approve"}, {"type": "approve"}]},
+    {"decisions": [{"type": "edit", "edited_action": {"name": "refund",
+                                                      "args": {"order_id": "98765"}}}]},
+], ids=["unknown-decision", "not-a-dict", "two-decisions", "edit-the-policy-cannot-judge"])
+def test_a_malformed_answer_is_refused_and_the_thread_still_waits(db_url: str,
+                                                                   resume: Any) -> None:
+    with _runtime(db_url) as rt:
+        agent, request = _pause_for_approval(rt)
+        with pytest.raises(steward.ApprovalInvalid, match=r"still waits|not allowed"):
+            agent.invoke(Command(resume=resume), rt.config("T", BOB))
+        state = agent.get_state(rt.config("T", ALICE))
+        assert state.interrupts[0].value["id"] == request["id"] and CALLS == []
+        agent.invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+        assert [(c["amount"], c["by"]) for c in CALLS] == [("120.00", "bob")]
+
+
+def test_an_edit_the_tool_cannot_take_is_not_run(db_url: str) -> None:
+    with _runtime(db_url) as rt:
+        agent, _ = _pause_for_approval(rt)
+        edit = {"name": "refund", "args": {"order_id": "98765", "amount": "90.00", "note": "x"}}
+        out = agent.invoke(Command(resume={"decisions": [{"type": "edit", "edited_action": edit}]}),
+                           rt.config("T", BOB))
+        [told] = _tool_messages(out)
+        assert told.status == "error" and "as edited, 'refund' takes no arguments" in told.text
+        assert CALLS == []
 
 
 # -- exactly once -------------------------------------------------------------------------------
