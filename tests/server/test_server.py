@@ -310,7 +310,10 @@ async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> N
 async def test_the_chat_agent_waits_for_a_manager_as_agent_chat_ui_drives_it(
         server: Server) -> None:
     """The graph ``agent`` (LangChain's create_agent under GuardedToolsMiddleware) takes Agent
-    Chat UI's input, pauses for a manager on a large refund, and completes once one approves."""
+    Chat UI's input, pauses for a manager on a large refund, refuses the requester's own
+    approval, and completes once a manager approves."""
+    from langgraph_sdk.errors import APIStatusError
+
     said = {"messages": [{"type": "human", "content": [
         {"type": "text", "text": "Please refund $120 for order 98765"}]}]}
     async with _client(server, ALICE) as alice, _client(server, BOB) as bob, \
@@ -323,10 +326,17 @@ async def test_the_chat_agent_waits_for_a_manager_as_agent_chat_ui_drives_it(
         assert (request["type"], request["action"], request["required_roles"]) == (
             "approval_request", "refund", ["manager"])
         assert request["args"] == {"order_id": "98765", "amount": "120.00"}
+        assert request["action_requests"][0]["name"] == "refund"  # the approval card's
+        assert request["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
         with pytest.raises(NotFoundError):
             await mallory.threads.get_state(tid)
+        approve = {"decisions": [{"type": "approve"}]}  # what the card's Approve sends
+        with pytest.raises(APIStatusError) as refused:
+            [p async for p in alice.runs.stream(tid, "agent", command={"resume": approve})]
+        assert refused.value.response.status_code == 403
+        assert (await alice.threads.get(tid))["status"] == "interrupted"
         [p async for p in bob.runs.stream(tid, "agent", stream_mode=["values"],
-                                          command={"resume": {"decision": "approve"}})]
+                                          command={"resume": approve})]
         state = await alice.threads.get_state(tid)
         assert state["next"] == [] and state["interrupts"] == []
         kinds = [m["type"] for m in state["values"]["messages"]]
