@@ -117,16 +117,15 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     # -- after the guard -----------------------------------------------------------------------
 
-    def _prepared(self, request: ToolCallRequest, call: _Call, decision: Decision
-                  ) -> _Run | ToolMessage:
+    def _prepared(self, ctx: NodeContext, request: ToolCallRequest, call: _Call,
+                  decision: Decision) -> _Run | ToolMessage:
         """How the allowed call runs: with the arguments the approvers approved (an edit must
         fit the tool too), under its key; or the answer the model gets if the edit does not
         fit."""
-        ctx = _context()
         acted = dict(call.args)
         edited = decision.args
         if edited is not None and edited != call.args:
-            acted = dict(edited)
+            acted = dict(edited)  # a tool the agent does not know: its own answer says so
             if request.tool is not None:
                 acted, problem = checked_args(request.tool, edited)
                 if problem is not None:
@@ -144,17 +143,18 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         checked = self._checked(request)
         if isinstance(checked, ToolMessage):
             return checked
-        _context()  # a clear error outside a Steward run, before the guard's
+        ctx = _context()  # outside a Steward run: an error that says what to do
         try:
             decision = guard(checked.name, checked.args, editable=True,
                              **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)
-        prepared = self._prepared(request, checked, decision)
+        prepared = self._prepared(ctx, request, checked, decision)
         if isinstance(prepared, ToolMessage):
             return prepared
 
         def run(arguments: dict[str, Any], idempotency_key: str = "") -> Result:
+            # The key is the ledger's record of the call (the tool node would drop it).
             return handler(prepared.to_tool(arguments))
 
         if checked.name in self.read_only:
@@ -170,17 +170,18 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         checked = self._checked(request)
         if isinstance(checked, ToolMessage):
             return checked
-        _context()
+        ctx = _context()
         try:
             decision = await aguard(checked.name, checked.args, editable=True,
                                     **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)
-        prepared = self._prepared(request, checked, decision)
+        prepared = self._prepared(ctx, request, checked, decision)
         if isinstance(prepared, ToolMessage):
             return prepared
 
         async def run(arguments: dict[str, Any], idempotency_key: str = "") -> Result:
+            # The key is the ledger's record of the call (the tool node would drop it).
             return await handler(prepared.to_tool(arguments))
 
         if checked.name in self.read_only:

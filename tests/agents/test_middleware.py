@@ -228,6 +228,15 @@ def test_arguments_that_do_not_fit_the_tool_are_refused_before_the_guard(db_url:
         assert CALLS == [] and "guard" not in [k for k, _ in _kinds(rt, "T")]
 
 
+def test_a_tool_the_agent_does_not_have_gets_langchains_answer(db_url: str) -> None:
+    with _runtime(db_url) as rt:
+        out = _agent(rt, _ask(("wire_money", {"to": "x"}))).invoke(_said("wire"),
+                                                                   rt.config("T", ALICE))
+        [told] = _tool_messages(out)
+        assert told.status == "error" and "wire_money is not a valid tool" in told.text
+        assert CALLS == []
+
+
 # -- approvals ----------------------------------------------------------------------------------
 
 def _pause_for_approval(rt: steward.Runtime, amount: str = "120.00") -> tuple[Any, dict[str, Any]]:
