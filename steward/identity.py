@@ -196,11 +196,22 @@ class Access(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class ThreadIdentity:
-    """What the saver knows of a thread's identity; ``tenant is None`` means unbound."""
+    """What the saver knows of a thread's identity; ``tenant is None`` means unbound.
+
+    ``voters``: the roles that may vote on the approvals the thread waits on; ``resumed_by``:
+    who resumed it last by a vote alone (the approver's reach, see :class:`AccessRule`)."""
 
     thread_id: str
     tenant: str | None
     owner: str | None
+    voters: frozenset[str] = frozenset()
+    resumed_by: str | None = None
+
+
+# What a write does, for the approver's reach: answer an interrupt (a resume, or a lease taken
+# for one), run on from it (a task's writes, the checkpoints the run makes), or anything else
+# (new input, update_state, a command's update or goto: None).
+Vote = Literal["resume", "run"]
 
 
 @dataclass(frozen=True)
@@ -236,13 +247,19 @@ class AccessRule:
         return max(granted) if granted else None
 
     def check(self, principal: Principal | None, thread: ThreadIdentity | None,
-              need: Access) -> None:
-        """Raise ThreadAccessDenied unless ``principal`` may do ``need`` on ``thread``."""
+              need: Access, *, vote: Vote | None = None) -> bool:
+        """Raise ThreadAccessDenied unless ``principal`` may do ``need`` on ``thread``; returns
+        True when only the approver's reach allows it.
+
+        The approver's reach: a member of the thread's tenant holding a role that may vote on
+        an approval the thread waits on may read the thread and resume it (``vote="resume"``),
+        and the run it resumes may go on (``vote="run"``, also allowed to whoever resumed it
+        last): nothing more without a role ``roles`` grants."""
         if thread is None or thread.tenant is None:
-            return  # unbound threads behave exactly like stock LangGraph threads
+            return False  # unbound threads behave exactly like stock LangGraph threads
         tid = thread.thread_id
         if principal is None and self.trust_unidentified:
-            return
+            return False
         if principal is None:
             raise ThreadAccessDenied(
                 f"thread {tid!r} belongs to a tenant and this request carries no principal: "
@@ -258,18 +275,30 @@ class AccessRule:
                 thread_id=tid,
             )
         if principal.id == thread.owner:
-            return
+            return False
         level = self.level(principal)
-        if level is None or level < need:
-            what = need.name.lower()
-            refused = (f"principal {principal.id!r} may not {what} thread {tid!r} owned by "
-                       f"{thread.owner!r}: none of its roles {sorted(principal.roles)} is granted "
-                       f"{what} access.")
-            raise ThreadAccessDenied(
-                f"{refused} Grant one with steward.open(..., thread_roles={{'<role>': "
-                f"'{what}'}}).",
-                thread_id=tid,
-                cli=f"{refused} Act as a principal whose role is granted {what} access "
-                    f"(--as TENANT/ID:ROLE), or grant one with --thread-roles ROLE={what} "
-                    "(the flag replaces the default grants; or set $STEWARD_THREAD_ROLES).",
-            )
+        if level is not None and level >= need:
+            return False
+        votes = bool(thread.voters & principal.roles)
+        resumed = thread.resumed_by == principal.id
+        if need == Access.READ and (votes or resumed):
+            return True
+        if need == Access.WRITE and ((vote == "resume" and votes)
+                                     or (vote == "run" and (votes or resumed))):
+            return True
+        what = need.name.lower()
+        refused = (f"principal {principal.id!r} may not {what} thread {tid!r} owned by "
+                   f"{thread.owner!r}: none of its roles {sorted(principal.roles)} is granted "
+                   f"{what} access")
+        if votes or resumed:
+            refused += (" (as an approver it may read the thread and resume it with a vote on "
+                        "its pending approval, nothing more: no new input, update_state or "
+                        "deletion)")
+        raise ThreadAccessDenied(
+            f"{refused}. Grant one with steward.open(..., thread_roles={{'<role>': "
+            f"'{what}'}}).",
+            thread_id=tid,
+            cli=f"{refused}. Act as a principal whose role is granted {what} access "
+                f"(--as TENANT/ID:ROLE), or grant one with --thread-roles ROLE={what} "
+                "(the flag replaces the default grants; or set $STEWARD_THREAD_ROLES).",
+        )

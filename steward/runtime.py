@@ -76,7 +76,7 @@ class Runtime:
         self.checkpointer = StewardSaver(driver, cipher=settings.cipher, threads=threads,
                                          participants=(self.audit,),
                                          write_filter=SpentResumes(), schemas=PARTS)
-        self.approvals = Approvals(records, driver, self.audit)
+        self.approvals = Approvals(records, driver, self.audit, self.guardrails)
         # Long-term memory, scoped by identity (steward.memory): a LangGraph BaseStore.
         self.store = MemoryStore(self, settings.memory)
 

@@ -58,6 +58,12 @@ def interrupts(value: Any, task_id: str) -> list[dict[str, Any]]:
     for item in items:
         payload = getattr(item, "value", item)
         kind = payload.get("type") if isinstance(payload, Mapping) else None
-        out.append({"id": getattr(item, "id", None),
-                    "type": kind if isinstance(kind, str) else None, "task": task_id})
+        entry: dict[str, Any] = {"id": getattr(item, "id", None),
+                                 "type": kind if isinstance(kind, str) else None,
+                                 "task": task_id}
+        roles = payload.get("required_roles") if isinstance(payload, Mapping) \
+            and kind == "approval_request" else None
+        if isinstance(roles, list) and all(isinstance(r, str) for r in roles):
+            entry["roles"] = sorted(roles)  # who may vote: the approver's reach
+        out.append(entry)
     return out

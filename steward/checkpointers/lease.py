@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+from langgraph.types import Command
+
+from steward.identity import Vote
 
 if TYPE_CHECKING:
     from steward.checkpointers.saver import StewardSaver
@@ -48,6 +51,17 @@ class _Lease:
         self.subjects = subjects  # recorded on the thread with the lease (erasure finds them)
 
 
+def _vote(inputs: Any) -> Vote | None:
+    """What a run does to its thread, from its input: answers an interrupt (a resume alone),
+    goes on from where it stopped (no input), or anything else (None)."""
+    if inputs is None:
+        return "run"
+    if isinstance(inputs, Command) and inputs.resume is not None and inputs.update is None \
+            and not inputs.goto and inputs.graph is None:
+        return "resume"
+    return None
+
+
 class LeaseHandler(_Lease, BaseCallbackHandler):
     """Holds the thread's lease for the duration of a synchronous root run."""
 
@@ -55,7 +69,7 @@ class LeaseHandler(_Lease, BaseCallbackHandler):
                        parent_run_id: UUID | None = None, **kwargs: Any) -> None:
         if parent_run_id is None:
             self.saver.acquire_lease(self.thread_id, str(run_id), self.principal, self.ttl,
-                                     self.subjects)
+                                     self.subjects, _vote(inputs))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                      **kwargs: Any) -> None:
@@ -76,7 +90,7 @@ class AsyncLeaseHandler(_Lease, AsyncCallbackHandler):
                              **kwargs: Any) -> None:
         if parent_run_id is None:
             await self.saver.aacquire_lease(self.thread_id, str(run_id), self.principal,
-                                              self.ttl, self.subjects)
+                                              self.ttl, self.subjects, _vote(inputs))
 
     async def on_chain_end(self, outputs: Any, *, run_id: UUID,
                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:

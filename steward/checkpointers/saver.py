@@ -37,7 +37,7 @@ from steward.checkpointers.participants import Joined, WriteFilter, WritePartici
 from steward.checkpointers.schema import SCHEMA
 from steward.checkpointers.sql import Sql
 from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx
-from steward.identity import AccessRule, Principal, principal_from_config
+from steward.identity import AccessRule, Principal, Vote, principal_from_config
 from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
@@ -227,8 +227,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
                                                 self.threads.leases.get(tid)),
             ), self._guard_params(tid, fast, ns, bases), joined)
             return done
+        # Only the checkpoints a run makes as it goes may come from an approver's reach; new
+        # input, update_state and forks need access of one's own.
+        vote: Vote | None = "run" if (metadata or {}).get("source") == "loop" else None
         thread = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
-                                                  at=(ns, checkpoint["id"]), ctx=ctx)
+                                                  at=(ns, checkpoint["id"]), ctx=ctx, vote=vote)
         for participant in joining:
             yield from participant.write_op(tid, checkpoint["id"], thread)
         blobs = []
@@ -309,11 +312,15 @@ class StewardSaver(BaseCheckpointSaver[str]):
         if not writes:
             return
         principal = principal_from_config(config)
+        # A task's writes go on with its run; writes of no task are a resume (the approver's
+        # vote) or a command's update (access of one's own).
+        vote: Vote | None = "run" if task_id != NULL_TASK_ID else (
+            "resume" if all(channel == RESUME for channel, _ in writes) else None)
         screen = self.write_filter.screen(task_id, writes) if self.write_filter else None
         if screen is not None and not screen.store:
             # Nothing of the task is stored, not even its error; the participants' rows are.
             row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
-                                                   at=(ns, cid), ctx=ctx)
+                                                   at=(ns, cid), ctx=ctx, vote=vote)
             for participant in self.participants:
                 if participant.joins(tid):
                     yield from participant.write_op(tid, cid, row)
@@ -343,7 +350,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
                 self._guard_params(tid, fast, ns, ()), joined)
             return
         row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
-                                               at=(ns, cid), ctx=ctx, interrupts=waits)
+                                               at=(ns, cid), ctx=ctx, interrupts=waits,
+                                               vote=vote)
         for participant in joining:
             yield from participant.write_op(tid, cid, row)
         if screen is not None:
@@ -360,8 +368,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
     # -- what a run does with its thread: leases, through the thread table ---------------------
 
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
-                    ttl: float | None, subjects: Sequence[str]) -> Op[None]:
-        row = yield from self.threads.acquire_op(tid, holder, principal, ttl, subjects)
+                    ttl: float | None, subjects: Sequence[str],
+                    vote: Vote | None) -> Op[None]:
+        row = yield from self.threads.acquire_op(tid, holder, principal, ttl, subjects, vote)
         for participant in self.participants:
             yield from participant.run_started_op(tid, row)
 
@@ -371,19 +380,23 @@ class StewardSaver(BaseCheckpointSaver[str]):
                 yield from participant.run_ended_op(tid)
 
     def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
-                      ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
+                      ttl: float | None = None, subjects: Sequence[str] = (),
+                      vote: Vote | None = None) -> None:
         """Make ``holder`` the only run allowed to write the thread, or raise ThreadBusy.
 
         ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
-        recorded as the thread's subjects in the same transaction."""
-        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects),
+        recorded as the thread's subjects in the same transaction; ``vote`` says the run
+        resumes the thread or goes on from where it stopped (the approver's reach)."""
+        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects, vote),
                         write=True, durable=False)
         self.threads.hold(thread_id, holder)
 
     async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
-                             ttl: float | None = None, subjects: Sequence[str] = ()) -> None:
-        await self.driver.arun(self._acquire_op(thread_id, holder, principal, ttl, subjects),
-                               write=True, durable=False)
+                             ttl: float | None = None, subjects: Sequence[str] = (),
+                             vote: Vote | None = None) -> None:
+        await self.driver.arun(
+            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote),
+            write=True, durable=False)
         self.threads.hold(thread_id, holder)
 
     def release_lease(self, thread_id: str, holder: str) -> None:

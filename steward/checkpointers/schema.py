@@ -3,7 +3,7 @@ channel values (whole or as list deltas) and pending writes."""
 
 from __future__ import annotations
 
-from steward.storage.migrations import Migration, Schema
+from steward.storage.migrations import LAYOUT, Migration, Schema
 
 __all__ = ["SCHEMA"]
 
@@ -127,6 +127,10 @@ CREATE TABLE steward_subjects (
 CREATE INDEX steward_subjects_subject ON steward_subjects (tenant, subject)
 """
 
+# The approver's reach (issue #15): who resumed the thread last by a vote alone, so that the
+# run their vote resumed may go on under their principal (identity.AccessRule.check).
+_RESUMED_BY = "ALTER TABLE steward_threads ADD COLUMN resumed_by TEXT"
+
 SCHEMA = Schema("saver", (Migration(_TABLES, 1), Migration(_DELTAS_AND_INDEXES, 2),
                           Migration(_FEWER_INDEXES, 3), Migration(_PARTICIPANT_HEAD, 6),
-                          Migration(_SUBJECTS, 8)))
+                          Migration(_SUBJECTS, 8), Migration(_RESUMED_BY, LAYOUT)))

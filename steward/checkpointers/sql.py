@@ -19,7 +19,7 @@ THREAD_INFO_COLS = (
 )
 THREAD_COLS = (
     "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at, "
-    "rev, created_at, audit_seq, audit_head"
+    "rev, created_at, audit_seq, audit_head, resumed_by"
 )
 CHECKPOINT_COLS = (
     "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
@@ -28,6 +28,11 @@ CHECKPOINT_COLS = (
 
 
 class Sql:
+    def waits_on_roles(self, count: int) -> str:
+        """A condition on a thread row: it waits on an approval one of ``count`` roles (bound
+        as parameters) may vote on."""
+        return self._waits_on_roles.format(", ".join("?" for _ in range(count)))
+
     def __init__(self, dialect: str) -> None:
         pg = dialect == "postgres"
         self.dialect = dialect
@@ -49,6 +54,12 @@ class Sql:
         )
         self.delete_thread = "DELETE FROM steward_threads WHERE thread_id = ?"
         self.thread_info = f"SELECT {THREAD_INFO_COLS} FROM steward_threads"
+        # A thread waiting on an approval one of the roles bound after it may vote on.
+        self._waits_on_roles = (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(waiting_on) w, "
+            "jsonb_array_elements_text(w->'roles') r WHERE r IN ({}))" if pg else
+            "EXISTS (SELECT 1 FROM json_each(waiting_on) w, json_each(w.value, '$.roles') r "
+            "WHERE r.value IN ({}))")
         self.renew_lease = (
             "UPDATE steward_threads SET lease_expires_at = ? "
             "WHERE thread_id = ? AND lease_owner = ?"

@@ -21,7 +21,7 @@ from steward.checkpointers.configs import subjects_of
 from steward.checkpointers.deltas import Key, Known
 from steward.checkpointers.sql import Sql
 from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
-from steward.identity import Access, AccessRule, Principal, ThreadIdentity
+from steward.identity import Access, AccessRule, Principal, ThreadIdentity, Vote
 from steward.storage.codec import dump_json, load_json
 from steward.storage.drivers import Driver
 from steward.storage.ops import Op, Stmt
@@ -63,10 +63,19 @@ class ThreadRow(NamedTuple):
     created_at: float  # also the row's incarnation: a deleted and re-created thread differs
     audit_seq: int  # the head of the thread's audit chain when its last run ended
     audit_head: str | None
+    resumed_by: str | None  # who resumed it last by a vote alone (the approver's reach)
 
 
 def thread_row(row: Sequence[Any] | None) -> ThreadRow | None:
     return ThreadRow._make(row) if row is not None else None
+
+
+def voters(waiting_on: Any) -> frozenset[str]:
+    """The roles that may vote on the approvals a thread waits on (``waiting_on``, as the
+    saver summarizes interrupts: ``configs.interrupts``)."""
+    waiting = load_json(waiting_on) or []
+    return frozenset(str(role) for w in waiting if isinstance(w, dict)
+                     for role in (w.get("roles") or ()))
 
 
 class Threads:
@@ -92,7 +101,10 @@ class Threads:
 
     @staticmethod
     def identity(tid: str, row: ThreadRow | None) -> ThreadIdentity | None:
-        return ThreadIdentity(tid, row.tenant, row.owner) if row else None
+        if row is None:
+            return None
+        return ThreadIdentity(tid, row.tenant, row.owner, voters(row.waiting_on),
+                              row.resumed_by)
 
     def check_lease(self, tid: str, row: ThreadRow, now: float, *,
                      taking: str | None = None) -> None:
@@ -117,13 +129,13 @@ class Threads:
                 thread_id=tid, expires_in=lease_expires - now,
             )
 
-    def authorize_op(self, tid: str, principal: Principal | None,
-                     need: Access) -> Op[ThreadRow | None]:
+    def authorize_op(self, tid: str, principal: Principal | None, need: Access, *,
+                     vote: Vote | None = None) -> Op[ThreadRow | None]:
         """Check an existing thread (no binding) under the access rule, locking its row for
-        more than reading; returns its row or None."""
+        more than reading; returns its row or None. ``vote``: see ``AccessRule.check``."""
         sql = self.sql.select_thread_for_update if need > Access.READ else self.sql.select_thread
         row = thread_row((yield Stmt(sql, (tid,))).one())
-        self.access.check(principal, self.identity(tid, row), need)
+        self.access.check(principal, self.identity(tid, row), need, vote=vote)
         if row is not None and need > Access.READ:
             self.check_lease(tid, row, time.time())
         return row
@@ -182,11 +194,13 @@ class Threads:
         interrupts: list[dict[str, Any]] | None = None,
         lease: str | None = None,
         ctx: WriteCtx | None = None,
+        vote: Vote | None = None,
     ) -> Op[ThreadRow]:
         """Authorize a write: create and bind the thread on first write, check access and the
         lease, and record on the thread row what the write changes (``at`` is the written
         checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on). Returns
         the row as the write leaves it, which an optimistic ``ctx`` remembers (fast_view).
+        ``vote`` says what the write does, for the approver's reach (``AccessRule.check``).
 
         One read locks the row and returns the identity and lease to check; the row is written
         only when its binding, status or lease changes."""
@@ -201,11 +215,12 @@ class Threads:
             if row is None:  # another writer created it a moment ago
                 row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
             assert row is not None
-        self.access.check(principal, self.identity(tid, row), Access.WRITE)
+        reach = self.access.check(principal, self.identity(tid, row), Access.WRITE, vote=vote)
         self.check_lease(tid, row, now, taking=lease)
         holder = lease or (row.lease_owner if row.lease_expires_at is not None
                            and row.lease_expires_at > now else None)
-        sets, params, new = self._changes(row, principal, at, interrupts, lease, holder, now)
+        sets, params, new = self._changes(row, principal, at, interrupts, lease, holder, now,
+                                          reach)
         if sets:
             sets += ["updated_at = ?", "rev = rev + 1"]
             yield Stmt(f"UPDATE steward_threads SET {', '.join(sets)} WHERE thread_id = ?",
@@ -236,13 +251,22 @@ class Threads:
     def _changes(self, row: ThreadRow, principal: Principal | None,
                  at: tuple[str, str] | None, interrupts: list[dict[str, Any]] | None,
                  lease: str | None, holder: str | None,
-                 now: float) -> tuple[list[str], list[Any], ThreadRow]:
-        """What a write changes on its thread's row: SET clauses, their values, the new row."""
+                 now: float, reach: bool = False) -> tuple[list[str], list[Any], ThreadRow]:
+        """What a write changes on its thread's row: SET clauses, their values, the new row.
+        ``reach``: the write is allowed by the approver's reach alone."""
         sets: list[str] = []
         params: list[Any] = []
         if row.tenant is None and principal is not None:  # the first write by a principal binds
             sets += ["tenant = ?", "owner = ?"]
             params += [principal.tenant, principal.id]
+        resumed_by = row.resumed_by
+        if reach and principal is not None:
+            resumed_by = principal.id  # the run an approver resumed may go on, as theirs
+        elif principal is not None:
+            resumed_by = None  # someone with access of their own writes: the reach ends
+        if resumed_by != row.resumed_by:
+            sets.append("resumed_by = ?")
+            params.append(resumed_by)
         waiting, waiting_at = load_json(row.waiting_on), row.waiting_at
         if interrupts is not None and at is not None:
             # Interrupts of one checkpoint add up (parallel tasks may each pause); a task that
@@ -268,7 +292,8 @@ class Threads:
             sets.append("status = ?")
             params.append(status)
         new = row._replace(status=status, waiting_on=dump_json(waiting) if waiting else None,
-                           waiting_at=waiting_at, rev=row.rev + 1 if sets else row.rev)
+                           waiting_at=waiting_at, rev=row.rev + 1 if sets else row.rev,
+                           resumed_by=resumed_by)
         if row.tenant is None and principal is not None:
             new = new._replace(tenant=principal.tenant, owner=principal.id)
         if lease is not None:
@@ -308,10 +333,12 @@ class Threads:
                 self._views.popitem(last=False)
 
     def acquire_op(self, tid: str, holder: str, principal: Principal | None,
-                   ttl: float | None, subjects: Sequence[str] = ()) -> Op[ThreadRow]:
+                   ttl: float | None, subjects: Sequence[str] = (),
+                   vote: Vote | None = None) -> Op[ThreadRow]:
         """Take the thread's lease for ``holder`` (creating and binding the thread on its first
-        run) and record ``subjects``; returns the row as it leaves it."""
-        row = yield from self.claim_op(tid, principal, ttl=ttl, lease=holder)
+        run) and record ``subjects``; returns the row as it leaves it. ``vote``: the run
+        resumes the thread (``"resume"``) or goes on from where it stopped (``"run"``)."""
+        row = yield from self.claim_op(tid, principal, ttl=ttl, lease=holder, vote=vote)
         yield from self._subjects_op(tid, row.tenant, subjects)
         return row
 
@@ -328,7 +355,7 @@ class Threads:
         """``steward.add_subjects`` inside a node: the run holds the thread's lease, so only
         the access rule is checked (adding a subject changes no working context)."""
         row = thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())
-        self.access.check(principal, self.identity(tid, row), Access.WRITE)
+        self.access.check(principal, self.identity(tid, row), Access.WRITE, vote="run")
         tenant = row.tenant if row is not None else (principal.tenant if principal else None)
         yield from self._subjects_op(tid, tenant, subjects)
 
@@ -408,8 +435,14 @@ class Threads:
             where.append("tenant = ?")
             params.append(principal.tenant)
             if (self.access.level(principal) or 0) < Access.READ:
-                where.append("owner = ?")
-                params.append(principal.id)
+                # Its own threads, and those within the approver's reach.
+                mine = ["owner = ?", "resumed_by = ?"]
+                params += [principal.id, principal.id]
+                if principal.roles:
+                    mine.append("(status = 'interrupted' AND "
+                                f"{self.sql.waits_on_roles(len(principal.roles))})")
+                    params += sorted(principal.roles)
+                where.append(f"({' OR '.join(mine)})")
         if status is not None:
             if status not in STATUSES:
                 raise ConfigError(f"unknown status {status!r}: a thread is one of "

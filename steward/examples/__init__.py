@@ -28,10 +28,9 @@ from steward.guardrails.policy import Policy
 
 __all__ = ["THREAD_ROLES", "WORKFLOWS", "Workflow"]
 
-# Approvers write (they resume the threads they approve), auditors read, ops may erase.
-THREAD_ROLES = (
-    "manager=write,security=write,compliance-officer=write,cfo=write,controller=write,"
-    "auditor=read,ops=admin")
+# Auditors read every thread of their tenant, ops may erase. Approvers need no grant: the
+# approver's reach lets them read a thread waiting on them and resume it with their vote.
+THREAD_ROLES = "auditor=read,ops=admin"
 
 
 @dataclass(frozen=True)

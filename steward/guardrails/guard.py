@@ -90,7 +90,7 @@ def _denied(action: str, decision: Decision) -> PolicyDenied:
                         decision=decision)
 
 
-def _edit_judge(guardrails: Guardrails, action: str, facts: ThreadFacts,
+def edit_judge(guardrails: Guardrails, action: str, facts: ThreadFacts,
                 resource: tuple[str, str] | None,
                 history: Mapping[str, ActionHistory]) -> Judge:
     """The policy's second opinion on arguments an approver edited: the approver vouches for
@@ -159,7 +159,7 @@ def _guard_flow(ctx: NodeContext, action: str, args: dict[str, Any],
     if history is None:
         history = yield from call(records.history, ctx.thread_id, ctx.task_ns, seq,
                                   ctx.checkpoint_id)
-    judge = _edit_judge(guardrails, action, (yield from _facts(ctx)), resource, history)
+    judge = edit_judge(guardrails, action, (yield from _facts(ctx)), resource, history)
     ask = _prepare(action, args, decision.roles, decision.reasons,
                    expires_in if expires_in is not None else guardrails.approval_expires_in,
                    decision.quorum, on_expire, editable)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from steward.errors import ApprovalInvalid
-from steward.guardrails.records import Records, Request, Vote
-from steward.guardrails.request import check_vote, expire_op
+from steward.errors import ApprovalInvalid, ConfigError, ThreadAccessDenied
+from steward.guardrails.guard import Guardrails, edit_judge
+from steward.guardrails.policy import ThreadFacts
+from steward.guardrails.records import Records, Request, StandingGrant, Vote
+from steward.guardrails.request import Judge, check_vote, expire_op
 from steward.identity import Access, Principal
 from steward.storage.codec import load_json
 from steward.storage.ops import Op
@@ -49,17 +52,36 @@ def _principal(principal: Principal | Any) -> Principal:
     return Principal.parse(principal)
 
 
+def _standing_view(grant: StandingGrant) -> dict[str, Any]:
+    return {**grant.to_dict(), "created_at": _iso(grant.created_at),
+            "expires_at": _iso(grant.expires_at), "revoked_at": _iso(grant.revoked_at),
+            "uses_left": max(grant.uses - grant.used, 0)}
+
+
 class Approvals:
-    def __init__(self, records: Records, driver: Driver, audit: AuditLog) -> None:
+    def __init__(self, records: Records, driver: Driver, audit: AuditLog,
+                 guardrails: Guardrails | None = None) -> None:
         self.records = records
         self.driver = driver
         self.audit = audit
+        self.guardrails = guardrails
+
+    def _judge_op(self, tid: str, request: Request, row: Any) -> Op[Judge | None]:
+        """The policy's check of edited arguments, as the node will make it (without the
+        resource the node names, which the request does not keep)."""
+        if self.guardrails is None or row is None:
+            return None
+        history = yield from self.records.history(tid, request.task_ns, request.seq,
+                                                  row.waiting_at or "")
+        facts = ThreadFacts(tid, row.tenant, row.owner, {})
+        return edit_judge(self.guardrails, request.action, facts, None, history)
 
     def _check_resume_op(self, tid: str, who: Principal,
                          resume: Any) -> Op[ApprovalInvalid | None]:
         """The vote a resume would cast, checked as the node will check it. A refusal is
         audited in the thread's chain and returned (so that the event commits)."""
-        row = yield from self.records.threads.authorize_op(tid, who, Access.WRITE)
+        row = yield from self.records.threads.authorize_op(tid, who, Access.WRITE,
+                                                           vote="resume")
         waiting: list[dict[str, Any]] = (load_json(row.waiting_on) or []) if row else []
         ids = {w.get("id") for w in waiting} - {None}
         value = resume
@@ -75,8 +97,9 @@ class Approvals:
             return None  # expired (the node closes or escalates it) or not an approval
         [request] = requests
         votes = yield from self.records.votes([request.request_id])
+        judge = yield from self._judge_op(tid, request, row)
         try:
-            check_vote(request, votes, who, value, 0, now)
+            check_vote(request, votes, who, value, 0, now, judge=judge)
         except ApprovalInvalid as exc:
             self.audit.record(tid, "approval_invalid", {"request_id": request.request_id,
                                                         "reason": str(exc)}, principal=who)
@@ -167,3 +190,61 @@ class Approvals:
     async def aexpire(self, now: float | None = None) -> list[str]:
         return await self.driver.arun(self._expire_op(time.time() if now is None else now),
                                       write=True)
+
+    # -- standing approvals ----------------------------------------------------------------------
+
+    def _standing_op(self, tid: str, who: Principal | None) -> Op[list[dict[str, Any]]]:
+        yield from self.records.threads.authorize_op(tid, who, Access.READ)
+        return [_standing_view(g) for g in (yield from self.records.standing_on(tid))]
+
+    def standing(self, thread_id: str,
+                 principal: Principal | dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The thread's standing approvals, oldest first, with the uses left (needs read
+        access to the thread)."""
+        who = _principal(principal) if principal is not None else None
+        return self.driver.run(self._standing_op(str_id(thread_id, "thread_id"), who),
+                               write=False)
+
+    async def astanding(self, thread_id: str,
+                        principal: Principal | dict[str, Any] | None) -> list[dict[str, Any]]:
+        who = _principal(principal) if principal is not None else None
+        return await self.driver.arun(self._standing_op(str_id(thread_id, "thread_id"), who),
+                                      write=False)
+
+    def _revoke_op(self, standing_id: str, who: Principal) -> Op[dict[str, Any]]:
+        grant = yield from self.records.standing_by_id(standing_id)
+        if grant is None or grant.tenant not in (None, who.tenant):
+            raise ConfigError(f"no standing approval {standing_id!r} in tenant {who.tenant!r}: "
+                              "list them with rt.approvals.standing(thread_id, principal).")
+        if who.id != grant.granted_by and not set(grant.roles) & who.roles:
+            try:  # else: whoever may write the thread (its owner, a granted role)
+                yield from self.records.threads.authorize_op(grant.thread_id, who, Access.WRITE)
+            except ThreadAccessDenied:
+                raise ThreadAccessDenied(
+                    f"{who.id!r} may not revoke standing approval {standing_id!r}: only its "
+                    f"granter ({grant.granted_by!r}), a holder of one of its roles "
+                    f"{list(grant.roles)}, or someone who may write thread "
+                    f"{grant.thread_id!r} may.", thread_id=grant.thread_id) from None
+        now = time.time()
+        changed = yield from self.records.revoke_standing(standing_id, who.id, now)
+        if changed:
+            self.audit.record(grant.thread_id, "approval_standing_revoked",
+                              {"standing_id": standing_id, "action": grant.action,
+                               "granted_by": grant.granted_by, "used": grant.used},
+                              principal=who)
+            yield from self.audit.locked_flush_op(grant.thread_id)
+            grant = replace(grant, revoked_at=now, revoked_by=who.id)
+        return _standing_view(grant)
+
+    def revoke(self, standing_id: str,
+               principal: Principal | dict[str, Any]) -> dict[str, Any]:
+        """End a standing approval now (audited in its thread's chain); returns it as it
+        stands. Its granter, a holder of one of its roles, or whoever may write the thread
+        may revoke it; revoking twice changes nothing."""
+        return self.driver.run(self._revoke_op(str_id(standing_id, "standing id"),
+                                               _principal(principal)), write=True)
+
+    async def arevoke(self, standing_id: str,
+                      principal: Principal | dict[str, Any]) -> dict[str, Any]:
+        return await self.driver.arun(self._revoke_op(str_id(standing_id, "standing id"),
+                                                      _principal(principal)), write=True)

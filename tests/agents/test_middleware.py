@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from _model_stub import serve
-from _support import ALICE, BOB, ROLES, SUPPORT, execute
+from _support import ALICE, BOB, SUPPORT, execute
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
@@ -153,8 +153,8 @@ def _clear() -> Iterator[None]:
 
 @contextmanager
 def _runtime(db_url: str) -> Iterator[steward.Runtime]:
-    with steward.open(db_url, policy=steward.Policy.from_cedar(POLICY), thread_roles=ROLES,
-                      lease_ttl=5) as rt:
+    # No thread_roles: a manager reaches the thread only through the approval it waits on.
+    with steward.open(db_url, policy=steward.Policy.from_cedar(POLICY), lease_ttl=5) as rt:
         yield rt
 
 
@@ -488,7 +488,7 @@ def test_steward_imports_without_langchain_agents() -> None:
 
 async def test_the_async_path_guards_asks_and_acts_once(db_url: str) -> None:
     async with steward.aopen(db_url, policy=steward.Policy.from_cedar(POLICY),
-                             thread_roles=ROLES, lease_ttl=5) as rt:
+                             lease_ttl=5) as rt:
         agent = _agent(rt, _ask(("delete_order", {"order_id": "98765"}),
                                 ("refund", {"order_id": "98765", "amount": "120.00"})))
         out = await agent.ainvoke(_said("delete it and refund 120"), rt.config("T", ALICE))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _support import ALICE, BOB, ROLES
+from _support import ALICE, BOB
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
@@ -57,7 +57,7 @@ def test_the_model_calls_the_tool_then_answers_in_words() -> None:
 
 
 def _runtime(db_url: str) -> Any:
-    return steward.open(db_url, policy=chat_policy(), thread_roles=ROLES)
+    return steward.open(db_url, policy=chat_policy())
 
 
 def test_a_small_refund_is_paid_as_the_user_asks(db_url: str) -> None:
