@@ -253,8 +253,8 @@ class AccessRule:
 
         The approver's reach: a member of the thread's tenant holding a role that may vote on
         an approval the thread waits on may read the thread and resume it (``vote="resume"``),
-        and the run it resumes may go on (``vote="run"``, also allowed to whoever resumed it
-        last): nothing more without a role ``roles`` grants."""
+        and the run its vote resumed may go on (``vote="run"``, allowed to whoever resumed it
+        until that run ends): nothing more without a role ``roles`` grants."""
         if thread is None or thread.tenant is None:
             return False  # unbound threads behave exactly like stock LangGraph threads
         tid = thread.thread_id
@@ -283,8 +283,7 @@ class AccessRule:
         resumed = thread.resumed_by == principal.id
         if need == Access.READ and (votes or resumed):
             return True
-        if need == Access.WRITE and ((vote == "resume" and votes)
-                                     or (vote == "run" and (votes or resumed))):
+        if need == Access.WRITE and ((vote == "resume" and votes) or (vote == "run" and resumed)):
             return True
         what = need.name.lower()
         refused = (f"principal {principal.id!r} may not {what} thread {tid!r} owned by "

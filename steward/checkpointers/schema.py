@@ -129,7 +129,11 @@ CREATE INDEX steward_subjects_subject ON steward_subjects (tenant, subject)
 
 # The approver's reach (issue #15): who resumed the thread last by a vote alone, so that the
 # run their vote resumed may go on under their principal (identity.AccessRule.check).
-_RESUMED_BY = "ALTER TABLE steward_threads ADD COLUMN resumed_by TEXT"
+_RESUMED_BY = """
+ALTER TABLE steward_threads ADD COLUMN resumed_by TEXT;
+CREATE INDEX steward_threads_resumed ON steward_threads (resumed_by, tenant)
+WHERE resumed_by IS NOT NULL
+"""
 
 SCHEMA = Schema("saver", (Migration(_TABLES, 1), Migration(_DELTAS_AND_INDEXES, 2),
                           Migration(_FEWER_INDEXES, 3), Migration(_PARTICIPANT_HEAD, 6),

@@ -66,6 +66,7 @@ class Sql:
         )
         self.release_lease = (
             "UPDATE steward_threads SET lease_owner = NULL, lease_expires_at = NULL, "
+            "resumed_by = NULL, "  # an approver's reach ends with the run their vote resumed
             "status = CASE WHEN waiting_on IS NULL THEN 'idle' ELSE 'interrupted' END, "
             "updated_at = ?, rev = rev + 1 WHERE thread_id = ? AND lease_owner = ?"
         )

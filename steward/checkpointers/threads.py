@@ -423,33 +423,32 @@ class Threads:
 
     def _threads_op(self, principal: Principal | None, thread_id: str | None,
                     status: str | None, limit: int | None) -> Op[_Dicts]:
-        where: list[str] = []
-        params: _Params = []
+        if status is not None and status not in STATUSES:
+            raise ConfigError(f"unknown status {status!r}: a thread is one of "
+                              f"{', '.join(STATUSES)}.")
+        arms: list[tuple[list[str], _Params]] = []  # each an indexed look-up; their union
         if thread_id is not None:
             yield from self.authorize_op(thread_id, principal, Access.READ)
-            where.append("thread_id = ?")
-            params.append(thread_id)
+            arms.append((["thread_id = ?"], [thread_id]))
         elif principal is None:
-            where.append("tenant IS NULL")
-        else:  # indexed: (tenant, created_at) and (tenant, owner, created_at)
-            where.append("tenant = ?")
-            params.append(principal.tenant)
-            if (self.access.level(principal) or 0) < Access.READ:
-                # Its own threads, and those within the approver's reach.
-                mine = ["owner = ?", "resumed_by = ?"]
-                params += [principal.id, principal.id]
-                if principal.roles:
-                    mine.append("(status = 'interrupted' AND "
-                                f"{self.sql.waits_on_roles(len(principal.roles))})")
-                    params += sorted(principal.roles)
-                where.append(f"({' OR '.join(mine)})")
-        if status is not None:
-            if status not in STATUSES:
-                raise ConfigError(f"unknown status {status!r}: a thread is one of "
-                                  f"{', '.join(STATUSES)}.")
-            where.append("status = ?")
-            params.append(status)
-        sql = f"{self.sql.thread_info} WHERE {' AND '.join(where)} ORDER BY created_at DESC"
+            arms.append((["tenant IS NULL"], []))
+        elif (self.access.level(principal) or 0) >= Access.READ:
+            arms.append((["tenant = ?"], [principal.tenant]))  # (tenant, created_at)
+        else:  # its own threads, (tenant, owner, created_at), and those within its reach
+            arms.append((["tenant = ?", "owner = ?"], [principal.tenant, principal.id]))
+            arms.append((["resumed_by = ?", "tenant = ?"], [principal.id, principal.tenant]))
+            if principal.roles and status in (None, "interrupted"):
+                arms.append((["tenant = ?", "status = 'interrupted'",
+                              self.sql.waits_on_roles(len(principal.roles))],
+                             [principal.tenant, *sorted(principal.roles)]))
+        params: _Params = []
+        selects = []
+        for where, values in arms:
+            if status is not None:
+                where, values = [*where, "status = ?"], [*values, status]
+            selects.append(f"{self.sql.thread_info} WHERE {' AND '.join(where)}")
+            params += values
+        sql = " UNION ".join(selects) + " ORDER BY created_at DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit_of(limit))

@@ -32,6 +32,12 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True, help="Approvals: list, approve, reject.")
 
 CommentOption = Annotated[str | None, typer.Option("--comment", help="Why, kept with the vote.")]
+EditOption = Annotated[str | None, typer.Option(
+    "--edit", help="Approve these arguments instead, as JSON (merged over the request's): "
+                   "the policy judges them again.")]
+StandingOption = Annotated[str | None, typer.Option(
+    "--standing", help="USES/SECONDS: later calls of the same action on the thread that would "
+                       "ask the same roles pass without asking, USES times within SECONDS.")]
 
 
 @app.command("list")
@@ -60,10 +66,12 @@ def approvals_list(who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption 
 
 @app.command("approve")
 def approvals_approve(request: str, who: AsOption, comment: CommentOption = None,
+                      edit: EditOption = None, standing: StandingOption = None,
                       db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
                       as_json: JsonOption = False) -> None:
     """Approve a pending request (resumes its thread as the principal)."""
-    _vote(request, "approve", who, comment, db, roles, as_json)
+    _vote(request, "approve", who, comment, db, roles, as_json, edit=edit,
+          standing=_standing(standing))
 
 
 @app.command("reject")
@@ -74,8 +82,66 @@ def approvals_reject(request: str, who: AsOption, comment: CommentOption = None,
     _vote(request, "reject", who, comment, db, roles, as_json)
 
 
+@app.command("standing")
+def approvals_standing(thread: str, who: AsOption, db: DbOption = DEFAULT_DB,
+                       roles: RolesOption = DEFAULT_ROLES, as_json: JsonOption = False) -> None:
+    """A thread's standing approvals, with the uses left."""
+    principal = acting_as(who)
+    with open_runtime(db, roles) as rt:
+        grants = rt.approvals.standing(thread, principal)
+    if as_json:
+        print_data(grants, True)
+        return
+    if not grants:
+        console.print(f"no standing approvals on thread {thread}")
+    for g in grants:
+        state = f"revoked by {g['revoked_by']}" if g["revoked_at"] else \
+            f"{g['uses_left']} of {g['uses']} uses left until {g['expires_at']}"
+        console.print(f"{g['id']}  {g['action']} for {g['roles']}, granted by "
+                      f"{g['granted_by']}: {state}", soft_wrap=True)
+
+
+@app.command("revoke")
+def approvals_revoke(standing_id: str, who: AsOption, db: DbOption = DEFAULT_DB,
+                     roles: RolesOption = DEFAULT_ROLES, as_json: JsonOption = False) -> None:
+    """End a standing approval now (its granter, a holder of its roles, or a thread writer)."""
+    principal = acting_as(who)
+    with open_runtime(db, roles) as rt:
+        grant = rt.approvals.revoke(standing_id, principal)
+    if as_json:
+        print_data(grant, True)
+    else:
+        console.print(f"revoked {grant['id']} ({grant['action']} on thread "
+                      f"{grant['thread_id']}, {grant['used']} of {grant['uses']} used)")
+
+
+def _standing(spec: str | None) -> dict[str, float] | None:
+    if spec is None:
+        return None
+    uses, slash, seconds = spec.partition("/")
+    try:
+        if not slash:
+            raise ValueError(spec)
+        return {"uses": int(uses), "expires_in": float(seconds)}
+    except ValueError:
+        raise ConfigError(f"--standing {spec!r}: write USES/SECONDS, e.g. --standing 3/86400 "
+                          "(three more calls within a day).") from None
+
+
+def _edited(spec: str, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        edited = json.loads(spec)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--edit {spec!r} is not valid JSON ({exc.msg}): write the "
+                          "arguments to change, e.g. --edit '{\"amount\": \"90.00\"}'.") from None
+    if not isinstance(edited, dict):
+        raise ConfigError(f"--edit takes a JSON object of arguments, got {spec!r}.")
+    return {**(request.get("args") or {}), **edited}
+
+
 def _vote(given: str, decision: str, who: str, comment: str | None, db: str, roles: str,
-          as_json: bool) -> None:
+          as_json: bool, *, edit: str | None = None,
+          standing: dict[str, float] | None = None) -> None:
     """Resume the thread of the request ``given`` names with the principal's vote, under the
     policy of the workflow ``steward run`` started it with."""
     principal = acting_as(who)
@@ -88,9 +154,17 @@ def _vote(given: str, decision: str, who: str, comment: str | None, db: str, rol
                               "from the application that runs its graph.")
     with open_runtime(db, roles, policy=spec.policy()) as rt:
         graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
-        payload: dict[str, Any] = {"decision": decision}
+        payload: Any = {"decision": decision}
         if comment:
             payload["comment"] = comment
+        if standing is not None:
+            payload["standing"] = standing
+        if edit is not None:
+            if comment or standing:
+                raise ConfigError("--edit approves other arguments alone: drop --comment and "
+                                  "--standing with it.")
+            payload = {"decisions": [{"type": "edit", "edited_action": {
+                "name": found["action"], "args": _edited(edit, found)}}]}
         out = invoke(graph, Command(resume=payload), rt.config(thread, principal))
     result = run_result(out, request=request, thread_id=thread, decision=decision)
     if as_json:

@@ -319,6 +319,20 @@ def test_langchains_decisions_resume_it(db_url: str, resume: Any, done: str | No
         assert effects == [("tool:refund", "done")]
 
 
+def test_a_standing_approval_lets_the_next_calls_through(db_url: str) -> None:
+    with _runtime(db_url) as rt:
+        agent, _ = _pause_for_approval(rt)
+        standing = {"decision": "approve", "standing": {"uses": 1, "expires_in": 3600}}
+        agent.invoke(Command(resume=standing), rt.config("T", BOB))
+        out = agent.invoke(_said("the same again"), rt.config("T", ALICE))  # the next turn
+        assert "__interrupt__" not in out  # no need to ask: the standing approval is used
+        assert [(c["amount"], c["by"]) for c in CALLS] == [("120.00", "bob"), ("120.00", "alice")]
+        out = agent.invoke(_said("and once more"), rt.config("T", ALICE))
+        assert out["__interrupt__"][0].value["type"] == "approval_request"  # used up
+        kinds = [k for k, _ in _kinds(rt, "T")]
+        assert kinds.count("approval_standing_use") == 1
+
+
 @pytest.mark.parametrize("resume", [
     {"decision": "maybe"}, "yes", {"decisions": [{"type": "approve"}, {"type": "approve"}]},
     {"decisions": [{"type": "edit", "edited_action": {"name": "refund",

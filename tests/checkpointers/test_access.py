@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import operator
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from _support import ALICE, BOB, CAROL, DAVE, EVE, ROLES, approval_graph, execute, snapshot
+from langgraph.graph import START, StateGraph
 from langgraph.types import Command
 
 import steward
@@ -289,3 +291,93 @@ def test_bad_arguments_to_the_saver_are_config_errors_and_change_nothing(
     with pytest.raises(ConfigError, match=message):
         call(rt.checkpointer)
     assert snapshot(db_url) == before
+
+
+# -- the approver's reach (issue #15) ----------------------------------------------------------
+
+
+class _PayState(TypedDict, total=False):
+    items: Annotated[list[str], operator.add]
+
+
+def _pay(state: _PayState) -> _PayState:
+    approval = steward.request_approval("pay", {"amount": "120.00"}, required_roles="manager",
+                                        reason="payments need a manager")
+    return {"items": [f"paid, approved by {','.join(approval.approvers)}"]}
+
+
+def _pay_graph(rt: steward.Runtime) -> Any:
+    builder = StateGraph(_PayState)
+    builder.add_node("pay", _pay)
+    builder.add_node("after", lambda s: {"items": ["after"]})
+    builder.add_edge(START, "pay")
+    builder.add_edge("pay", "after")
+    return builder.compile(checkpointer=rt.checkpointer)
+
+
+FRANK = Principal(id="frank", tenant="acme", roles=frozenset({"manager"}))
+
+
+@pytest.fixture
+def reach_rt(db_url: str) -> Iterator[steward.Runtime]:
+    """No role is granted write: managers reach threads only as approvers."""
+    with steward.open(db_url, thread_roles={"auditor": "read"}, lease_ttl=5) as runtime:
+        yield runtime
+
+
+def test_an_approver_reads_and_votes_without_a_grant_and_nothing_more(
+        reach_rt: steward.Runtime, db_url: str) -> None:
+    rt = reach_rt
+    graph = _pay_graph(rt)
+    graph.invoke({"items": ["start"]}, rt.config("T1", ALICE))
+    bob = rt.config("T1", BOB)
+    # Bob reads the thread waiting on his role, and finds it in his lists.
+    assert graph.get_state(bob).next == ("pay",)
+    assert [t["thread_id"] for t in rt.checkpointer.list_threads(BOB)] == ["T1"]
+    assert [p["thread_id"] for p in rt.approvals.pending(BOB)] == ["T1"]
+    assert rt.approvals.history("T1", BOB)[0]["status"] == "pending"
+    # Dave, of the tenant without the role, does not; nor does another tenant.
+    for stranger in (DAVE, EVE):
+        with pytest.raises(ThreadAccessDenied):
+            graph.get_state(rt.config("T1", stranger))
+    assert rt.checkpointer.list_threads(DAVE) == []
+    # Nothing but a vote: no new input, no update_state, no command, no deletion.
+    before = snapshot(db_url)
+    attempts: dict[str, Callable[[], object]] = {
+        "invoke": lambda: graph.invoke({"items": ["forged"]}, bob),
+        "update_state": lambda: graph.update_state(bob, {"items": ["forged"]}),
+        "command": lambda: graph.invoke(Command(resume={"decision": "approve"},
+                                                update={"items": ["forged"]}), bob),
+        "goto": lambda: graph.invoke(Command(goto="after"), bob),
+        "delete_thread": lambda: rt.checkpointer.delete_thread("T1", principal=BOB),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(ThreadAccessDenied) as caught:
+            attempt()
+            pytest.fail(f"{name} was not refused")
+        assert snapshot(db_url) == before, f"{name} changed the database"
+        if name != "delete_thread":
+            assert "as an approver it may read the thread and resume it" in str(caught.value)
+    # The vote resumes the thread, and the run it resumed goes on to the end, as Bob's.
+    out = graph.invoke(Command(resume={"decision": "approve"}), bob)
+    assert out["items"] == ["start", "paid, approved by bob", "after"]
+    # His reach ended with that run; Frank, a manager too, reached it only while it waited.
+    for approver in (BOB, FRANK):
+        with pytest.raises(ThreadAccessDenied):
+            graph.get_state(rt.config("T1", approver))
+    with pytest.raises(ThreadAccessDenied):
+        graph.invoke({"items": ["more"]}, bob)
+
+
+async def test_the_approvers_reach_under_an_async_runtime(db_url: str) -> None:
+    async with steward.aopen(db_url, thread_roles={}) as rt:
+        graph = _pay_graph(rt)
+        await graph.ainvoke({"items": ["start"]}, rt.config("A1", ALICE))
+        bob = rt.config("A1", BOB)
+        assert (await graph.aget_state(bob)).next == ("pay",)
+        with pytest.raises(ThreadAccessDenied):
+            await graph.ainvoke({"items": ["forged"]}, bob)
+        out = await graph.ainvoke(Command(resume={"decisions": [{"type": "approve"}]}), bob)
+        assert out["items"][-1] == "after"
+        with pytest.raises(ThreadAccessDenied):  # nothing waits on him any more
+            await rt.approvals.acheck_resume("A1", BOB, {"decision": "approve"})

@@ -44,7 +44,10 @@ def _assert_indexed(url: str, stmt: Stmt, index: str | None = None) -> None:
     """Every table is reached through an index (``index``, when named), none is scanned."""
     plan = _plan(url, stmt)
     if url.startswith("sqlite:///"):
-        assert "SCAN " not in plan, plan  # SQLite says SEARCH for index look-ups
+        # SQLite says SEARCH for index look-ups; json_each's VIRTUAL TABLE steps walk one
+        # row's JSON value (what a thread waits on), not a table.
+        tables = [line for line in plan.splitlines() if "VIRTUAL TABLE" not in line]
+        assert not [line for line in tables if "SCAN " in line], plan
         assert index is None or f"INDEX {index} " in plan, plan
     else:
         assert "Seq Scan" not in plan and "Index" in plan, plan
@@ -71,8 +74,16 @@ def test_listing_threads_by_tenant_owner_and_waiting_uses_indexes(rt: steward.Ru
     # A manager reads the whole tenant; a support agent only its own threads.
     _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(BOB, None, None, 100)),
                     "steward_threads_tenant")
+    # (PostgreSQL's planner, costing a handful of rows, may serve her own threads through
+    # the tenant's status index instead: an index either way.)
     _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(ALICE, None, None, 100)),
-                    "steward_threads_owner")
+                    "steward_threads_owner" if db_url.startswith("sqlite") else None)
+    # ... and, with no grant, the threads within her reach: resumed by her vote, or waiting
+    # on a role of hers.
+    _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(ALICE, None, None, 100)),
+                    "steward_threads_resumed")
+    _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(ALICE, None, None, 100)),
+                    "steward_threads_status")
     # The threads waiting on someone (an approval): status "interrupted".
     _assert_indexed(db_url, _first_stmt(saver.threads._threads_op(BOB, None, "interrupted", 100)),
                     "steward_threads_status")
