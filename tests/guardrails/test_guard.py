@@ -237,3 +237,25 @@ def test_standing_or_edits_are_refused_where_several_must_approve(
     with pytest.raises(ApprovalInvalid, match="only an approval can be standing"):
         _resume(graph, grt, "T", BOB, {"decision": "reject", "standing": {
             "uses": 2, "expires_in": 60}})
+
+
+def test_an_edit_keeps_the_real_value_of_arguments_shown_redacted(grt: steward.Runtime) -> None:
+    """Agent Chat UI sends every argument back with an edit, as it was shown: one still
+    reading ``[REDACTED:email]`` was left alone, and keeps its real value."""
+    def notify(state: RefundState) -> dict[str, Any]:
+        decision = steward.guard("issue_refund", {"amount": state["amount"],
+                                                  "contact": "jane.doe@example.com"},
+                                 editable=True)
+        return {"receipts": [f"{decision.args['amount']} to {decision.args['contact']}"]}
+
+    builder = StateGraph(RefundState)
+    builder.add_node("verify", _verify)
+    builder.add_node("refund", notify)
+    builder.add_edge(START, "verify")
+    builder.add_edge("verify", "refund")
+    graph = builder.compile(checkpointer=grt.checkpointer)
+    shown = _ask(graph, grt, "T", "120.00").value["action_requests"][0]["args"]
+    assert shown["contact"] == "[REDACTED:email]"
+    out = _resume(graph, grt, "T", BOB, {"decisions": [{"type": "edit", "edited_action": {
+        "name": "issue_refund", "args": {**shown, "amount": "99.00"}}}]})
+    assert out["receipts"] == ["99.00 to jane.doe@example.com"]
