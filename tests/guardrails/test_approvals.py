@@ -77,10 +77,15 @@ def refund_graph(rt: steward.Runtime, *, verify: bool = True) -> Any:
     return builder.compile(checkpointer=rt.checkpointer)
 
 
+def refund_runtime(db_url: str) -> steward.Runtime:
+    """A runtime under the refund policy, with the test roles granted."""
+    return steward.open(db_url, thread_roles=ROLES, lease_ttl=5,
+                        policy=Policy.from_cedar(REFUND_POLICY))
+
+
 @pytest.fixture
 def grt(db_url: str) -> Iterator[steward.Runtime]:
-    with steward.open(db_url, thread_roles=ROLES, lease_ttl=5,
-                      policy=Policy.from_cedar(REFUND_POLICY)) as runtime:
+    with refund_runtime(db_url) as runtime:
         yield runtime
 
 
