@@ -422,7 +422,7 @@ def test_help_lists_every_command_group() -> None:
     listed = re.findall(r"^│ ([a-z][\w-]*) {2,}", done.stdout, flags=re.M)
     assert listed == GROUPS, done.stdout  # demo-resume is the demo's own, hidden
     subcommands = {"threads": ["list", "show", "history"],
-                   "approvals": ["list", "approve", "reject"],
+                   "approvals": ["list", "approve", "reject", "standing", "revoke"],
                    "audit": ["verify", "tail", "export"]}
     for group, names in subcommands.items():
         result = RUNNER.invoke(app, [group, "--help"], env={"COLUMNS": "200"})
