@@ -45,7 +45,7 @@ from steward.context import NodeContext, current
 from steward.errors import ConfigError, PolicyDenied
 from steward.guardrails.decision import Decision
 from steward.guardrails.guard import aguard, guard
-from steward.nodes.toolcall import approval_options, call_key, checked_args, ledgered
+from steward.nodes.toolcall import approval_options, call_key, checked_args, fits, ledgered
 
 __all__ = ["GuardedToolsMiddleware"]
 
@@ -145,7 +145,7 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             return checked
         ctx = _context()  # outside a Steward run: an error that says what to do
         try:
-            decision = guard(checked.name, checked.args, editable=True,
+            decision = guard(checked.name, checked.args, editable=_fits(request),
                              **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)
@@ -172,7 +172,7 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             return checked
         ctx = _context()
         try:
-            decision = await aguard(checked.name, checked.args, editable=True,
+            decision = await aguard(checked.name, checked.args, editable=_fits(request),
                                     **self.approvals.get(checked.name, {}))
         except PolicyDenied as refused:
             return _refused(checked, refused)
@@ -190,6 +190,11 @@ class GuardedToolsMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             result = await ledgered(checked.name, run)(prepared.args,
                                                        idempotency_key=prepared.key)
         return _noted(result, checked, prepared.args)
+
+
+def _fits(request: ToolCallRequest) -> bool | Callable[[dict[str, Any]], str | None]:
+    """Edits are welcome; those the tool's schema refuses are refused before they count."""
+    return fits(request.tool) if request.tool is not None else True
 
 
 def _context() -> NodeContext:

@@ -56,6 +56,12 @@ def checked_args(tool: BaseTool, args: Mapping[str, Any]) -> tuple[dict[str, Any
     return {k: v for k, v in checked.model_dump().items() if k in given}, None
 
 
+def fits(tool: BaseTool) -> Callable[[dict[str, Any]], str | None]:
+    """For ``guard(..., editable=fits(tool))``: an approver's edit must fit the tool's schema,
+    or it is refused before it counts as a vote (the thread waits on)."""
+    return lambda edited: checked_args(tool, edited)[1]
+
+
 def approval_options(approvals: Mapping[str, Mapping[str, Any]] | None
                      ) -> dict[str, dict[str, Any]]:
     """Per tool, how its approvals wait: ``{"expires_in": seconds, "on_expire": Escalate(...)}``

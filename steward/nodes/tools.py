@@ -39,7 +39,14 @@ from pydantic import BaseModel, ValidationError
 from steward.context import current
 from steward.errors import ConfigError, PolicyDenied
 from steward.guardrails.guard import guard
-from steward.nodes.toolcall import approval_options, call_key, checked_args, fields, ledgered
+from steward.nodes.toolcall import (
+    approval_options,
+    call_key,
+    checked_args,
+    fields,
+    fits,
+    ledgered,
+)
 from steward.state import ErrorRecord, Step, WorkingContext, next_step
 
 __all__ = ["Retry", "ToolExecutor", "Transient"]
@@ -195,7 +202,7 @@ class ToolExecutor:
         approved: dict[str, Any] | None = None
         if self.use_guard:
             try:
-                decision = guard(call.tool, args, editable=True,
+                decision = guard(call.tool, args, editable=fits(tool),
                                  **self.approvals.get(call.tool, {}))
             except PolicyDenied as exc:
                 return _Outcome(error=_error("denied", str(exc), call))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from _model_stub import serve
-from _support import ALICE, BOB, SUPPORT, execute
+from _support import ALICE, BOB, SUPPORT, execute, stored
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
@@ -350,15 +350,20 @@ def test_a_malformed_answer_is_refused_and_the_thread_still_waits(db_url: str,
         assert [(c["amount"], c["by"]) for c in CALLS] == [("120.00", "bob")]
 
 
-def test_an_edit_the_tool_cannot_take_is_not_run(db_url: str) -> None:
+def test_an_edit_the_tool_cannot_take_is_refused_and_the_thread_still_waits(
+        db_url: str) -> None:
     with _runtime(db_url) as rt:
-        agent, _ = _pause_for_approval(rt)
+        agent, request = _pause_for_approval(rt)
+        before = stored(db_url)
         edit = {"name": "refund", "args": {"order_id": "98765", "amount": "90.00", "note": "x"}}
-        out = agent.invoke(Command(resume={"decisions": [{"type": "edit", "edited_action": edit}]}),
-                           rt.config("T", BOB))
-        [told] = _tool_messages(out)
-        assert told.status == "error" and "as edited, 'refund' takes no arguments" in told.text
-        assert CALLS == []
+        with pytest.raises(steward.ApprovalInvalid, match="'refund' takes no arguments"):
+            agent.invoke(Command(resume={"decisions": [{"type": "edit", "edited_action": edit}]}),
+                         rt.config("T", BOB))
+        assert stored(db_url) == before
+        assert agent.get_state(rt.config("T", ALICE)).interrupts[0].value["id"] == request["id"]
+        assert CALLS == [] and rt.approvals.history("T", ALICE)[0]["votes"] == []
+        agent.invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+        assert [(c["amount"], c["by"]) for c in CALLS] == [("120.00", "bob")]
 
 
 # -- exactly once -------------------------------------------------------------------------------

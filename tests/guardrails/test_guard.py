@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _support import ALICE, BOB, CAROL, EVE
+from _support import ALICE, BOB, CAROL, EVE, stored
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from test_approvals import (
     FRANK,
     RefundState,
     _audited,
-    _stored,
     _verify,
     refund_runtime,
 )
@@ -97,10 +96,10 @@ def test_a_guard_that_is_not_editable_offers_no_edit_and_refuses_one(
     graph = graph_of(grt, plain)
     waiting = _ask(graph, grt, "T", "120.00")
     assert waiting.value["review_configs"][0]["allowed_decisions"] == ["approve", "reject"]
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(ApprovalInvalid, match="cannot be edited"):
         _resume(graph, grt, "T", BOB, _edit("90.00"))
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     assert _resume(graph, grt, "T", BOB, {"decisions": [{"type": "approve"}]})["receipts"] == [
         "120.00"]
 
@@ -156,10 +155,10 @@ def test_an_edit_past_the_policy_is_refused_and_changes_nothing(
         grt: steward.Runtime, db_url: str, amount: str, says: str) -> None:
     graph = graph_of(grt)
     _ask(graph, grt, "T", "120.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(ApprovalInvalid, match=says):
         _resume(graph, grt, "T", BOB, _edit(amount))
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     with pytest.raises(ApprovalInvalid, match=says):  # the pre-check says so as well
         grt.approvals.check_resume("T", BOB, _edit(amount))
     assert _resume(graph, grt, "T", BOB, {"decision": "approve"})["receipts"] == [
@@ -221,13 +220,13 @@ def test_standing_or_edits_are_refused_where_several_must_approve(
         grt: steward.Runtime, db_url: str) -> None:
     graph = graph_of(grt)
     _ask(graph, grt, "T", "1200.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     for value, says in (({"decision": "approve", "standing": {"uses": 2, "expires_in": 60}},
                          "needs 2 approvals"),
                         (_edit("1100.00"), "cannot be edited")):  # it offers no edit
         with pytest.raises(ApprovalInvalid, match=says):
             _resume(graph, grt, "T", BOB, value)
-        assert _stored(db_url) == before
+        assert stored(db_url) == before
     with pytest.raises(ApprovalInvalid, match="only an approval can be standing"):
         _resume(graph, grt, "T", BOB, {"decision": "reject", "standing": {
             "uses": 2, "expires_in": 60}})
