@@ -122,6 +122,13 @@ class NodeContext:
             return self.principal.to_dict()
         return {**self.agent.to_dict(), "on_behalf_of": self.principal.id}
 
+    def extend_to(self, config: RunnableConfig) -> None:
+        """Steward's calls made under ``config`` -- a copy of this task's config taken before
+        this execution counted anything, such as the one a LangChain tool node runs its tool
+        with -- count on from this execution's calls (they are part of it), so that an effect
+        inside the tool does not take the call site of one around it."""
+        config.setdefault("configurable", {})[_COUNTERS] = self._counters
+
     def peek_position(self) -> int:
         return self._counters["position"]
 

@@ -34,14 +34,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def repo_config(workdir: Path, graphs: dict[str, str] | None = None) -> Path:
+def repo_config(workdir: Path) -> Path:
     """The repository's ``langgraph.json`` with absolute paths, written into ``workdir`` (the
-    in-memory server keeps its runs in the directory it runs from: never the repository).
-    ``graphs`` adds (or replaces) graphs, ``name -> "/abs/path.py:factory"``."""
+    in-memory server keeps its runs in the directory it runs from: never the repository)."""
     config = json.loads((ROOT / "langgraph.json").read_text())
     config["dependencies"] = [str(ROOT)]
     config["graphs"] = {k: str(ROOT / v.lstrip("./")) for k, v in config["graphs"].items()}
-    config["graphs"].update(graphs or {})
     for key in ("checkpointer", "auth"):
         config[key]["path"] = str(ROOT / config[key]["path"].lstrip("./"))
     config["http"]["app"] = str(ROOT / config["http"]["app"].lstrip("./"))

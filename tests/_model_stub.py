@@ -3,8 +3,10 @@ formats, so that tests drive the real ``langchain-openai`` and ``langchain-aws``
 without a request leaving the machine.
 
 The stub answers every structured-output request with ``reply`` (a dict): as JSON content when
-the request asks for a JSON schema, or as a call of the one tool it offers. It keeps every
-request body it received in ``requests`` for the test to inspect.
+the request asks for a JSON schema, or as a call of the first tool it offers. Given ``answer``,
+a conversation that ends with a tool's result gets it as plain text instead: the end of an
+agent's turn (an agent loop calls the model again after each tool). It keeps every request
+body it received in ``requests`` for the test to inspect.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 
 
 class ModelStub:
-    def __init__(self, reply: dict[str, Any]) -> None:
+    def __init__(self, reply: dict[str, Any], answer: str | None = None) -> None:
         self.reply = reply
+        self.answer = answer
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.url = ""
 
@@ -30,7 +33,10 @@ class ModelStub:
         message: dict[str, Any] = {"role": "assistant", "content": None}
         finish = "stop"
         fmt = body.get("response_format") or {}
-        if fmt.get("type") in ("json_schema", "json_object"):
+        last = (body.get("messages") or [{}])[-1]
+        if self.answer is not None and last.get("role") == "tool":
+            message["content"] = self.answer
+        elif fmt.get("type") in ("json_schema", "json_object"):
             message["content"] = json.dumps(self.reply)
         elif body.get("tools"):
             name = body["tools"][0]["function"]["name"]
@@ -49,10 +55,13 @@ class ModelStub:
 
     def converse(self, body: dict[str, Any]) -> dict[str, Any]:
         tools = (body.get("toolConfig") or {}).get("tools") or []
-        if tools:
+        last = (body.get("messages") or [{}])[-1]
+        content: list[dict[str, Any]]
+        if self.answer is not None and any("toolResult" in c for c in last.get("content", [])):
+            content, stop = [{"text": self.answer}], "end_turn"
+        elif tools:
             name = tools[0]["toolSpec"]["name"]
-            content: list[dict[str, Any]] = [{"toolUse": {"toolUseId": "tooluse_1", "name": name,
-                                                          "input": self.reply}}]
+            content = [{"toolUse": {"toolUseId": "tooluse_1", "name": name, "input": self.reply}}]
             stop = "tool_use"
         else:
             content, stop = [{"text": json.dumps(self.reply)}], "end_turn"
@@ -63,8 +72,8 @@ class ModelStub:
 
 
 @contextmanager
-def serve(reply: dict[str, Any]) -> Iterator[ModelStub]:
-    stub = ModelStub(reply)
+def serve(reply: dict[str, Any], answer: str | None = None) -> Iterator[ModelStub]:
+    stub = ModelStub(reply, answer)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:

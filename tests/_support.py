@@ -94,6 +94,17 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def stored(url: str) -> dict[str, Any]:
+    """What a refused request must not change: every table but the thread row's lease and
+    timestamps (a run takes and releases the lease even when its resume is refused) and the
+    audit chain, which records the refused attempt."""
+    rows = snapshot(url)
+    rows["steward_threads"] = [(r[0], r[1], r[2], r[5], r[6], r[7])
+                               for r in rows["steward_threads"]]
+    del rows["steward_audit"]
+    return rows
+
+
 def execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run raw SQL (``?`` placeholders) behind Steward's back, e.g. to tamper with a row."""
     if url.startswith("sqlite:///"):

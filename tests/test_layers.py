@@ -34,6 +34,8 @@ MAY = {
     "steward.guardrails": BOTTOM | STORAGE | PARTS | NODES,
     "steward.nodes": BOTTOM | STORAGE | PARTS | NODES,
     "steward.memory": BOTTOM | STORAGE | PARTS | NODES,
+    # Middleware for LangChain agents: it runs inside their tool node, as the nodes do.
+    "steward.agents": BOTTOM | STORAGE | PARTS | NODES,
     "steward.state": BOTTOM,
     "steward.options": BOTTOM | STORAGE | PARTS | NODES,
     "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options"},

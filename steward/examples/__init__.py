@@ -4,7 +4,10 @@
 - ``access``: IT access provisioning (least privilege, grants that expire);
 - ``close``: the month-end close (several approvers, over days);
 - ``research``: a team of agents sharing one working context;
-- ``records``: the small local systems of record their tools act on.
+- ``records``: the small local systems of record their tools act on;
+- ``chat``: the refund chat, a LangChain agent (``create_agent``) under
+  ``GuardedToolsMiddleware``, for chat frontends (not in ``WORKFLOWS``: it takes messages, and
+  needs the ``agents`` extra, imported only when it is built).
 
 ``WORKFLOWS`` names the workflows ``steward run`` and the LangGraph server (``steward.server``)
 know: how to build each graph, the Cedar policy it runs under, an example input, and the input

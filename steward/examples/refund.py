@@ -38,8 +38,8 @@ from steward.memory.store import MemoryStore
 from steward.memory.subjects import add_subjects
 from steward.nodes.effects import effect
 
-__all__ = ["REFUND_POLICY", "build_refund_graph", "compile_refund_graph", "outbox", "payments",
-           "refund_policy", "reset_records", "ticket"]
+__all__ = ["REFUND_POLICY", "build_refund_graph", "compile_refund_graph", "outbox", "pay_refund",
+           "payments", "refund_policy", "reset_records", "ticket"]
 
 # Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
 REFUND_POLICY = """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -90,16 +90,27 @@ def _denied(action: str, decision: Decision) -> PolicyDenied:
                         decision=decision)
 
 
+# What is wrong with arguments an approver edited, for the code that will act with them (a
+# tool's schema, say), or None when they fit.
+EditCheck = Callable[[dict[str, Any]], "str | None"]
+
+
 def edit_judge(guardrails: Guardrails, action: str, facts: ThreadFacts,
-                resource: tuple[str, str] | None,
-                history: Mapping[str, ActionHistory]) -> Judge:
+               resource: tuple[str, str] | None, history: Mapping[str, ActionHistory],
+               fits: EditCheck | None = None) -> Judge:
     """The policy's second opinion on arguments an approver edited: the approver vouches for
     them, so they are judged as the approver's request on the same thread; a deny refuses the
-    edit, and so does an approval the voter could not give alone (other roles, a quorum)."""
+    edit, and so does an approval the voter could not give alone (other roles, a quorum).
+    ``fits`` first checks them against what the code acting with them takes."""
 
     def judge(edited: dict[str, Any], voter: Principal) -> None:
-        again = guardrails.decide(PolicyRequest(voter, action, edited, facts, resource, history))
         why = f"the edited arguments of {action!r}"
+        problem = fits(edited) if fits is not None else None
+        if problem:
+            raise ApprovalInvalid(f"{why} do not fit: {problem}. Edit them to what {action!r} "
+                                  "takes, approve the request as it is, or reject it. The "
+                                  "thread still waits.", malformed=True)
+        again = guardrails.decide(PolicyRequest(voter, action, edited, facts, resource, history))
         if again.denied:
             ids = f" (policies: {', '.join(again.policy_ids)})" if again.policy_ids else ""
             raise ApprovalInvalid(f"{why} are not allowed: {'; '.join(again.reasons)}{ids}. "
@@ -116,7 +127,8 @@ def edit_judge(guardrails: Guardrails, action: str, facts: ThreadFacts,
 
 def _guard_flow(ctx: NodeContext, action: str, args: dict[str, Any],
                 resource: tuple[str, str] | None, expires_in: float | None,
-                on_expire: Literal["reject"] | Escalate, editable: bool) -> Flow[Decision]:
+                on_expire: Literal["reject"] | Escalate,
+                editable: tuple[bool, EditCheck | None]) -> Flow[Decision]:
     guardrails = ctx.runtime.guardrails
     records = guardrails.records
     seq = ctx.next_site()
@@ -159,10 +171,11 @@ def _guard_flow(ctx: NodeContext, action: str, args: dict[str, Any],
     if history is None:
         history = yield from call(records.history, ctx.thread_id, ctx.task_ns, seq,
                                   ctx.checkpoint_id)
-    judge = edit_judge(guardrails, action, (yield from _facts(ctx)), resource, history)
+    judge = edit_judge(guardrails, action, (yield from _facts(ctx)), resource, history,
+                       editable[1])
     ask = _prepare(action, args, decision.roles, decision.reasons,
                    expires_in if expires_in is not None else guardrails.approval_expires_in,
-                   decision.quorum, on_expire, editable)
+                   decision.quorum, on_expire, editable[0])
     approval = yield from _approval_flow(ctx, ask, requester, judge)
     if not approval.approved:
         verb = {"reject": "rejected", "expired": "not approved in time"}[approval.decision]
@@ -251,14 +264,16 @@ def guard(action: str, args: Mapping[str, Any] | None = None, *,
           resource: tuple[str, str] | None = None,
           expires_in: float | dt.timedelta | None = None,
           on_expire: Literal["reject"] | Escalate = "reject",
-          editable: bool = False) -> Decision:
+          editable: bool | EditCheck = False) -> Decision:
     """Inside a node, before ``action``: check the runtime's policies for the acting principal
     (see the module docstring). ``resource`` names what the action touches, e.g.
     ``("Order", "98765")``; ``expires_in`` and ``on_expire`` apply if approval is needed.
 
     Act with the returned ``Decision.args``: the arguments asked about, or, with
     ``editable=True``, the ones an approver edited (judged by the policy again) and approved.
-    Leave ``editable`` off where the code acts with its own arguments."""
+    Leave ``editable`` off where the code acts with its own arguments; pass a function instead
+    of True to refuse edits the acting code cannot take (it returns what is wrong, or None),
+    before they count as a vote."""
     plain, named = _checked(action, args, resource)
     ctx = current("guard")
     seconds, _ = expiry(expires_in, on_expire)
@@ -270,7 +285,7 @@ async def aguard(action: str, args: Mapping[str, Any] | None = None, *,
                  resource: tuple[str, str] | None = None,
                  expires_in: float | dt.timedelta | None = None,
                  on_expire: Literal["reject"] | Escalate = "reject",
-                 editable: bool = False) -> Decision:
+                 editable: bool | EditCheck = False) -> Decision:
     """The async twin of :func:`guard`, for ``async def`` nodes."""
     plain, named = _checked(action, args, resource)
     ctx = current("aguard")
@@ -279,8 +294,11 @@ async def aguard(action: str, args: Mapping[str, Any] | None = None, *,
                                             _editable(editable)))
 
 
-def _editable(editable: bool) -> bool:
-    if not isinstance(editable, bool):
-        raise ConfigError(f"editable is True or False, got {editable!r}.")
-    return editable
+def _editable(editable: bool | EditCheck) -> tuple[bool, EditCheck | None]:
+    if isinstance(editable, bool):
+        return editable, None
+    if callable(editable):
+        return True, editable
+    raise ConfigError(f"editable is True, False, or a function saying what is wrong with "
+                      f"edited arguments (None when they fit), got {editable!r}.")
 

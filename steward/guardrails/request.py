@@ -180,13 +180,23 @@ def check_vote(request: Request, votes: Iterable[Vote], principal: Principal | N
                               "approved; it is closed as its on_expire says (the node asks "
                               "again when it runs).")
     bound = request.args_hash
-    if answer.edited is not None:
+    edited = answer.edited
+    if edited is not None:
+        edited = _unredacted(edited, request.value.get("args") or {}, args or {})
         if judge is not None:
-            judge(answer.edited, principal)
-        bound = hash_args(answer.edited)
+            judge(edited, principal)
+        bound = hash_args(edited)
     return Vote(request.request_id, principal.id, position, held[0], answer.decision,
-                answer.comment, bound, now, answer.edited,
+                answer.comment, bound, now, edited,
                 answer.standing.to_dict() if answer.standing else None)
+
+
+def _unredacted(edited: Mapping[str, Any], shown: Mapping[str, Any],
+                original: Mapping[str, Any]) -> dict[str, Any]:
+    """An edit sends back every argument as the approver saw it: where one still reads as
+    redacted (``[REDACTED:email]``), the approver left it alone, so it keeps its real value."""
+    return {k: original[k] if k in original and k in shown and v == shown[k]
+            and shown[k] != original[k] else v for k, v in edited.items()}
 
 
 def _ordered(value: Any) -> Any:
@@ -303,6 +313,8 @@ def _replayed(vote: Vote, value: Any, shown: Request, ask: _Ask) -> Vote:
     if vote.args_hash == shown.args_hash or vote.decision != "approve":
         return vote
     edited = parse_answer(value, shown.action, ask.args).edited
+    if edited is not None:
+        edited = _unredacted(edited, shown.value.get("args") or {}, ask.args)
     if edited is None or hash_args(edited) != vote.args_hash:
         raise ApprovalInvalid(f"the answer replayed for request {shown.request_id} does not "
                               "match the vote recorded for it; resume the thread again.")

@@ -2,6 +2,7 @@
 
 - ``effects``: ``@steward.effect``, side effects that run once per call site;
 - ``tools``: :class:`ToolExecutor`, guarded, ledgered, timed-out and retried tool calls;
+- ``toolcall``: the pieces of one tool call that the executor and ``steward.agents`` share;
 - ``plan``: :class:`Planner`, a typed plan from a chat model or a static workflow;
 - ``validate``: :class:`Validator`, result models, business invariants and routing.
 """

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-import hashlib
 import inspect
 import random
 import time
@@ -40,7 +39,14 @@ from pydantic import BaseModel, ValidationError
 from steward.context import current
 from steward.errors import ConfigError, PolicyDenied
 from steward.guardrails.guard import guard
-from steward.nodes.effects import args_hash, effect
+from steward.nodes.toolcall import (
+    approval_options,
+    call_key,
+    checked_args,
+    fields,
+    fits,
+    ledgered,
+)
 from steward.state import ErrorRecord, Step, WorkingContext, next_step
 
 __all__ = ["Retry", "ToolExecutor", "Transient"]
@@ -93,13 +99,6 @@ def _as_tool(item: BaseTool | Callable[..., Any]) -> BaseTool:
     raise ConfigError(f"tools are LangChain tools or plain functions, got {item!r}.")
 
 
-def _fields(schema: Any) -> list[str]:
-    """The argument names of a tool schema (a pydantic model, or a JSON schema dict)."""
-    if isinstance(schema, dict):
-        return list(schema.get("properties", {}))
-    return list(getattr(schema, "model_fields", {}) or getattr(schema, "__fields__", {}))
-
-
 def _typed(tool: BaseTool, result: Any) -> str | None:
     """A result that does not fit the tool function's declared return model, or None."""
     func = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
@@ -141,12 +140,7 @@ class ToolExecutor:
             raise ConfigError(f"read_only names tools that are not given: {sorted(unknown)}.")
         self.use_guard = use_guard
         # Per tool, how its approvals wait: {"expires_in": seconds, "on_expire": Escalate(...)}.
-        self.approvals = {name: dict(options) for name, options in (approvals or {}).items()}
-        unknown_options = {k for o in self.approvals.values() for k in o} - {"expires_in",
-                                                                             "on_expire"}
-        if unknown_options:
-            raise ConfigError(f"approvals= takes expires_in and on_expire per tool, got "
-                              f"{sorted(unknown_options)}.")
+        self.approvals = approval_options(approvals)
         self.sleep = sleep
         self.rng = random.Random(seed)
 
@@ -173,8 +167,8 @@ class ToolExecutor:
 
     def _injected(self, tool: BaseTool) -> set[str]:
         """Arguments the tool takes that the model does not see (InjectedToolArg)."""
-        full = set(_fields(tool.get_input_schema()))
-        return full - set(_fields(tool.tool_call_schema))
+        full = set(fields(tool.get_input_schema()))
+        return full - set(fields(tool.tool_call_schema))
 
     def _attempts(self, tool: BaseTool, payload: dict[str, Any]) -> Any:
         """The call with its timeout and retries; one ledger entry covers all attempts."""
@@ -197,35 +191,18 @@ class ToolExecutor:
                 pool.shutdown(wait=False)
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _fitted(tool: BaseTool, name: str,
-                given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
-        """The arguments as the tool's schema reads them, or what is wrong with them."""
-        schema = tool.tool_call_schema
-        if isinstance(schema, dict):
-            return dict(given), None
-        try:
-            checked = schema.model_validate(dict(given))  # type: ignore[union-attr]
-        except ValidationError as exc:
-            return {}, (f"arguments for {name!r} do not fit its schema: "
-                        f"{exc.errors(include_url=False)}")
-        unknown = sorted(set(given) - set(_fields(schema)))
-        if unknown:
-            return {}, f"{name!r} takes no arguments {unknown}"
-        return {k: v for k, v in checked.model_dump().items() if k in given}, None
-
     def _run(self, call: _Call) -> _Outcome:
         tool = self.tools.get(call.tool)
         if tool is None:
             return _Outcome(error=_error("unknown_tool", f"no tool named {call.tool!r}; known: "
                                          f"{sorted(self.tools)}", call))
-        args, problem = self._fitted(tool, call.tool, call.args)
+        args, problem = checked_args(tool, call.args)
         if problem is not None:
             return _Outcome(error=_error("invalid_args", problem, call))
         approved: dict[str, Any] | None = None
         if self.use_guard:
             try:
-                decision = guard(call.tool, args, editable=True,
+                decision = guard(call.tool, args, editable=fits(tool),
                                  **self.approvals.get(call.tool, {}))
             except PolicyDenied as exc:
                 return _Outcome(error=_error("denied", str(exc), call))
@@ -234,7 +211,7 @@ class ToolExecutor:
                             "step": call.step.get("id") if call.step else None}
             if decision.args is not None and decision.args != args:
                 # An approver edited the arguments: they must fit the tool as well.
-                args, problem = self._fitted(tool, call.tool, decision.args)
+                args, problem = checked_args(tool, decision.args)
                 if problem is not None:
                     return _Outcome(error=_error("invalid_args", f"as edited: {problem}", call),
                                     approval=approved)
@@ -257,9 +234,8 @@ class ToolExecutor:
                 # send a timed-out step round again, and the call that timed out may have
                 # gone through; the other system sees the same key and drops the repeat.
                 unit = call.step.get("id") if call.step else call.call_id
-                raw = f"{ctx.thread_id}\x1f{unit}\x1f{call.tool}\x1f{args_hash((args,), {})}"
-                key = "stw-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
-                result = effect(name=f"tool:{call.tool}")(invoke)(args, idempotency_key=key)
+                key = call_key(ctx.thread_id, unit, call.tool, args)
+                result = ledgered(call.tool, invoke)(args, idempotency_key=key)
         except TimeoutError as exc:
             return _Outcome(error=_error("timeout", str(exc), call), approval=approved)
         except ConfigError:

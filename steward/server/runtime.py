@@ -4,10 +4,12 @@
 - ``STEWARD_THREAD_ROLES``: roles that reach others' threads, ``ROLE=read|write|admin,...``
   (default: the example workflows' roles, ``steward.examples.THREAD_ROLES``);
 - ``STEWARD_POLICY``: a Cedar policy file for ``steward.guard`` (default: the example
-  workflows' policies, together: each permits its tenant and forbids only its own actions).
+  workflows' and the refund chat's policies, together: each permits its tenant and forbids
+  only its own actions).
 
 The server asks for the checkpointer (``checkpointer``) and for each graph per run
-(``refund_graph(config)``, ``access_graph``, ``close_graph``, ``research_graph``); all share the
+(``refund_graph(config)``, ``access_graph``, ``close_graph``, ``research_graph``, and
+``agent_graph``, the refund chat built with LangChain's ``create_agent``); all share the
 runtime, so that guards, approvals, the effect ledger and the audit trail work as they do under
 ``steward.open``. The principal of a run is the authenticated user (``steward.server.auth``).
 """
@@ -26,12 +28,15 @@ import steward.server as shared
 from steward.audit.handler import AuditCallbackHandler
 from steward.context import RUNTIME_KEY
 from steward.examples import THREAD_ROLES, WORKFLOWS
+from steward.examples.chat import chat_policy
 from steward.identity import parse_thread_roles, principal_from_config
 
 
 def _policy() -> steward.Policy | list[steward.Policy]:
     path = os.environ.get("STEWARD_POLICY")
-    return steward.Policy.from_file(path) if path else [w.policy() for w in WORKFLOWS.values()]
+    if path:
+        return steward.Policy.from_file(path)
+    return [*(w.policy() for w in WORKFLOWS.values()), chat_policy()]
 
 
 async def _open() -> steward.Runtime:
@@ -61,9 +66,14 @@ async def checkpointer() -> AsyncIterator[Any]:
 
 async def _graph(name: str, config: RunnableConfig) -> Any:
     """A workflow's graph for one run, with the run's audit handler attached."""
+    return await _served(WORKFLOWS[name].build().compile(), config)
+
+
+async def _served(compiled: Any, config: RunnableConfig) -> Any:
+    """A compiled graph bound to the runtime, with the run's audit handler attached."""
     rt = await runtime()
     # The runtime rides in the config under Steward's key: node-level calls find it there.
-    graph = WORKFLOWS[name].build().compile().with_config(configurable={RUNTIME_KEY: rt})
+    graph = compiled.with_config(configurable={RUNTIME_KEY: rt})
     thread_id = (config.get("configurable") or {}).get("thread_id")
     if thread_id is None:  # the server builds graphs for schemas and Studio too
         return graph
@@ -87,3 +97,13 @@ async def close_graph(config: RunnableConfig) -> Any:
 
 async def research_graph(config: RunnableConfig) -> Any:
     return await _graph("research", config)
+
+
+async def agent_graph(config: RunnableConfig) -> Any:
+    """The refund chat (``langgraph.json``: ``"agent"``): ``create_agent`` with
+    ``GuardedToolsMiddleware`` and the offline ``RefundChatModel``, for Agent Chat UI; its input
+    is ``{"messages": [{"type": "human", "content": "Please refund $120 for order 98765"}]}``.
+    Needs LangChain v1 (the ``server`` extra has it)."""
+    from steward.examples.chat import build_refund_chat_agent
+
+    return await _served(build_refund_chat_agent(), config)

@@ -422,7 +422,7 @@ def test_help_lists_every_command_group() -> None:
     listed = re.findall(r"^│ ([a-z][\w-]*) {2,}", done.stdout, flags=re.M)
     assert listed == GROUPS, done.stdout  # demo-resume is the demo's own, hidden
     subcommands = {"threads": ["list", "show", "history"],
-                   "approvals": ["list", "approve", "reject"],
+                   "approvals": ["list", "approve", "reject", "standing", "revoke"],
                    "audit": ["verify", "tail", "export"]}
     for group, names in subcommands.items():
         result = RUNNER.invoke(app, [group, "--help"], env={"COLUMNS": "200"})
@@ -465,3 +465,23 @@ def test_each_option_is_defined_once() -> None:
                                                                          DEFAULT_DB)}
     acting = set(takers["--as"]) - {"token"}
     assert acting and acting <= set(takers["--thread-roles"])  # acting on threads: roles apply
+
+
+def test_standing_approvals_and_edits_from_the_cli(db_url: str) -> None:
+    started = _run(db_url, "run", "refund", "--as", ALICE)
+    thread, request = started["thread_id"], started["waiting_on"][0]["id"]
+    bad = _cli(db_url, "approvals", "approve", request, "--as", BOB, "--standing", "3")
+    assert bad.returncode == 1 and "--standing '3': write USES/SECONDS" in bad.stderr
+    edit = _cli(db_url, "approvals", "approve", request, "--as", BOB, "--edit",
+                '{"amount": "90.00"}')
+    assert edit.returncode == 1 and "cannot be edited" in edit.stderr  # refund acts as asked
+    assert _run(db_url, "approvals", "list", "--as", BOB)[0]["id"] == request  # still waits
+    done = _run(db_url, "approvals", "approve", request, "--as", BOB, "--standing", "2/3600")
+    assert done["status"] == "refunded"
+    [grant] = _run(db_url, "approvals", "standing", thread, "--as", ALICE)
+    assert (grant["granted_by"], grant["uses_left"], grant["action"]) == (
+        "bob", 2, "issue_refund")
+    revoked = _run(db_url, "approvals", "revoke", grant["id"], "--as", BOB)
+    assert revoked["revoked_by"] == "bob"
+    refused = _cli(db_url, "approvals", "revoke", grant["id"], "--as", MALLORY)
+    assert refused.returncode == 1 and "no standing approval" in refused.stderr

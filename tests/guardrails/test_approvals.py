@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, CAROL, DAVE, EVE, execute, one_node, snapshot
+from _support import ALICE, BOB, CAROL, DAVE, EVE, execute, one_node, snapshot, stored
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -77,22 +77,16 @@ def refund_graph(rt: steward.Runtime, *, verify: bool = True) -> Any:
     return builder.compile(checkpointer=rt.checkpointer)
 
 
+def refund_runtime(db_url: str) -> steward.Runtime:
+    """A runtime under the refund policy, with the test roles granted."""
+    return steward.open(db_url, thread_roles=ROLES, lease_ttl=5,
+                        policy=Policy.from_cedar(REFUND_POLICY))
+
+
 @pytest.fixture
 def grt(db_url: str) -> Iterator[steward.Runtime]:
-    with steward.open(db_url, thread_roles=ROLES, lease_ttl=5,
-                      policy=Policy.from_cedar(REFUND_POLICY)) as runtime:
+    with refund_runtime(db_url) as runtime:
         yield runtime
-
-
-def _stored(url: str) -> dict[str, Any]:
-    """What a refused request must not change: every table but the thread row's lease and
-    timestamps (a run takes and releases the lease even when its resume is refused) and the
-    audit chain, which records the refused attempt (``_audited``)."""
-    rows = snapshot(url)
-    rows["steward_threads"] = [(r[0], r[1], r[2], r[5], r[6], r[7])
-                               for r in rows["steward_threads"]]
-    del rows["steward_audit"]
-    return rows
 
 
 def _audited(rt: steward.Runtime, tid: str, kind: str) -> list[dict[str, Any]]:
@@ -173,10 +167,10 @@ def test_quorum_of_two_counts_distinct_approvers(grt: steward.Runtime, db_url: s
     # Running the thread again without a value must not reuse Bob's resume as Frank's vote.
     out = graph.invoke(None, grt.config("T", FRANK))
     assert [v["voter"] for v in out["__interrupt__"][0].value["votes"]] == ["bob"]
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(ApprovalInvalid, match="already voted"):
         _resume(graph, grt, "T", BOB, APPROVE)
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     out = _resume(graph, grt, "T", FRANK, {"decision": "approve"})
     assert out["receipts"] == ["1500.00 by bob,frank"]
     [record] = grt.approvals.history("T", CAROL)
@@ -193,10 +187,10 @@ def test_requester_cannot_approve_and_leaves_no_stale_approval(grt: steward.Runt
     """The LangGraph trap: a value refused inside the node must not reach the next resume."""
     graph = refund_graph(grt)
     request = _ask(graph, grt, "T", "120.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(ApprovalInvalid, match="four eyes"):
         _resume(graph, grt, "T", ALICE, APPROVE)
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     [refused] = _audited(grt, "T", "approval_invalid")
     assert refused["request_id"] == request["id"] and "four eyes" in refused["reason"]
     assert _pending(graph, grt.config("T", ALICE))["id"] == request["id"]
@@ -225,10 +219,10 @@ def test_approvers_without_the_role_or_tenant_are_refused(
         match: str) -> None:
     graph = refund_graph(grt)
     request = _ask(graph, grt, "T", "120.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(error, match=match):
         _resume(graph, grt, "T", who, APPROVE)
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     assert _resume(graph, grt, "T", BOB, APPROVE)["receipts"] == ["120.00 by bob"]
     assert grt.approvals.history("T", ALICE)[0]["id"] == request["id"]
 
@@ -243,10 +237,10 @@ def test_malformed_payloads_are_refused_and_change_nothing(grt: steward.Runtime,
                                                            payload: Any) -> None:
     graph = refund_graph(grt)
     _ask(graph, grt, "T", "120.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(ApprovalInvalid, match="still waits"):
         _resume(graph, grt, "T", BOB, payload)
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     assert _resume(graph, grt, "T", BOB, APPROVE)["receipts"] == ["120.00 by bob"]
 
 
@@ -254,10 +248,10 @@ def test_an_empty_resume_is_no_vote(grt: steward.Runtime, db_url: str) -> None:
     """LangGraph reads Command(resume={}) as a map of interrupt ids naming none."""
     graph = refund_graph(grt)
     request = _ask(graph, grt, "T", "120.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     out = _resume(graph, grt, "T", BOB, {})
     assert out["__interrupt__"][0].value["id"] == request["id"]
-    after = _stored(db_url)
+    after = stored(db_url)
     for table in before:
         old, new = set(map(repr, before[table])), set(map(repr, after[table]))
         assert (sorted(old - new), sorted(new - old)) == ([], []), table
@@ -489,7 +483,7 @@ def test_check_resume_refuses_what_the_node_would_and_changes_nothing(
         grt: steward.Runtime, db_url: str) -> None:
     graph = refund_graph(grt)
     request = _ask(graph, grt, "C1", "120.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     cases = ((ALICE, APPROVE, "four eyes", False), (CAROL, APPROVE, "may not write", None),
              (DAVE, APPROVE, "required roles", False),
              (BOB, {"decision": "maybe"}, "'approve' or 'reject'", True),
@@ -502,7 +496,7 @@ def test_check_resume_refuses_what_the_node_would_and_changes_nothing(
             assert caught.value.malformed is malformed
         else:
             assert isinstance(caught.value, ThreadAccessDenied)
-        assert _stored(db_url) == before
+        assert stored(db_url) == before
     refused = _audited(grt, "C1", "approval_invalid")
     assert [p["request_id"] for p in refused] == [request["id"]] * 4
     [interrupt_id] = [i.id for i in graph.get_state(grt.config("C1", ALICE)).interrupts]
@@ -510,7 +504,7 @@ def test_check_resume_refuses_what_the_node_would_and_changes_nothing(
     grt.approvals.check_resume("C1", BOB, {interrupt_id: APPROVE})
     with pytest.raises(ApprovalInvalid, match="four eyes"):
         grt.approvals.check_resume("C1", ALICE, {interrupt_id: APPROVE})
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     assert _resume(graph, grt, "C1", BOB, APPROVE)["receipts"] == ["120.00 by bob"]
     grt.approvals.check_resume("C1", ALICE, APPROVE)  # nothing waits: the node would decide
 

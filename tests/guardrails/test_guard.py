@@ -9,21 +9,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _support import ALICE, BOB, CAROL, EVE
+from _support import ALICE, BOB, CAROL, EVE, stored
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from test_approvals import (
     FRANK,
-    REFUND_POLICY,
-    ROLES,
     RefundState,
     _audited,
-    _stored,
     _verify,
+    refund_runtime,
 )
 
 import steward
-from steward import ApprovalInvalid, Policy, PolicyDenied
+from steward import ApprovalInvalid, PolicyDenied
 from steward.guardrails.request import hash_args
 
 
@@ -42,20 +40,20 @@ def _refund(state: ConfirmState) -> dict[str, Any]:
     return {"receipts": [f"{decision.args['amount']} by {how}{confirmed}"]}
 
 
-def graph_of(rt: steward.Runtime) -> Any:
+@pytest.fixture
+def grt(db_url: str) -> Iterator[steward.Runtime]:
+    with refund_runtime(db_url) as runtime:
+        yield runtime
+
+
+def graph_of(rt: steward.Runtime, refund: Any = _refund) -> Any:
+    """verify -> refund (``_refund``, or another node acting on the refund)."""
     builder = StateGraph(ConfirmState)
     builder.add_node("verify", _verify)
-    builder.add_node("refund", _refund)
+    builder.add_node("refund", refund)
     builder.add_edge(START, "verify")
     builder.add_edge("verify", "refund")
     return builder.compile(checkpointer=rt.checkpointer)
-
-
-@pytest.fixture
-def grt(db_url: str) -> Iterator[steward.Runtime]:
-    with steward.open(db_url, thread_roles=ROLES, lease_ttl=5,
-                      policy=Policy.from_cedar(REFUND_POLICY)) as runtime:
-        yield runtime
 
 
 def _ask(graph: Any, rt: steward.Runtime, tid: str, amount: str, **extra: Any) -> Any:
@@ -95,18 +93,13 @@ def test_a_guard_that_is_not_editable_offers_no_edit_and_refuses_one(
         decision = steward.guard("issue_refund", {"order_id": "98765", "amount": state["amount"]})
         return {"receipts": [f"{decision.args['amount']}"]}
 
-    builder = StateGraph(RefundState)
-    builder.add_node("verify", _verify)
-    builder.add_node("refund", plain)
-    builder.add_edge(START, "verify")
-    builder.add_edge("verify", "refund")
-    graph = builder.compile(checkpointer=grt.checkpointer)
+    graph = graph_of(grt, plain)
     waiting = _ask(graph, grt, "T", "120.00")
     assert waiting.value["review_configs"][0]["allowed_decisions"] == ["approve", "reject"]
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(ApprovalInvalid, match="cannot be edited"):
         _resume(graph, grt, "T", BOB, _edit("90.00"))
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     assert _resume(graph, grt, "T", BOB, {"decisions": [{"type": "approve"}]})["receipts"] == [
         "120.00"]
 
@@ -162,10 +155,10 @@ def test_an_edit_past_the_policy_is_refused_and_changes_nothing(
         grt: steward.Runtime, db_url: str, amount: str, says: str) -> None:
     graph = graph_of(grt)
     _ask(graph, grt, "T", "120.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     with pytest.raises(ApprovalInvalid, match=says):
         _resume(graph, grt, "T", BOB, _edit(amount))
-    assert _stored(db_url) == before
+    assert stored(db_url) == before
     with pytest.raises(ApprovalInvalid, match=says):  # the pre-check says so as well
         grt.approvals.check_resume("T", BOB, _edit(amount))
     assert _resume(graph, grt, "T", BOB, {"decision": "approve"})["receipts"] == [
@@ -227,13 +220,30 @@ def test_standing_or_edits_are_refused_where_several_must_approve(
         grt: steward.Runtime, db_url: str) -> None:
     graph = graph_of(grt)
     _ask(graph, grt, "T", "1200.00")
-    before = _stored(db_url)
+    before = stored(db_url)
     for value, says in (({"decision": "approve", "standing": {"uses": 2, "expires_in": 60}},
                          "needs 2 approvals"),
                         (_edit("1100.00"), "cannot be edited")):  # it offers no edit
         with pytest.raises(ApprovalInvalid, match=says):
             _resume(graph, grt, "T", BOB, value)
-        assert _stored(db_url) == before
+        assert stored(db_url) == before
     with pytest.raises(ApprovalInvalid, match="only an approval can be standing"):
         _resume(graph, grt, "T", BOB, {"decision": "reject", "standing": {
             "uses": 2, "expires_in": 60}})
+
+
+def test_an_edit_keeps_the_real_value_of_arguments_shown_redacted(grt: steward.Runtime) -> None:
+    """Agent Chat UI sends every argument back with an edit, as it was shown: one still
+    reading ``[REDACTED:email]`` was left alone, and keeps its real value."""
+    def notify(state: RefundState) -> dict[str, Any]:
+        decision = steward.guard("issue_refund", {"amount": state["amount"],
+                                                  "contact": "jane.doe@example.com"},
+                                 editable=True)
+        return {"receipts": [f"{decision.args['amount']} to {decision.args['contact']}"]}
+
+    graph = graph_of(grt, notify)
+    shown = _ask(graph, grt, "T", "120.00").value["action_requests"][0]["args"]
+    assert shown["contact"] == "[REDACTED:email]"
+    out = _resume(graph, grt, "T", BOB, {"decisions": [{"type": "edit", "edited_action": {
+        "name": "issue_refund", "args": {**shown, "amount": "99.00"}}}]})
+    assert out["receipts"] == ["99.00 to jane.doe@example.com"]

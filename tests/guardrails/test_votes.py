@@ -35,6 +35,10 @@ earlier = st.lists(st.sampled_from(["bob", "carol", "dave", "erin"]), unique=Tru
 payloads = st.one_of(
     st.fixed_dictionaries({"decision": st.sampled_from(["approve", "reject"])},
                           optional={"comment": st.text(max_size=50)}),
+    st.fixed_dictionaries({"decisions": st.lists(st.fixed_dictionaries(
+        {"type": st.sampled_from(["approve", "reject", "maybe"])}), max_size=2)}),
+    st.lists(st.fixed_dictionaries({"type": st.sampled_from(["accept", "ignore", "nope"])}),
+             max_size=2),
     st.none(), st.integers(), st.text(max_size=20), st.lists(st.text(max_size=5), max_size=2),
     st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
 )
@@ -43,9 +47,15 @@ payloads = st.one_of(
 def _oracle(request: Request, voters: list[str], principal: Principal, payload: Any,
             now: float) -> bool:
     """The rules of issue #4, written plainly."""
-    well_formed = (isinstance(payload, dict) and set(payload) <= {"decision", "comment"}
-                   and payload.get("decision") in ("approve", "reject")
-                   and isinstance(payload.get("comment", ""), str))
+    steward_vote = (isinstance(payload, dict) and set(payload) <= {"decision", "comment"}
+                    and payload.get("decision") in ("approve", "reject")
+                    and isinstance(payload.get("comment", ""), str))
+    decisions = (isinstance(payload, dict) and set(payload) == {"decisions"}
+                 and len(payload["decisions"]) == 1
+                 and payload["decisions"][0]["type"] in ("approve", "reject"))
+    inbox = (isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], dict)
+             and payload[0].get("type") in ("accept", "ignore"))
+    well_formed = steward_vote or decisions or inbox
     return (well_formed and principal.tenant == request.tenant
             and principal.id != request.requested_by
             and bool(set(request.required_roles) & principal.roles)
@@ -71,7 +81,10 @@ def test_a_vote_is_accepted_exactly_when_every_rule_holds(
     else:
         assert expected, "accepted a vote that breaks a rule"
         assert vote.voter == principal.id and vote.role in required
-        assert vote.args_hash == request.args_hash and vote.decision == payload["decision"]
+        decided = (payload["decision"] if "decision" in payload else
+                   payload["decisions"][0]["type"] if "decisions" in payload else
+                   {"accept": "approve", "ignore": "reject"}[payload[0]["type"]])
+        assert vote.args_hash == request.args_hash and vote.decision == decided
 
 
 @given(st.dictionaries(st.text(max_size=10), st.one_of(st.integers(), st.text(max_size=10),

@@ -1,8 +1,9 @@
 """LangChain's Agent Chat UI, unmodified, in headless Chromium, against the real ``langgraph
 dev`` serving Steward's refund chat agent (the graph ``agent``): Alice asks for a refund in the
-chat, the approval card appears, her own approval is refused and the card stays; Bob opens
-the thread in a browser of his own and approves, the conversation completes, and the audit
-trail shows his vote; another tenant's user sees nothing of it.
+chat, the approval card appears (Approve, Edit, Reject), her own approval is refused and the
+card stays; Bob finds the thread in his history and opens it in a browser of his own, may not
+"Mark as Resolved" (he may only vote), approves, and the conversation completes; the audit
+trail shows Alice's refused attempt and Bob's vote; another tenant's user sees nothing of it.
 
 The UI runs under ``next dev`` from a temporary copy (tests/_chat_ui.py); each person's token
 is the UI's "API key", which it keeps in the browser's local storage (``lg:chat:apiKey``) and
@@ -41,52 +42,6 @@ VIEWPORT = {"width": 1280, "height": 1400}
 # What a screenshot leaves out: next dev's own overlay (its "issues" badge).
 NO_DEV_OVERLAY = "nextjs-portal { display: none !important; }"
 
-STAND_IN = '''
-import re
-from langchain_core.messages import AIMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
-
-import steward
-from steward.audit.handler import AuditCallbackHandler
-from steward.context import RUNTIME_KEY
-from steward.identity import principal_from_config
-from steward.server.runtime import runtime
-
-
-def refund(state):
-    text = state["messages"][-1].text
-    amount = re.search(r"\\$(\\d+(?:\\.\\d+)?)", text).group(1)
-    order = re.search(r"order (\\d+)", text).group(1)
-    args = {"order_id": order, "amount": f"{float(amount):.2f}"}
-    decision = steward.guard("refund", args, editable=True)
-    who = ", ".join(decision.approval.approvers) if decision.approval else "policy"
-    return {"messages": [AIMessage(
-        f"Done: refunded ${args['amount']} on order {order} (issued by {who}).")]}
-
-
-async def graph(config):
-    rt = await runtime()
-    b = StateGraph(MessagesState)
-    b.add_node("refund", refund)
-    b.add_edge(START, "refund")
-    b.add_edge("refund", END)
-    g = b.compile().with_config(configurable={RUNTIME_KEY: rt})
-    tid = (config.get("configurable") or {}).get("thread_id")
-    if tid is None:
-        return g
-    return g.with_config(callbacks=[AuditCallbackHandler(
-        rt.audit, str(tid), principal_from_config(config), prices=rt.prices)])
-'''
-STAND_IN_POLICY = '''
-@id("same-tenant")
-permit (principal, action, resource) when { principal.tenant == context.thread.tenant };
-
-@id("refund-needs-manager") @approval("manager")
-@reason("refunds above 100.00 need a manager's approval")
-forbid (principal, action == Action::"refund", resource)
-when { context.args.amount.greaterThan(decimal("100.00")) };
-'''
-
 
 @dataclass
 class Stack:
@@ -118,9 +73,16 @@ class Stack:
             raise
 
     def shot(self, page: Any, name: str, element: Any = None) -> Path:
+        """A screenshot of the page as its person sees it (the UI scrolls inside a window of
+        fixed height), or of one element of it."""
         path = self.workdir / "screenshots" / name
-        (element or page).screenshot(path=str(path), style=NO_DEV_OVERLAY, animations="disabled",
-                                     **({} if element else {"full_page": True}))
+        page.wait_for_timeout(800)  # the UI's transitions (its toasts slide in) settle
+        # Playwright scrolls what it clicks into view, also sideways inside the UI's clipped
+        # layout (its artifact panel waits, off screen, on the right): scroll back, as a
+        # person's page is.
+        page.evaluate("""() => document.querySelectorAll('*').forEach(e => {
+            if (e.scrollLeft > 0) e.scrollLeft = 0; })""")
+        (element or page).screenshot(path=str(path), style=NO_DEV_OVERLAY)
         return path
 
 
@@ -132,13 +94,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert LANGGRAPH.exists(), "langgraph-cli is not installed: pip install -e '.[dev]'"
     workdir = tmp_path_factory.mktemp("chat-ui")
     (workdir / "screenshots").mkdir()
-    (workdir / "stand_in.py").write_text(STAND_IN)
-    (workdir / "policy.cedar").write_text(STAND_IN_POLICY)
-    repo_config(workdir, {"agent": f"{workdir}/stand_in.py:graph"})
+    config = json.loads(repo_config(workdir).read_text())  # the repository's, as it is
+    assert "agent" in config["graphs"], "langgraph.json serves no graph 'agent'"
     server = Server(workdir, f"sqlite:///{workdir}/steward.db", env={
         "STEWARD_DEMO_LEDGER": str(workdir / "payments.db"),
-        "STEWARD_DEMO_RECORDS": str(workdir / "records.db"),
-        "STEWARD_POLICY": str(workdir / "policy.cedar")})
+        "STEWARD_DEMO_RECORDS": str(workdir / "records.db")})
     port = free_port()
     ui = ChatUI(workdir, f"http://127.0.0.1:{port}", "agent")
     started = time.monotonic()

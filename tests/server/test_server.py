@@ -315,3 +315,42 @@ async def test_an_approver_who_may_only_vote_is_refused_anything_else_before_a_r
         await _stream(bob, tid, command={"resume": {"decision": "approve"}})  # a vote he may
         state = await alice.threads.get_state(tid)
         assert state["values"]["receipt"].startswith("TXN-")
+
+
+async def test_the_chat_agent_waits_for_a_manager_as_agent_chat_ui_drives_it(
+        server: Server) -> None:
+    """The graph ``agent`` (LangChain's create_agent under GuardedToolsMiddleware) takes Agent
+    Chat UI's input, pauses for a manager on a large refund, refuses the requester's own
+    approval, and completes once a manager approves."""
+    from langgraph_sdk.errors import APIStatusError
+
+    said = {"messages": [{"type": "human", "content": [
+        {"type": "text", "text": "Please refund $120 for order 98765"}]}]}
+    async with _client(server, ALICE) as alice, _client(server, BOB) as bob, \
+            _client(server, MALLORY) as mallory:
+        tid = (await alice.threads.create())["thread_id"]
+        parts = [p async for p in alice.runs.stream(tid, "agent", input=said,
+                                                    stream_mode=["values", "updates"])]
+        [waiting] = _interrupts(parts)
+        request = waiting["value"]
+        assert (request["type"], request["action"], request["required_roles"]) == (
+            "approval_request", "refund", ["manager"])
+        assert request["args"] == {"order_id": "98765", "amount": "120.00"}
+        assert request["action_requests"][0]["name"] == "refund"  # the approval card's
+        assert request["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
+        with pytest.raises(NotFoundError):
+            await mallory.threads.get_state(tid)
+        approve = {"decisions": [{"type": "approve"}]}  # what the card's Approve sends
+        with pytest.raises(APIStatusError) as refused:
+            [p async for p in alice.runs.stream(tid, "agent", command={"resume": approve})]
+        assert refused.value.response.status_code == 403
+        assert (await alice.threads.get(tid))["status"] == "interrupted"
+        [p async for p in bob.runs.stream(tid, "agent", stream_mode=["values"],
+                                          command={"resume": approve})]
+        state = await alice.threads.get_state(tid)
+        assert state["next"] == [] and state["interrupts"] == []
+        kinds = [m["type"] for m in state["values"]["messages"]]
+        assert kinds == ["human", "ai", "tool", "ai"]
+        answer = state["values"]["messages"][-1]["content"]
+        assert answer.startswith("Done: refunded $120.00 on order 98765 as TXN-")
+        assert answer.endswith("(issued by bob).")
