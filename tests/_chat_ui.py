@@ -25,6 +25,7 @@ the install and of the first compile are kept in ``timings`` and written to ``ti
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -103,6 +104,7 @@ class ChatUI:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.timings: dict[str, float] = {}
+        self._started = 0.0
 
     @property
     def url(self) -> str:
@@ -184,14 +186,18 @@ class ChatUI:
         self._time("next_dev_first_compile", compiling)
 
     def stop(self) -> None:
+        """Stop ``next dev`` and every process it started (its own process group)."""
         if self.proc is None:
             return
+        group = self.proc.pid
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # next dev and the workers it started
+            os.killpg(group, signal.SIGTERM)
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
             self.proc.wait(timeout=10)
         except ProcessLookupError:
             pass
+        with contextlib.suppress(ProcessLookupError):  # a worker that outlived its parent
+            os.killpg(group, signal.SIGKILL)
         self.proc = None
