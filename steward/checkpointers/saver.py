@@ -37,7 +37,7 @@ from steward.checkpointers.participants import Joined, WriteFilter, WritePartici
 from steward.checkpointers.schema import SCHEMA
 from steward.checkpointers.sql import Sql
 from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx
-from steward.identity import AccessRule, Principal, Vote, principal_from_config
+from steward.identity import Access, AccessRule, Principal, Vote, principal_from_config
 from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
@@ -426,6 +426,17 @@ class StewardSaver(BaseCheckpointSaver[str]):
     async def alist_threads(self, principal: Principal | None, *, status: str | None = None,
                             limit: int | None = 100) -> _Dicts:
         return await self.threads.alist_threads(principal, status=status, limit=limit)
+
+    def check_access(self, thread_id: str, principal: Principal | None,
+                     need: Access | str = "write") -> None:
+        """Raise ThreadAccessDenied unless ``principal`` may ``need`` ("read", "write",
+        "admin") the thread, as the access rule stands now (an approver's reach allows reading
+        only here: a vote is a resume). Changes nothing."""
+        self.threads.check_access(thread_id, principal, need)
+
+    async def acheck_access(self, thread_id: str, principal: Principal | None,
+                            need: Access | str = "write") -> None:
+        await self.threads.acheck_access(thread_id, principal, need)
 
     def add_subjects(self, thread_id: str, principal: Principal | None,
                      subjects: Sequence[str]) -> None:

@@ -140,6 +140,23 @@ class Threads:
             self.check_lease(tid, row, time.time())
         return row
 
+    def check_op(self, tid: str, principal: Principal | None, need: Access, *,
+                 vote: Vote | None = None) -> Op[None]:
+        """The access rule alone, on the thread's row as it stands (no lock, no lease): for a
+        host that decides before it starts anything (the LangGraph server's auth handlers)."""
+        row = thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())
+        self.access.check(principal, self.identity(tid, row), need, vote=vote)
+
+    def check_access(self, thread_id: str, principal: Principal | None,
+                     need: Access | str) -> None:
+        self.driver.run(self.check_op(str_id(thread_id, "thread_id"), principal,
+                                      Access.parse(need)), write=False)
+
+    async def acheck_access(self, thread_id: str, principal: Principal | None,
+                            need: Access | str) -> None:
+        await self.driver.arun(self.check_op(str_id(thread_id, "thread_id"), principal,
+                                             Access.parse(need)), write=False)
+
     def row_op(self, tid: str) -> Op[ThreadRow | None]:
         """The thread's row, unchecked (for a run whose access was checked when it started)."""
         return thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())

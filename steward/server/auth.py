@@ -157,6 +157,39 @@ async def _may_write(rt: steward.Runtime, thread_id: str, principal: Principal) 
     """Raise ThreadAccessDenied unless ``principal`` may write the thread (more than vote):
     the access rule the saver applies to the run's first write. A busy thread is left to the
     server's own multitask strategy."""
-    threads = rt.checkpointer.threads
-    row = await threads.driver.arun(threads.row_op(thread_id), write=False)
-    threads.access.check(principal, threads.identity(thread_id, row), Access.WRITE)
+    await rt.checkpointer.acheck_access(thread_id, principal, Access.WRITE)
+
+
+async def _may(ctx: Auth.types.AuthContext, value: Any, need: Access) -> dict[str, Any]:
+    """The tenant's filter, and the access rule for ``need`` on an existing thread (the
+    server writes and deletes with its own configs, which the saver trusts)."""
+    filters = await same_tenant(ctx, value)
+    thread_id = value.get("thread_id") if isinstance(value, dict) else None
+    principal = principal_from_user(ctx.user)
+    if thread_id is None or principal is None:
+        return filters
+    from steward.server.runtime import runtime
+
+    rt = await runtime()
+    found = await rt.checkpointer.athread_info(str(thread_id), None)
+    if found is None or found["tenant"] != principal.tenant:
+        return filters  # new, or another tenant's thread: the server's filter answers
+    try:
+        await rt.checkpointer.acheck_access(str(thread_id), principal, need)
+    except steward.ThreadAccessDenied as exc:
+        raise Auth.exceptions.HTTPException(status_code=403, detail=str(exc)) from None
+    return filters
+
+
+@auth.on.threads.update
+async def may_update(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
+    """Updating a thread (its state: ``update_state``; its metadata; cancelling its run) needs
+    write access: the owner, or a role ``STEWARD_THREAD_ROLES`` grants write. An approver who
+    may only vote is refused (403), and so is any other member of the tenant."""
+    return await _may(ctx, value, Access.WRITE)
+
+
+@auth.on.threads.delete
+async def may_delete(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
+    """Deleting a thread needs admin access: its owner, or a role granted admin."""
+    return await _may(ctx, value, Access.ADMIN)

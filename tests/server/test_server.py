@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from _langgraph_server import LANGGRAPH, Server, repo_config, token
+from _pg import PgServer
+from conftest import BACKENDS
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError
 
@@ -42,19 +44,29 @@ def test_routes_and_runs_map_the_servers_user_alike() -> None:
     assert _principal(SimpleNamespace(scope={"user": user})) is None
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server on each backend: an embedded SQLite file, or a PostgreSQL database."""
     if not LANGGRAPH.exists():
         pytest.fail("langgraph-cli is not installed: pip install 'langgraph-steward[server]'")
     workdir = tmp_path_factory.mktemp("server")
     repo_config(workdir)
-    server = Server(workdir, f"sqlite:///{workdir}/steward.db")
+    pg: PgServer | None = None
+    if request.param == "postgres":
+        pg = request.getfixturevalue("pg_server")
+        db = pg.create_database()
+    else:
+        db = f"sqlite:///{workdir}/steward.db"
+    server = Server(workdir, db)
     server.start()
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(workdir / ".langgraph_api", ignore_errors=True)
+        if pg is not None:
+            pg.drop_database(db)
 
 
 def _client(server: Server, tok: str | None) -> Any:
@@ -354,3 +366,33 @@ async def test_the_chat_agent_waits_for_a_manager_as_agent_chat_ui_drives_it(
         answer = state["values"]["messages"][-1]["content"]
         assert answer.startswith("Done: refunded $120.00 on order 98765 as TXN-")
         assert answer.endswith("(issued by bob).")
+
+
+async def test_updating_or_deleting_a_thread_needs_access_of_ones_own(server: Server) -> None:
+    """The server updates state and deletes threads with its own configs, which the saver
+    trusts: its auth handlers apply the access rule first. An approver who may only vote is
+    refused ``update_state`` (403) and deletion, and nothing changes; the owner may both."""
+    from langgraph_sdk.errors import APIStatusError
+
+    async with _client(server, ALICE) as alice, _client(server, BOB) as bob, \
+            _client(server, MALLORY) as mallory:
+        tid = (await alice.threads.create())["thread_id"]
+        assert _interrupts(await _stream(alice, tid, input={"order_id": "55555",
+                                                            "amount": "105.00"}))
+        before = await bob.threads.get_state(tid)  # he may read it: it waits on his role
+        for attempt in (bob.threads.update_state(tid, {"amount": "1.00"}),
+                        bob.threads.update(tid, metadata={"forged": True}),
+                        bob.threads.delete(tid)):
+            with pytest.raises(APIStatusError) as caught:
+                await attempt
+            assert caught.value.response.status_code == 403
+            assert "as an approver it may read the thread" in caught.value.response.text
+        with pytest.raises(NotFoundError):
+            await mallory.threads.delete(tid)
+        after = await alice.threads.get_state(tid)
+        assert after["checkpoint"] == before["checkpoint"] and after["values"] == before["values"]
+        assert "forged" not in (await alice.threads.get(tid))["metadata"]
+        await alice.threads.update(tid, metadata={"note": "mine"})
+        await alice.threads.delete(tid)
+        with pytest.raises(NotFoundError):
+            await alice.threads.get(tid)
