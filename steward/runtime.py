@@ -111,6 +111,47 @@ class Runtime:
         audit = AuditCallbackHandler(self.audit, tid, who, prices=self.prices)
         return {"configurable": conf, "callbacks": [audit, handler]}
 
+    def _resumable(self, thread_id: str, principal: Principal | Mapping[str, Any],
+                   graph: Any) -> tuple[RunnableConfig, dict[str, Any]]:
+        if not hasattr(graph, "invoke") or getattr(graph, "checkpointer", None) is None:
+            raise ConfigError("rt.resume(thread_id, principal, graph=...) takes the compiled "
+                              "graph the thread runs, with this runtime's checkpointer: "
+                              "builder.compile(checkpointer=rt.checkpointer).")
+        config = self.config(thread_id, principal)
+        return config, {"thread_id": config["configurable"]["thread_id"],
+                        "principal": config["configurable"].get("principal")}
+
+    def _not_waiting(self, info: dict[str, Any] | None, thread_id: str) -> None:
+        if info is None:
+            raise ConfigError(f"no thread {thread_id!r} to resume: check the id (or start it "
+                              "with graph.invoke(input, rt.config(thread_id, principal))).")
+        if info["status"] == "interrupted":
+            kinds = sorted({str(w.get("type")) for w in info["waiting_on"]})
+            raise ConfigError(f"thread {thread_id!r} waits on {', '.join(kinds)}: answer it "
+                              "with graph.invoke(Command(resume=...), rt.config(thread_id, "
+                              "approver)) (rt.approvals.pending shows approvals).")
+
+    def resume(self, thread_id: str, principal: Principal | Mapping[str, Any], *,
+               graph: Any, **invoke: Any) -> Any:
+        """Continue a thread from where it stopped, as ``principal``: a run that died mid-way
+        (``thread_info(...)["status"] == "stalled"``) goes on from its last checkpoint, its
+        finished tasks not run again (LangGraph keeps their writes) and its effects not
+        repeated (the ledger); a finished thread returns its values. A thread waiting on an
+        interrupt is answered with ``Command(resume=...)`` instead (ConfigError says so);
+        ThreadBusy if a live run holds it. Keyword arguments go to ``graph.invoke``
+        (``durability=...``); returns what it returns."""
+        config, at = self._resumable(thread_id, principal, graph)
+        self._not_waiting(self.checkpointer.thread_info(at["thread_id"], at["principal"]),
+                          at["thread_id"])
+        return graph.invoke(None, config, **invoke)
+
+    async def aresume(self, thread_id: str, principal: Principal | Mapping[str, Any], *,
+                      graph: Any, **invoke: Any) -> Any:
+        config, at = self._resumable(thread_id, principal, graph)
+        self._not_waiting(await self.checkpointer.athread_info(at["thread_id"], at["principal"]),
+                          at["thread_id"])
+        return await graph.ainvoke(None, config, **invoke)
+
     def sweep(self) -> list[str]:
         """Delete threads whose time to live has passed and memories whose retention has, and
         close approval requests whose time is up (``rt.approvals.expire()``); returns the

@@ -71,11 +71,10 @@ def main() -> None:
             for t in range(threads):
                 config = rt.config(f"T{t}", ALICE)
                 state = graph.get_state(config)
-                # A round a kill interrupted: finish it. (``tasks``, not ``next``: a task whose
-                # writes were saved before the kill is no longer in ``next``, but its step is
-                # not done until the graph resumes and applies them.)
+                # A round a kill interrupted: its thread is "stalled", and rt.resume finishes
+                # it (the tasks whose writes were saved before the kill are not run again).
                 if state.tasks:
-                    run(graph, None, config)
+                    rt.resume(f"T{t}", ALICE, graph=graph, durability="sync")
                 done = len(graph.get_state(config).values.get("log", [])) // 3
                 if done < rounds:
                     busy = True

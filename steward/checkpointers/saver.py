@@ -369,8 +369,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
                     ttl: float | None, subjects: Sequence[str],
-                    vote: Vote | None) -> Op[None]:
-        row = yield from self.threads.acquire_op(tid, holder, principal, ttl, subjects, vote)
+                    vote: Vote | None, process: str) -> Op[None]:
+        row = yield from self.threads.acquire_op(tid, holder, principal, ttl, subjects, vote,
+                                                 process)
         for participant in self.participants:
             yield from participant.run_started_op(tid, row)
 
@@ -387,7 +388,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
         recorded as the thread's subjects in the same transaction; ``vote`` says the run
         resumes the thread or goes on from where it stopped (the approver's reach)."""
-        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects, vote),
+        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects, vote,
+                                         self.driver.holder()),
                         write=True, durable=False)
         self.threads.hold(thread_id, holder)
 
@@ -395,7 +397,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
                              ttl: float | None = None, subjects: Sequence[str] = (),
                              vote: Vote | None = None) -> None:
         await self.driver.arun(
-            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote),
+            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote,
+                             await self.driver.aholder()),
             write=True, durable=False)
         self.threads.hold(thread_id, holder)
 

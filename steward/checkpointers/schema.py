@@ -135,6 +135,11 @@ CREATE INDEX steward_threads_resumed ON steward_threads (resumed_by, tenant)
 WHERE resumed_by IS NOT NULL
 """
 
+# Crash takeover (issue #16): the process holding a thread's lease (storage.liveness), so
+# that a lease whose holder died is taken over at once rather than after lease_ttl.
+_LEASE_HOLDER = "ALTER TABLE steward_threads ADD COLUMN lease_holder TEXT"
+
 SCHEMA = Schema("saver", (Migration(_TABLES, 1), Migration(_DELTAS_AND_INDEXES, 2),
                           Migration(_FEWER_INDEXES, 3), Migration(_PARTICIPANT_HEAD, 6),
-                          Migration(_SUBJECTS, 8), Migration(_RESUMED_BY, LAYOUT)))
+                          Migration(_SUBJECTS, 8), Migration(_RESUMED_BY, LAYOUT),
+                          Migration(_LEASE_HOLDER, LAYOUT)))

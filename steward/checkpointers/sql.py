@@ -15,11 +15,11 @@ from steward.storage.drivers import json_param
 
 THREAD_INFO_COLS = (
     "thread_id, tenant, owner, status, waiting_on, created_at, updated_at, expires_at, "
-    "lease_owner, lease_expires_at"
+    "lease_owner, lease_expires_at, lease_holder"
 )
 THREAD_COLS = (
     "tenant, owner, lease_owner, lease_expires_at, expires_at, status, waiting_on, waiting_at, "
-    "rev, created_at, audit_seq, audit_head, resumed_by"
+    "rev, created_at, audit_seq, audit_head, resumed_by, lease_holder"
 )
 CHECKPOINT_COLS = (
     "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
@@ -64,9 +64,10 @@ class Sql:
             "UPDATE steward_threads SET lease_expires_at = ? "
             "WHERE thread_id = ? AND lease_owner = ?"
         )
+        # An approver's reach (resumed_by) ends with the run their vote resumed.
         self.release_lease = (
             "UPDATE steward_threads SET lease_owner = NULL, lease_expires_at = NULL, "
-            "resumed_by = NULL, "  # an approver's reach ends with the run their vote resumed
+            "lease_holder = NULL, resumed_by = NULL, "
             "status = CASE WHEN waiting_on IS NULL THEN 'idle' ELSE 'interrupted' END, "
             "updated_at = ?, rev = rev + 1 WHERE thread_id = ? AND lease_owner = ?"
         )

@@ -24,15 +24,16 @@ from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity, Vote
 from steward.storage.codec import dump_json, load_json
 from steward.storage.drivers import Driver
+from steward.storage.liveness import PG_SESSION_ALIVE, PG_SESSIONS_ALIVE, local_alive
 from steward.storage.ops import Op, Stmt
 from steward.storage.values import limit_of, seconds, seconds_or_none, str_id
 
 # What a thread row's status can be: waiting on nothing, leased by a run, waiting (on an
-# approval, say), or emptied by an erasure (steward.memory.erase).
-STATUSES = ("idle", "running", "interrupted", "erased")
+# approval, say), or emptied by an erasure (steward.memory.erase). "stalled" is a running
+# thread whose run is gone (its process died, or its lease ran out): read, not stored.
+STATUSES = ("idle", "running", "interrupted", "erased", "stalled")
 _VIEWS = 10_000  # thread rows remembered for optimistic writes
 _Ids = list[str]
-_Rows = list[tuple[Any, ...]]
 _Dicts = list[dict[str, Any]]
 _Params = list[Any]
 
@@ -64,6 +65,23 @@ class ThreadRow(NamedTuple):
     audit_seq: int  # the head of the thread's audit chain when its last run ended
     audit_head: str | None
     resumed_by: str | None  # who resumed it last by a vote alone (the approver's reach)
+    lease_holder: str | None  # the lease holder's process (storage.liveness)
+
+
+class InfoRow(NamedTuple):
+    """A thread's row as ``thread_info`` and ``list_threads`` read it (``THREAD_INFO_COLS``)."""
+
+    thread_id: str
+    tenant: str | None
+    owner: str | None
+    status: str
+    waiting_on: Any
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    lease_holder: str | None
 
 
 def thread_row(row: Sequence[Any] | None) -> ThreadRow | None:
@@ -212,12 +230,15 @@ class Threads:
         lease: str | None = None,
         ctx: WriteCtx | None = None,
         vote: Vote | None = None,
+        process: str | None = None,
     ) -> Op[ThreadRow]:
         """Authorize a write: create and bind the thread on first write, check access and the
         lease, and record on the thread row what the write changes (``at`` is the written
         checkpoint's (ns, id); ``interrupts`` what a write makes the thread wait on). Returns
         the row as the write leaves it, which an optimistic ``ctx`` remembers (fast_view).
-        ``vote`` says what the write does, for the approver's reach (``AccessRule.check``).
+        ``vote`` says what the write does, for the approver's reach (``AccessRule.check``);
+        ``process`` is the lease holder's process (``Driver.holder``), recorded with a lease.
+        A live lease whose holder's process is gone is void at once (``holder_gone_op``).
 
         One read locks the row and returns the identity and lease to check; the row is written
         only when its binding, status or lease changes."""
@@ -233,11 +254,17 @@ class Threads:
                 row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
             assert row is not None
         reach = self.access.check(principal, self.identity(tid, row), Access.WRITE, vote=vote)
+        void = row.lease_owner not in (None, lease, self.leases.get(tid)) and (
+            yield from self.holder_gone_op(row, now))
+        if void:  # its holder's process is gone: the lease is void, now
+            row = row._replace(lease_owner=None, lease_expires_at=None, lease_holder=None)
         self.check_lease(tid, row, now, taking=lease)
         holder = lease or (row.lease_owner if row.lease_expires_at is not None
                            and row.lease_expires_at > now else None)
         sets, params, new = self._changes(row, principal, at, interrupts, lease, holder, now,
-                                          reach)
+                                          reach, process)
+        if void and lease is None:
+            sets += ["lease_owner = NULL", "lease_expires_at = NULL", "lease_holder = NULL"]
         if sets:
             sets += ["updated_at = ?", "rev = rev + 1"]
             yield Stmt(f"UPDATE steward_threads SET {', '.join(sets)} WHERE thread_id = ?",
@@ -265,10 +292,24 @@ class Threads:
         sets, _, _ = self._changes(row, principal, at, interrupts, None, holder, now)
         return None if sets else row
 
+    def holder_gone_op(self, row: ThreadRow, now: float) -> Op[bool]:
+        """Whether a live lease's holder process is known to be gone: its PostgreSQL session
+        ended, or, on this host, its process died (``storage.liveness``). False when nobody
+        can tell (another host, a hung process): such a lease runs out after lease_ttl."""
+        token = row.lease_holder
+        if token is None or row.lease_expires_at is None or row.lease_expires_at <= now:
+            return False
+        if token.startswith("pg:"):
+            if self.driver.dialect != "postgres":
+                return False
+            alive = (yield Stmt(PG_SESSION_ALIVE, (token,))).rows[0][0]
+            return not alive
+        return local_alive(token) is False
+
     def _changes(self, row: ThreadRow, principal: Principal | None,
                  at: tuple[str, str] | None, interrupts: list[dict[str, Any]] | None,
-                 lease: str | None, holder: str | None,
-                 now: float, reach: bool = False) -> tuple[list[str], list[Any], ThreadRow]:
+                 lease: str | None, holder: str | None, now: float, reach: bool = False,
+                 process: str | None = None) -> tuple[list[str], list[Any], ThreadRow]:
         """What a write changes on its thread's row: SET clauses, their values, the new row.
         ``reach``: the write is allowed by the approver's reach alone."""
         sets: list[str] = []
@@ -303,8 +344,9 @@ class Threads:
             params += [dump_json(waiting) if waiting else None, waiting_at]
         status = "interrupted" if waiting else "running" if holder else "idle"
         if lease is not None:
-            sets += ["lease_owner = ?", "lease_expires_at = ?", "lease_epoch = lease_epoch + 1"]
-            params += [lease, now + self.lease_ttl]
+            sets += ["lease_owner = ?", "lease_expires_at = ?", "lease_holder = ?",
+                     "lease_epoch = lease_epoch + 1"]
+            params += [lease, now + self.lease_ttl, process]
         if status != row.status or lease is not None:
             sets.append("status = ?")
             params.append(status)
@@ -314,7 +356,8 @@ class Threads:
         if row.tenant is None and principal is not None:
             new = new._replace(tenant=principal.tenant, owner=principal.id)
         if lease is not None:
-            new = new._replace(lease_owner=lease, lease_expires_at=now + self.lease_ttl)
+            new = new._replace(lease_owner=lease, lease_expires_at=now + self.lease_ttl,
+                               lease_holder=process)
         return sets, params, new
 
     def _passes(self, tid: str, principal: Principal | None, row: ThreadRow,
@@ -351,11 +394,12 @@ class Threads:
 
     def acquire_op(self, tid: str, holder: str, principal: Principal | None,
                    ttl: float | None, subjects: Sequence[str] = (),
-                   vote: Vote | None = None) -> Op[ThreadRow]:
+                   vote: Vote | None = None, process: str | None = None) -> Op[ThreadRow]:
         """Take the thread's lease for ``holder`` (creating and binding the thread on its first
         run) and record ``subjects``; returns the row as it leaves it. ``vote``: the run
         resumes the thread (``"resume"``) or goes on from where it stopped (``"run"``)."""
-        row = yield from self.claim_op(tid, principal, ttl=ttl, lease=holder, vote=vote)
+        row = yield from self.claim_op(tid, principal, ttl=ttl, lease=holder, vote=vote,
+                                       process=process)
         yield from self._subjects_op(tid, row.tenant, subjects)
         return row
 
@@ -460,32 +504,57 @@ class Threads:
                              [principal.tenant, *sorted(principal.roles)]))
         params: _Params = []
         selects = []
+        stored = "running" if status == "stalled" else status
         for where, values in arms:
-            if status is not None:
-                where, values = [*where, "status = ?"], [*values, status]
+            if stored is not None:
+                where, values = [*where, "status = ?"], [*values, stored]
             selects.append(f"{self.sql.thread_info} WHERE {' AND '.join(where)}")
             params += values
         sql = " UNION ".join(selects) + " ORDER BY created_at DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit_of(limit))
-        rows: _Rows = (yield Stmt(sql, params)).rows
-        subjects: dict[str, list[str]] = {row[0]: [] for row in rows}
+        rows = [InfoRow._make(r) for r in (yield Stmt(sql, params)).rows]
+        stalled = yield from self._stalled_op(rows)
+        if status in ("running", "stalled"):
+            rows = [r for r in rows if (r.thread_id in stalled) == (status == "stalled")]
+        subjects: dict[str, list[str]] = {row.thread_id: [] for row in rows}
         if rows:
             found = (yield Stmt("SELECT thread_id, subject FROM steward_subjects WHERE thread_id "
                                 f"IN ({', '.join('?' for _ in rows)}) ORDER BY subject",
-                                [row[0] for row in rows])).rows
+                                [row.thread_id for row in rows])).rows
             for tid, subject in found:
                 subjects[tid].append(subject)
-        return [{**self._thread_dict(row), "subjects": subjects[row[0]]} for row in rows]
+        return [{**self._thread_dict(row, row.thread_id in stalled),
+                 "subjects": subjects[row.thread_id]} for row in rows]
+
+    def _stalled_op(self, rows: Sequence[InfoRow]) -> Op[set[str]]:
+        """The running threads whose run is gone: its lease ran out, or its holder's process
+        is known dead (``holder_gone_op``)."""
+        now, stalled, sessions = time.time(), set(), {}
+        for row in rows:
+            if row.status != "running":
+                continue
+            if row.lease_expires_at is None or row.lease_expires_at <= now:
+                stalled.add(row.thread_id)
+            elif row.lease_holder and row.lease_holder.startswith("pg:"):
+                sessions[row.thread_id] = row.lease_holder
+            elif row.lease_holder and local_alive(row.lease_holder) is False:
+                stalled.add(row.thread_id)
+        if sessions and self.driver.dialect == "postgres":
+            live = {r[0] for r in (yield Stmt(PG_SESSIONS_ALIVE,
+                                              (sorted(set(sessions.values())),))).rows}
+            stalled |= {tid for tid, token in sessions.items() if token not in live}
+        return stalled
 
     @staticmethod
-    def _thread_dict(row: tuple[Any, ...]) -> dict[str, Any]:  # THREAD_INFO_COLS
-        tid, tenant, owner, status, waiting, created, updated, expires, lease, lease_exp = row
-        return {"thread_id": tid, "tenant": tenant, "owner": owner, "status": status,
-                "waiting_on": load_json(waiting) or [], "created_at": created,
-                "updated_at": updated, "expires_at": expires,
-                "leased": lease is not None and (lease_exp or 0) > time.time()}
+    def _thread_dict(row: InfoRow, stalled: bool) -> dict[str, Any]:
+        return {"thread_id": row.thread_id, "tenant": row.tenant, "owner": row.owner,
+                "status": "stalled" if stalled else row.status,
+                "waiting_on": load_json(row.waiting_on) or [], "created_at": row.created_at,
+                "updated_at": row.updated_at, "expires_at": row.expires_at,
+                "leased": row.lease_owner is not None and not stalled
+                and (row.lease_expires_at or 0) > time.time()}
 
     def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
         """The identity row of a thread (tenant, owner, status, ...), under the access rule."""

@@ -19,7 +19,7 @@ from rich.markup import escape
 from steward.cli import approvals, audit, threads
 from steward.cli.demo import demo, demo_resume
 from steward.cli.retention import erase, sweep
-from steward.cli.run import run
+from steward.cli.run import resume, run
 from steward.cli.token import token
 from steward.errors import StewardError
 
@@ -30,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.command("demo")(demo)
 app.command("demo-resume", hidden=True)(demo_resume)
 app.command("run")(run)
+app.command("resume")(resume)
 app.command("sweep")(sweep)
 app.command("erase")(erase)
 app.command("token")(token)

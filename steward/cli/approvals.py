@@ -22,9 +22,8 @@ from steward.cli.options import (
     open_runtime,
     print_data,
 )
-from steward.cli.run import invoke, run_result
+from steward.cli.run import invoke, run_result, workflow_of
 from steward.errors import ConfigError
-from steward.examples import WORKFLOWS, Workflow
 from steward.identity import Principal
 
 __all__ = ["app"]
@@ -148,7 +147,7 @@ def _vote(given: str, decision: str, who: str, comment: str | None, db: str, rol
     with open_runtime(db, roles) as rt:
         found = _open_request(rt, given, principal, decision)
         request, thread = found["id"], found["thread_id"]
-        spec = _workflow(rt, thread, principal)
+        spec = workflow_of(rt, thread, principal)
         if spec is None:
             raise ConfigError(f"thread {thread!r} was not started by `steward run`: resume it "
                               "from the application that runs its graph.")
@@ -174,15 +173,6 @@ def _vote(given: str, decision: str, who: str, comment: str | None, db: str, rol
         reason = result["reason"]
         console.print(f"{done} {request} on thread {thread}: {result['status']}"
                       + (f" — {reason}" if reason else ""), soft_wrap=True)
-
-
-def _workflow(rt: steward.Runtime, thread: str, principal: Principal) -> Workflow | None:
-    """The workflow a thread was started with by ``steward run``, or None."""
-    latest = rt.checkpointer.get_tuple({"configurable": {"thread_id": thread,
-                                                         "principal": principal}})
-    if latest is None:
-        raise ConfigError(f"thread {thread!r} has no checkpoints: check the id.")
-    return WORKFLOWS.get(str((latest.metadata or {}).get("workflow")))
 
 
 def _open_request(rt: steward.Runtime, given: str, principal: Principal,

@@ -24,8 +24,9 @@ from steward.cli.options import (
 )
 from steward.errors import ConfigError
 from steward.examples import WORKFLOWS, Workflow
+from steward.identity import Principal
 
-__all__ = ["ended", "run", "run_result"]
+__all__ = ["ended", "resume", "run", "run_result", "workflow_of"]
 
 
 def ended(out: Any) -> tuple[str, str | None, list[Any]]:
@@ -56,6 +57,15 @@ def invoke(graph: Any, payload: Any, config: Any) -> Any:
         return graph.invoke(payload, config)
     except steward.PolicyDenied as exc:
         return {"outcome": {"status": "denied", "reason": str(exc)}}
+
+
+def workflow_of(rt: steward.Runtime, thread: str, principal: Principal) -> Workflow | None:
+    """The workflow a thread was started with by ``steward run``, or None."""
+    latest = rt.checkpointer.get_tuple({"configurable": {"thread_id": thread,
+                                                         "principal": principal}})
+    if latest is None:
+        raise ConfigError(f"thread {thread!r} has no checkpoints: check the id.")
+    return WORKFLOWS.get(str((latest.metadata or {}).get("workflow")))
 
 
 def _payload(workflow: str, spec: Workflow, given: str | None) -> Any:
@@ -121,3 +131,32 @@ def run(workflow: Annotated[str, typer.Argument(help="A workflow name (see --hel
     for request in result["waiting_on"]:
         console.print(f"  waits for {request.get('required_roles')}: {request.get('reasons')} "
                       f"(request {request.get('id')})", soft_wrap=True)
+
+
+def resume(thread: Annotated[str, typer.Argument(help="The thread to continue.")],
+           who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
+           as_json: JsonOption = False) -> None:
+    """Continue a thread ``steward run`` started whose run stopped mid-way (``threads list
+    --status stalled``: its process died) from its last checkpoint, as the principal: the
+    steps that finished are not run again, effects are not repeated. Says how it ended, as
+    ``run`` does."""
+    principal = acting_as(who)
+    with open_runtime(db, roles) as rt:
+        spec = workflow_of(rt, thread, principal)
+        if spec is None:
+            raise ConfigError(f"thread {thread!r} was not started by `steward run`: resume it "
+                              "from the application that runs its graph (rt.resume).")
+        name = next(n for n, w in WORKFLOWS.items() if w is spec)
+    with open_runtime(db, roles, policy=spec.policy()) as rt:
+        graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
+        try:
+            out = rt.resume(thread, principal, graph=graph)
+        except steward.PolicyDenied as exc:
+            out = {"outcome": {"status": "denied", "reason": str(exc)}}
+    result = run_result(out, thread_id=thread, workflow=name)
+    if as_json:
+        print_data(result, True)
+        return
+    status, reason = result["status"], result["reason"]
+    console.print(Text.assemble("thread ", (thread, "bold"), f" ({name}): {status}",
+                                f" — {reason}" if reason else ""), soft_wrap=True)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from steward.errors import ConfigError, StorageError
+from steward.storage.liveness import PgSession, local_token
 from steward.storage.ops import Batch, Op, Result, StaleView, Stmt, adrive, drive, finish
 
 if TYPE_CHECKING:
@@ -45,6 +46,13 @@ class Driver(Protocol):
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T: ...
 
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T: ...
+
+    def holder(self) -> str:
+        """This process as a lease holder, so that others can tell when it is gone
+        (``storage.liveness``)."""
+        ...
+
+    async def aholder(self) -> str: ...
 
     def close(self) -> None: ...
 
@@ -116,6 +124,12 @@ class SqliteDriver:
 
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         return await asyncio.to_thread(self.run, op, write=write, durable=durable)
+
+    def holder(self) -> str:
+        return local_token()
+
+    async def aholder(self) -> str:
+        return local_token()
 
     def close(self) -> None:
         with self.lock:
@@ -225,6 +239,13 @@ class PostgresDriver:
         )
         self.pool.open(wait=True, timeout=connect_timeout * 2)
         self.lazy.open(wait=True, timeout=connect_timeout * 2)
+        self.session = PgSession(conninfo, connect_timeout)
+
+    def holder(self) -> str:
+        return self.session.token()
+
+    async def aholder(self) -> str:
+        return await asyncio.to_thread(self.session.token)
 
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
@@ -288,6 +309,7 @@ class PostgresDriver:
         return await asyncio.to_thread(self.run, op, write=write, durable=durable)
 
     def close(self) -> None:
+        self.session.close()
         self.lazy.close()
         self.pool.close()
 
@@ -297,10 +319,11 @@ class AsyncPostgresDriver:
     optimistic = True
 
     def __init__(self, pool: AsyncConnectionPool[Any], url: str,
-                 lazy: AsyncConnectionPool[Any]) -> None:
+                 lazy: AsyncConnectionPool[Any], session: PgSession) -> None:
         self.url = url
         self.pool = pool
         self.lazy = lazy
+        self.session = session
         self.loop = asyncio.get_running_loop()
 
     @classmethod
@@ -321,7 +344,7 @@ class AsyncPostgresDriver:
         )
         await pool.open(wait=True, timeout=connect_timeout * 2)
         await lazy.open(wait=True, timeout=connect_timeout * 2)
-        return cls(pool, url, lazy)
+        return cls(pool, url, lazy, PgSession(conninfo, connect_timeout))
 
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
@@ -390,10 +413,17 @@ class AsyncPostgresDriver:
         return asyncio.run_coroutine_threadsafe(self.arun(op, write=write, durable=durable),
                                                 self.loop).result()
 
+    def holder(self) -> str:
+        return self.session.token()  # a plain connection of its own: no loop involved
+
+    async def aholder(self) -> str:
+        return await asyncio.to_thread(self.session.token)
+
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result()
 
     async def aclose(self) -> None:
+        await asyncio.to_thread(self.session.close)
         await self.lazy.close()
         await self.pool.close()
 

@@ -39,7 +39,7 @@ def _check(url: str, *, finish: bool = False) -> int:
     """Every thread reads back consistent; returns the steps stored (with ``finish``, after
     resuming every interrupted round)."""
     sys.path.insert(0, str(WORKER.parent))
-    from _crash_worker import build, run
+    from _crash_worker import build
 
     total = 0
     with steward.open(url, lease_ttl=0.5) as rt:
@@ -47,8 +47,11 @@ def _check(url: str, *, finish: bool = False) -> int:
         for t in range(THREADS):
             config = rt.config(f"T{t}", ALICE)
             state = graph.get_state(config)  # readable after every kill
-            if finish and state.tasks:
-                run(graph, None, config)  # resumable: the interrupted round completes
+            info = rt.checkpointer.thread_info(f"T{t}", ALICE)
+            if state.tasks:  # a round the kill interrupted: the thread says so
+                assert info is not None and info["status"] == "stalled", (t, info)
+            if finish and state.tasks:  # rt.resume completes the interrupted round
+                rt.resume(f"T{t}", ALICE, graph=graph, durability="sync")
                 state = graph.get_state(config)
                 assert not state.tasks and len(state.values["log"]) % 3 == 0
             log = state.values.get("log", [])

@@ -121,40 +121,78 @@ def test_a_run_that_lost_its_lease_is_fenced(db_url: str) -> None:
         two.checkpointer.release_lease("T1", "run-two")
 
 
-def test_lease_of_a_killed_process_expires(db_url: str, tmp_path: Path) -> None:
+def _holding(db_url: str, tmp_path: Path, lease_ttl: float) -> subprocess.Popen[bytes]:
+    """A worker process (tests/_worker.py) running thread T1, inside its second node."""
     ready = tmp_path / "ready"
     proc = subprocess.Popen(
-        [sys.executable, str(WORKER), db_url, "T1", "1.5", str(ready)],
+        [sys.executable, str(WORKER), db_url, "T1", str(lease_ttl), str(ready)],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert proc.poll() is None, "worker died early"
+        assert time.monotonic() < deadline, "worker never reached its node"
+        time.sleep(0.05)
+    return proc
+
+
+def test_the_lease_of_a_killed_process_ends_at_once(db_url: str, tmp_path: Path) -> None:
+    """Its holder's process is gone (its PostgreSQL session ended; on SQLite, its pid on this
+    host): the thread says "stalled" and the next run takes it over within a second, not
+    after lease_ttl (30 s here)."""
+    proc = _holding(db_url, tmp_path, 30)
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert proc.poll() is None, "worker died early"
-            assert time.monotonic() < deadline, "worker never reached its node"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        killed_at = time.monotonic()
+        with steward.open(db_url, thread_roles=ROLES) as rt:
+            graph = _graph(rt.checkpointer, lambda s: {"items": ["recovered"]})
+            with pytest.raises(ThreadBusy):  # alive: its lease holds
+                graph.invoke(None, rt.config("T1", BOB))
+            assert rt.checkpointer.thread_info("T1", ALICE)["status"] == "running"
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            killed_at = time.monotonic()
+            deadline = killed_at + 5
+            while rt.checkpointer.thread_info("T1", ALICE)["status"] != "stalled":
+                assert time.monotonic() < deadline, "the dead run's thread never said stalled"
+                time.sleep(0.02)
+            assert [t["thread_id"] for t in rt.checkpointer.list_threads(
+                ALICE, status="stalled")] == ["T1"]
+            assert rt.checkpointer.list_threads(ALICE, status="running") == []
+            state = graph.get_state(rt.config("T1", ALICE))
+            assert state.next == ("hang",)  # the crash happened inside the second node
+            result = graph.invoke(None, rt.config("T1", BOB))
+            taken_over = time.monotonic() - killed_at
+            assert result["items"] == ["first", "recovered"]
+            assert taken_over < 1.0, f"took {taken_over:.2f}s to take the thread over"
+            assert rt.checkpointer.thread_info("T1", ALICE)["status"] == "idle"
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
 
-    with steward.open(db_url, thread_roles=ROLES) as rt:
-        graph = _graph(rt.checkpointer, lambda s: {"items": ["recovered"]})
-        state = graph.get_state(rt.config("T1", ALICE))
-        assert state.next == ("hang",)  # the crash happened inside the second node
-        with pytest.raises(ThreadBusy):
-            graph.invoke(None, rt.config("T1", BOB))
-        while True:
-            try:
-                result = graph.invoke(None, rt.config("T1", BOB))
-                break
-            except ThreadBusy:
-                assert time.monotonic() - killed_at < 10, "the dead lease never expired"
-                time.sleep(0.1)
-        assert time.monotonic() - killed_at >= 1.0
-        assert result["items"] == ["first", "recovered"]
+
+def test_a_hung_holder_keeps_its_lease_until_it_runs_out(db_url: str, tmp_path: Path) -> None:
+    """A stopped process keeps its pid and its session: nobody can tell it is stuck, so its
+    lease ends only after lease_ttl (no heartbeat renews it), as on another machine."""
+    proc = _holding(db_url, tmp_path, 1.5)
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        with steward.open(db_url, thread_roles=ROLES) as rt:
+            graph = _graph(rt.checkpointer, lambda s: {"items": ["recovered"]})
+            with pytest.raises(ThreadBusy):
+                graph.invoke(None, rt.config("T1", BOB))
+            while True:
+                try:
+                    result = graph.invoke(None, rt.config("T1", BOB))
+                    break
+                except ThreadBusy:
+                    assert time.monotonic() - stopped_at < 10, "the lease never ran out"
+                    time.sleep(0.1)
+            assert time.monotonic() - stopped_at >= 1.0
+            assert result["items"] == ["first", "recovered"]
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def test_a_refused_run_raises_without_langchain_logging_it_twice(

@@ -410,7 +410,7 @@ def test_a_token_for_the_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
            "--expires-in 0", "positive")
 
 
-GROUPS = ["demo", "run", "sweep", "erase", "token", "threads", "approvals", "audit"]
+GROUPS = ["demo", "run", "resume", "sweep", "erase", "token", "threads", "approvals", "audit"]
 
 
 def test_help_lists_every_command_group() -> None:
@@ -485,3 +485,23 @@ def test_standing_approvals_and_edits_from_the_cli(db_url: str) -> None:
     assert revoked["revoked_by"] == "bob"
     refused = _cli(db_url, "approvals", "revoke", grant["id"], "--as", MALLORY)
     assert refused.returncode == 1 and "no standing approval" in refused.stderr
+
+
+def test_a_run_killed_mid_way_is_stalled_and_resumes_once(db_url: str) -> None:
+    """The demo's crash: the refund went out, then the process was SIGKILLed inside the node.
+    The thread says "stalled" at once, and `steward resume` finishes it without paying again."""
+    from steward.examples.refund import payments
+
+    crashed = _cli(db_url, "run", "refund", "--as", ALICE, "--thread", "R-1", "--input",
+                   '{"order_id": "24680", "amount": "60.00"}',
+                   env={"STEWARD_DEMO_CRASH": "after-refund"})
+    assert crashed.returncode == -9, crashed.stderr  # SIGKILL
+    assert len(payments("24680")) == 1
+    [stalled] = _run(db_url, "threads", "list", "--as", ALICE, "--status", "stalled")
+    assert stalled["thread_id"] == "R-1" and not stalled["leased"]
+    done = _run(db_url, "resume", "R-1", "--as", ALICE)
+    assert done["status"] == "refunded" and done["workflow"] == "refund"
+    assert len(payments("24680")) == 1  # the effect ledger: paid once
+    assert _run(db_url, "threads", "show", "R-1", "--as", ALICE)["status"] == "idle"
+    again = _cli(db_url, "resume", "R-1", "--as", MALLORY)
+    assert again.returncode == 1 and "another tenant" in again.stderr
