@@ -574,7 +574,8 @@ class Threads:
 
         A principal sees its tenant's threads it owns, or all of them with a role granted
         ``read``; without a principal only unbound threads are listed. ``status`` is one of
-        ``idle``, ``running``, ``interrupted`` (waiting, e.g. on an approval) or ``erased``."""
+        ``idle``, ``running``, ``interrupted`` (waiting, e.g. on an approval), ``stalled`` (a
+        run that died mid-way: ``rt.resume`` continues it) or ``erased``."""
         return self.driver.run(self._threads_op(principal, None, status, limit), write=False)
 
     async def alist_threads(self, principal: Principal | None, *, status: str | None = None,
