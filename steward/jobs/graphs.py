@@ -95,7 +95,7 @@ class Graphs:
         """The graph ``name``, compiled and bound to ``checkpointer`` and ``store``; a factory
         is called with ``config`` (a run's config, carrying the runtime)."""
         found = self.target(name)
-        if not isinstance(found, (Pregel, StateGraph)) and callable(found):
+        if inspect.isroutine(found):
             takes = len(inspect.signature(found).parameters)
             found = found(config) if takes else found()
             if inspect.isawaitable(found):
