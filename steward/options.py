@@ -7,6 +7,7 @@ the runtime's parts are built from (:class:`Settings`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -46,6 +47,8 @@ class RuntimeOptions(TypedDict, total=False):
       as the LangGraph server with ``steward.server.auth``; never otherwise.
     - ``memory``: :class:`steward.MemoryRules` for ``rt.store`` (purposes and retention,
       refused categories, embeddings for semantic recall).
+    - ``graphs``: the ``langgraph.json`` whose graphs ``rt.submit`` may name (default
+      ``$STEWARD_GRAPHS``, else ``./langgraph.json``), read when a run is submitted.
     """
 
     encryption_key: str | bytes | None
@@ -60,6 +63,7 @@ class RuntimeOptions(TypedDict, total=False):
     prices: Mapping[str, tuple[float, float]] | None
     trust_unidentified: bool
     memory: MemoryRules | None
+    graphs: str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Settings:
     verify_on_resume: bool = True
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     memory: MemoryRules = field(default_factory=MemoryRules)
+    graphs: str | None = None
 
 
 def settle(options: Mapping[str, Any]) -> Settings:
@@ -117,4 +122,14 @@ def settle(options: Mapping[str, Any]) -> Settings:
         verify_on_resume=bool(options.get("verify_on_resume", True)),
         prices=prices,
         memory=memory or MemoryRules(),
+        graphs=_path_or_none("graphs", options.get("graphs")),
     )
+
+
+def _path_or_none(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{name}= takes a path to a langgraph.json, got "
+                          f"{type(value).__name__}.")
+    return os.fspath(value)

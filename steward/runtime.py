@@ -13,12 +13,14 @@ guardrails screen them), approvals and the store.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
 from typing_extensions import Unpack
 
 from steward.audit.handler import AuditCallbackHandler
@@ -39,6 +41,8 @@ from steward.guardrails.redact import Redactor
 from steward.guardrails.resumes import SpentResumes
 from steward.guardrails.schema import SCHEMA as GUARDRAILS_SCHEMA
 from steward.identity import Principal
+from steward.jobs.graphs import Graphs
+from steward.jobs.queue import JobQueue, Submitted
 from steward.memory.erase import ErasureReceipt, erase_op
 from steward.memory.schema import SCHEMA as MEMORY_SCHEMA
 from steward.memory.store import MemoryStore
@@ -46,7 +50,7 @@ from steward.nodes.schema import SCHEMA as LEDGER_SCHEMA
 from steward.options import RuntimeOptions, Settings, settle
 from steward.storage.drivers import Driver
 from steward.storage.url import parse_url
-from steward.storage.values import seconds_or_none, str_id
+from steward.storage.values import seconds, seconds_or_none, str_id
 
 __all__ = ["Runtime", "aopen", "open"]
 
@@ -60,10 +64,15 @@ class Runtime:
     that use them. Built by :func:`open` / :func:`aopen`."""
 
     def __init__(self, url: str, driver: Driver, settings: Settings, *, is_async: bool,
-                 stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
+                 stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+                 dsn: str | None = None) -> None:
         self.url = url  # masked
         self.is_async = is_async
         self._stack = stack
+        # Submitted runs (steward.jobs): PostgreSQL only, the queue opened on first use.
+        self._dsn = dsn
+        self._graphs = settings.graphs
+        self._jobs: JobQueue | None = None
         self.prices = settings.prices
         self.redactor = settings.redactor or Redactor.default()
         threads = Threads(driver, access=settings.access, default_ttl=settings.default_ttl,
@@ -152,6 +161,91 @@ class Runtime:
                           at["thread_id"])
         return await graph.ainvoke(None, config, **invoke)
 
+    def _submission(self, graph: str, thread_id: str, input: Any,
+                    principal: Principal | Mapping[str, Any]
+                    ) -> tuple[str, Principal, dict[str, Any]]:
+        """Checks of ``submit`` that touch no database: the graph's name, the principal, the
+        payload (``{"input": dict}`` or ``{"resume": value}``, as JSON)."""
+        if self._dsn is None:
+            raise ConfigError(f"submitting runs needs PostgreSQL (this runtime is on "
+                              f"{self.url}): run the graph in this process instead "
+                              "(graph.invoke(input, rt.config(thread_id, principal))), or open "
+                              "the runtime on postgresql://... and start `steward worker`.")
+        Graphs.locate(self._graphs).check(graph)
+        tid = str_id(thread_id, "thread_id")
+        who = Principal.parse(principal)
+        if isinstance(input, Command):
+            if input.goto or input.update is not None or input.graph is not None:
+                raise ConfigError("a submitted Command may only resume (Command(resume=...)): "
+                                  "send goto/update from the application that runs the graph.")
+            payload: dict[str, Any] = {"resume": input.resume}
+        elif isinstance(input, dict):
+            payload = {"input": input}
+        else:
+            raise ConfigError(f"a submitted run takes a dict input or a Command(resume=...), "
+                              f"got {type(input).__name__}.")
+        try:
+            json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"a submitted run's input must be JSON (it waits in the job "
+                              f"table): {exc}.") from exc
+        return tid, who, payload
+
+    def _queue(self) -> JobQueue:
+        if self._jobs is None:
+            assert self._dsn is not None
+            self._jobs = JobQueue(self._dsn)
+            if isinstance(self._stack, contextlib.AsyncExitStack):
+                self._stack.push_async_callback(self._jobs.aclose)
+            else:
+                self._stack.callback(self._jobs.close)
+        return self._jobs
+
+    def submit(self, graph: str, thread_id: str, input: Any,
+               principal: Principal | Mapping[str, Any]) -> Submitted:
+        """Queue a run for ``steward worker`` instead of running it here: the graph named
+        ``graph`` in the ``langgraph.json`` (option ``graphs``), on ``thread_id``, as
+        ``principal``, with ``input`` (a dict) or ``Command(resume=...)``. Checked before
+        anything is queued: ConfigError (unknown graph, malformed input, not PostgreSQL),
+        ThreadAccessDenied (the principal may not write the thread), ApprovalInvalid (a vote
+        the approval would refuse). Returns the handle; ``run_status`` tells how it went."""
+        tid, who, payload = self._submission(graph, thread_id, input, principal)
+        if "resume" in payload:
+            self.approvals.check_resume(tid, who, payload["resume"])
+        self.checkpointer.check_access(tid, who, "write" if "input" in payload else "read")
+        return self._queue().defer(graph, tid, who.to_dict(), payload)
+
+    async def asubmit(self, graph: str, thread_id: str, input: Any,
+                      principal: Principal | Mapping[str, Any]) -> Submitted:
+        tid, who, payload = self._submission(graph, thread_id, input, principal)
+        if "resume" in payload:
+            await self.approvals.acheck_resume(tid, who, payload["resume"])
+        await self.checkpointer.acheck_access(tid, who,
+                                              "write" if "input" in payload else "read")
+        return await self._queue().adefer(graph, tid, who.to_dict(), payload)
+
+    def run_status(self, handle: Submitted, principal: Principal | Mapping[str, Any], *,
+                   wait: float = 0.0) -> dict[str, Any]:
+        """How a submitted run went, as ``principal`` may read it, waiting up to ``wait``
+        seconds for its job to end: ``job`` (procrastinate's status: ``todo``, ``doing``,
+        ``succeeded``, ``failed``, ...), ``thread`` (the thread's status), ``waiting_on``
+        and the thread's latest ``values``."""
+        job = self._queue().status(handle.job_id, _wait(wait))
+        who = Principal.parse(principal)
+        info = self.checkpointer.thread_info(handle.thread_id, who)
+        latest = self.checkpointer.get_tuple(
+            {"configurable": {"thread_id": handle.thread_id, "principal": who}})
+        return _run_status(handle, job, info, latest)
+
+    async def arun_status(self, handle: Submitted, principal: Principal | Mapping[str, Any], *,
+                          wait: float = 0.0) -> dict[str, Any]:
+        job = await self._queue().astatus(handle.job_id, _wait(wait))
+        who = Principal.parse(principal)
+        info = await self.checkpointer.athread_info(handle.thread_id, who)
+        latest = await self.checkpointer.aget_tuple(
+            {"configurable": {"thread_id": handle.thread_id, "principal": who}})
+        return _run_status(handle, job, info, latest)
+
     def sweep(self) -> list[str]:
         """Delete threads whose time to live has passed and memories whose retention has, and
         close approval requests whose time is up (``rt.approvals.expire()``); returns the
@@ -216,6 +310,19 @@ class Runtime:
 
 
 
+def _wait(wait: float) -> float:
+    return 0.0 if wait == 0 else seconds("wait", wait)
+
+
+def _run_status(handle: Submitted, job: str, info: dict[str, Any] | None,
+                latest: Any) -> dict[str, Any]:
+    values = dict(latest.checkpoint.get("channel_values", {})) if latest is not None else {}
+    return {"job_id": handle.job_id, "thread_id": handle.thread_id, "graph": handle.graph,
+            "job": job, "thread": info["status"] if info else None,
+            "waiting_on": info["waiting_on"] if info else [],
+            "values": {k: v for k, v in values.items() if not k.startswith("__")}}
+
+
 def open(url: str, **options: Unpack[RuntimeOptions]) -> Runtime:
     """Open a runtime on ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...``
     (the options: :class:`steward.options.RuntimeOptions`).
@@ -227,7 +334,8 @@ def open(url: str, **options: Unpack[RuntimeOptions]) -> Runtime:
     stack = contextlib.ExitStack()
     try:
         driver = stack.enter_context(open_driver(db, settings.pool_size))
-        runtime = Runtime(db.masked, driver, settings, is_async=False, stack=stack)
+        runtime = Runtime(db.masked, driver, settings, is_async=False, stack=stack,
+                          dsn=db.target if db.backend == "postgres" else None)
         stack.callback(runtime.checkpointer.close)
         runtime.checkpointer.setup()
     except BaseException:
@@ -249,7 +357,8 @@ class _AsyncOpen:
         stack = contextlib.AsyncExitStack()
         try:
             driver = await stack.enter_async_context(aopen_driver(db, self._settings.pool_size))
-            runtime = Runtime(db.masked, driver, self._settings, is_async=True, stack=stack)
+            runtime = Runtime(db.masked, driver, self._settings, is_async=True, stack=stack,
+                              dsn=db.target if db.backend == "postgres" else None)
             stack.callback(runtime.checkpointer.close)
             await runtime.checkpointer.asetup()
         except BaseException:

@@ -38,9 +38,12 @@ MAY = {
     "steward.agents": BOTTOM | STORAGE | PARTS | NODES,
     "steward.state": BOTTOM,
     "steward.options": BOTTOM | STORAGE | PARTS | NODES,
-    "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options"},
+    # Submitted runs: the job queue (procrastinate's tables) and the langgraph.json loader.
+    "steward.jobs": BOTTOM | STORAGE,
+    "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs"},
 }
-ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward"}
+ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
+         "steward"}
 
 
 def _modules() -> list[tuple[str, Path]]:

@@ -47,4 +47,4 @@ def test_every_declared_option_is_settled() -> None:
     assert set(RuntimeOptions.__annotations__) == {
         "encryption_key", "thread_roles", "default_ttl", "lease_ttl", "pool_size", "policy",
         "redactor", "approval_expires_in", "verify_on_resume", "prices", "trust_unidentified",
-        "memory"}
+        "memory", "graphs"}

@@ -4,6 +4,7 @@
 - ``run``: start an example workflow; ``threads``: list, show, history;
 - ``approvals``: list, approve, reject; ``audit``: tail, export, verify;
 - ``retention``: ``sweep`` and ``erase``; ``token``: a bearer token for the LangGraph server;
+- ``worker``: execute submitted runs and keep the periodic duties (``steward.workers``);
 - ``options``: the options and helpers they all share (``--db``, ``--as``, ``--thread-roles``,
   ``--json``).
 
@@ -21,6 +22,7 @@ from steward.cli.demo import demo, demo_resume
 from steward.cli.retention import erase, sweep
 from steward.cli.run import resume, run
 from steward.cli.token import token
+from steward.cli.worker import worker
 from steward.errors import StewardError
 
 __all__ = ["app", "main"]
@@ -34,6 +36,7 @@ app.command("resume")(resume)
 app.command("sweep")(sweep)
 app.command("erase")(erase)
 app.command("token")(token)
+app.command("worker")(worker)
 app.add_typer(threads.app, name="threads")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")

@@ -24,6 +24,7 @@ from steward.cli.options import (
 )
 from steward.cli.run import invoke, run_result, workflow_of
 from steward.errors import ConfigError
+from steward.examples import WORKFLOWS
 from steward.identity import Principal
 
 __all__ = ["app"]
@@ -37,6 +38,10 @@ EditOption = Annotated[str | None, typer.Option(
 StandingOption = Annotated[str | None, typer.Option(
     "--standing", help="USES/SECONDS: later calls of the same action on the thread that would "
                        "ask the same roles pass without asking, USES times within SECONDS.")]
+
+SubmitOption = Annotated[bool, typer.Option(
+    "--submit", help="Check the vote and queue the resume for `steward worker` (PostgreSQL; "
+                     "graphs from $STEWARD_GRAPHS or ./langgraph.json); returns at once.")]
 
 
 @app.command("list")
@@ -67,18 +72,20 @@ def approvals_list(who: AsOption, db: DbOption = DEFAULT_DB, roles: RolesOption 
 def approvals_approve(request: str, who: AsOption, comment: CommentOption = None,
                       edit: EditOption = None, standing: StandingOption = None,
                       db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
-                      as_json: JsonOption = False) -> None:
-    """Approve a pending request (resumes its thread as the principal)."""
+                      as_json: JsonOption = False, submit: SubmitOption = False) -> None:
+    """Approve a pending request (resumes its thread as the principal; with --submit, a
+    `steward worker` does, and the command returns at once)."""
     _vote(request, "approve", who, comment, db, roles, as_json, edit=edit,
-          standing=_standing(standing))
+          standing=_standing(standing), submit=submit)
 
 
 @app.command("reject")
 def approvals_reject(request: str, who: AsOption, comment: CommentOption = None,
                      db: DbOption = DEFAULT_DB, roles: RolesOption = DEFAULT_ROLES,
-                     as_json: JsonOption = False) -> None:
-    """Reject a pending request (resumes its thread as the principal)."""
-    _vote(request, "reject", who, comment, db, roles, as_json)
+                     as_json: JsonOption = False, submit: SubmitOption = False) -> None:
+    """Reject a pending request (resumes its thread as the principal; with --submit, a
+    `steward worker` does)."""
+    _vote(request, "reject", who, comment, db, roles, as_json, submit=submit)
 
 
 @app.command("standing")
@@ -138,11 +145,28 @@ def _edited(spec: str, request: dict[str, Any]) -> dict[str, Any]:
     return {**(request.get("args") or {}), **edited}
 
 
+def _payload(decision: str, comment: str | None, edit: str | None,
+             standing: dict[str, float] | None, found: dict[str, Any]) -> Any:
+    payload: Any = {"decision": decision}
+    if comment:
+        payload["comment"] = comment
+    if standing is not None:
+        payload["standing"] = standing
+    if edit is not None:
+        if comment or standing:
+            raise ConfigError("--edit approves other arguments alone: drop --comment and "
+                              "--standing with it.")
+        payload = {"decisions": [{"type": "edit", "edited_action": {
+            "name": found["action"], "args": _edited(edit, found)}}]}
+    return payload
+
+
 def _vote(given: str, decision: str, who: str, comment: str | None, db: str, roles: str,
           as_json: bool, *, edit: str | None = None,
-          standing: dict[str, float] | None = None) -> None:
+          standing: dict[str, float] | None = None, submit: bool = False) -> None:
     """Resume the thread of the request ``given`` names with the principal's vote, under the
-    policy of the workflow ``steward run`` started it with."""
+    policy of the workflow ``steward run`` started it with; with ``submit``, queue the resume
+    for ``steward worker`` (the graph of the same name in langgraph.json) instead."""
     principal = acting_as(who)
     with open_runtime(db, roles) as rt:
         found = _open_request(rt, given, principal, decision)
@@ -151,19 +175,21 @@ def _vote(given: str, decision: str, who: str, comment: str | None, db: str, rol
         if spec is None:
             raise ConfigError(f"thread {thread!r} was not started by `steward run`: resume it "
                               "from the application that runs its graph.")
+        payload = _payload(decision, comment, edit, standing, found)
+        if submit:
+            name = next(n for n, w in WORKFLOWS.items() if w is spec)
+            handle = rt.submit(name, thread, Command(resume=payload), principal)
+    if submit:
+        queued = {"request": request, "thread_id": thread, "decision": decision,
+                  "submitted": True, "job_id": handle.job_id}
+        if as_json:
+            print_data(queued, True)
+        else:
+            console.print(f"{decision} of {request} on thread {thread} submitted as job "
+                          f"{handle.job_id}: a `steward worker` runs the rest", soft_wrap=True)
+        return
     with open_runtime(db, roles, policy=spec.policy()) as rt:
         graph = spec.build().compile(checkpointer=rt.checkpointer, store=rt.store)
-        payload: Any = {"decision": decision}
-        if comment:
-            payload["comment"] = comment
-        if standing is not None:
-            payload["standing"] = standing
-        if edit is not None:
-            if comment or standing:
-                raise ConfigError("--edit approves other arguments alone: drop --comment and "
-                                  "--standing with it.")
-            payload = {"decisions": [{"type": "edit", "edited_action": {
-                "name": found["action"], "args": _edited(edit, found)}}]}
         out = invoke(graph, Command(resume=payload), rt.config(thread, principal))
     result = run_result(out, request=request, thread_id=thread, decision=decision)
     if as_json:

@@ -12,6 +12,8 @@ The server asks for the checkpointer (``checkpointer``) and for each graph per r
 ``agent_graph``, the refund chat built with LangChain's ``create_agent``); all share the
 runtime, so that guards, approvals, the effect ledger and the audit trail work as they do under
 ``steward.open``. The principal of a run is the authenticated user (``steward.server.auth``).
+The same factories serve ``steward worker`` (``steward.workers``), which passes its own
+runtime in the config: there they use it instead of opening the server's.
 """
 
 from __future__ import annotations
@@ -70,7 +72,12 @@ async def _graph(name: str, config: RunnableConfig) -> Any:
 
 
 async def _served(compiled: Any, config: RunnableConfig) -> Any:
-    """A compiled graph bound to the runtime, with the run's audit handler attached."""
+    """A compiled graph bound to the runtime, with the run's audit handler attached. Under
+    ``steward worker`` the config is the worker's ``rt.config(...)``, carrying its runtime,
+    its audit handler and its lease: the graph is returned as it is, and the worker binds it
+    to its runtime's checkpointer (``steward.jobs.graphs``)."""
+    if isinstance((config.get("configurable") or {}).get(RUNTIME_KEY), steward.Runtime):
+        return compiled
     rt = await runtime()
     # The runtime rides in the config under Steward's key: node-level calls find it there.
     graph = compiled.with_config(configurable={RUNTIME_KEY: rt})

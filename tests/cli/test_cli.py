@@ -410,7 +410,8 @@ def test_a_token_for_the_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
            "--expires-in 0", "positive")
 
 
-GROUPS = ["demo", "run", "resume", "sweep", "erase", "token", "threads", "approvals", "audit"]
+GROUPS = ["demo", "run", "resume", "sweep", "erase", "token", "worker", "threads", "approvals",
+          "audit"]
 
 
 def test_help_lists_every_command_group() -> None:
