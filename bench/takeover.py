@@ -13,6 +13,7 @@ the lease: 30 s.
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 import signal
 import statistics
@@ -21,8 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated, Any, TypedDict
 
 from _common import REPO, postgres_server
+from langgraph.graph import END, START, StateGraph
 
 import steward
 
@@ -31,12 +34,11 @@ ALICE = steward.Principal(id="alice", tenant="acme", roles=frozenset({"support"}
 LEASE_TTL = 30.0
 
 
-def _graph(rt: steward.Runtime) -> object:
-    sys.path.insert(0, str(REPO / "tests"))
-    from langgraph.graph import END, START, StateGraph
+class State(TypedDict, total=False):  # tests/_worker.py's
+    items: Annotated[list[str], operator.add]
 
-    from _worker import State  # type: ignore[import-not-found,unused-ignore]
 
+def _graph(rt: steward.Runtime) -> Any:
     builder = StateGraph(State)
     builder.add_node("first", lambda s: {"items": ["first"]})
     builder.add_node("hang", lambda s: {"items": ["taken over"]})
@@ -50,6 +52,7 @@ def once(url: str, tid: str, tmp: Path) -> tuple[float, float]:
     """Kill a run of ``tid`` mid-way; seconds until the thread reads stalled, and until
     ``rt.resume`` finished it."""
     ready = tmp / f"{tid}.ready"
+    ready.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, str(WORKER), url, tid, str(LEASE_TTL), str(ready)],
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
@@ -62,7 +65,10 @@ def once(url: str, tid: str, tmp: Path) -> tuple[float, float]:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
             killed = time.perf_counter()
+            deadline = killed + 60
             while (rt.checkpointer.thread_info(tid, ALICE) or {}).get("status") != "stalled":
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"thread {tid} never read stalled after the kill")
                 time.sleep(0.001)
             stalled = time.perf_counter() - killed
             out = rt.resume(tid, ALICE, graph=graph)

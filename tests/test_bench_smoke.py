@@ -31,3 +31,13 @@ def test_the_memory_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "exact scan stays under 50 ms" in done.stdout
+
+
+def test_the_takeover_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "takeover.py"), "--kills", "2", "--no-postgres",
+         "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sqlite: resumed and finished after the kill: median" in done.stdout
