@@ -135,7 +135,7 @@ class Runtime:
             raise ConfigError(f"no thread {thread_id!r} to resume: check the id (or start it "
                               "with graph.invoke(input, rt.config(thread_id, principal))).")
         if info["status"] == "interrupted":
-            kinds = sorted({str(w.get("type")) for w in info["waiting_on"]})
+            kinds = sorted({str(w.get("type") or "an interrupt") for w in info["waiting_on"]})
             raise ConfigError(f"thread {thread_id!r} waits on {', '.join(kinds)}: answer it "
                               "with graph.invoke(Command(resume=...), rt.config(thread_id, "
                               "approver)) (rt.approvals.pending shows approvals).")

@@ -96,11 +96,14 @@ class Server:
                 self.proc.wait(timeout=10)
             self.proc = None
 
-    def audit(self, thread_id: str, tok: str, *, until: Any) -> list[dict[str, Any]]:
+    def audit(self, thread_id: str, tok: str, *, until: Any,
+              api_key: bool = False) -> list[dict[str, Any]]:
         """The thread's audit events from the server's SSE route, read until ``until(events)``
-        is true (the route streams on, as events are written)."""
+        is true (the route streams on, as events are written); the token goes as a bearer
+        token, or with ``api_key`` as ``X-Api-Key``."""
+        headers = {"X-Api-Key": tok} if api_key else {"Authorization": f"Bearer {tok}"}
         request = urllib.request.Request(f"{self.url}/steward/threads/{thread_id}/audit",
-                                         headers={"Authorization": f"Bearer {tok}"})
+                                         headers=headers)
         events: list[dict[str, Any]] = []
         with urllib.request.urlopen(request, timeout=20) as response:
             for raw in response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from _pg import PgServer
@@ -133,3 +134,30 @@ def test_close_is_enforced_for_async_runtimes(db_url: str) -> None:
     import asyncio
 
     asyncio.run(scenario())
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
+    from langgraph.graph import START, StateGraph
+    from langgraph.types import interrupt
+
+    class S(TypedDict, total=False):
+        answer: str
+
+    builder = StateGraph(S)
+    builder.add_node("ask", lambda s: {"answer": interrupt("ok?")})
+    builder.add_edge(START, "ask")
+    alice = ALICE
+    with steward.open(f"sqlite:///{tmp_path}/r.db") as rt:
+        graph = builder.compile(checkpointer=rt.checkpointer)
+        with pytest.raises(steward.ConfigError, match="takes the compiled graph"):
+            rt.resume("T", alice, graph=builder)  # not compiled
+        with pytest.raises(steward.ConfigError, match="no thread 'T' to resume"):
+            rt.resume("T", alice, graph=graph)
+        graph.invoke({}, rt.config("T", alice))
+        with pytest.raises(steward.ConfigError, match="waits on an interrupt: answer it"):
+            rt.resume("T", alice, graph=graph)
+        with pytest.raises(steward.ConfigError, match="unknown access level"):
+            rt.checkpointer.check_access("T", alice, "own")
+        rt.checkpointer.check_access("T", alice, "admin")  # the owner may
+        with pytest.raises(steward.ThreadAccessDenied):
+            rt.checkpointer.check_access("T", EVE, "read")

@@ -245,7 +245,7 @@ class PostgresDriver:
         return self.session.token()
 
     async def aholder(self) -> str:
-        return await asyncio.to_thread(self.session.token)
+        return await self.session.atoken()
 
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
@@ -417,7 +417,7 @@ class AsyncPostgresDriver:
         return self.session.token()  # a plain connection of its own: no loop involved
 
     async def aholder(self) -> str:
-        return await asyncio.to_thread(self.session.token)
+        return await self.session.atoken()
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result()

@@ -17,6 +17,7 @@ A hung process keeps its session and its pid: its lease still runs out after ``l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -105,6 +106,10 @@ class PgSession:
                 self._token = str(self._conn.execute(PG_SESSION).fetchone()[0])
             assert self._token is not None
             return self._token
+
+    async def atoken(self) -> str:
+        """:meth:`token` off the event loop (opening the connection blocks)."""
+        return await asyncio.to_thread(self.token)
 
     def _close(self) -> None:
         if self._conn is not None:

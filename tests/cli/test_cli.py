@@ -506,3 +506,16 @@ def test_a_run_killed_mid_way_is_stalled_and_resumes_once(db_url: str) -> None:
     assert _run(db_url, "threads", "show", "R-1", "--as", ALICE)["status"] == "idle"
     again = _cli(db_url, "resume", "R-1", "--as", MALLORY)
     assert again.returncode == 1 and "another tenant" in again.stderr
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--edit", "{bad"], "--edit '{bad' is not valid JSON"),
+    (["--edit", "[1]"], "--edit takes a JSON object"),
+    (["--edit", '{"amount": "90.00"}', "--comment", "x"], "--edit approves other arguments"),
+])
+def test_a_bad_edit_from_the_cli_is_refused_and_the_thread_waits(
+        db_url: str, flags: list[str], says: str) -> None:
+    request = _run(db_url, "run", "refund", "--as", ALICE)["waiting_on"][0]["id"]
+    refused = _cli(db_url, "approvals", "approve", request, "--as", BOB, *flags)
+    assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+    assert [p["id"] for p in _run(db_url, "approvals", "list", "--as", BOB)] == [request]

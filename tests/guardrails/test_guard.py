@@ -247,3 +247,41 @@ def test_an_edit_keeps_the_real_value_of_arguments_shown_redacted(grt: steward.R
     out = _resume(graph, grt, "T", BOB, {"decisions": [{"type": "edit", "edited_action": {
         "name": "issue_refund", "args": {**shown, "amount": "99.00"}}}]})
     assert out["receipts"] == ["99.00 to jane.doe@example.com"]
+
+
+@pytest.mark.parametrize("editable", ["yes", 1, None])
+def test_editable_must_be_a_bool_or_a_check(grt: steward.Runtime, db_url: str,
+                                            editable: Any) -> None:
+    def node(state: RefundState) -> dict[str, Any]:
+        steward.guard("issue_refund", {"amount": state["amount"]}, editable=editable)
+        return {}
+
+    def asking(state: RefundState) -> dict[str, Any]:
+        steward.request_approval("pay", {"amount": "1"}, required_roles="manager",
+                                 reason="r", editable=editable)
+        return {}
+
+    for fn in (node, asking):
+        graph = graph_of(grt, fn)
+        before = stored(db_url)
+        with pytest.raises(steward.ConfigError, match="editable is True"):
+            graph.invoke({"amount": "120.00"}, grt.config("T", ALICE))
+        assert stored(db_url)["steward_approvals"] == before["steward_approvals"] == []
+
+
+def test_an_edit_check_refuses_before_the_vote_counts(grt: steward.Runtime, db_url: str) -> None:
+    def checked(state: RefundState) -> dict[str, Any]:
+        decision = steward.guard(
+            "issue_refund", {"order_id": "98765", "amount": state["amount"]},
+            editable=lambda a: None if set(a) == {"order_id", "amount"} else "no extras")
+        return {"receipts": [decision.args["amount"]]}
+
+    graph = graph_of(grt, checked)
+    _ask(graph, grt, "T", "120.00")
+    before = stored(db_url)
+    extra = {"decisions": [{"type": "edit", "edited_action": {"name": "issue_refund", "args": {
+        "order_id": "98765", "amount": "90.00", "note": "x"}}}]}
+    with pytest.raises(ApprovalInvalid, match="do not fit: no extras"):
+        _resume(graph, grt, "T", BOB, extra)
+    assert stored(db_url) == before
+    assert _resume(graph, grt, "T", BOB, _edit("90.00"))["receipts"] == ["90.00"]

@@ -157,24 +157,10 @@ async def test_a_token_is_taken_from_the_bearer_header_or_x_api_key(server: Serv
         with pytest.raises(NotFoundError):
             await mallory.threads.get(tid)
         assert tid not in [t["thread_id"] for t in await mallory.threads.search()]
-    events = await asyncio.to_thread(
-        lambda: _audit_with_api_key(server, tid, ALICE))
+    # The custom audit route authenticates as the API does: an X-Api-Key is enough.
+    events = await asyncio.to_thread(lambda: server.audit(
+        tid, ALICE, api_key=True, until=lambda es: es[-1]["kind"] == "run_paused"))
     assert {e["principal_id"] for e in events} == {"alice"}
-
-
-def _audit_with_api_key(server: Server, tid: str, tok: str) -> list[dict[str, Any]]:
-    """The custom audit route authenticates as the API does: an X-Api-Key is enough."""
-    request = urllib.request.Request(f"{server.url}/steward/threads/{tid}/audit",
-                                     headers={"X-Api-Key": tok})
-    events: list[dict[str, Any]] = []
-    with urllib.request.urlopen(request, timeout=10) as response:
-        for raw in response:
-            line = raw.decode().strip()
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-                if events[-1]["kind"] == "run_paused":
-                    return events
-    return events
 
 
 async def test_the_audit_trail_streams_over_sse(server: Server) -> None:
