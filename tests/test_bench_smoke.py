@@ -41,3 +41,13 @@ def test_the_takeover_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sqlite: resumed and finished after the kill: median" in done.stdout
+
+
+def test_the_timer_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "timers.py"), "--threads", "4", "--no-postgres",
+         "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sqlite: timer lateness from expires_at to the node running: median" in done.stdout

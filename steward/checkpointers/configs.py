@@ -65,5 +65,8 @@ def interrupts(value: Any, task_id: str) -> list[dict[str, Any]]:
             and kind == "approval_request" else None
         if isinstance(roles, list) and all(isinstance(r, str) for r in roles):
             entry["roles"] = sorted(roles)  # who may vote: the approver's reach
+            request = payload.get("id") if isinstance(payload, Mapping) else None
+            if isinstance(request, str):
+                entry["request"] = request  # its timer marks it (Threads.timed_out_op)
         out.append(entry)
     return out

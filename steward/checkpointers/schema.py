@@ -139,7 +139,19 @@ WHERE resumed_by IS NOT NULL
 # that a lease whose holder died is taken over at once rather than after lease_ttl.
 _LEASE_HOLDER = "ALTER TABLE steward_threads ADD COLUMN lease_holder TEXT"
 
+# Durable timers (issue #16): who a thread's last run acted as (the principal that took its
+# lease with access of its own), and why a worker should wake the thread (an approval it waits
+# on expired or was escalated: set in the same transaction as the expiry, cleared by the next
+# write that changes what it waits on), so that workers find the threads to wake, across
+# tenants, through two small partial indexes.
+_RUN_AS = """
+ALTER TABLE steward_threads ADD COLUMN run_as TEXT;
+ALTER TABLE steward_threads ADD COLUMN wake TEXT;
+CREATE INDEX steward_threads_running ON steward_threads (updated_at) WHERE status = 'running';
+CREATE INDEX steward_threads_wake ON steward_threads (updated_at) WHERE wake IS NOT NULL
+"""
+
 SCHEMA = Schema("saver", (Migration(_TABLES, 1), Migration(_DELTAS_AND_INDEXES, 2),
                           Migration(_FEWER_INDEXES, 3), Migration(_PARTICIPANT_HEAD, 6),
                           Migration(_SUBJECTS, 8), Migration(_RESUMED_BY, LAYOUT),
-                          Migration(_LEASE_HOLDER, LAYOUT)))
+                          Migration(_LEASE_HOLDER, LAYOUT), Migration(_RUN_AS, LAYOUT)))

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from steward.checkpointers.configs import subjects_of
 from steward.checkpointers.deltas import Key, Known
-from steward.checkpointers.sql import Sql
+from steward.checkpointers.sql import THREAD_INFO_COLS, Sql
 from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity, Vote
 from steward.storage.codec import dump_json, load_json
@@ -82,6 +82,35 @@ class InfoRow(NamedTuple):
     lease_owner: str | None
     lease_expires_at: float | None
     lease_holder: str | None
+
+
+class _DueRow(NamedTuple):
+    """``InfoRow`` and what waking the thread needs (``Threads.due_op``)."""
+
+    thread_id: str
+    tenant: str | None
+    owner: str | None
+    status: str
+    waiting_on: Any
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    lease_holder: str | None
+    run_as: Any
+    wake: str | None
+
+
+class Due(NamedTuple):
+    """A thread a worker should wake: ``why`` is ``stalled`` (its run died), ``expired`` or
+    ``escalated`` (an approval it waits on ran out of time); ``run_as`` the principal of its
+    last run (a dict), None when no principal ran it; ``since`` when its row last changed."""
+
+    thread_id: str
+    why: str
+    run_as: dict[str, Any] | None
+    since: float
 
 
 def thread_row(row: Sequence[Any] | None) -> ThreadRow | None:
@@ -340,13 +369,20 @@ class Threads:
             # hence the comparison rather than clearing on every put.)
             waiting, waiting_at = None, None
         if waiting_at != row.waiting_at or waiting != load_json(row.waiting_on):
-            sets += [f"waiting_on = {self.sql.json_param}", "waiting_at = ?"]
+            # What it waits on changed: a timer that fired on the old wait is spent.
+            sets += [f"waiting_on = {self.sql.json_param}", "waiting_at = ?", "wake = NULL"]
             params += [dump_json(waiting) if waiting else None, waiting_at]
         status = "interrupted" if waiting else "running" if holder else "idle"
         if lease is not None:
+            # A run starts: it sees what a timer left (it is the wake-up), hence "wake = NULL".
             sets += ["lease_owner = ?", "lease_expires_at = ?", "lease_holder = ?",
-                     "lease_epoch = lease_epoch + 1"]
+                     "lease_epoch = lease_epoch + 1", "wake = NULL"]
             params += [lease, now + self.lease_ttl, process]
+            if principal is not None and not reach:
+                # Whom a worker wakes the thread as (``due_op``): a run by a principal with
+                # access of its own; an approver's resume goes on as the run it resumed.
+                sets.append("run_as = ?")
+                params.append(dump_json(principal.to_dict()))
         if status != row.status or lease is not None:
             sets.append("status = ?")
             params.append(status)
@@ -546,6 +582,44 @@ class Threads:
                                               (sorted(set(sessions.values())),))).rows}
             stalled |= {tid for tid, token in sessions.items() if token not in live}
         return stalled
+
+    def due_op(self, limit: int = 100) -> Op[list[Due]]:
+        """Threads of any tenant that a worker should wake, oldest change first: a run that
+        died (``stalled``), or a wait whose approval's time ran out (``expired`` or
+        ``escalated``: ``timed_out_op``). For ``steward worker`` only: it reads across
+        tenants, without a principal."""
+        cols = f"{THREAD_INFO_COLS}, run_as, wake"
+        rows = [_DueRow._make(r) for r in (yield Stmt(
+            f"SELECT * FROM (SELECT {cols} FROM steward_threads WHERE status = 'running' "
+            f"ORDER BY updated_at LIMIT ?) r UNION SELECT * FROM (SELECT {cols} FROM "
+            "steward_threads WHERE wake IS NOT NULL ORDER BY updated_at LIMIT ?) w",
+            (limit_of(limit), limit_of(limit)))).rows]
+        stalled = yield from self._stalled_op([InfoRow._make(r[:len(InfoRow._fields)])
+                                               for r in rows])
+        due = [Due(r.thread_id, "stalled" if r.thread_id in stalled else str(r.wake),
+                   load_json(r.run_as), r.updated_at)
+               for r in rows if r.thread_id in stalled or (r.wake and r.status == "interrupted")]
+        return sorted(due, key=lambda d: d.since)
+
+    def timed_out_op(self, tid: str, request_id: str, why: str,
+                     roles: Sequence[str] = (), successor: str | None = None) -> Op[None]:
+        """An approval the thread waits on ran out of time (``why``: ``expired``, or
+        ``escalated`` to ``successor``, which ``roles`` may vote on): mark its entry in
+        ``waiting_on`` (the approver's reach follows the new roles at once) and the thread as
+        one to wake. A thread not waiting on it is left alone."""
+        row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
+        waiting = load_json(row.waiting_on) if row is not None else None
+        if not waiting or not any(isinstance(w, dict) and w.get("request") == request_id
+                                  for w in waiting):
+            return
+        mark: dict[str, Any] = ({"roles": list(roles), "escalated_to": successor}
+                                if successor is not None else {"expired": True})
+        changed = [{**w, **mark} if isinstance(w, dict) and w.get("request") == request_id
+                   else w for w in waiting]
+        yield Stmt(f"UPDATE steward_threads SET waiting_on = {self.sql.json_param}, wake = ?, "
+                   "updated_at = ?, rev = rev + 1 WHERE thread_id = ?",
+                   (dump_json(changed), why, time.time(), tid))
+        self.drop_view(tid)
 
     @staticmethod
     def _thread_dict(row: InfoRow, stalled: bool) -> dict[str, Any]:

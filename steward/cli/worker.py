@@ -16,7 +16,7 @@ from steward.examples.chat import chat_policy
 from steward.identity import parse_thread_roles
 from steward.jobs.graphs import ENV, Graphs
 from steward.options import RuntimeOptions
-from steward.workers import Worker
+from steward.workers import Worker, default_duties
 
 __all__ = ["ConfigOption", "policies", "worker"]
 
@@ -49,11 +49,21 @@ def worker(db: DbOption = DEFAULT_DB, config: ConfigOption = None,
                "--heartbeat", help="Seconds between the worker's heartbeats.")] = 1.0,
            stalled_after: Annotated[float, typer.Option(
                "--stalled-after", help="Seconds without a heartbeat after which a worker is "
-                                       "dead and its runs go to another.")] = 5.0) -> None:
+                                       "dead and its runs go to another.")] = 5.0,
+           timers_every: Annotated[float, typer.Option(
+               "--timers-every", min=0.05,
+               help="Seconds between looks for due timers (approvals whose time is up, "
+                    "threads to wake).")] = 1.0,
+           sweep_every: Annotated[float, typer.Option(
+               "--sweep-every", min=0.05,
+               help="Seconds between retention sweeps (threads past their time to live, "
+                    "memories past their retention).")] = 2.0) -> None:
     """Execute submitted runs (``rt.submit``, ``approvals approve --submit``) until SIGTERM.
     On PostgreSQL: any number of workers on any machines share the queue; the runs of a
-    worker that died go to another within --stalled-after + a second or two. On SQLite: no
-    queue; the worker keeps the periodic duties (approval expiry, the retention sweep)."""
+    worker that died go to another within --stalled-after + a second or two. Both backends:
+    approvals whose time is up are closed and their threads woken (every --timers-every
+    seconds), stalled runs are continued, the retention sweep runs every --sweep-every
+    seconds; on SQLite there is no queue and the worker does these in its own process."""
     logging.basicConfig(level=os.environ.get("STEWARD_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     graphs = Graphs.locate(config)
@@ -61,11 +71,13 @@ def worker(db: DbOption = DEFAULT_DB, config: ConfigOption = None,
         "thread_roles": parse_thread_roles(roles, source="--thread-roles"),
         "policy": policies(policy), "lease_ttl": lease_ttl, "graphs": str(graphs.source)}
     loop = Worker(db, graphs, options=options, concurrency=concurrency, heartbeat=heartbeat,
-                  stalled_after=stalled_after, grace=grace)
+                  stalled_after=stalled_after, grace=grace, timers_every=timers_every,
+                  duties=default_duties(sweep_every))
 
     def ready(mode: str) -> None:
         what = ("executing submitted runs of " + ", ".join(graphs.names())
-                if mode == "postgres" else "no job queue on SQLite: periodic duties only")
+                if mode == "postgres" else "no job queue on SQLite: timers, stalled runs of "
+                + ", ".join(graphs.names()) + " and the retention sweep")
         console.print(f"steward worker ready ({mode}): {what}", soft_wrap=True)
 
     asyncio.run(loop.run(ready))

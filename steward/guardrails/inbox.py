@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from steward.audit.log import AuditLog
     from steward.storage.drivers import Driver
 
-__all__ = ["Approvals"]
+__all__ = ["Approvals", "timer"]
+
+
+def timer(tenant: str | None) -> Principal | None:
+    """Who the audit names when an approval's time ran out: Steward's timer, a service of the
+    request's tenant (nobody acted; the clock did)."""
+    return Principal(id="steward-timer", tenant=tenant, kind="service") if tenant else None
 
 
 def _iso(ts: float | None) -> str | None:
@@ -131,8 +137,19 @@ class Approvals:
     def _expire_op(self, now: float) -> Op[list[str]]:
         closed = []
         for request in (yield from self.records.due(now)):
-            yield from expire_op(self.records, request, now)
+            successor = yield from expire_op(self.records, request, now)
             closed.append(request.request_id)
+            # The thread's chain says when the timer fired, and what it did (the node, when it
+            # runs again, records what the run makes of it).
+            kind = "approval_escalated" if successor is not None else "approval_expired"
+            payload: dict[str, Any] = {"request_id": request.request_id,
+                                       "action": request.action, "expires_at": request.expires_at}
+            if successor is not None:
+                payload |= {"successor": successor.request_id,
+                            "required_roles": list(successor.required_roles)}
+            self.audit.record(request.thread_id, kind, payload, principal=timer(request.tenant),
+                              redact=False)
+            yield from self.audit.locked_flush_op(request.thread_id)
         return closed
 
     def pending(self, principal: Principal | dict[str, Any], *,

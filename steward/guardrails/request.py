@@ -301,8 +301,14 @@ def expire_op(records: Records, request: Request, now: float) -> Op[Request | No
         if not changed:
             return None
         yield from records.create(successor)
+        yield from records.threads.timed_out_op(request.thread_id, request.request_id,
+                                                "escalated", successor.required_roles,
+                                                successor.request_id)
         return successor
-    yield from records.set_status(request.request_id, EXPIRED, decided_at=None, expect=PENDING)
+    if (yield from records.set_status(request.request_id, EXPIRED, decided_at=None,
+                                      expect=PENDING)):
+        yield from records.threads.timed_out_op(request.thread_id, request.request_id,
+                                                "expired")
     return None
 
 

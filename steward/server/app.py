@@ -1,5 +1,9 @@
 """The server's custom HTTP routes (``langgraph.json``: ``"http": {"app": ...}``).
 
+``GET /steward/threads/{thread_id}`` is Steward's view of a thread: its status as Steward
+keeps it (``idle``, ``running``, ``interrupted``, ``erased``, or ``stalled``: a run that died
+mid-way, which a run with no input continues), what it waits on, whether a run holds it.
+
 ``GET /steward/threads/{thread_id}/audit`` streams the thread's audit events as server-sent
 events (one ``event: audit`` per event, its JSON as data), from ``?after=<seq>`` on, as they
 are written; the caller must be authenticated and may only see its tenant's threads.
@@ -28,11 +32,29 @@ def _principal(request: Request) -> Principal | None:
     return principal_from_user(user)
 
 
+def _unauthenticated() -> Response:
+    return JSONResponse({"detail": "a token is needed (Authorization: Bearer, or X-Api-Key)"},
+                        status_code=401)
+
+
+async def thread_info(request: Request) -> Response:
+    principal = _principal(request)
+    if principal is None:
+        return _unauthenticated()
+    rt = await runtime()
+    try:
+        info = await rt.checkpointer.athread_info(request.path_params["thread_id"], principal)
+    except (steward.ThreadAccessDenied, steward.ConfigError):
+        info = None
+    if info is None:
+        return JSONResponse({"detail": "thread not found"}, status_code=404)
+    return JSONResponse(info)
+
+
 async def audit_events(request: Request) -> Response:
     principal = _principal(request)
     if principal is None:
-        return JSONResponse({"detail": "a token is needed (Authorization: Bearer, or X-Api-Key)"},
-                            status_code=401)
+        return _unauthenticated()
     thread_id = request.path_params["thread_id"]
     try:
         after = int(request.query_params.get("after", "0"))
@@ -51,4 +73,5 @@ async def audit_events(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
-app = Starlette(routes=[Route("/steward/threads/{thread_id}/audit", audit_events)])
+app = Starlette(routes=[Route("/steward/threads/{thread_id}", thread_info),
+                        Route("/steward/threads/{thread_id}/audit", audit_events)])

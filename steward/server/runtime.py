@@ -27,7 +27,6 @@ from langchain_core.runnables import RunnableConfig
 
 import steward
 import steward.server as shared
-from steward.audit.handler import AuditCallbackHandler
 from steward.context import RUNTIME_KEY
 from steward.examples import THREAD_ROLES, WORKFLOWS
 from steward.examples.chat import chat_policy
@@ -84,9 +83,12 @@ async def _served(compiled: Any, config: RunnableConfig) -> Any:
     thread_id = (config.get("configurable") or {}).get("thread_id")
     if thread_id is None:  # the server builds graphs for schemas and Studio too
         return graph
-    handler = AuditCallbackHandler(rt.audit, str(thread_id), principal_from_config(config),
-                                   prices=rt.prices)
-    return graph.with_config(callbacks=[handler])
+    # The run's audit handler and its lease, as rt.config gives them: a server run holds its
+    # thread like any other run (one run per thread across servers, workers and apps; a run
+    # the server lost in a crash reads "stalled"), and its principal is whom a worker wakes
+    # the thread as when a timer fires.
+    return graph.with_config(
+        callbacks=rt.config(str(thread_id), principal_from_config(config))["callbacks"])
 
 
 async def refund_graph(config: RunnableConfig) -> Any:

@@ -1,4 +1,5 @@
-"""``steward worker``: a process that executes submitted runs and keeps the periodic duties.
+"""``steward worker``: a process that executes submitted runs, fires timers and keeps the
+periodic duties.
 
 **On PostgreSQL** it is a procrastinate worker (any number of them, on any machines, on one
 database): it fetches ``steward.run`` jobs (``steward.workers.execute``), at most one per
@@ -9,11 +10,17 @@ its heartbeat is ``stalled_after`` seconds old, any live worker puts its jobs ba
 time under an advisory lock) and the next free worker continues each run from its last
 checkpoint; the dead run's lease is void at once (``steward.storage.liveness``).
 
-**On SQLite** (one machine) there is no job queue: the worker keeps the periodic duties only.
+**Timers** (``steward.workers.timers``), every ``timers_every`` seconds: approval requests
+whose time is up are closed (expired, or escalated), and the threads to wake (an approval they
+wait on ran out of time; a run that died) are woken: on PostgreSQL by a ``steward.run`` job
+(one queued per thread at a time: procrastinate's ``queueing_lock``), on SQLite in this
+process.
 
-**Periodic duties** (both backends): ``Duty`` callables run every ``every`` seconds, the first
-two ``rt.approvals.aexpire`` (approval requests whose time is up) and ``rt.asweep`` (threads
-and memories past their retention); more can be passed in.
+**On SQLite** (one machine) there is no job queue: the worker fires the timers, wakes the
+threads and keeps the periodic duties.
+
+**Periodic duties** (both backends): ``Duty`` callables run every ``every`` seconds; the
+default one is ``rt.asweep`` (threads and memories past their retention); more can be passed.
 
 SIGTERM or SIGINT stops it gracefully: no new job is fetched, running ones get ``grace``
 seconds to finish, then are cancelled and go back to the queue (their lease released), and
@@ -36,6 +43,7 @@ from steward.jobs.graphs import Graphs
 from steward.jobs.queue import TASK, JobQueue, procrastinate_module
 from steward.options import RuntimeOptions
 from steward.workers.execute import execute
+from steward.workers.timers import Wake, due, wake
 
 __all__ = ["Duty", "Worker", "default_duties"]
 
@@ -53,10 +61,9 @@ class Duty:
 
 
 def default_duties(every: float = 2.0) -> list[Duty]:
-    """Approval expiry and the retention sweep (``rt.asweep`` expires approvals too; the
-    separate duty is what durable timers will build on)."""
-    return [Duty("expire approvals", lambda rt: rt.approvals.aexpire(), every),
-            Duty("sweep", lambda rt: rt.asweep(), every)]
+    """The retention sweep: threads past their time to live, memories past their retention
+    (and approvals past their time, which the timers close first)."""
+    return [Duty("sweep", lambda rt: rt.asweep(), every)]
 
 
 class Worker:
@@ -64,7 +71,7 @@ class Worker:
 
     def __init__(self, url: str, graphs: Graphs, *, options: RuntimeOptions | None = None,
                  concurrency: int = 1, heartbeat: float = 1.0, stalled_after: float = 5.0,
-                 poll: float = 1.0, grace: float = 30.0,
+                 poll: float = 1.0, grace: float = 30.0, timers_every: float = 1.0,
                  duties: Sequence[Duty] | None = None) -> None:
         self.url = url
         self.graphs = graphs
@@ -74,8 +81,11 @@ class Worker:
         self.stalled_after = stalled_after
         self.poll = poll
         self.grace = grace
+        self.timers_every = timers_every
         self.duties = list(default_duties() if duties is None else duties)
         self._stop = asyncio.Event()
+        self._skipped: set[tuple[str, str, float]] = set()  # threads no worker here can wake
+        self._waking: dict[str, asyncio.Task[Any]] = {}  # SQLite: wake-ups in this process
 
     def stop(self) -> None:
         self._stop.set()
@@ -95,13 +105,17 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         try:
-            duties = asyncio.create_task(self._duties(rt, []))
+            timers = Duty("timers", lambda _rt: self.fire_timers(rt, None), self.timers_every)
+            duties = asyncio.create_task(self._duties(rt, [timers]))
             if ready:
                 ready("sqlite")
             await self._stop.wait()
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
+            for task in list(self._waking.values()):
+                task.cancel()  # its run releases the lease; the thread stays stalled
+            await asyncio.gather(*self._waking.values(), return_exceptions=True)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -115,7 +129,8 @@ class Worker:
             self._register(app, rt)
             reaper = Duty("requeue stalled runs",
                           lambda _rt: self.requeue_stalled(app, dsn), self.heartbeat)
-            duties = asyncio.create_task(self._duties(rt, [reaper]))
+            timers = Duty("timers", lambda _rt: self.fire_timers(rt, app), self.timers_every)
+            duties = asyncio.create_task(self._duties(rt, [reaper, timers]))
             if ready:
                 ready("postgres")
             try:
@@ -144,6 +159,10 @@ class Worker:
 
         @app.task(name=TASK, pass_context=True, retry=retry)  # type: ignore[untyped-decorator]
         async def run(context: Any, **job: Any) -> None:
+            if "wake" in job:
+                await wake(rt, graphs, graph=job["graph"], thread_id=job["thread_id"],
+                           principal=job["principal"], job_id=int(context.job.id))
+                return
             is_resume = "resume" in job
             await execute(rt, graphs, int(context.job.id), graph=job["graph"],
                           thread_id=job["thread_id"], principal=job["principal"],
@@ -170,6 +189,42 @@ class Worker:
                 requeued.append(int(job.id))
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_REAPER_LOCK,))
             return requeued
+
+    async def fire_timers(self, rt: steward.Runtime, app: Any | None) -> list[Wake]:
+        """Close the approval requests whose time is up, then wake the threads that need it:
+        a job each on PostgreSQL (``app``), a task of this process on SQLite. Returns them."""
+        await rt.approvals.aexpire()
+        found = await due(rt, self.graphs, skipped=self._skipped)
+        for w in found:
+            if app is not None:
+                await self._defer_wake(app, w)
+            elif w.thread_id not in self._waking:
+                self._waking[w.thread_id] = asyncio.create_task(self._wake_here(rt, w))
+        return found
+
+    async def _defer_wake(self, app: Any, w: Wake) -> None:
+        pc = procrastinate_module()
+        try:
+            await app.configure_task(TASK, lock=w.thread_id, queueing_lock=f"wake:{w.thread_id}"
+                                     ).defer_async(graph=w.graph, thread_id=w.thread_id,
+                                                   principal=w.principal, wake=w.why)
+        except pc.exceptions.AlreadyEnqueued:
+            pass  # a wake-up of this thread is queued already
+
+    async def _wake_here(self, rt: steward.Runtime, w: Wake) -> None:
+        try:
+            await self._wake_one(rt, w)
+        finally:
+            self._waking.pop(w.thread_id, None)
+
+    async def _wake_one(self, rt: steward.Runtime, w: Wake) -> None:
+        try:
+            await wake(rt, self.graphs, graph=w.graph, thread_id=w.thread_id,
+                       principal=w.principal)
+        except ThreadBusy:
+            pass  # a live run holds it: it sees what the timer left
+        except Exception:
+            log.exception("waking thread %s (%s) failed; it is tried again", w.thread_id, w.why)
 
     async def _duties(self, rt: steward.Runtime, extra: list[Duty]) -> None:
         duties = [*extra, *self.duties]

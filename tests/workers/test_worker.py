@@ -12,76 +12,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import _submitted
 import pytest
-from _support import ALICE, BOB, ROLES, ROOT, SUPPORT
+from _support import ALICE, BOB, ROLES, ROOT
+from _workers import LEASE_TTL, Workers
 
 import steward
 from steward.jobs import Submitted
 from steward.jobs.graphs import bind
 
 pytestmark = pytest.mark.postgres
-LEASE_TTL = 30.0  # the default: a dead worker's run must not wait it out
-
-
-class Workers:
-    """Worker processes on one database, the graphs of tests/_submitted.py, and the files
-    their runs write (the outside world, and where each run is)."""
-
-    def __init__(self, url: str, where: Path) -> None:
-        self.url = url
-        self.config = where / "langgraph.json"
-        self.config.write_text(json.dumps({"graphs": {
-            "slow": f"{SUPPORT / '_submitted.py'}:builder",
-            "factory": f"{SUPPORT / '_submitted.py'}:factory"}}))
-        self.world, self.marks = where / "world", where / "marks"
-        self.world.touch()
-        self.marks.touch()
-        self.env = {**os.environ, "STEWARD_TEST_WORLD": str(self.world),
-                    "STEWARD_TEST_MARKS": str(self.marks), "PYTHONPATH": str(ROOT)}
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def start(self, *args: str, url: str | None = None, **env: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "steward.cli", "worker", "--db", url or self.url,
-             "--config", str(self.config), "--heartbeat", "0.5", "--stalled-after", "2",
-             "--lease-ttl", str(LEASE_TTL), "--thread-roles", "manager=write", *args],
-            env={**self.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, cwd=ROOT)
-        self.procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "steward worker ready" in line, line + proc.stdout.read()
-        return proc
-
-    def lines(self, prefix: str) -> list[str]:
-        return [ln for ln in self.marks.read_text().splitlines() if ln.startswith(prefix)]
-
-    def wait_for(self, prefix: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while not self.lines(prefix):
-            assert time.monotonic() < deadline, f"no {prefix!r} mark"
-            time.sleep(0.02)
-        return self.lines(prefix)[0]
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
-
-
-@pytest.fixture
-def workers(pg_url: str, tmp_path: Path) -> Iterator[Workers]:
-    found = Workers(pg_url, tmp_path)
-    try:
-        yield found
-    finally:
-        found.stop()
 
 
 def _runtime(w: Workers) -> Any:
