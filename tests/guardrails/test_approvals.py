@@ -307,6 +307,33 @@ def test_expiry_escalates_to_other_roles(grt: steward.Runtime) -> None:
     assert statuses == ["escalated", "approved"]
 
 
+def test_an_escalation_gives_the_new_roles_the_approvers_reach_at_once(db_url: str) -> None:
+    """No grant for directors: the escalation itself (one transaction with the expiry) lets
+    them answer, before any run shows them the new request, and marks the thread for a
+    worker to wake; the audit says the timer did it."""
+    with steward.open(db_url, thread_roles={"manager": "write"}, lease_ttl=5) as rt:
+        graph = one_node(RefundState, _escalating).compile(checkpointer=rt.checkpointer)
+        first = graph.invoke({"amount": "9000"}, rt.config("T", ALICE))["__interrupt__"][0]
+        time.sleep(0.4)
+        with pytest.raises(steward.ThreadAccessDenied):
+            rt.checkpointer.check_access("T", DIRECTOR, "read")
+        assert len(rt.approvals.expire()) == 1
+        [waiting] = rt.checkpointer.thread_info("T", ALICE)["waiting_on"]
+        [successor] = rt.approvals.pending(DIRECTOR)
+        assert waiting["roles"] == ["director"] and waiting["escalated_to"] == successor["id"]
+        assert waiting["request"] == first.value["id"]
+        [row] = rt.checkpointer.driver.run(rt.checkpointer.threads.due_op(), write=False)
+        assert (row.thread_id, row.why, row.run_as["id"]) == ("T", "escalated", "alice")
+        rt.checkpointer.check_access("T", DIRECTOR, "read")  # the reach followed the roles
+        assert rt.approvals.expire() == []  # fired once
+        [fired] = _audited(rt, "T", "approval_escalated")
+        assert fired["successor"] == successor["id"] and fired["required_roles"] == ["director"]
+        out = _resume(graph, rt, "T", DIRECTOR, APPROVE)
+        assert out["receipts"] == ["approve by dora"]
+        # The run that took the lease spent the mark: nothing is left to wake.
+        assert rt.checkpointer.driver.run(rt.checkpointer.threads.due_op(), write=False) == []
+
+
 # -- bound to the arguments ----------------------------------------------------------------------
 
 EXTERNAL: dict[str, str] = {}

@@ -271,8 +271,9 @@ async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> N
         assert (await bob.threads.get(tid))["status"] == "idle"
 
     def audit_kinds() -> list[str]:
+        # The owner reads it: bob's reach ended with the run his vote resumed (its lease).
         request = urllib.request.Request(f"{server.url}/steward/threads/{tid}/audit",
-                                         headers={"Authorization": f"Bearer {BOB}"})
+                                         headers={"Authorization": f"Bearer {CARL}"})
         kinds: list[str] = []
         with urllib.request.urlopen(request, timeout=10) as response:
             for raw in response:
@@ -286,6 +287,12 @@ async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> N
     kinds = await asyncio.to_thread(audit_kinds)
     assert kinds.count("approval_invalid") == 3  # those who may not write (carol, with no
     # role of the request, among them) reach no request
+    # Under the server too, an approver's reach ends with the run their vote resumed.
+    request = urllib.request.Request(f"{server.url}/steward/threads/{tid}",
+                                     headers={"Authorization": f"Bearer {BOB}"})
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+    assert gone.value.code == 404
 
 
 async def test_an_approver_who_may_only_vote_is_refused_anything_else_before_a_run(
