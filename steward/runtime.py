@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
+from langgraph._internal._constants import CONFIG_KEY_DURABILITY
+from langgraph.types import Command, Durability
 from typing_extensions import Unpack
 
 from steward.audit.handler import AuditCallbackHandler
@@ -94,7 +95,7 @@ class Runtime:
 
     def config(self, thread_id: str, principal: Principal | Mapping[str, Any] | None = None, *,
                ttl: float | None = None, subjects: Sequence[str] = (),
-               **configurable: Any) -> RunnableConfig:
+               durability: Durability = "sync", **configurable: Any) -> RunnableConfig:
         """A RunnableConfig for one thread, acting as ``principal``.
 
         ``ttl`` (seconds) sets when a thread created by this config expires (see ``sweep``);
@@ -103,11 +104,19 @@ class Runtime:
         it (a node can add more with ``steward.add_subjects``); other keyword arguments go
         into ``configurable`` unchanged. Plain LangGraph calls (``invoke``, ``stream``,
         ``get_state``, ``update_state``) take the result as it is.
+
+        ``durability`` is the runs' default (``invoke(..., durability=...)`` still decides):
+        ``"sync"``, not LangGraph's ``"async"``, because an effect runs once across a crash
+        only if the checkpoint that scheduled its task was committed before the task ran
+        (else the task is scheduled again under another id: see ``steward.effect``).
         """
         tid = str_id(thread_id, "thread_id")
         who = Principal.parse(principal) if principal is not None else None
         about = subjects_of(subjects)
-        conf: dict[str, Any] = {**configurable, "thread_id": tid, RUNTIME_KEY: self}
+        if durability not in ("sync", "async", "exit"):
+            raise ConfigError(f"durability is 'sync', 'async' or 'exit', got {durability!r}.")
+        conf: dict[str, Any] = {**configurable, "thread_id": tid, RUNTIME_KEY: self,
+                                CONFIG_KEY_DURABILITY: durability}
         if who is not None:
             conf["principal"] = who
         ttl = seconds_or_none("ttl", ttl)

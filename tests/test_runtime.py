@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pytest
 from _pg import PgServer
-from _support import ALICE, EVE, approval_graph, execute
+from _support import ALICE, EVE, State, approval_graph, execute
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 import steward
@@ -93,13 +95,13 @@ async def test_aopen_is_awaitable_and_an_async_context_manager(db_url: str) -> N
 def test_threads_expire_and_sweep_deletes_them(db_url: str) -> None:
     with steward.open(db_url, default_ttl=3600) as rt:
         graph = approval_graph(rt.checkpointer)
-        graph.invoke({"items": []}, rt.config("short", ALICE, ttl=0.2))
+        graph.invoke({"items": []}, rt.config("short", ALICE, ttl=1.0))
         graph.invoke({"items": []}, rt.config("default", ALICE))
-        graph.invoke({"items": []}, rt.config("other", EVE, ttl=0.2))
+        graph.invoke({"items": []}, rt.config("other", EVE, ttl=1.0))
         info = rt.checkpointer.thread_info("default", ALICE)
         assert info is not None and 3500 < info["expires_at"] - time.time() <= 3600
         assert rt.sweep() == []  # nothing has expired yet
-        time.sleep(0.3)
+        time.sleep(1.1)  # (a ttl long enough for three runs on a busy machine)
         rt.checkpointer.acquire_lease("other", "live-run", EVE)  # a live run is not swept
         assert rt.sweep() == ["short"]
         assert graph.get_state(rt.config("short", ALICE)).values == {}
@@ -161,3 +163,42 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
         rt.checkpointer.check_access("T", alice, "admin")  # the owner may
         with pytest.raises(steward.ThreadAccessDenied):
             rt.checkpointer.check_access("T", EVE, "read")
+
+
+def test_runs_under_rt_config_commit_each_checkpoint_before_its_tasks_run(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An effect's call site is named after its task, whose id comes from the checkpoint that
+    scheduled it: that checkpoint must be committed before the task runs, or a crash right
+    after the effect could lose it and the effect would act again under another site. A slow
+    commit makes the window wide: under rt.config's default ("sync") the second node finds the
+    checkpoint that scheduled it; with LangGraph's default ("async") it does not."""
+    found: list[Any] = []
+    with steward.open(db_url) as rt:
+        put = rt.checkpointer.put
+
+        def slow_put(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(0.2)
+            return put(*args, **kwargs)
+
+        monkeypatch.setattr(rt.checkpointer, "put", slow_put)
+
+        def second(state: State, config: RunnableConfig) -> State:
+            where = {"configurable": {"thread_id": config["configurable"]["thread_id"],
+                                      "principal": ALICE}}
+            latest = rt.checkpointer.get_tuple(where)  # type: ignore[arg-type]
+            found.append(latest.metadata["step"] if latest else None)
+            return {"items": ["second"]}
+
+        builder = StateGraph(State)
+        builder.add_node("first", lambda state: {"items": ["first"]})
+        builder.add_node("second", second)
+        builder.add_edge(START, "first")
+        builder.add_edge("first", "second")
+        builder.add_edge("second", END)
+        graph = builder.compile(checkpointer=rt.checkpointer)
+        graph.invoke({"items": []}, rt.config("T-sync", ALICE))
+        graph.invoke({"items": []}, rt.config("T-async", ALICE, durability="async"))
+        # Step 1 ("first" done, "second" next) was committed; under "async" it was not yet.
+        assert found[0] == 1 and found[1] != 1, found
+        with pytest.raises(steward.ConfigError, match="durability is 'sync'"):
+            rt.config("T", ALICE, durability="later")  # type: ignore[arg-type]

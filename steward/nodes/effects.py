@@ -17,6 +17,10 @@ that raised runs again; a call with an intent and no outcome (the process died *
 runs again with the same idempotency key, so that the other system can recognise the retry --
 or, if the effect has a ``reconcile`` hook, the hook looks and says what happened. A re-run
 that calls with other arguments at the same site raises EffectConflict and changes nothing.
+
+The task is stable only if the checkpoint that scheduled it was committed before it ran:
+``durability="sync"``, ``rt.config``'s default. With ``"async"`` a crash right after the call
+can lose that checkpoint, and the re-scheduled task (another id, another site) acts again.
 """
 
 from __future__ import annotations

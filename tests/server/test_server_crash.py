@@ -52,7 +52,7 @@ async def test_a_run_lost_in_a_server_crash_reads_stalled_and_is_finished_once(
                               headers={"Authorization": f"Bearer {ALICE}"}) as alice:
             thread = await alice.threads.create()
             tid = thread["thread_id"]
-            await alice.runs.create(tid, "refund",
+            await alice.runs.create(tid, "refund", durability="sync",  # effects once
                                     input={"order_id": "98765", "amount": "20.00"})
         assert crashing.proc is not None
         crashing.proc.wait(timeout=60)  # the demo's crash: SIGKILL right after paying
@@ -72,7 +72,8 @@ async def test_a_run_lost_in_a_server_crash_reads_stalled_and_is_finished_once(
                 # The in-memory server may lose its own record of the thread in the crash;
                 # Steward's checkpoints hold the thread's state.
                 await alice.threads.create(thread_id=tid, if_exists="do_nothing")
-            run = await alice.runs.create(tid, "refund", input=None)  # go on from the crash
+            run = await alice.runs.create(tid, "refund", input=None,  # go on from the crash
+                                          durability="sync")
             await alice.runs.join(tid, run["run_id"])
             state = await alice.threads.get_state(tid)
         assert state["values"]["status"] == "refunded", state["values"]
