@@ -65,7 +65,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, PgAdmin, percentile, pg_settings, postgres_server
-from _worker_graphs import BLOCK, EFFECT_NODE, NODES, SLEEP, WORLD
+from _worker_graphs import BLOCK, EFFECT_NODE, NODES, SLEEP, WORLD, builder
+from langchain_core.runnables import RunnableConfig
 
 import steward
 from steward.jobs import Submitted
@@ -307,14 +308,14 @@ class Db:
             found[int(job)].append((str(kind), float(at)))
         return found
 
-    def check_runs(self, handles: Sequence[Submitted]) -> tuple[int, int, int]:
-        """Every run done and its effect once: (missing, duplicated, same-key repeats);
-        raises BenchFailed for a run not done."""
+    def check_runs(self, handles: Sequence[Submitted]) -> Check:
+        """Every run done (BenchFailed otherwise) and its effect once: the counts, and what
+        went wrong with each run whose effect is missing or was not once."""
         lines = [ln.split() for ln in self.world.read_text().splitlines() if ln.strip()]
-        keys: dict[str, list[str]] = {}
-        for thread, key, _pid in lines:
-            keys.setdefault(thread, []).append(key)
-        missing = duplicated = repeats = 0
+        keys: dict[str, list[tuple[str, str]]] = {}
+        for thread, key, pid in lines:
+            keys.setdefault(thread, []).append((key, pid))
+        check = Check()
         for h in handles:
             status = self.rt.run_status(h, ALICE)
             values = status["values"] or {}
@@ -322,14 +323,37 @@ class Db:
                     "succeeded", "idle", NODES):
                 raise BenchFailed(f"run {h.thread_id} not done: {status}")
             mine = keys.get(h.thread_id, [])
-            distinct = set(mine)
-            missing += not distinct
-            duplicated += max(0, len(distinct) - 1)
-            repeats += len(mine) - len(distinct)
+            distinct = {key for key, _ in mine}
+            check.missing += not distinct
+            check.duplicated += max(0, len(distinct) - 1)
+            check.repeats += len(mine) - len(distinct)
             if distinct and values.get("receipt") not in distinct:
                 raise BenchFailed(f"run {h.thread_id}: receipt {values.get('receipt')!r} is "
                                   f"none of its effect's keys {sorted(distinct)}")
-        return missing, duplicated, repeats
+            if len(mine) != 1:
+                check.details.append(self.explain(h, mine))
+        return check
+
+    def explain(self, h: Submitted, effects: list[tuple[str, str]]) -> str:
+        """A run's effects (key, pid), its job's attempts and events, its checkpoints."""
+        who: RunnableConfig = {"configurable": {"thread_id": h.thread_id, "principal": ALICE}}
+        graph = builder.compile(checkpointer=self.rt.checkpointer)
+        history = [f"{(snap.metadata or {}).get('step')}/{(snap.metadata or {}).get('source')}"
+                   f"/job {(snap.metadata or {}).get('steward_job')}/next {list(snap.next)}"
+                   for snap in reversed(list(graph.get_state_history(who)))]
+        row = self.conn.execute("SELECT attempts, worker_id FROM procrastinate_jobs "
+                                "WHERE id = %s", (h.job_id,)).fetchone()
+        events = [f"{kind}@{at:.3f}" for kind, at in self.events([h.job_id])[h.job_id]]
+        return (f"run {h.thread_id} (job {h.job_id}, attempts/worker {row}): effects "
+                f"(key, pid) {effects}; events {events}; checkpoints {history}")
+
+
+@dataclasses.dataclass
+class Check:
+    missing: int = 0
+    duplicated: int = 0
+    repeats: int = 0
+    details: list[str] = dataclasses.field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -381,10 +405,11 @@ def throughput(server: PgAdmin, tmp: Path, s: Settings, n: int) -> Throughput:
         events = db.events(jobs)
         first = min(at for evs in events.values() for kind, at in evs if kind == "deferred")
         last = max(at for evs in events.values() for kind, at in evs if kind == "succeeded")
-        missing, duplicated, _ = db.check_runs([*warm, *handles])
-        if missing or duplicated:
-            raise BenchFailed(f"throughput with {n} workers: {missing} effects missing, "
-                              f"{duplicated} duplicated")
+        check = db.check_runs([*warm, *handles])
+        if check.missing or check.duplicated or check.repeats:
+            raise BenchFailed(f"throughput with {n} workers: {check.missing} effects missing, "
+                              f"{check.duplicated} duplicated, {check.repeats} repeated:\n"
+                              + "\n".join(check.details))
     wall = after.at - before.at
     pg = (None if before.postgres is None or after.postgres is None
           else (after.postgres - before.postgres) / wall)
@@ -460,16 +485,23 @@ def takeover(server: PgAdmin, tmp: Path, s: Settings) -> list[Takeover]:
                 restarted = next(t for kind, t in kinds if kind == "started")
                 finished = next(t for kind, t in kinds if kind == "succeeded")
                 samples.append(Takeover(requeued, restarted, finished))
+                check = db.check_runs([handle])
+                if check.details:
+                    logs = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}"
+                                     for log in sorted(db.where.glob("worker-*.log")))
+                    raise BenchFailed(f"takeover {k + 1} (killed worker {pid}): "
+                                      f"{check.details[0]}\n{logs}")
                 say(f"takeover {k + 1}/{s.kills}: requeued {requeued * 1000:.0f} ms, "
                     f"restarted {restarted * 1000:.0f} ms, finished {finished * 1000:.0f} ms")
                 pool.start(1)  # the replacement, ready before the next run
                 pool.wait_ready()
         finally:
             pool.stop()
-        missing, duplicated, repeats = db.check_runs(handles)
-        if missing or duplicated or repeats:
-            raise BenchFailed(f"takeover: {missing} effects missing, {duplicated} duplicated, "
-                              f"{repeats} repeated (the effect ran before the kill: never)")
+        check = db.check_runs(handles)
+        if check.missing or check.duplicated or check.repeats:
+            raise BenchFailed(f"takeover: {check.missing} effects missing, {check.duplicated} "
+                              f"duplicated, {check.repeats} repeated (the effect ran before the "
+                              "kill: it should not run again):\n" + "\n".join(check.details))
     return samples
 
 
@@ -499,9 +531,7 @@ class Storm:
     kills: int
     retried_jobs: int
     requeues: int
-    missing: int
-    duplicated: int
-    repeats: int
+    check: Check
 
 
 def storm(server: PgAdmin, tmp: Path, s: Settings) -> Storm:
@@ -542,11 +572,11 @@ def storm(server: PgAdmin, tmp: Path, s: Settings) -> Storm:
         requeues = sum(kind == "deferred_for_retry" for evs in events.values() for kind, _ in evs)
         retried = sum(any(kind == "deferred_for_retry" for kind, _ in evs)
                       for evs in events.values())
-        missing, duplicated, repeats = db.check_runs(handles)
+        check = db.check_runs(handles)
     if not kills:
         raise BenchFailed(f"the storm ended in {seconds:.1f}s before any SIGKILL: raise "
                           "--storm-runs or --node-sleep, or lower --kill-every")
-    return Storm(len(handles), seconds, kills, retried, requeues, missing, duplicated, repeats)
+    return Storm(len(handles), seconds, kills, retried, requeues, check)
 
 
 def storm_table(r: Storm, s: Settings) -> None:
@@ -556,10 +586,13 @@ def storm_table(r: Storm, s: Settings) -> None:
     print("| runs done | time | SIGKILLs | runs taken over | requeues | effects missing | "
           "effects duplicated | same-key repeats |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    c = r.check
     print(f"| {r.runs}/{r.runs} | {r.seconds:.1f} s | {r.kills} | {r.retried_jobs} | "
-          f"{r.requeues} | {r.missing} | {r.duplicated} | {r.repeats} |")
-    print(f"kill storm: {r.runs}/{r.runs} runs done; effects: {r.missing} missing, "
-          f"{r.duplicated} duplicated ({r.repeats} same-key repeats, dropped by the key)")
+          f"{r.requeues} | {c.missing} | {c.duplicated} | {c.repeats} |")
+    print(f"kill storm: {r.runs}/{r.runs} runs done; effects: {c.missing} missing, "
+          f"{c.duplicated} duplicated ({c.repeats} same-key repeats, dropped by the key)")
+    for line in c.details:
+        print("  " + line)
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -643,9 +676,9 @@ def main(argv: list[str] | None = None) -> int:
             if "storm" in args.only:
                 result = storm(server, tmp, s)
                 storm_table(result, s)
-                if result.missing or result.duplicated:
-                    raise BenchFailed(f"kill storm: {result.missing} effects missing, "
-                                      f"{result.duplicated} duplicated")
+                if result.check.missing or result.check.duplicated:
+                    raise BenchFailed(f"kill storm: {result.check.missing} effects missing, "
+                                      f"{result.check.duplicated} duplicated")
     except BenchFailed as exc:
         print(f"FAILED: {exc}", flush=True)
         return 1
