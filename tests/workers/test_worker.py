@@ -5,7 +5,6 @@ keeps the periodic duties."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -19,13 +18,11 @@ from typing import Any
 
 import _submitted
 import pytest
-from _support import ALICE, BOB, ROLES, ROOT, SUPPORT, State
-from langgraph.graph import END, START, StateGraph
+from _support import ALICE, BOB, ROLES, ROOT, SUPPORT
 
 import steward
 from steward.jobs import Submitted
-from steward.jobs.graphs import Graphs, bind
-from steward.workers import execute
+from steward.jobs.graphs import bind
 
 pytestmark = pytest.mark.postgres
 LEASE_TTL = 30.0  # the default: a dead worker's run must not wait it out
@@ -206,47 +203,3 @@ def test_on_sqlite_the_worker_keeps_the_periodic_duties(
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "steward worker stopped" in out, out
-
-
-async def test_a_worker_runs_each_step_after_the_checkpoint_that_scheduled_it_is_written(
-        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An effect's call site is named after its task, whose id comes from the checkpoint that
-    scheduled it. With LangGraph's default durability ("async") that checkpoint is written
-    while the task already runs: a worker killed right after the effect could lose it, the
-    next attempt would schedule the task again under another id, and the effect would act
-    twice under two keys (bench/workers.py's takeover caught it). A slow commit makes the
-    window wide: the second node must still find the checkpoint before it written."""
-    found: list[Any] = []
-    async with steward.aopen(pg_url) as rt:
-        saver = rt.checkpointer
-        put = saver.aput
-
-        async def slow_put(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0.2)
-            return await put(*args, **kwargs)
-
-        monkeypatch.setattr(saver, "aput", slow_put)
-
-        async def second(state: State) -> State:
-            latest = await saver.aget_tuple(
-                {"configurable": {"thread_id": "T-1", "principal": ALICE}})
-            found.append(latest.metadata["step"] if latest else None)
-            return {"items": ["second"]}
-
-        builder = StateGraph(State)
-        builder.add_node("first", lambda state: {"items": ["first"]})
-        builder.add_node("second", second)
-        builder.add_edge(START, "first")
-        builder.add_edge("first", "second")
-        builder.add_edge("second", END)
-
-        class Chain(Graphs):
-            async def abuild(self, name: str, checkpointer: Any, store: Any,
-                             config: Any) -> Any:
-                return bind(builder, checkpointer, store)
-
-        out = await execute(rt, Chain(ROOT / "langgraph.json", {"chain": "x.py:y"}), 1,
-                            graph="chain", thread_id="T-1", principal=ALICE.to_dict(),
-                            input={"items": []})
-    assert out["items"] == ["first", "second"]
-    assert found == [1], found  # step 1: "first" done, "second" next
