@@ -87,6 +87,7 @@ class Settings:
     workers: tuple[int, ...] = (1, 2, 4)
     concurrency: int = 4
     runs: int = 200
+    rounds: int = 3
     kills: int = 20
     storm_runs: int = 100
     storm_workers: int = 4
@@ -100,8 +101,8 @@ class Settings:
     quick: bool = False
 
 
-QUICK = dict(workers=(1, 2), concurrency=2, runs=20, kills=2, storm_runs=12, storm_workers=3,
-             node_sleep=0.2, kill_every=1.0, storm_timeout=60.0)
+QUICK = dict(workers=(1, 2), concurrency=2, runs=20, rounds=1, kills=2, storm_runs=12,
+             storm_workers=3, node_sleep=0.2, kill_every=1.0, storm_timeout=60.0)
 
 
 def say(msg: str) -> None:
@@ -385,8 +386,8 @@ class Throughput:
         return self.runs / self.seconds
 
 
-def throughput(server: PgAdmin, tmp: Path, s: Settings, n: int) -> Throughput:
-    with database(server, tmp, f"tp{n}") as db:
+def throughput(server: PgAdmin, tmp: Path, s: Settings, n: int, round_: int) -> Throughput:
+    with database(server, tmp, f"tp{n}_{round_}") as db:
         pool = Workers(db.url, db.where, s, s.concurrency, **{WORLD: str(db.world)})
         try:
             pool.start(n)
@@ -421,26 +422,33 @@ def throughput(server: PgAdmin, tmp: Path, s: Settings, n: int) -> Throughput:
     return Throughput(n, s.runs, last - first, submit_seconds, cpu)
 
 
-def throughput_table(results: list[Throughput], s: Settings) -> None:
-    base = results[0].rate if results and results[0].workers == 1 else None
+def throughput_table(results: dict[int, list[Throughput]], s: Settings) -> None:
     cores = float(os.cpu_count() or 1)
-    print(f"\nThroughput: {s.runs} runs of the 10-node chain, each worker --concurrency "
-          f"{s.concurrency}; from the first submit to the last run succeeded")
-    print("| workers | runs/s | checkpoints/s | ÷ 1 worker | submitting took | CPU: workers | "
-          "postgres | bench | other processes | idle |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rate = {n: statistics.median(r.rate for r in rs) for n, rs in results.items()}
+    base = rate.get(1)
+    print(f"\nThroughput: {s.runs} runs of the 10-node chain per round, {s.rounds} round(s), "
+          f"each worker --concurrency {s.concurrency}; from the first submit to the last run "
+          "succeeded")
+    print("| workers | runs/s (median) | min-max | checkpoints/s | / 1 worker | submitting | "
+          "CPU: workers | postgres | bench | other processes | idle |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
-    def share(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.2f}"
+    def mean(rs: list[Throughput], key: str) -> str:
+        values = [r.cpu[key] for r in rs]
+        found = [v for v in values if v is not None]
+        return f"{statistics.fmean(found):.2f}" if len(found) == len(values) else "n/a"
 
-    for r in results:
-        ratio = f"{r.rate / base:.2f}x" if base else "n/a"
-        print(f"| {r.workers} | {r.rate:.1f} | {r.rate * CHECKPOINTS_PER_RUN:.0f} | {ratio} | "
-              f"{r.submit_seconds:.2f} s | {share(r.cpu['workers'])} | "
-              f"{share(r.cpu['postgres'])} | {share(r.cpu['bench'])} | "
-              f"{share(r.cpu['other'])} | {share(cores - (r.cpu['machine'] or 0.0))} |")
-    print(f"(CPU columns: cores' worth over the timed window; this machine has "
-          f"{os.cpu_count()} cores, shared by the workers, PostgreSQL and the bench)")
+    for n, rs in results.items():
+        ratio = f"{rate[n] / base:.2f}x" if base else "n/a"
+        idle = cores - statistics.fmean(r.cpu["machine"] or 0.0 for r in rs)
+        print(f"| {n} | {rate[n]:.1f} | {min(r.rate for r in rs):.1f}-"
+              f"{max(r.rate for r in rs):.1f} | {rate[n] * CHECKPOINTS_PER_RUN:.0f} | {ratio} | "
+              f"{statistics.fmean(r.submit_seconds for r in rs):.2f} s | {mean(rs, 'workers')} | "
+              f"{mean(rs, 'postgres')} | {mean(rs, 'bench')} | {mean(rs, 'other')} | "
+              f"{idle:.2f} |")
+    print(f"(CPU columns: cores' worth over the timed window, mean of the rounds; this machine "
+          f"has {os.cpu_count()} cores, shared by the workers, PostgreSQL and the bench; "
+          "\"submitting\": how long this process took to submit the runs, inside the window)")
 
 
 # -- takeover --------------------------------------------------------------------------------
@@ -606,7 +614,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     opt("--workers", help="worker counts for throughput (1,2,4; quick 1,2)")
     opt("--concurrency", type=int, help="--concurrency of each worker for throughput (4; "
         "quick 2)")
-    opt("--runs", type=int, help="timed runs per worker count (200; quick 20)")
+    opt("--runs", type=int, help="timed runs per worker count and round (200; quick 20)")
+    opt("--rounds", type=int, help="rounds of the throughput part (3; quick 1)")
     opt("--kills", type=int, help="takeover repetitions (20; quick 2)")
     opt("--storm-runs", type=int, help="runs in the kill storm (100; quick 12)")
     opt("--storm-workers", type=int, help="workers in the kill storm (4; quick 3)")
@@ -631,13 +640,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
             values["workers"] = tuple(int(x) for x in args.workers.split(","))
         except ValueError:
             parser.error(f"--workers takes comma-separated counts, got {args.workers!r}")
-    for field in ("concurrency", "runs", "kills", "storm_runs", "storm_workers",
+    for field in ("concurrency", "runs", "rounds", "kills", "storm_runs", "storm_workers",
                   "storm_concurrency", "node_sleep", "kill_every", "storm_timeout",
                   "heartbeat", "stalled_after", "seed"):
         if getattr(args, field) is not None:
             values[field] = getattr(args, field)
     s = Settings(quick=args.quick, **values)
-    if min(s.workers) < 1 or s.concurrency < 1 or s.runs < 1 or s.kills < 1 \
+    if min(s.workers) < 1 or s.concurrency < 1 or s.runs < 1 or s.rounds < 1 or s.kills < 1 \
             or s.storm_runs < 1 or s.storm_workers < 2:
         parser.error("counts must be >= 1 (--storm-workers >= 2)")
     args.only = only
@@ -666,10 +675,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{os.getloadavg()[0]:.2f}; effect in node n{EFFECT_NODE} of {NODES}",
                   flush=True)
             if "throughput" in args.only:
-                results = []
-                for n in s.workers:
-                    say(f"throughput: {n} worker(s)")
-                    results.append(throughput(server, tmp, s, n))
+                results: dict[int, list[Throughput]] = {n: [] for n in s.workers}
+                for r in range(s.rounds):  # interleaved: every count once per round
+                    for n in s.workers:
+                        say(f"throughput: round {r + 1}/{s.rounds}, {n} worker(s)")
+                        results[n].append(throughput(server, tmp, s, n, r))
                 throughput_table(results, s)
             if "takeover" in args.only:
                 takeover_table(takeover(server, tmp, s), s)
