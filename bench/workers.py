@@ -13,24 +13,30 @@ of a job's transitions (deferred, started, requeued, succeeded) are read afterwa
 procrastinate's ``procrastinate_events`` table (the server's clock, the same machine's).
 
 throughput
-    For N in ``--workers`` (1, 2, 4): start N workers with ``--concurrency`` C each (4) and
-    wait until all print "steward worker ready"; run ``2 * N * C`` untimed warm-up runs; then
-    submit ``--runs`` runs (200) one after another and wait until all succeeded. Reported:
-    runs/s = runs / (last job's ``succeeded`` - first job's ``deferred``), i.e. from the first
-    submit to the last run finished, with the submitting inside the window (the time it took
-    is shown); checkpoints/s (11 per run: the input's and one per node); the ratio to N = 1;
-    and where the CPU went in that window: the workers' processes, the PostgreSQL server's
-    (every process named ``postgres``, read from ``/proc``; "n/a" if the server is not on this
-    machine), this process (submitting and polling), as a share of the machine's cores.
+    ``--rounds`` rounds (3), each running N = each of ``--workers`` (1, 2, 4) in turn on a
+    fresh database: start N workers with ``--concurrency`` C each (4: with C >= 2 one worker
+    keeps its own core busy, with C = 1 it waits on round trips) and wait until all print
+    "steward worker ready"; run ``2 * N * C`` untimed warm-up runs; then submit ``--runs``
+    runs (200) one after another and wait until all succeeded. A round's rate is runs / (last
+    job's ``succeeded`` - first job's ``deferred``), i.e. from the first submit to the last
+    run finished, with the submitting inside the window (how long it took is shown).
+    Reported: the median rate over the rounds and its range; checkpoints/s (11 per run: the
+    input's and one per node); the ratio of the medians to N = 1; and where the CPU went in
+    the window (mean over the rounds, in cores): the workers' processes; the PostgreSQL
+    server's (its postmaster, found as the parent of a backend, and its children, with the
+    time of backends that ended; from ``/proc``, "n/a" if the server is not on this
+    machine); this process (submitting and polling); other processes (the rest of the
+    machine's busy time: other programs, the kernel's threads); and idle.
 takeover
     Two workers (concurrency 1) and ``--kills`` runs (20), one at a time. The first time
     ``n5`` runs on a thread (after the effect in ``n2``) it records its pid and blocks; the
     bench SIGKILLs that worker, the other one, idle, must take the run over, and a new worker
-    replaces the dead one before the next run (not timed). Reported (median, p99, max): from
+    replaces the dead one before the next run (not timed). Reported (median, p99, min): from
     the SIGKILL to the job put back in the queue (the dead worker's heartbeat went stale, a
     live worker requeued it), to the job started again on the other worker, and to the run
     succeeded. Worker flags: ``--heartbeat`` 0.5 s and ``--stalled-after`` 2 s (the tests'
-    settings; the worker's defaults are 1 s and 5 s).
+    settings; the worker's defaults are 1 s and 5 s). The run's effect ran before the kill:
+    the bench fails if it ran again.
 storm
     ``--storm-workers`` workers (4, concurrency 2) and ``--storm-runs`` runs (100) submitted at
     once, every node sleeping ``--node-sleep`` s (0.1) so that kills land mid-run. A killer
@@ -526,7 +532,10 @@ def takeover_table(samples: list[Takeover], s: Settings) -> None:
         ms = [getattr(x, field) * 1000 for x in samples]
         print(f"| {what} | {statistics.median(ms):.0f} ms | {percentile(ms, 99):.0f} ms | "
               f"{min(ms):.0f} ms |")
-    print("(every run ended with counter 10 and its effect once: 0 missing, 0 duplicated)")
+    gap = statistics.median(x.restarted - x.requeued for x in samples) * 1000
+    print(f"(back in the queue -> started: median {gap:.0f} ms, the idle worker's next poll of "
+          "the queue, every second: putting a job back sends no notification; every run ended "
+          "with counter 10 and its effect once: 0 missing, 0 duplicated)")
 
 
 # -- kill storm ------------------------------------------------------------------------------
