@@ -54,6 +54,7 @@ Any failed check exits with status 1. ``--quick`` is a smoke run with small numb
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -428,6 +429,53 @@ def throughput(server: PgAdmin, tmp: Path, s: Settings, n: int, round_: int) -> 
     return Throughput(n, s.runs, last - first, submit_seconds, cpu)
 
 
+def in_process(server: PgAdmin, tmp: Path, s: Settings, round_: int) -> Throughput:
+    """The baseline: the same runs in this process, no queue, ``s.concurrency`` at a time
+    (asyncio tasks on one ``steward.aopen`` runtime, ``rt.config`` and durability "sync", as
+    a worker runs them)."""
+    with database(server, tmp, f"tp0_{round_}") as db:
+        os.environ[WORLD] = str(db.world)
+        try:
+            seconds, before, after = asyncio.run(_in_process(db, s))
+        finally:
+            del os.environ[WORLD]
+        keys: dict[str, list[str]] = {}
+        for line in db.world.read_text().splitlines():
+            thread, key, _ = line.split()
+            keys.setdefault(thread, []).append(key)
+        if len(keys) != s.runs + 2 * s.concurrency or any(len(k) != 1 for k in keys.values()):
+            raise BenchFailed(f"in-process runs: {len(keys)} threads with effects, "
+                              f"{sum(len(k) != 1 for k in keys.values())} not once")
+    wall = after.at - before.at
+    pg = (None if before.postgres is None or after.postgres is None
+          else (after.postgres - before.postgres) / wall)
+    me = (after.me - before.me) / wall
+    machine = (after.busy - before.busy) / wall
+    cpu = {"workers": me, "postgres": pg, "bench": 0.0, "machine": machine,
+           "other": machine - me - (pg or 0.0)}
+    return Throughput(0, s.runs, seconds, 0.0, cpu)
+
+
+async def _in_process(db: Db, s: Settings) -> tuple[float, CpuSample, CpuSample]:
+    async with steward.aopen(db.url) as rt:
+        graph = builder.compile(checkpointer=rt.checkpointer, store=rt.store)
+
+        async def runs(threads: list[str]) -> None:
+            async def one() -> None:
+                while threads:
+                    await graph.ainvoke({"counter": 0}, rt.config(threads.pop(), ALICE),
+                                        durability="sync")
+            await asyncio.gather(*(one() for _ in range(s.concurrency)))
+
+        await runs([f"warm-{i}" for i in range(2 * s.concurrency)])
+        before = CpuSample.take([], db.postmaster)
+        t0 = time.monotonic()
+        await runs([f"run-{i}" for i in range(s.runs)])
+        seconds = time.monotonic() - t0
+        after = CpuSample.take([], db.postmaster)
+    return seconds, before, after
+
+
 def throughput_table(results: dict[int, list[Throughput]], s: Settings) -> None:
     cores = float(os.cpu_count() or 1)
     rate = {n: statistics.median(r.rate for r in rs) for n, rs in results.items()}
@@ -436,25 +484,33 @@ def throughput_table(results: dict[int, list[Throughput]], s: Settings) -> None:
           f"each worker --concurrency {s.concurrency}; from the first submit to the last run "
           "succeeded")
     print("| workers | runs/s (median) | min-max | checkpoints/s | / 1 worker | submitting | "
-          "CPU: workers | postgres | bench | other processes | idle |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "CPU: workers | postgres | bench | other processes | idle | CPU ms per run: "
+          "workers | postgres |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| ---: |")
 
-    def mean(rs: list[Throughput], key: str) -> str:
+    def mean(rs: list[Throughput], key: str, per_run: bool = False) -> str:
         values = [r.cpu[key] for r in rs]
-        found = [v for v in values if v is not None]
-        return f"{statistics.fmean(found):.2f}" if len(found) == len(values) else "n/a"
+        found = [v / r.rate * 1000 if per_run else v for v, r in zip(values, rs, strict=True)
+                 if v is not None]
+        if len(found) < len(values):
+            return "n/a"
+        return f"{statistics.fmean(found):.1f}" if per_run else f"{statistics.fmean(found):.2f}"
 
     for n, rs in results.items():
         ratio = f"{rate[n] / base:.2f}x" if base else "n/a"
         idle = cores - statistics.fmean(r.cpu["machine"] or 0.0 for r in rs)
-        print(f"| {n} | {rate[n]:.1f} | {min(r.rate for r in rs):.1f}-"
+        label = str(n) if n else f"none: in-process, {s.concurrency} at a time"
+        print(f"| {label} | {rate[n]:.1f} | {min(r.rate for r in rs):.1f}-"
               f"{max(r.rate for r in rs):.1f} | {rate[n] * CHECKPOINTS_PER_RUN:.0f} | {ratio} | "
               f"{statistics.fmean(r.submit_seconds for r in rs):.2f} s | {mean(rs, 'workers')} | "
               f"{mean(rs, 'postgres')} | {mean(rs, 'bench')} | {mean(rs, 'other')} | "
-              f"{idle:.2f} |")
+              f"{idle:.2f} | {mean(rs, 'workers', True)} | {mean(rs, 'postgres', True)} |")
     print(f"(CPU columns: cores' worth over the timed window, mean of the rounds; this machine "
           f"has {os.cpu_count()} cores, shared by the workers, PostgreSQL and the bench; "
-          "\"submitting\": how long this process took to submit the runs, inside the window)")
+          "\"submitting\": how long this process took to submit the runs, inside the window; "
+          "the in-process row runs the same graph in this process with rt.config and "
+          "durability=\"sync\", no queue and no worker, its CPU under \"workers\")")
 
 
 # -- takeover --------------------------------------------------------------------------------
@@ -684,11 +740,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{os.getloadavg()[0]:.2f}; effect in node n{EFFECT_NODE} of {NODES}",
                   flush=True)
             if "throughput" in args.only:
-                results: dict[int, list[Throughput]] = {n: [] for n in s.workers}
+                results: dict[int, list[Throughput]] = {n: [] for n in (*s.workers, 0)}
                 for r in range(s.rounds):  # interleaved: every count once per round
                     for n in s.workers:
                         say(f"throughput: round {r + 1}/{s.rounds}, {n} worker(s)")
                         results[n].append(throughput(server, tmp, s, n, r))
+                    say(f"throughput: round {r + 1}/{s.rounds}, in-process baseline")
+                    results[0].append(in_process(server, tmp, s, r))
                 throughput_table(results, s)
             if "takeover" in args.only:
                 takeover_table(takeover(server, tmp, s), s)
