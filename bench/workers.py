@@ -26,7 +26,11 @@ throughput
     server's (its postmaster, found as the parent of a backend, and its children, with the
     time of backends that ended; from ``/proc``, "n/a" if the server is not on this
     machine); this process (submitting and polling); other processes (the rest of the
-    machine's busy time: other programs, the kernel's threads); and idle.
+    machine's busy time: other programs, the kernel's threads; +-0.03 is the noise of the
+    sampling); idle; and the CPU milliseconds per run of the workers and of PostgreSQL.
+    Each round ends with a baseline: the same runs in this process, ``--concurrency`` at a
+    time (asyncio tasks on one ``steward.aopen`` runtime, ``rt.config``, durability "sync"),
+    with no queue and no worker process, to show what the queue and the workers add.
 takeover
     Two workers (concurrency 1) and ``--kills`` runs (20), one at a time. The first time
     ``n5`` runs on a thread (after the effect in ``n2``) it records its pid and blocks; the
