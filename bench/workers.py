@@ -302,13 +302,28 @@ class Db:
             if found["succeeded"] == len(jobs):
                 return
             if found["failed"] or found["cancelled"] or found["aborted"]:
-                raise BenchFailed(f"jobs ended badly: {dict(found)}")
+                bad = self.conn.execute(
+                    "SELECT id, args->>'thread_id', attempts FROM procrastinate_jobs WHERE "
+                    "id = ANY(%s) AND status IN ('failed', 'cancelled', 'aborted')",
+                    (list(jobs),)).fetchall()
+                raise BenchFailed(f"jobs ended badly: {dict(found)}; (job, thread, attempts) "
+                                  f"{bad}\n{self.worker_errors()}")
             if time.monotonic() > deadline:
                 raise BenchFailed(f"not all {len(jobs)} jobs succeeded after {timeout:.0f}s: "
                                   f"{dict(found)}")
             if tick is not None:
                 tick()
             time.sleep(every)
+
+    def worker_errors(self, limit: int = 6000) -> str:
+        """What the workers' logs say beyond "ready" and requeueing (errors, tracebacks)."""
+        found = []
+        for log in sorted(self.where.glob("worker-*.log"), key=lambda p: p.stat().st_mtime):
+            lines = [ln for ln in log.read_text(errors="replace").splitlines()
+                     if "steward worker ready" not in ln and "stopped beating" not in ln]
+            if lines:
+                found.append(f"--- {log.name}\n" + "\n".join(lines))
+        return "\n".join(found)[-limit:]
 
     def events(self, jobs: Sequence[int]) -> dict[int, list[tuple[str, float]]]:
         """Each job's transitions, in order: (type, epoch seconds)."""
