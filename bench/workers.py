@@ -145,7 +145,12 @@ def postmaster_of(url: str) -> int | None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        fields = _stat(int(row[0])) if row else []
+        pid = int(row[0]) if row else 0
+        try:  # a process of that pid here may be another program's (a server elsewhere)
+            ours = Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+        except OSError:
+            ours = False
+        fields = _stat(pid) if ours else []
     return int(fields[1]) if fields else None
 
 
