@@ -1,4 +1,5 @@
-"""The benchmark keeps running: a quick SQLite pass must finish and report its targets.
+"""The benchmarks keep running: a quick SQLite pass must finish and report its targets; the
+workers' quick pass (on PostgreSQL) must lose no run and repeat no effect.
 
 (Speed itself is measured by ``make bench``, never asserted here.)"""
 
@@ -8,6 +9,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from _pg import PgServer
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "checkpointer.py"
 
@@ -51,3 +55,16 @@ def test_the_timer_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sqlite: timer lateness from expires_at to the node running: median" in done.stdout
+
+
+@pytest.mark.postgres
+def test_the_workers_benchmark_runs_quickly_and_loses_no_effect(pg_server: PgServer,
+                                                                tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "workers.py"), "--quick", "--pg-url",
+         pg_server.admin_url, "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Throughput:" in done.stdout and "Takeover:" in done.stdout
+    assert "runs done; effects: 0 missing, 0 duplicated" in done.stdout, done.stdout

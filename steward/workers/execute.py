@@ -10,7 +10,16 @@ payload is applied at most once:
 - a resume (``Command(resume=...)``) is kept as a write of the interrupted checkpoint until
   its task ends: such a write means the resume was applied too;
 - a thread whose run died (``stalled``) is continued with ``rt.aresume``, from its last
-  checkpoint; then the payload is applied only if it was not already.
+  checkpoint; then the payload is applied only if it was not already. A run that died
+  after taking the thread's lease but before its first checkpoint left nothing to continue:
+  the payload runs (and takes the dead run's lease over).
+
+Runs go with ``durability="sync"``: each step's checkpoint is committed before the next step
+starts. With LangGraph's default (``"async"``) a step's tasks run while the checkpoint that
+scheduled them is still being written, so a worker killed right after an effect could lose
+that checkpoint; the next attempt would resume from an earlier one, schedule the task again
+under another id, and the effect -- whose call site is named after its task -- would act a
+second time under a new idempotency key.
 """
 
 from __future__ import annotations
@@ -55,9 +64,11 @@ async def execute(rt: steward.Runtime, graphs: Graphs, job_id: int, *, graph: st
     done = retried and await applied(rt, thread_id, who, job_id, is_resume)
     info = await rt.checkpointer.athread_info(thread_id, who)
     out = None
-    if info is not None and info["status"] == "stalled":
-        out = await rt.aresume(thread_id, who, graph=compiled)
+    where: RunnableConfig = {"configurable": {"thread_id": thread_id, "principal": who}}
+    if info is not None and info["status"] == "stalled" \
+            and await rt.checkpointer.aget_tuple(where) is not None:
+        out = await rt.aresume(thread_id, who, graph=compiled, durability="sync")
     if not done:
         payload = Command(resume=resume) if is_resume else input
-        out = await compiled.ainvoke(payload, config)
+        out = await compiled.ainvoke(payload, config, durability="sync")
     return out
