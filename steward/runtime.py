@@ -149,6 +149,13 @@ class Runtime:
                               "with graph.invoke(Command(resume=...), rt.config(thread_id, "
                               "approver)) (rt.approvals.pending shows approvals).")
 
+    @staticmethod
+    def _started(latest: Any, thread_id: str) -> None:
+        if latest is None:
+            raise ConfigError(f"thread {thread_id!r} has no checkpoint: its run died before its "
+                              "first step, so there is nothing to continue; run it again with "
+                              "its input (graph.invoke(input, rt.config(thread_id, principal))).")
+
     def resume(self, thread_id: str, principal: Principal | Mapping[str, Any], *,
                graph: Any, **invoke: Any) -> Any:
         """Continue a thread from where it stopped, as ``principal``: a run that died mid-way
@@ -161,6 +168,7 @@ class Runtime:
         config, at = self._resumable(thread_id, principal, graph)
         self._not_waiting(self.checkpointer.thread_info(at["thread_id"], at["principal"]),
                           at["thread_id"])
+        self._started(self.checkpointer.get_tuple(config), at["thread_id"])
         return graph.invoke(None, config, **invoke)
 
     async def aresume(self, thread_id: str, principal: Principal | Mapping[str, Any], *,
@@ -168,6 +176,7 @@ class Runtime:
         config, at = self._resumable(thread_id, principal, graph)
         self._not_waiting(await self.checkpointer.athread_info(at["thread_id"], at["principal"]),
                           at["thread_id"])
+        self._started(await self.checkpointer.aget_tuple(config), at["thread_id"])
         return await graph.ainvoke(None, config, **invoke)
 
     def _submission(self, graph: str, thread_id: str, input: Any,

@@ -158,6 +158,13 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
         graph.invoke({}, rt.config("T", alice))
         with pytest.raises(steward.ConfigError, match="waits on an interrupt: answer it"):
             rt.resume("T", alice, graph=graph)
+        # A run that took its lease and died before its first checkpoint left nothing to go on
+        # from: said so, and the thread is left as it was.
+        rt.checkpointer.acquire_lease("T-none", "a-run", alice)
+        before = rt.checkpointer.thread_info("T-none", alice)
+        with pytest.raises(steward.ConfigError, match="has no checkpoint: its run died"):
+            rt.resume("T-none", alice, graph=graph)
+        assert rt.checkpointer.thread_info("T-none", alice) == before
         with pytest.raises(steward.ConfigError, match="unknown access level"):
             rt.checkpointer.check_access("T", alice, "own")
         rt.checkpointer.check_access("T", alice, "admin")  # the owner may

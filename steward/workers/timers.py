@@ -47,10 +47,13 @@ class Wake:
 
 
 async def graph_of(rt: steward.Runtime, thread_id: str, who: Principal) -> str | None:
-    """The graph a thread runs, as its latest checkpoint names it (``graph_id``)."""
+    """The graph a thread runs, as its latest checkpoint names it (``graph_id``); "" when it
+    has no checkpoint (its run died before its first step: nothing to continue)."""
     latest = await rt.checkpointer.aget_tuple(
         {"configurable": {"thread_id": thread_id, "principal": who}})
-    name = (latest.metadata or {}).get("graph_id") if latest is not None else None
+    if latest is None:
+        return ""
+    name = (latest.metadata or {}).get("graph_id")
     return str(name) if name else None
 
 
@@ -71,7 +74,10 @@ async def due(rt: steward.Runtime, graphs: Graphs, *, limit: int = 100,
         else:
             who = Principal.parse(row.run_as)
             name = await graph_of(rt, row.thread_id, who)
-            if name is None or name not in graphs.entries:
+            if name == "":
+                reason = ("it has no checkpoint: its run died before its first step (run it "
+                          "again with its input)")
+            elif name is None or name not in graphs.entries:
                 reason = (f"its graph {name!r} is not in {graphs.source}" if name else
                           "its checkpoints name no graph (run it with "
                           "rt.config(..., graph_id=NAME))")
