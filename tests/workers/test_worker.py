@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,15 @@ from steward.jobs import Submitted
 from steward.jobs.graphs import bind
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def workers(pg_url: str, tmp_path: Path) -> Iterator[Workers]:
+    found = Workers(pg_url, tmp_path)
+    try:
+        yield found
+    finally:
+        found.stop()
 
 
 def _runtime(w: Workers) -> Any:
