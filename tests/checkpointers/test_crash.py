@@ -65,6 +65,17 @@ def _check(url: str, *, finish: bool = False) -> int:
     return total
 
 
+def _steps(url: str) -> int:
+    """The steps stored so far, read while the worker writes (no checks: it is mid-run)."""
+    sys.path.insert(0, str(WORKER.parent))
+    from _crash_worker import build
+
+    with steward.open(url) as rt:
+        graph = build(rt.checkpointer)
+        return sum(len(graph.get_state(rt.config(f"T{t}", ALICE)).values.get("log", []))
+                   for t in range(THREADS))
+
+
 def test_a_writer_killed_at_random_instants_loses_and_repeats_nothing(
         db_url: str, tmp_path: Path) -> None:
     rng = random.Random(20261121)
@@ -74,7 +85,14 @@ def test_a_writer_killed_at_random_instants_loses_and_repeats_nothing(
     for _ in range(KILLS):
         proc = _start(db_url, ready)
         _wait_ready(proc, ready)
-        time.sleep(rng.uniform(0.05, 0.4))  # somewhere in the middle of the writes
+        # Once it has stored a step of its own (however busy the machine), kill it somewhere
+        # in the middle of the writes that follow.
+        deadline = time.monotonic() + 30
+        while _steps(db_url) <= stored:
+            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the worker made no progress in 30 s"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         now = _check(db_url)
