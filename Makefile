@@ -34,7 +34,7 @@ demo: $(CORE_STAMP)
 	$(VENV)/bin/steward demo
 
 test: $(DEV_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check steward tests bench

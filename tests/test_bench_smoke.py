@@ -62,7 +62,7 @@ def test_the_workers_benchmark_runs_quickly_and_loses_no_effect(pg_server: PgSer
                                                                 tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH.parent / "workers.py"), "--quick", "--workers", "1",
-         "--kills", "1", "--storm-runs", "8", "--node-sleep", "0.1", "--kill-every", "0.7",
+         "--kills", "1", "--storm-runs", "6", "--node-sleep", "0.3", "--kill-every", "1.5",
          "--pg-url", pg_server.admin_url, "--tmpdir", str(tmp_path)],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
         capture_output=True, text=True, timeout=300, check=False)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -51,6 +52,7 @@ _ROW = ("thread_id", "seq", "kind", "at", "tenant", "principal_id", "run_id", "n
         "payload_hash")
 _COLS = ", ".join(_ROW)
 _MAX_TEXT = 4000
+_MINTED = re.compile(r"[a-z]{3}_[0-9a-f]{24}", re.ASCII)  # apr_…, std_…: Steward's own ids
 
 
 def _row_event(row: Sequence[Any]) -> Event:
@@ -146,10 +148,16 @@ class AuditLog:
                  "run_id": run_id or self.runs.get(thread_id),
                  "node": node, "step": step, "checkpoint_ns": checkpoint_ns,
                  "duration": duration,
-                 "payload": _plain(self.redactor.redact(dict(payload or {}))) if redact
-                 else dict(payload or {})}
+                 "payload": self._redacted(payload or {}) if redact else dict(payload or {})}
         with self._lock:
             self._pending.setdefault(thread_id, []).append(event)
+
+    def _redacted(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The payload redacted, but for the ids Steward mints at its top level (an approval
+        request's ``apr_`` + 24 hex digits can look like an IBAN that passes mod 97)."""
+        minted = {k for k, v in payload.items() if isinstance(v, str) and _MINTED.fullmatch(v)}
+        out = _plain(self.redactor.redact({k: v for k, v in payload.items() if k not in minted}))
+        return {k: payload[k] if k in minted else out[k] for k in payload}
 
     def held(self, thread_id: str) -> bool:
         """Whether a run of this process holds the thread's lease (its release writes)."""
