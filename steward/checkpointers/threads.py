@@ -84,24 +84,6 @@ class InfoRow(NamedTuple):
     lease_holder: str | None
 
 
-class _DueRow(NamedTuple):
-    """``InfoRow`` and what waking the thread needs (``Threads.due_op``)."""
-
-    thread_id: str
-    tenant: str | None
-    owner: str | None
-    status: str
-    waiting_on: Any
-    created_at: float
-    updated_at: float
-    expires_at: float | None
-    lease_owner: str | None
-    lease_expires_at: float | None
-    lease_holder: str | None
-    run_as: Any
-    wake: str | None
-
-
 class Due(NamedTuple):
     """A thread a worker should wake: ``why`` is ``stalled`` (its run died), ``expired`` or
     ``escalated`` (an approval it waits on ran out of time); ``run_as`` the principal of its
@@ -589,16 +571,18 @@ class Threads:
         ``escalated``: ``timed_out_op``). For ``steward worker`` only: it reads across
         tenants, without a principal."""
         cols = f"{THREAD_INFO_COLS}, run_as, wake"
-        rows = [_DueRow._make(r) for r in (yield Stmt(
+        found = (yield Stmt(
             f"SELECT * FROM (SELECT {cols} FROM steward_threads WHERE status = 'running' "
             f"ORDER BY updated_at LIMIT ?) r UNION SELECT * FROM (SELECT {cols} FROM "
             "steward_threads WHERE wake IS NOT NULL ORDER BY updated_at LIMIT ?) w",
-            (limit_of(limit), limit_of(limit)))).rows]
-        stalled = yield from self._stalled_op([InfoRow._make(r[:len(InfoRow._fields)])
-                                               for r in rows])
-        due = [Due(r.thread_id, "stalled" if r.thread_id in stalled else str(r.wake),
-                   load_json(r.run_as), r.updated_at)
-               for r in rows if r.thread_id in stalled or (r.wake and r.status == "interrupted")]
+            (limit_of(limit), limit_of(limit)))).rows
+        n = len(InfoRow._fields)
+        rows = [(InfoRow._make(r[:n]), load_json(r[n]), r[n + 1]) for r in found]
+        stalled = yield from self._stalled_op([info for info, _, _ in rows])
+        due = [Due(info.thread_id, "stalled" if info.thread_id in stalled else str(wake),
+                   run_as, info.updated_at)
+               for info, run_as, wake in rows
+               if info.thread_id in stalled or (wake and info.status == "interrupted")]
         return sorted(due, key=lambda d: d.since)
 
     def timed_out_op(self, tid: str, request_id: str, why: str,
