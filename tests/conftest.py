@@ -104,14 +104,29 @@ def pgvector_url(pgvector_server: PgServer) -> Iterator[str]:
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# The memory tests (tests/memory/) run on a third backend too: PostgreSQL 16 with pgvector,
+# where semantic recall goes through pgvector's HNSW index.
+MEMORY_BACKENDS = [*BACKENDS, pytest.param("pgvector", marks=[pytest.mark.postgres,
+                                                              pytest.mark.pgvector])]
+MEMORY_TESTS = Path(__file__).resolve().parent / "memory"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # As a mark, which pytest applies instead of db_url's own params.
+    if "db_url" in metafunc.fixturenames and MEMORY_TESTS in metafunc.definition.path.parents:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("db_url", MEMORY_BACKENDS, indirect=True))
 
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database URL on each backend: a SQLite file, or a new Postgres database."""
+    """A fresh database URL on each backend: a SQLite file, or a new Postgres database (for
+    the memory tests also a database on the PostgreSQL 16 server with pgvector)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/steward.db"
-    return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue("pgvector_url" if request.param == "pgvector"
+                                       else "pg_url"))
 
 
 @pytest.fixture

@@ -401,9 +401,10 @@ class MemoryStore(BaseStore):
         and the prefix again here), the same function scores them, and values are decoded
         and filtered in that order. Iterative index scans (pgvector 0.8) keep proposing past
         rows the conditions drop; if the page is still not full, more candidates are asked
-        for, and past ``_MAX_CANDIDATES``, or when the index runs out (it stops after
-        ``hnsw.max_scan_tuples``), the exact scan fills the page: never fewer items than
-        the exact scan finds."""
+        for (without the team spaces the policy closed meanwhile), and past
+        ``_MAX_CANDIDATES``, or when the index runs out (it stops after
+        ``hnsw.max_scan_tuples``), the exact scan fills the page: never fewer items than the
+        exact scan finds."""
         found = self._reach(who, op.namespace_prefix, now)
         if found is None:
             return []
@@ -417,11 +418,14 @@ class MemoryStore(BaseStore):
         decided: dict[str, bool] = {}
         reach: dict[str, bool] = {}
         while True:
+            # Team spaces the policy closed to ``who`` in an earlier round: left out in SQL.
+            closed = sorted(scope for scope, ok in decided.items() if not ok)
+            unless = f" AND scope NOT IN ({', '.join('?' for _ in closed)})" if closed else ""
             rows = (yield Stmt(
-                f"SELECT {_LIGHT}, type, value FROM steward_memory WHERE {where} AND "
+                f"SELECT {_LIGHT}, type, value FROM steward_memory WHERE {where}{unless} AND "
                 f"{schema}.vector_dims(vec) = {dims} ORDER BY vec::{schema}.vector({dims}) "
                 f"OPERATOR({schema}.<#>) ?::{schema}.vector({dims}) LIMIT {limit}",
-                [*params, vec])).rows
+                [*params, *closed, vec])).rows
             page = []
             for score, row in self._ranked(query, self._in_reach(
                     who, op.namespace_prefix, rows, decided, reach)):
