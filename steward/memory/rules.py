@@ -18,7 +18,7 @@ __all__ = ["DAY", "DEFAULT_EF_SEARCH", "DEFAULT_PURPOSES", "MemoryRules"]
 
 DAY = 86_400.0
 # pgvector's hnsw.ef_search for recall (its default is 40): see the README's Memory recall.
-DEFAULT_EF_SEARCH = 200
+DEFAULT_EF_SEARCH = 100
 # purpose -> seconds kept; None: kept until deleted or erased; 0: never stored.
 DEFAULT_PURPOSES: Mapping[str, float | None] = {
     "conversation": 30 * DAY,

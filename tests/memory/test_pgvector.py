@@ -376,6 +376,24 @@ def test_each_dimension_has_its_own_index_and_is_recalled_alone(db_url: str) -> 
             assert rt.store.recall_info()["dimensions"] == [4, 8]
 
 
+async def test_the_async_twins_recall_through_the_index(pgvector_url: str) -> None:
+    memory = MemoryRules(embeddings=Coords(), fields=["text"])
+    async with steward.aopen(pgvector_url, memory=memory) as rt:
+        alice, bob = rt.store.bind(ALICE), rt.store.bind(BOB)
+        rng = np.random.default_rng(6)
+        for i in range(30):
+            await alice.aput(user_space(ALICE), f"a{i}", {"text": _near(rng, -QUERY, 1.0)},
+                             purpose="preference")
+            await bob.aput(user_space(BOB), f"b{i}", {"text": coords(QUERY)},
+                           purpose="preference")
+        info = await rt.store.arecall_info()
+        assert (info["method"], info["dimensions"]) == ("hnsw", [DIMS])
+        found = await alice.asearch(("acme",), query=coords(QUERY), limit=10)
+        assert len(found) == 10 and all(i.namespace[1] == "user:alice" for i in found)
+    assert _keys(found) == _keys(_exact(pgvector_url, ALICE, ("acme",), query=coords(QUERY),
+                                        limit=10))
+
+
 def test_bad_recall_rules_are_refused() -> None:
     for bad in ({"recall": "fast"}, {"ef_search": 0}, {"ef_search": 1001},
                 {"ef_search": 2.5}, {"ef_search": True}):
