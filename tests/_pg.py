@@ -203,16 +203,24 @@ class PgServer:
 
 def _reachable(bindir: Path, user: str, tmpdir: Path) -> Path:
     """``bindir``, if ``user`` may run its programs; else a copy of its installation (bin, lib,
-    share: the binaries find the others beside them) in ``tmpdir``, which the user may read.
-    Debian's binaries are everyone's; a wheel's may sit in a directory private to root."""
+    share: the programs find them beside themselves) in ``tmpdir``, which the user may read.
+    Debian's binaries are everyone's; a wheel's may sit in a directory private to root. The
+    copy keeps the layout two levels up, so that a wheel's programs still find the libraries
+    bundled beside their package (``<package>.libs``, reached through ``$ORIGIN/../../..``)."""
     if subprocess.run(_as_user(user, ["test", "-x", str(bindir / "postgres")]),
                       capture_output=True).returncode == 0:
         return bindir
-    copy = tmpdir / "pginstall"
-    shutil.copytree(bindir.parent, copy, symlinks=True)
-    for path in [copy, *copy.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() or os.access(path, os.X_OK)
-                   else path.stat().st_mode | 0o444)
+    install, root = bindir.parent, tmpdir / "pginstall"
+    package = install.parent
+    copy = root / package.name / install.name
+    shutil.copytree(install, copy, symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, root / libs.name, symlinks=True)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            mode = path.stat().st_mode
+            path.chmod(mode | (0o555 if path.is_dir() or mode & 0o100 else 0o444))
     return copy / "bin"
 
 
