@@ -275,13 +275,12 @@ class MemoryStore(BaseStore):
                        (_ns(op.namespace), op.key), wait=False)
             return
         cols, marks, params = "", "", [*row[:8], vector, *row[9:]]
-        schema = support.schema if support is not None else None
-        if schema is not None:
-            cols, marks = ", vec", f", ?::{schema}.vector"
+        if support is not None and support.schema is not None:
+            cols, marks = ", vec", f", ?::{support.schema}.vector"
             params.append(literal(vector) if vector is not None else None)
-            dims = len(vector) // 4 if vector is not None else 0
-            if 0 < dims <= HNSW_MAX_DIMS and dims not in support.indexed:  # type: ignore[union-attr]
-                yield from index_op(schema, dims)
+            dims = _dims(vector) or 0
+            if 0 < dims <= HNSW_MAX_DIMS and dims not in support.indexed:
+                yield from index_op(support.schema, dims)
         yield Stmt(
             "INSERT INTO steward_memory (namespace, key, tenant, scope, subject, purpose, type, "
             f"value, embedding, created_at, updated_at, expires_at{cols}) VALUES "
