@@ -56,10 +56,10 @@ def coords(vector: Any) -> str:
     return " ".join(f"{float(x):.6f}" for x in vector)
 
 
-def _open(url: str, **rules: Any) -> steward.Runtime:
+def _open(url: str, key: str | None = None, **rules: Any) -> steward.Runtime:
     memory = MemoryRules(embeddings=Coords(), fields=["text"], **rules)
     return steward.open(url, memory=memory, thread_roles={"ops": "admin"},
-                        policy=steward.Policy.from_cedar(FINANCE_ONLY))
+                        policy=steward.Policy.from_cedar(FINANCE_ONLY), encryption_key=key)
 
 
 def _near(rng: np.random.Generator, target: np.ndarray[Any, Any], spread: float) -> str:
@@ -261,6 +261,25 @@ def test_erased_expired_and_deleted_items_are_never_recalled(pgvector_url: str) 
         assert rt.erase("alice", by=OPS).memories == 50  # 49 left and the expired one
         assert alice.search(("acme",), query=coords(QUERY), limit=60) == []
         assert len(bob.search(("acme",), query=coords(QUERY), limit=60)) == 60
+
+
+def test_sealed_and_redacted_values_are_recalled_through_the_index_as_before(
+        pgvector_url: str) -> None:
+    # Encrypted at rest and redacted on the way in, as on every backend: the index changes
+    # neither; a value filter still reads the decrypted value.
+    with _open(pgvector_url, key="ef" * 32) as rt:
+        _fill(rt, alice=20, others=200, seed=7)
+        alice = rt.store.bind(ALICE)
+        alice.put(user_space(ALICE, "notes"), "mail",
+                  {"text": coords(QUERY), "note": "write to jane.doe@example.com", "n": 99},
+                  purpose="preference")
+        [hit] = alice.search(("acme",), query=coords(QUERY), limit=1, filter={"n": 99})
+        assert hit.key == "mail" and hit.value["note"] == "write to [REDACTED:email]"
+        assert rt.store.recall_info()["method"] == "hnsw"
+    [(value,)] = execute(pgvector_url, "SELECT value FROM steward_memory WHERE key = 'mail'")
+    assert b"REDACTED" not in bytes(value) and b"write to" not in bytes(value)  # sealed
+    with pytest.raises(steward.ConfigError, match="encrypted"):
+        _open(pgvector_url)
 
 
 def _same_items(url: str) -> list[list[tuple[str, float | None]]]:
