@@ -8,8 +8,12 @@ extension is missing or may not be created the exact scan gives the same results
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -362,6 +366,33 @@ def test_a_role_that_may_not_create_the_extension_gets_the_exact_scan_until_an_a
                                      purpose="preference")
         assert execute(admin_url, "SELECT vec IS NOT NULL FROM steward_memory "
                                   "WHERE key = 'new'") == [(True,)]
+
+
+def test_processes_setting_up_and_writing_a_new_dimension_at_once(pgvector_url: str) -> None:
+    # Four processes open a fresh database at once and each writes the first vector of a new
+    # dimension: one creates the extension and the column, one builds the index, none fails.
+    code = ("import sys, steward\n"
+            "from steward.memory import user_space\n"
+            "from langchain_core.embeddings import FakeEmbeddings\n"
+            "rules = steward.MemoryRules(embeddings=FakeEmbeddings(size=12), fields=['text'])\n"
+            "alice = steward.Principal(id='alice', tenant='acme', roles=frozenset())\n"
+            "with steward.open(sys.argv[1], memory=rules) as rt:\n"
+            "    rt.store.bind(alice).put(user_space(alice), sys.argv[2], {'text': 'x'},\n"
+            "                             purpose='preference')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def start(n: int) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-c", code, pgvector_url, f"k{n}"], env=env,
+                              capture_output=True, timeout=120, check=False)
+
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(start, range(4)))
+    for proc in done:
+        assert proc.returncode == 0, proc.stderr.decode()
+    assert execute(pgvector_url, "SELECT count(*) FROM steward_memory WHERE vec IS NOT NULL "
+                                 "AND vector_dims(vec) = 12") == [(4,)]
+    assert execute(pgvector_url, "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                                 "'steward_memory_hnsw_12'") == [(1,)]
 
 
 def test_rows_an_older_writer_left_without_a_vector_are_filled_in_at_setup(
