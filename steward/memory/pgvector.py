@@ -31,8 +31,8 @@ import numpy as np
 from steward.storage.migrations import PG_LOCK
 from steward.storage.ops import Op, Stmt
 
-__all__ = ["HNSW_MAX_DIMS", "VectorSupport", "detect_op", "ensure_op", "index_op",
-           "index_sql", "literal"]
+__all__ = ["HNSW_MAX_DIMS", "VectorSupport", "detect_op", "ensure_op", "index_name",
+           "index_op", "index_sql", "literal"]
 
 HNSW_MAX_DIMS = 2_000  # pgvector's HNSW index on ``vector``
 VECTOR_MAX_DIMS = 16_000  # pgvector's ``vector`` type
@@ -58,8 +58,9 @@ LEFT JOIN pg_namespace n ON n.oid = e.extnamespace
 """
 
 # CREATE EXTENSION needs a superuser (pgvector is not a trusted extension): a role that may not
-# is told so by recall_info(), and setup goes on with the exact scan. Any failure of the
-# statement is caught in its own subtransaction, so the setup's transaction goes on.
+# is told so by recall_info(), and setup goes on with the exact scan. That refusal (or an
+# installation missing its files) is caught in the block's own subtransaction, so the setup's
+# transaction goes on; any other error fails the setup, as errors do.
 _CREATE = """
 DO $steward$ BEGIN
     CREATE EXTENSION IF NOT EXISTS vector;
