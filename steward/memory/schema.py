@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from steward.memory.pgvector import ensure_op
 from steward.storage.migrations import Migration, Schema
 
 __all__ = ["SCHEMA"]
@@ -31,4 +32,6 @@ CREATE INDEX steward_memory_subject ON steward_memory (tenant, subject);
 CREATE INDEX steward_memory_expiry ON steward_memory (expires_at) WHERE expires_at IS NOT NULL
 """
 
-SCHEMA = Schema("memory", (Migration(_MEMORY, 7),))
+# On PostgreSQL with pgvector, every setup also adds a vector column, fills it in and indexes it
+# (steward.memory.pgvector): that depends on the server, not on the version.
+SCHEMA = Schema("memory", (Migration(_MEMORY, 7),), ensure=ensure_op)

