@@ -67,6 +67,6 @@ def interrupts(value: Any, task_id: str) -> list[dict[str, Any]]:
             entry["roles"] = sorted(roles)  # who may vote: the approver's reach
             request = payload.get("id") if isinstance(payload, Mapping) else None
             if isinstance(request, str):
-                entry["request"] = request  # its timer marks it (Threads.timed_out_op)
+                entry["request"] = request  # its timer marks it (checkpointers.wakes.timed_out_op)
         out.append(entry)
     return out

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from steward.checkpointers.configs import subjects_of
 from steward.checkpointers.deltas import Key, Known
-from steward.checkpointers.sql import THREAD_INFO_COLS, Sql
+from steward.checkpointers.sql import Sql
 from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity, Vote
 from steward.storage.codec import dump_json, load_json
@@ -82,17 +82,6 @@ class InfoRow(NamedTuple):
     lease_owner: str | None
     lease_expires_at: float | None
     lease_holder: str | None
-
-
-class Due(NamedTuple):
-    """A thread a worker should wake: ``why`` is ``stalled`` (its run died), ``expired`` or
-    ``escalated`` (an approval it waits on ran out of time); ``run_as`` the principal of its
-    last run (a dict), None when no principal ran it; ``since`` when its row last changed."""
-
-    thread_id: str
-    why: str
-    run_as: dict[str, Any] | None
-    since: float
 
 
 def thread_row(row: Sequence[Any] | None) -> ThreadRow | None:
@@ -533,7 +522,7 @@ class Threads:
             sql += " LIMIT ?"
             params.append(limit_of(limit))
         rows = [InfoRow._make(r) for r in (yield Stmt(sql, params)).rows]
-        stalled = yield from self._stalled_op(rows)
+        stalled = yield from self.stalled_op(rows)
         if status in ("running", "stalled"):
             rows = [r for r in rows if (r.thread_id in stalled) == (status == "stalled")]
         subjects: dict[str, list[str]] = {row.thread_id: [] for row in rows}
@@ -546,7 +535,7 @@ class Threads:
         return [{**self._thread_dict(row, row.thread_id in stalled),
                  "subjects": subjects[row.thread_id]} for row in rows]
 
-    def _stalled_op(self, rows: Sequence[InfoRow]) -> Op[set[str]]:
+    def stalled_op(self, rows: Sequence[InfoRow]) -> Op[set[str]]:
         """The running threads whose run is gone: its lease ran out, or its holder's process
         is known dead (``holder_gone_op``)."""
         now, stalled, sessions = time.time(), set(), {}
@@ -564,46 +553,6 @@ class Threads:
                                               (sorted(set(sessions.values())),))).rows}
             stalled |= {tid for tid, token in sessions.items() if token not in live}
         return stalled
-
-    def due_op(self, limit: int = 100) -> Op[list[Due]]:
-        """Threads of any tenant that a worker should wake, oldest change first: a run that
-        died (``stalled``), or a wait whose approval's time ran out (``expired`` or
-        ``escalated``: ``timed_out_op``). For ``steward worker`` only: it reads across
-        tenants, without a principal."""
-        cols = f"{THREAD_INFO_COLS}, run_as, wake"
-        found = (yield Stmt(
-            f"SELECT * FROM (SELECT {cols} FROM steward_threads WHERE status = 'running' "
-            f"ORDER BY updated_at LIMIT ?) r UNION SELECT * FROM (SELECT {cols} FROM "
-            "steward_threads WHERE wake IS NOT NULL ORDER BY updated_at LIMIT ?) w",
-            (limit_of(limit), limit_of(limit)))).rows
-        n = len(InfoRow._fields)
-        rows = [(InfoRow._make(r[:n]), load_json(r[n]), r[n + 1]) for r in found]
-        stalled = yield from self._stalled_op([info for info, _, _ in rows])
-        due = [Due(info.thread_id, "stalled" if info.thread_id in stalled else str(wake),
-                   run_as, info.updated_at)
-               for info, run_as, wake in rows
-               if info.thread_id in stalled or (wake and info.status == "interrupted")]
-        return sorted(due, key=lambda d: d.since)
-
-    def timed_out_op(self, tid: str, request_id: str, why: str,
-                     roles: Sequence[str] = (), successor: str | None = None) -> Op[None]:
-        """An approval the thread waits on ran out of time (``why``: ``expired``, or
-        ``escalated`` to ``successor``, which ``roles`` may vote on): mark its entry in
-        ``waiting_on`` (the approver's reach follows the new roles at once) and the thread as
-        one to wake. A thread not waiting on it is left alone."""
-        row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
-        waiting = load_json(row.waiting_on) if row is not None else None
-        if not waiting or not any(isinstance(w, dict) and w.get("request") == request_id
-                                  for w in waiting):
-            return
-        mark: dict[str, Any] = ({"roles": list(roles), "escalated_to": successor}
-                                if successor is not None else {"expired": True})
-        changed = [{**w, **mark} if isinstance(w, dict) and w.get("request") == request_id
-                   else w for w in waiting]
-        yield Stmt(f"UPDATE steward_threads SET waiting_on = {self.sql.json_param}, wake = ?, "
-                   "updated_at = ?, rev = rev + 1 WHERE thread_id = ?",
-                   (dump_json(changed), why, time.time(), tid))
-        self.drop_view(tid)
 
     @staticmethod
     def _thread_dict(row: InfoRow, stalled: bool) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any, Literal, cast
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
+from steward.checkpointers.wakes import timed_out_op
 from steward.context import Flow, NodeContext, call, current, run_async, run_sync
 from steward.errors import ApprovalInvalid, ConfigError
 from steward.guardrails.answers import Response, parse_answer, refused
@@ -301,14 +302,13 @@ def expire_op(records: Records, request: Request, now: float) -> Op[Request | No
         if not changed:
             return None
         yield from records.create(successor)
-        yield from records.threads.timed_out_op(request.thread_id, request.request_id,
-                                                "escalated", successor.required_roles,
-                                                successor.request_id)
+        yield from timed_out_op(records.threads, request.thread_id, request.request_id,
+                                "escalated", successor.required_roles, successor.request_id)
         return successor
     if (yield from records.set_status(request.request_id, EXPIRED, decided_at=None,
                                       expect=PENDING)):
-        yield from records.threads.timed_out_op(request.thread_id, request.request_id,
-                                                "expired")
+        yield from timed_out_op(records.threads, request.thread_id, request.request_id,
+                                "expired")
     return None
 
 

@@ -22,17 +22,28 @@ vectors are stored and recalled by the exact scan.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 
 from steward.storage.migrations import PG_LOCK
 from steward.storage.ops import Op, Stmt
 
-__all__ = ["HNSW_MAX_DIMS", "VectorSupport", "detect_op", "ensure_op", "index_name",
-           "index_op", "index_sql", "literal"]
+__all__ = [
+    "HNSW_MAX_DIMS",
+    "Recall",
+    "VectorSupport",
+    "detect_op",
+    "dims_of",
+    "ensure_op",
+    "index_name",
+    "index_op",
+    "index_sql",
+    "literal",
+]
 
 HNSW_MAX_DIMS = 2_000  # pgvector's HNSW index on ``vector``
 VECTOR_MAX_DIMS = 16_000  # pgvector's ``vector`` type
@@ -200,3 +211,77 @@ def ensure_op(dialect: str) -> Op[None]:
     for d in sorted(dims):
         if d <= HNSW_MAX_DIMS:
             yield Stmt(index_sql(schema, d))
+
+
+class RecallChoice(Protocol):
+    """What ``MemoryRules`` says about recall (``"auto"`` or ``"exact"``, and ef_search)."""
+
+    @property
+    def recall(self) -> str: ...
+
+    @property
+    def ef_search(self) -> int: ...
+
+
+_REDETECT = 60.0  # seconds before asking the database again what it offers recall
+
+
+def dims_of(vector: bytes | None) -> int | None:
+    """The dimension of a vector as the store keeps it (float32 bytes)."""
+    return len(vector) // 4 if vector is not None else None
+
+
+class Recall:
+    """How a store ranks: what the database offers semantic recall (``VectorSupport``), asked
+    once and again after ``_REDETECT`` seconds when it lacks what a call needs, and the
+    rules' choice (``MemoryRules.recall``, ``ef_search``); shared by a store's views."""
+
+    def __init__(self, rules: RecallChoice) -> None:
+        self.rules = rules
+        self.support: VectorSupport | None = None
+        self.at = 0.0
+
+    def stale(self, dims: int | None) -> bool:
+        if self.support is None:
+            return True
+        have = self.support.schema is not None and (dims is None or dims > HNSW_MAX_DIMS
+                                                    or dims in self.support.indexed)
+        return not have and time.monotonic() - self.at > _REDETECT
+
+    def found(self, support: VectorSupport) -> VectorSupport:
+        self.support, self.at = support, time.monotonic()
+        return support
+
+    def index(self, support: VectorSupport | None, query: Sequence[float]) -> str | None:
+        """pgvector's schema when a search with ``query`` goes through its index."""
+        if self.rules.recall != "auto" or support is None \
+                or not support.index_for(len(query)):
+            return None
+        return support.schema
+
+    def built(self, support: VectorSupport | None, vector: bytes | None) -> None:
+        """After a write that stored a vector in ``vec``: its dimension has an index now."""
+        dims = dims_of(vector)
+        if support is not None and support.schema is not None and dims is not None \
+                and dims <= HNSW_MAX_DIMS and self.support is not None:
+            self.support = replace(self.support, indexed=self.support.indexed | {dims})
+
+    def info(self, support: VectorSupport | None) -> dict[str, Any]:
+        """``rt.store.recall_info()``: the method, pgvector's version, the indexed
+        dimensions, ``ef_search`` and why the exact scan runs when it does."""
+        info: dict[str, Any] = {"method": "exact", "pgvector": None, "dimensions": [],
+                                "ef_search": None, "reason": ""}
+        if support is None:
+            info["reason"] = "SQLite: the exact scan (pgvector is a PostgreSQL extension)"
+        elif self.rules.recall == "exact":
+            info["reason"] = "MemoryRules(recall='exact')"
+            info["pgvector"] = support.version
+        elif support.schema is None:
+            info["reason"] = support.reason
+            info["pgvector"] = support.version
+        else:
+            info.update(method="hnsw", pgvector=support.version,
+                        dimensions=sorted(support.indexed), ef_search=self.rules.ef_search,
+                        reason="" if support.indexed else
+                        "no vectors stored yet: the first write of a dimension builds its index")
+        return info

@@ -20,7 +20,6 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,7 +44,15 @@ from steward.errors import ConfigError, MemoryAccessDenied, MemoryRefused
 from steward.guardrails.policy import PolicyRequest, ThreadFacts
 from steward.guardrails.redact import Redactor
 from steward.identity import Principal, agent_from_config, principal_from_config
-from steward.memory.pgvector import HNSW_MAX_DIMS, VectorSupport, detect_op, index_op, literal
+from steward.memory.pgvector import (
+    HNSW_MAX_DIMS,
+    Recall,
+    VectorSupport,
+    detect_op,
+    dims_of,
+    index_op,
+    literal,
+)
 from steward.memory.rules import MemoryRules
 from steward.memory.space import Space, Who, denied, space_of
 from steward.memory.vectors import MiniLMEmbeddings, encode, scores
@@ -64,7 +71,6 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _SCREEN = Redactor.default()  # refused categories are found with every detector
 _CANDIDATES = 40  # the index's first candidates for a page (at least twice the page)
 _MAX_CANDIDATES = 10_240  # beyond that many candidates a page is the exact scan's to fill
-_REDETECT = 60.0  # seconds before asking the database again what it offers recall
 
 
 def _ns(namespace: tuple[str, ...]) -> str:
@@ -101,34 +107,6 @@ def _matches(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool
     return True
 
 
-def _dims(vector: bytes | None) -> int | None:
-    return len(vector) // 4 if vector is not None else None
-
-
-class _Vectors:
-    """What the database offers semantic recall (``VectorSupport``), asked once and again
-    after ``_REDETECT`` seconds when it lacks what a call needs; shared by a store's views."""
-
-    def __init__(self) -> None:
-        self.support: VectorSupport | None = None
-        self.at = 0.0
-
-    def stale(self, dims: int | None) -> bool:
-        if self.support is None:
-            return True
-        have = self.support.schema is not None and (dims is None or dims > HNSW_MAX_DIMS
-                                                    or dims in self.support.indexed)
-        return not have and time.monotonic() - self.at > _REDETECT
-
-    def found(self, support: VectorSupport) -> VectorSupport:
-        self.support, self.at = support, time.monotonic()
-        return support
-
-    def indexed(self, dims: int) -> None:
-        if self.support is not None:
-            self.support = replace(self.support, indexed=self.support.indexed | {dims})
-
-
 class MemoryStore(BaseStore):
     """See the module docstring. ``principal``: whom this view acts for (``bind``)."""
 
@@ -140,13 +118,13 @@ class MemoryStore(BaseStore):
         self.rules = rules
         self.principal = principal
         self._embeddings: Any = rules.embeddings
-        self._vectors = _Vectors()
+        self._recall = Recall(rules)
 
     def bind(self, principal: Principal | Mapping[str, Any]) -> MemoryStore:
         """This store, acting for ``principal`` (outside a run)."""
         view = MemoryStore(self.runtime, self.rules, Principal.parse(principal))
         view._embeddings = self._embeddings
-        view._vectors = self._vectors
+        view._recall = self._recall
         return view
 
     def __repr__(self) -> str:
@@ -278,7 +256,7 @@ class MemoryStore(BaseStore):
         if support is not None and support.schema is not None:
             cols, marks = ", vec", f", ?::{support.schema}.vector"
             params.append(literal(vector) if vector is not None else None)
-            dims = _dims(vector) or 0
+            dims = dims_of(vector) or 0
             if 0 < dims <= HNSW_MAX_DIMS and dims not in support.indexed:
                 yield from index_op(support.schema, dims)
         yield Stmt(
@@ -459,61 +437,29 @@ class MemoryStore(BaseStore):
         """pgvector's support here (None: not PostgreSQL), asked when not known or stale."""
         if driver.dialect != "postgres":
             return None
-        if self._vectors.stale(dims):
-            return self._vectors.found(driver.run(detect_op(), write=False))
-        return self._vectors.support
+        if self._recall.stale(dims):
+            return self._recall.found(driver.run(detect_op(), write=False))
+        return self._recall.support
 
     async def _asupport(self, driver: Driver, dims: int | None) -> VectorSupport | None:
         if driver.dialect != "postgres":
             return None
-        if self._vectors.stale(dims):
-            return self._vectors.found(await driver.arun(detect_op(), write=False))
-        return self._vectors.support
-
-    def _index(self, support: VectorSupport | None, query: Sequence[float]) -> str | None:
-        """pgvector's schema when a search with ``query`` goes through its index."""
-        if self.rules.recall != "auto" or support is None \
-                or not support.index_for(len(query)):
-            return None
-        return support.schema
-
-    def _built(self, support: VectorSupport | None, vector: bytes | None) -> None:
-        """After a write that stored a vector in ``vec``: its dimension has an index now."""
-        dims = _dims(vector)
-        if support is not None and support.schema is not None and dims is not None \
-                and dims <= HNSW_MAX_DIMS:
-            self._vectors.indexed(dims)
-
-    def _info(self, support: VectorSupport | None) -> dict[str, Any]:
-        info: dict[str, Any] = {"method": "exact", "pgvector": None, "dimensions": [],
-                                "ef_search": None, "reason": ""}
-        if support is None:
-            info["reason"] = "SQLite: the exact scan (pgvector is a PostgreSQL extension)"
-        elif self.rules.recall == "exact":
-            info["reason"] = "MemoryRules(recall='exact')"
-            info["pgvector"] = support.version
-        elif support.schema is None:
-            info["reason"] = support.reason
-            info["pgvector"] = support.version
-        else:
-            info.update(method="hnsw", pgvector=support.version,
-                        dimensions=sorted(support.indexed), ef_search=self.rules.ef_search,
-                        reason="" if support.indexed else
-                        "no vectors stored yet: the first write of a dimension builds its index")
-        return info
+        if self._recall.stale(dims):
+            return self._recall.found(await driver.arun(detect_op(), write=False))
+        return self._recall.support
 
     def recall_info(self) -> dict[str, Any]:
         """How semantic recall ranks here: ``method`` is ``"hnsw"`` (pgvector's index, for the
         ``dimensions`` listed; other dimensions use the exact scan) or ``"exact"``, with the
         ``reason``; ``pgvector`` is the extension's version in this database, if any."""
         driver = self.runtime.checkpointer.driver
-        self._vectors.support = None  # ask the database now
-        return self._info(self._support(driver, None))
+        self._recall.support = None  # ask the database now
+        return self._recall.info(self._support(driver, None))
 
     async def arecall_info(self) -> dict[str, Any]:
         driver = self.runtime.checkpointer.driver
-        self._vectors.support = None
-        return self._info(await self._asupport(driver, None))
+        self._recall.support = None
+        return self._recall.info(await self._asupport(driver, None))
 
     # -- BaseStore -------------------------------------------------------------------------------
 
@@ -533,13 +479,14 @@ class MemoryStore(BaseStore):
                 driver.run(self._refusal_op(who), write=True)
                 raise refused
             vector = self._vector_sync(op) if row is not None else None
-            support = self._support(driver, _dims(vector)) if row is not None else None
+            support = self._support(driver, dims_of(vector)) if row is not None else None
             driver.run(self._put_op(op, row, vector, support), write=True)
-            self._built(support, vector)
+            self._recall.built(support, vector)
             return None
         if isinstance(op, SearchOp):
             query = self._embedder().embed_query(op.query) if op.query else None
-            schema = self._index(self._support(driver, len(query)), query) if query else None
+            schema = (self._recall.index(self._support(driver, len(query)), query)
+                      if query else None)
             if query is not None and schema is not None:  # a transaction: SET LOCAL
                 return driver.run(self._index_search_op(who, op, query, now, schema),
                                   write=True)
@@ -561,13 +508,13 @@ class MemoryStore(BaseStore):
                 await driver.arun(self._refusal_op(who), write=True)
                 raise refused
             vector = await self._vector_async(op) if row is not None else None
-            support = await self._asupport(driver, _dims(vector)) if row is not None else None
+            support = await self._asupport(driver, dims_of(vector)) if row is not None else None
             await driver.arun(self._put_op(op, row, vector, support), write=True)
-            self._built(support, vector)
+            self._recall.built(support, vector)
             return None
         if isinstance(op, SearchOp):
             query = await self._embedder().aembed_query(op.query) if op.query else None
-            schema = self._index(await self._asupport(driver, len(query)), query) \
+            schema = self._recall.index(await self._asupport(driver, len(query)), query) \
                 if query else None
             if query is not None and schema is not None:
                 return await driver.arun(self._index_search_op(who, op, query, now, schema),

@@ -8,14 +8,15 @@ once however many workers see it, and it is not lost when every worker restarts 
 still due when the next one starts).
 
 When an approval a thread waits on runs out of time, the same transaction marks the thread to
-be woken (``Threads.timed_out_op``); a run that died leaves its thread ``stalled``. Waking is
-a run of the thread's graph (``graph_id`` in its checkpoints' metadata: the LangGraph server,
-``rt.submit`` and ``rt.config(..., graph_id=...)`` put it there) as the principal of its last
-run (``run_as``): the node that asked learns that its request expired (the guard refuses) or
-was escalated (it asks the new roles: ``get_state`` shows their request), and a stalled run
-goes on from its last checkpoint. The run that takes the thread's lease clears the mark, so a
-thread is woken once per timer; a thread no worker can wake (no principal ran it, or its graph
-is not in the worker's ``langgraph.json``) is logged once and left as it is.
+be woken (``steward.checkpointers.wakes``); a run that died leaves its thread ``stalled``.
+Waking is a run of the thread's graph (``graph_id`` in its checkpoints' metadata: the
+LangGraph server, ``rt.submit`` and ``rt.config(..., graph_id=...)`` put it there) as the
+principal of its last run (``run_as``): the node that asked learns that its request expired
+(the guard refuses) or was escalated (it asks the new roles: ``get_state`` shows their
+request), and a stalled run goes on from its last checkpoint. The run that takes the thread's
+lease clears the mark, so a thread is woken once per timer; a thread no worker can wake (no
+principal ran it, or its graph is not in the worker's ``langgraph.json``) is logged once and
+left as it is.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 import steward
+from steward.checkpointers.wakes import due_op
 from steward.errors import PolicyDenied
 from steward.identity import Principal
 from steward.jobs.graphs import Graphs
@@ -61,7 +63,7 @@ async def due(rt: steward.Runtime, graphs: Graphs, *, limit: int = 100,
               skipped: set[tuple[str, str, float]] | None = None) -> list[Wake]:
     """The threads to wake now, oldest first. Those that cannot be woken here are logged,
     once per timer when ``skipped`` (the caller's memory) is given."""
-    rows = await rt.checkpointer.driver.arun(rt.checkpointer.threads.due_op(limit),
+    rows = await rt.checkpointer.driver.arun(due_op(rt.checkpointer.threads, limit),
                                              write=False)
     found = []
     for row in rows:

@@ -19,6 +19,7 @@ from langgraph.types import Command, interrupt
 
 import steward
 from steward import ApprovalInvalid, Policy, PolicyDenied, Principal, ThreadAccessDenied
+from steward.checkpointers.wakes import due_op
 
 FRANK = Principal(id="frank", tenant="acme", roles=frozenset({"manager"}))
 DIRECTOR = Principal(id="dora", tenant="acme", roles=frozenset({"director"}))
@@ -322,7 +323,7 @@ def test_an_escalation_gives_the_new_roles_the_approvers_reach_at_once(db_url: s
         [successor] = rt.approvals.pending(DIRECTOR)
         assert waiting["roles"] == ["director"] and waiting["escalated_to"] == successor["id"]
         assert waiting["request"] == first.value["id"]
-        [row] = rt.checkpointer.driver.run(rt.checkpointer.threads.due_op(), write=False)
+        [row] = rt.checkpointer.driver.run(due_op(rt.checkpointer.threads), write=False)
         assert (row.thread_id, row.why, row.run_as["id"]) == ("T", "escalated", "alice")
         rt.checkpointer.check_access("T", DIRECTOR, "read")  # the reach followed the roles
         assert rt.approvals.expire() == []  # fired once
@@ -331,7 +332,7 @@ def test_an_escalation_gives_the_new_roles_the_approvers_reach_at_once(db_url: s
         out = _resume(graph, rt, "T", DIRECTOR, APPROVE)
         assert out["receipts"] == ["approve by dora"]
         # The run that took the lease spent the mark: nothing is left to wake.
-        assert rt.checkpointer.driver.run(rt.checkpointer.threads.due_op(), write=False) == []
+        assert rt.checkpointer.driver.run(due_op(rt.checkpointer.threads), write=False) == []
 
 
 # -- bound to the arguments ----------------------------------------------------------------------
