@@ -292,6 +292,7 @@ async def test_a_refused_approval_leaves_the_thread_waiting(server: Server) -> N
                                      headers={"Authorization": f"Bearer {BOB}"})
     with pytest.raises(urllib.error.HTTPError) as gone:
         await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+    gone.value.close()  # the refusal's response holds the socket
     assert gone.value.code == 404
 
 

@@ -32,7 +32,8 @@ def _info(server: Server, thread_id: str, tok: str | None) -> tuple[int, Any]:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        with exc:  # the refusal's response holds the socket
+            return exc.code, json.loads(exc.read())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
