@@ -73,10 +73,11 @@ def _outputs(book: nbformat.NotebookNode) -> str:
             continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stdout":
+                # As printed: the kernel may flush one print() in two stream messages.
                 parts.append(out["text"])
             elif "data" in out:
-                parts.append(out["data"].get("text/plain", ""))
-    return "\n".join(parts)
+                parts.append(f"\n{out['data'].get('text/plain', '')}\n")
+    return "".join(parts)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
