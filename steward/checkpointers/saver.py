@@ -34,6 +34,7 @@ from steward.checkpointers.decoding import Decoder
 from steward.checkpointers.deltas import ListCache
 from steward.checkpointers.encoding import Encoder, inline_value
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
+from steward.checkpointers.riding import Riding, Settler, Taken, WriteRow
 from steward.checkpointers.schema import SCHEMA
 from steward.checkpointers.sql import Sql
 from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx
@@ -48,6 +49,7 @@ from steward.storage.places import at_write
 __all__ = ["StewardSaver"]
 
 NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"  # LangGraph's task of no task
+RIDE_FOR = 0.2  # seconds a held task write waits for its thread's next write (see riding)
 T = TypeVar("T")
 
 # Aliases: inside the class, ``list`` names the saver's method.
@@ -93,6 +95,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         self.threads = threads or Threads(driver, access=access, default_ttl=default_ttl,
                                           lease_ttl=lease_ttl)
         self.participants = tuple(participants)
+        # A run's task writes ride with its next checkpoint (riding): the first participant.
+        self._riding = Riding(self.sql.insert_writes, self.threads.leases)
+        self._settler = Settler(self._riding, self._settle, RIDE_FOR)
         self.write_filter = write_filter
         self.schemas = tuple(schemas)
         self._thread_tables = [t for schema in self.schemas for t in schema.thread_tables]
@@ -162,9 +167,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
         return Decoder(self.sql, self.codec, self.serde)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        for tid in self._held_for(config):
+            self._settle(tid)
         return self.driver.run(reading.get_tuple_op(self, config), write=False)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        for tid in self._held_for(config):
+            await self._asettle(tid)
         return await self.driver.arun(reading.get_tuple_op(self, config), write=False)
 
     def list(
@@ -175,6 +184,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
+        for tid in self._held_for(config):
+            self._settle(tid)
         yield from self.driver.run(reading.list_op(self, config, filter, before, limit),
                                    write=False)
 
@@ -186,6 +197,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        for tid in self._held_for(config):
+            await self._asettle(tid)
         for item in await self.driver.arun(reading.list_op(self, config, filter, before, limit),
                                            write=False):
             yield item
@@ -209,7 +222,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         changed = [(ch, str(v)) for ch, v in new_versions.items()
                    if ch in values and ch not in inline]
         fast = self.threads.fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
-        joining, joined = self._join(tid, checkpoint["id"], fast)
+        taken = ctx.taken if ctx is not None else []
+        joining, joined = self._join(tid, checkpoint["id"], fast, taken)
         if fast is not None and joined is not None:
             # A known thread whose row this write leaves alone: the whole write is one
             # statement, guarded (see claim_op), on its own: one round trip, no BEGIN/COMMIT.
@@ -232,6 +246,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         vote: Vote | None = "run" if (metadata or {}).get("source") == "loop" else None
         thread = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
                                                   at=(ns, checkpoint["id"]), ctx=ctx, vote=vote)
+        yield from self._riding.write_op(tid, taken)
         for participant in joining:
             yield from participant.write_op(tid, checkpoint["id"], thread)
         blobs = []
@@ -248,19 +263,22 @@ class StewardSaver(BaseCheckpointSaver[str]):
                    wait=False)
         return done
 
-    def _join(self, tid: str, checkpoint_id: str,
-              fast: ThreadRow | None) -> tuple[_Joining, _Joined | None]:
+    def _join(self, tid: str, checkpoint_id: str, fast: ThreadRow | None,
+              taken: Taken) -> tuple[_Joining, _Joined | None]:
         """The participants with rows for this write, and, when it may go out as one
-        statement, their parts of it (None: one of them needs the careful way)."""
+        statement, their parts of it (None: one of them needs the careful way), the held task
+        writes of the thread's run first (noted in ``taken``)."""
         joining = [p for p in self.participants if p.joins(tid)]
         if fast is None:
             return joining, None
-        joined: _Joined = []
+        riding = self._riding.joined(tid, taken)
+        joined: _Joined = [riding] if riding is not None else []
         for participant in joining:
             part = participant.joined(tid, checkpoint_id, fast.tenant)
             if part is None:
-                for taken in joined:
-                    taken.unwritten()
+                for done in joined:
+                    done.unwritten()
+                self._riding.give_back(taken)  # the careful way takes them again
                 return joining, None
             joined.append(part)
         return joining, joined
@@ -321,6 +339,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
             # Nothing of the task is stored, not even its error; the participants' rows are.
             row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
                                                    at=(ns, cid), ctx=ctx, vote=vote)
+            yield from self._riding.write_op(tid, ctx.taken if ctx is not None else [])
             for participant in self.participants:
                 if participant.joins(tid):
                     yield from participant.write_op(tid, cid, row)
@@ -340,7 +359,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
                          value))
         fast = None if screen is not None else self.threads.fast_view(
             tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
-        joining, joined = self._join(tid, cid, fast)
+        taken = ctx.taken if ctx is not None else []
+        joining, joined = self._join(tid, cid, fast, taken)
         if fast is not None and joined is not None:  # one guarded statement, as in _put_op
             yield from self._alone(
                 self.sql.writes_alone(tid in self.threads.leases, special,
@@ -352,6 +372,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
                                                at=(ns, cid), ctx=ctx, interrupts=waits,
                                                vote=vote)
+        yield from self._riding.write_op(tid, taken)
         for participant in joining:
             yield from participant.write_op(tid, cid, row)
         if screen is not None:
@@ -372,11 +393,14 @@ class StewardSaver(BaseCheckpointSaver[str]):
                     vote: Vote | None, process: str) -> Op[None]:
         row = yield from self.threads.acquire_op(tid, holder, principal, ttl, subjects, vote,
                                                  process)
+        self._riding.drop(tid)  # a run of this process that lost the thread left them
         for participant in self.participants:
             yield from participant.run_started_op(tid, row)
 
-    def _release_op(self, tid: str, holder: str) -> Op[None]:
+    def _release_op(self, tid: str, holder: str, taken: Taken) -> Op[None]:
         if (yield from self.threads.release_op(tid, holder)):
+            # The run's held task writes go with the release (the run still held the lease).
+            yield from self._riding.write_op(tid, taken, holder)
             for participant in self.participants:  # the run's last rows; the row is locked
                 yield from participant.run_ended_op(tid)
 
@@ -404,11 +428,21 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     def release_lease(self, thread_id: str, holder: str) -> None:
         self.threads.let_go(thread_id, holder)
-        self.driver.run(self._release_op(thread_id, holder), write=True, durable=False)
+        taken: Taken = []
+        try:
+            self.driver.run(self._release_op(thread_id, holder, taken), write=True,
+                            durable=False)
+        finally:
+            self._riding.drop(thread_id)  # the run is over: what it could not write is lost
 
     async def arelease_lease(self, thread_id: str, holder: str) -> None:
         self.threads.let_go(thread_id, holder)
-        await self.driver.arun(self._release_op(thread_id, holder), write=True, durable=False)
+        taken: Taken = []
+        try:
+            await self.driver.arun(self._release_op(thread_id, holder, taken), write=True,
+                                   durable=False)
+        finally:
+            self._riding.drop(thread_id)
 
     # -- the thread table, as the saver's callers know it ----------------------------------------
 
@@ -457,22 +491,32 @@ class StewardSaver(BaseCheckpointSaver[str]):
         (StaleView), forget them and run it again the slow way."""
         ctx = WriteCtx(self.driver.optimistic)
         try:
-            result = self.driver.run(make(ctx), write=True, durable=durable)
-        except StaleView:
-            self.forget()
-            ctx = WriteCtx(optimistic=False)
-            result = self.driver.run(make(ctx), write=True, durable=durable)
+            try:
+                result = self.driver.run(make(ctx), write=True, durable=durable)
+            except StaleView:
+                self.forget()
+                self._riding.give_back(ctx.taken)
+                ctx = WriteCtx(optimistic=False)
+                result = self.driver.run(make(ctx), write=True, durable=durable)
+        except BaseException:
+            self._riding.give_back(ctx.taken)
+            raise
         self._remember(ctx)
         return result
 
     async def _awrite(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
         ctx = WriteCtx(self.driver.optimistic)
         try:
-            result = await self.driver.arun(make(ctx), write=True, durable=durable)
-        except StaleView:
-            self.forget()
-            ctx = WriteCtx(optimistic=False)
-            result = await self.driver.arun(make(ctx), write=True, durable=durable)
+            try:
+                result = await self.driver.arun(make(ctx), write=True, durable=durable)
+            except StaleView:
+                self.forget()
+                self._riding.give_back(ctx.taken)
+                ctx = WriteCtx(optimistic=False)
+                result = await self.driver.arun(make(ctx), write=True, durable=durable)
+        except BaseException:
+            self._riding.give_back(ctx.taken)
+            raise
         self._remember(ctx)
         return result
 
@@ -487,7 +531,55 @@ class StewardSaver(BaseCheckpointSaver[str]):
         self._lists.clear()
 
     def close(self) -> None:
+        self._settler.close()
         self.threads.close()
+
+    # -- task writes held for the thread's next write (riding) ---------------------------------
+
+    def _hold(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+              task_path: str) -> bool:
+        """Keep an ordinary task's writes for the thread's next write, while a run of this
+        process holds its lease; False: write them now (they change the thread row, a filter
+        screens them, or no run of this process holds the thread)."""
+        if task_id == NULL_TASK_ID or not writes or any(ch in WRITES_IDX_MAP for ch, _ in writes):
+            return False
+        tid, ns, cid = target(config, need_id=True)
+        if cid is None or tid not in self.threads.leases:
+            return False
+        if self.write_filter is not None and self.write_filter.screen(task_id, writes) is not None:
+            return False
+        rows: list[WriteRow] = [
+            (ns, cid, task_id, idx, channel,
+             *self.codec.dump(self.serde, value, at_write(tid, ns, cid, task_id, idx)), task_path)
+            for idx, (channel, value) in enumerate(writes)]
+        if not self._riding.hold(tid, rows):
+            return False
+        self._settler.ensure()
+        return True
+
+    def _held_for(self, config: RunnableConfig | None) -> _Ids:
+        """The threads a read of ``config`` covers whose task writes are still held."""
+        tid = (config or {}).get("configurable", {}).get("thread_id")
+        return self._riding.waiting(str(tid) if tid is not None else None)
+
+    def _settle(self, tid: str) -> None:
+        """Write a thread's held task writes now, on their own."""
+        taken: Taken = []
+        try:
+            self.driver.run(self._riding.settle_op(tid, lambda: self.threads.locked_op(tid),
+                                                   taken), write=True, durable=False)
+        except BaseException:
+            self._riding.give_back(taken)
+            raise
+
+    async def _asettle(self, tid: str) -> None:
+        taken: Taken = []
+        try:
+            await self.driver.arun(self._riding.settle_op(
+                tid, lambda: self.threads.locked_op(tid), taken), write=True, durable=False)
+        except BaseException:
+            self._riding.give_back(taken)
+            raise
 
     def put(
         self,
@@ -524,7 +616,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
         writes. The step's next checkpoint cannot outlive them: ``put`` commits durably, and
         the flush of its log record flushes every earlier record, these writes included
         (SQLite WAL with ``synchronous=FULL``; Postgres with ``synchronous_commit`` on). So a
-        step costs one flush: its checkpoint's."""
+        step costs one flush: its checkpoint's.
+
+        While a run of this process holds the thread's lease, an ordinary task's writes are
+        not even committed on their own: they ride with the thread's next write, the step's
+        checkpoint (see ``riding``), so a step costs one commit."""
+        if self._hold(config, writes, task_id, task_path):
+            return
         self._write(lambda v: self._put_writes_op(config, writes, task_id, task_path, v),
                     durable=False)
 
@@ -535,6 +633,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        if self._hold(config, writes, task_id, task_path):
+            return
         await self._awrite(lambda v: self._put_writes_op(config, writes, task_id, task_path, v),
                            durable=False)
 

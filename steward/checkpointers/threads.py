@@ -47,6 +47,8 @@ class WriteCtx:
     optimistic: bool
     views: dict[str, ThreadRow] = field(default_factory=dict)
     lists: dict[Key, Known | None] = field(default_factory=dict)
+    # Held task writes the write took (riding.Taken), given back if it fails.
+    taken: list[tuple[str, str, list[Any]]] = field(default_factory=list)
 
 
 class ThreadRow(NamedTuple):

@@ -15,11 +15,15 @@ from typing import Annotated, TypedDict
 
 import pytest
 from _support import ALICE, BOB, ROLES, SUPPORT, execute, snapshot
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.serde.types import ERROR
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 import steward
 from steward import ThreadBusy
+from steward.checkpointers.saver import RIDE_FOR
 
 WORKER = SUPPORT / "_worker.py"
 
@@ -112,10 +116,18 @@ def test_a_run_that_lost_its_lease_is_fenced(db_url: str) -> None:
                 ("T1",))
         two.checkpointer.acquire_lease("T1", "run-two", ALICE)
         before = snapshot(db_url)
+        config: RunnableConfig = {"configurable": {**head["configurable"], "principal": ALICE}}
+        # An ordinary task's writes wait for the step's checkpoint (they ride with it): the
+        # checkpoint is refused, and the writes with it.
+        one.checkpointer.put_writes(config, [("items", ["stale"])], "task-1")
         with pytest.raises(ThreadBusy, match="lost its lease"):
-            one.checkpointer.put_writes({"configurable": {**head["configurable"],
-                                                          "principal": ALICE}},
-                                        [("items", ["stale"])], "task-1")
+            one.checkpointer.put(config, empty_checkpoint(), {"source": "loop", "step": 9}, {})
+        # Writes that change the thread row are refused at once.
+        with pytest.raises(ThreadBusy, match="lost its lease"):
+            one.checkpointer.put_writes(config, [(ERROR, ValueError("stale"))], "task-1")
+        # Writes held when no checkpoint follows are written within RIDE_FOR, fenced alike.
+        one.checkpointer.put_writes(config, [("items", ["stale again"])], "task-2")
+        time.sleep(RIDE_FOR * 3)
         assert snapshot(db_url) == before
         assert one.checkpointer.threads.renew_leases() == ["T1"]  # the heartbeat notices too
         two.checkpointer.release_lease("T1", "run-two")
