@@ -43,6 +43,7 @@ lint: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) bench/checkpointer.py
 	$(PY) bench/memory.py
+	$(PY) bench/runtime.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache steward-demo.db* \

@@ -51,7 +51,12 @@ Say = Callable[[str], None]
 
 def order(i: int) -> tuple[str, ...]:
     """Which side goes first in step ``i``: it flips every step."""
-    return SIDES if i % 2 == 0 else SIDES[::-1]
+    return flipped(SIDES, i)
+
+
+def flipped(names: Sequence[str], i: int) -> tuple[str, ...]:
+    """``names`` in their order in step ``i``, reversed in every other step."""
+    return tuple(names) if i % 2 == 0 else tuple(names)[::-1]
 
 
 def config(thread_id: str) -> RunnableConfig:
@@ -98,9 +103,11 @@ class ChainNode:
         return {"counter": counter, "payload": (text * 8)[:PAYLOAD_BYTES]}
 
 
-def chain_graph(saver: BaseCheckpointSaver[Any]) -> Graph:
+def chain_graph(saver: BaseCheckpointSaver[Any], nodes: int = CHAIN_NODES) -> Graph:
+    """``nodes`` nodes in a chain (10): a run stores ``nodes + 2`` checkpoints with durability
+    "sync" (its input, the start, one per node)."""
     builder = StateGraph(ChainState)
-    names = [f"n{i}" for i in range(CHAIN_NODES)]
+    names = [f"n{i}" for i in range(nodes)]
     for i, name in enumerate(names):
         builder.add_node(name, ChainNode(i))
     builder.add_edge(START, names[0])
@@ -250,6 +257,16 @@ def sqlite_table_bytes(path: Path, where: str, params: tuple[str, ...]) -> int:
     return int(row[0])
 
 
+def sqlite_tables_bytes(path: Path, pattern: str) -> dict[str, int]:
+    """Per table whose name is LIKE ``pattern`` (``\\`` escapes): its pages and its indexes'."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT m.tbl_name, coalesce(sum(d.pgsize), 0) FROM sqlite_master AS m "
+            "JOIN dbstat AS d ON d.name = m.name WHERE m.tbl_name LIKE ? ESCAPE '\\' "
+            "GROUP BY m.tbl_name", (pattern,)).fetchall()
+    return {str(name): int(size) for name, size in rows}
+
+
 @contextlib.contextmanager
 def stock_sqlite(target: str) -> Iterator[Side]:
     path = Path(target)
@@ -291,6 +308,17 @@ def pg_table_bytes(url: str, where: str, param: object) -> int:
     if count == 0:
         raise RuntimeError(f"no saver tables found in {database_of(url)}")
     return int(size)
+
+
+def pg_tables_bytes(url: str, pattern: str) -> dict[str, int]:
+    """Per table whose name is LIKE ``pattern`` (``\\`` escapes): pg_total_relation_size."""
+    import psycopg
+
+    query = ("SELECT tablename, pg_total_relation_size("
+             "format('%%I.%%I', schemaname, tablename)::regclass) FROM pg_tables "
+             "WHERE schemaname = current_schema() AND tablename LIKE %s ESCAPE '\\'")
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {str(name): int(size) for name, size in conn.execute(query, (pattern,))}
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,18 +177,21 @@ class ChatResult:
         return self.window_ms(side, last=True) / self.window_ms(side, last=False)
 
 
-def run_chat(sides: dict[str, Side], turns: int) -> ChatResult:
+def run_chat(sides: dict[str, Side], turns: int,
+             configs: Mapping[str, Callable[[str], RunnableConfig]] | None = None) -> ChatResult:
+    """``configs``: per side, the config of a turn from the thread id (default: ``config``)."""
     graphs = {name: chat_graph(side.saver) for name, side in sides.items()}
+    make = {name: (configs or {}).get(name, config) for name in sides}
     result = ChatResult(turn_seconds={name: [] for name in sides})
     gc.collect()
     for turn in range(1, turns + 1):
         update = {"messages": [message(turn)]}
         for name in order(turn):
             t0 = time.perf_counter()
-            graphs[name].invoke(update, config(f"chat-{name}"), durability="sync")
+            graphs[name].invoke(update, make[name](f"chat-{name}"), durability="sync")
             result.turn_seconds[name].append(time.perf_counter() - t0)
     for name, side in sides.items():
-        stored = graphs[name].get_state(config(f"chat-{name}")).values["messages"]
+        stored = graphs[name].get_state(make[name](f"chat-{name}")).values["messages"]
         if len(stored) != turns:
             raise RuntimeError(f"{name}: chat thread holds {len(stored)} messages, not {turns}")
         result.db_bytes[name] = side.db_bytes()

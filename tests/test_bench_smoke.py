@@ -86,3 +86,29 @@ def test_the_workers_benchmark_runs_quickly_and_loses_no_effect(pg_server: PgSer
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Throughput:" in done.stdout and "Takeover:" in done.stdout
     assert "runs done; effects: 0 missing, 0 duplicated" in done.stdout, done.stdout
+
+
+def test_the_runtime_benchmark_runs_quickly_on_sqlite(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "runtime.py"), "--quick", "--no-postgres",
+         "--rounds", "1", "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("Steps: the 10-node chain", "median ms/turn, turns 1-10",
+                 "Steward's bytes per table", "steward_audit", "Trips (sqlite)",
+                 "Targets from issue 17"):
+        assert line in done.stdout, line
+
+
+@pytest.mark.postgres
+def test_the_runtime_benchmark_runs_quickly_on_postgres(pg_server: PgServer) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "runtime.py"), "--quick", "--no-sqlite",
+         "--rounds", "1", "--turns", "4", "--pg-url", pg_server.admin_url],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for line in ("Steps: the 10-node chain", "Concurrent: 4 async runs at once",
+                 "Steward rt.config", "Trips (postgres)", "round trips over stock"):
+        assert line in done.stdout, line
