@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -31,7 +33,7 @@ from steward.checkpointers import reading
 from steward.checkpointers.configs import interrupts, target, ttl_of
 from steward.checkpointers.connect import aopen_saver, open_saver, saver_options
 from steward.checkpointers.decoding import Decoder
-from steward.checkpointers.deltas import ListCache
+from steward.checkpointers.deltas import Key, Known, ListCache
 from steward.checkpointers.encoding import Encoder, inline_value
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.riding import Riding, Settler, Taken, WriteRow
@@ -43,10 +45,21 @@ from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
 from steward.storage.migrations import Schema, setup_op
-from steward.storage.ops import Op, StaleView, Stmt
+from steward.storage.ops import Op, Result, StaleView, Stmt
 from steward.storage.places import at_write
 
 __all__ = ["StewardSaver"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """What taking a thread's lease read: its latest root checkpoint (for the run's first
+    ``get_tuple``) and its row as the lease left it."""
+
+    holder: str
+    principal: Principal | None
+    latest: CheckpointTuple | None
+    row: ThreadRow
 
 NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"  # LangGraph's task of no task
 RIDE_FOR = 0.2  # seconds a held task write waits for its thread's next write (see riding)
@@ -98,6 +111,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         # A run's task writes ride with its next checkpoint (riding): the first participant.
         self._riding = Riding(self.sql.insert_writes, self.threads.leases)
         self._settler = Settler(self._riding, self._settle, RIDE_FOR)
+        # The latest checkpoint each run of this process read with its lease (_acquire_op).
+        self._prefetched: dict[str, Prefetched] = {}
+        self._prefetch_lock = threading.Lock()
         self.write_filter = write_filter
         self.schemas = tuple(schemas)
         self._thread_tables = [t for schema in self.schemas for t in schema.thread_tables]
@@ -166,12 +182,22 @@ class StewardSaver(BaseCheckpointSaver[str]):
         """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own)."""
         return Decoder(self.sql, self.codec, self.serde)
 
+    def _unfetch(self, tid: str) -> None:
+        with self._prefetch_lock:
+            self._prefetched.pop(tid, None)
+
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        first = self._first_read(config)
+        if first is not None:
+            return first.latest
         for tid in self._held_for(config):
             self._settle(tid)
         return self.driver.run(reading.get_tuple_op(self, config), write=False)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        first = self._first_read(config)
+        if first is not None:
+            return first.latest
         for tid in self._held_for(config):
             await self._asettle(tid)
         return await self.driver.arun(reading.get_tuple_op(self, config), write=False)
@@ -390,12 +416,24 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
                     ttl: float | None, subjects: Sequence[str],
-                    vote: Vote | None, process: str) -> Op[None]:
-        row = yield from self.threads.acquire_op(tid, holder, principal, ttl, subjects, vote,
-                                                 process)
+                    vote: Vote | None, process: str) -> Op[Prefetched]:
+        """Take the lease and read the thread's latest checkpoint in the same round trip: the
+        run's first read (LangGraph's ``get_tuple``) is then served from it (``_prefetched``),
+        since nobody else can write the thread while the run holds its lease."""
+        found: list[Result] = []
+        row = yield from self.threads.acquire_op(
+            tid, holder, principal, ttl, subjects, vote, process,
+            also=(Stmt(self.sql.select_latest, (tid, "")),), found=found)
         self._riding.drop(tid)  # a run of this process that lost the thread left them
         for participant in self.participants:
             yield from participant.run_started_op(tid, row)
+        latest = found[0].one() if found else None
+        tup = None
+        if latest is not None:
+            learned: dict[Key, Known | None] = {}
+            tup = yield from self._decoder().load_tuple_op(latest, learned, row.created_at)
+            self._lists.update(learned)
+        return Prefetched(holder, principal, tup, row)
 
     def _release_op(self, tid: str, holder: str, taken: Taken) -> Op[None]:
         if (yield from self.threads.release_op(tid, holder)):
@@ -412,22 +450,41 @@ class StewardSaver(BaseCheckpointSaver[str]):
         ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
         recorded as the thread's subjects in the same transaction; ``vote`` says the run
         resumes the thread or goes on from where it stopped (the approver's reach)."""
-        self.driver.run(self._acquire_op(thread_id, holder, principal, ttl, subjects, vote,
-                                         self.driver.holder()),
-                        write=True, durable=False)
-        self.threads.hold(thread_id, holder)
+        self._took(thread_id, self.driver.run(
+            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote,
+                             self.driver.holder()), write=True, durable=False))
 
     async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
                              ttl: float | None = None, subjects: Sequence[str] = (),
                              vote: Vote | None = None) -> None:
-        await self.driver.arun(
+        self._took(thread_id, await self.driver.arun(
             self._acquire_op(thread_id, holder, principal, ttl, subjects, vote,
-                             await self.driver.aholder()),
-            write=True, durable=False)
-        self.threads.hold(thread_id, holder)
+                             await self.driver.aholder()), write=True, durable=False))
+
+    def _took(self, tid: str, prefetched: Prefetched) -> None:
+        self.threads.hold(tid, prefetched.holder)
+        self.threads.remember({tid: prefetched.row})  # the run's first write may go fast
+        with self._prefetch_lock:
+            self._prefetched[tid] = prefetched
+
+    def _first_read(self, config: RunnableConfig) -> Prefetched | None:
+        """The latest checkpoint read with the lease, if this is the run's first read of it
+        (the latest root checkpoint, by the run's own principal)."""
+        conf = config.get("configurable") or {}
+        if conf.get("checkpoint_id") or conf.get("checkpoint_ns"):
+            return None
+        tid = conf.get("thread_id")
+        with self._prefetch_lock:
+            found = self._prefetched.get(str(tid)) if tid is not None else None
+            if found is None or self.threads.leases.get(str(tid)) != found.holder \
+                    or principal_from_config(config) != found.principal:
+                return None
+            del self._prefetched[str(tid)]
+        return found
 
     def release_lease(self, thread_id: str, holder: str) -> None:
         self.threads.let_go(thread_id, holder)
+        self._unfetch(thread_id)
         taken: Taken = []
         try:
             self.driver.run(self._release_op(thread_id, holder, taken), write=True,
@@ -437,6 +494,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     async def arelease_lease(self, thread_id: str, holder: str) -> None:
         self.threads.let_go(thread_id, holder)
+        self._unfetch(thread_id)
         taken: Taken = []
         try:
             await self.driver.arun(self._release_op(thread_id, holder, taken), write=True,

@@ -47,10 +47,11 @@ class Sql:
         # Locks the thread's row until commit (Postgres; SQLite's BEGIN IMMEDIATE already
         # holds the database's write lock) without writing it.
         self.lock_thread = self.select_thread + lock
-        self.insert_thread = (
+        # A write's first read creates the thread if it is new, so that locking it is one
+        # round trip with it (the row a denied write created is rolled back with it).
+        self.ensure_thread = (
             "INSERT INTO steward_threads (thread_id, tenant, owner, created_at, updated_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING "
-            f"RETURNING {THREAD_COLS}"
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
         )
         self.delete_thread = "DELETE FROM steward_threads WHERE thread_id = ?"
         self.thread_info = f"SELECT {THREAD_INFO_COLS} FROM steward_threads"

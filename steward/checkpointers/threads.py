@@ -25,7 +25,7 @@ from steward.identity import Access, AccessRule, Principal, ThreadIdentity, Vote
 from steward.storage.codec import dump_json, load_json
 from steward.storage.drivers import Driver
 from steward.storage.liveness import PG_SESSION_ALIVE, PG_SESSIONS_ALIVE, local_alive
-from steward.storage.ops import Op, Stmt
+from steward.storage.ops import Op, Result, Stmt
 from steward.storage.values import limit_of, seconds, seconds_or_none, str_id
 
 # What a thread row's status can be: waiting on nothing, leased by a run, waiting (on an
@@ -233,6 +233,8 @@ class Threads:
         ctx: WriteCtx | None = None,
         vote: Vote | None = None,
         process: str | None = None,
+        also: Sequence[Stmt] = (),
+        found: list[Result] | None = None,
     ) -> Op[ThreadRow]:
         """Authorize a write: create and bind the thread on first write, check access and the
         lease, and record on the thread row what the write changes (``at`` is the written
@@ -242,19 +244,20 @@ class Threads:
         ``process`` is the lease holder's process (``Driver.holder``), recorded with a lease.
         A live lease whose holder's process is gone is void at once (``holder_gone_op``).
 
-        One read locks the row and returns the identity and lease to check; the row is written
-        only when its binding, status or lease changes."""
+        One round trip creates the row if the thread is new, locks it and returns the identity
+        and lease to check, with the statements ``also`` asks for (their results go to
+        ``found``); the row is written only when its binding, status or lease changes."""
         now = time.time()
-        row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
-        if row is None:  # the thread's first write
-            ttl = ttl if ttl is not None else self.default_ttl
-            row = thread_row((yield Stmt(self.sql.insert_thread, (
-                tid, principal.tenant if principal else None,
-                principal.id if principal else None, now, now, now + ttl if ttl else None,
-            ))).one())
-            if row is None:  # another writer created it a moment ago
-                row = thread_row((yield Stmt(self.sql.lock_thread, (tid,))).one())
-            assert row is not None
+        ttl = ttl if ttl is not None else self.default_ttl
+        results = yield (
+            Stmt(self.sql.ensure_thread, (tid, principal.tenant if principal else None,
+                                          principal.id if principal else None, now, now,
+                                          now + ttl if ttl else None), wait=False),
+            Stmt(self.sql.lock_thread, (tid,)), *also)
+        if found is not None:
+            found.extend(results[2:])
+        row = thread_row(results[1].one())
+        assert row is not None
         reach = self.access.check(principal, self.identity(tid, row), Access.WRITE, vote=vote)
         void = row.lease_owner not in (None, lease, self.leases.get(tid)) and (
             yield from self.holder_gone_op(row, now))
@@ -403,12 +406,15 @@ class Threads:
 
     def acquire_op(self, tid: str, holder: str, principal: Principal | None,
                    ttl: float | None, subjects: Sequence[str] = (),
-                   vote: Vote | None = None, process: str | None = None) -> Op[ThreadRow]:
+                   vote: Vote | None = None, process: str | None = None,
+                   also: Sequence[Stmt] = (), found: list[Result] | None = None,
+                   ) -> Op[ThreadRow]:
         """Take the thread's lease for ``holder`` (creating and binding the thread on its first
         run) and record ``subjects``; returns the row as it leaves it. ``vote``: the run
-        resumes the thread (``"resume"``) or goes on from where it stopped (``"run"``)."""
+        resumes the thread (``"resume"``) or goes on from where it stopped (``"run"``);
+        ``also``/``found``: reads to make in the same round trip (``claim_op``)."""
         row = yield from self.claim_op(tid, principal, ttl=ttl, lease=holder, vote=vote,
-                                       process=process)
+                                       process=process, also=also, found=found)
         yield from self._subjects_op(tid, row.tenant, subjects)
         return row
 
