@@ -113,6 +113,10 @@ AUDIT_CTE = (
 
 
 
+def _nothing() -> None:
+    return None
+
+
 class AuditLog:
     """``rt.audit``: gathers events, writes them with the writes they describe (a
     WriteParticipant of the saver), and reads, verifies, exports and streams the chains."""
@@ -288,6 +292,24 @@ class AuditLog:
 
     def run_ended_op(self, thread_id: str) -> Op[None]:
         yield from self.end_run_op(thread_id, None)
+
+    def ended(self, thread_id: str, tenant: str | None) -> Joined | None:
+        """A run's end in one statement (PostgreSQL): what is left, chained after the head
+        this process knows, and that head recorded on the thread's row; None when the head is
+        not known here (the careful way, ``end_run_op``, reads it under the row lock)."""
+        with self._lock:
+            head = self._heads.get(thread_id)
+        if head is None:
+            return None
+        events = self._take(thread_id)
+        if not events:
+            return Joined("", [], _nothing, _nothing,
+                          sets=(("audit_seq", head[0]), ("audit_head", head[1])))
+        chained, seq, prev = self._chained(thread_id, None, events, head[0], head[1], tenant)
+        return Joined(AUDIT_CTE, [thread_id, None, _json(chained)],
+                      lambda: self._written(thread_id, (seq, prev)),
+                      lambda: self._restore(thread_id, events), stale_key=_CHAIN_KEY,
+                      sets=(("audit_seq", seq), ("audit_head", prev)))
 
     def end_run_op(self, thread_id: str, row: ThreadRow | None) -> Op[None]:
         """A run ends (its lease is released, the row locked): write what is left and record

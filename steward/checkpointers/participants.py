@@ -35,6 +35,8 @@ class Joined:
     # A unique key the rows break when another writer moved on since they were built: the
     # statement then fails as StaleView and the saver writes again the careful way.
     stale_key: str | None = None
+    # Columns of the thread's row the write sets with them (a run's end: the audit head).
+    sets: tuple[tuple[str, Any], ...] = ()
 
 
 class WriteParticipant(Protocol):
@@ -57,6 +59,11 @@ class WriteParticipant(Protocol):
 
     def run_ended_op(self, thread_id: str) -> Op[None]:
         """A run gave the lease back (the row is locked)."""
+        ...
+
+    def ended(self, thread_id: str, tenant: str | None) -> Joined | None:
+        """Its rows for a run's end as part of a one-statement release (PostgreSQL), or None
+        when it needs the careful way (``run_ended_op``)."""
         ...
 
 

@@ -135,6 +135,14 @@ class Riding:
         columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)]
         return Joined(_CTE, [tid, *columns], _nothing, _nothing)
 
+    def ended(self, tid: str, holder: str, taken: Taken) -> Joined | None:
+        """The run's held rows as a CTE of its one-statement release, or None if none."""
+        rows = self.take(tid, holder, taken)
+        if not rows:
+            return None
+        columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)]
+        return Joined(_CTE, [tid, *columns], _nothing, _nothing)
+
     def write_op(self, tid: str, taken: Taken, holder: str | None = None) -> Op[None]:
         """Write the held rows in the caller's transaction (the write is fenced by the lease
         of ``holder``, by default the run of this process holding the thread)."""

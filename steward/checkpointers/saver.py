@@ -450,16 +450,38 @@ class StewardSaver(BaseCheckpointSaver[str]):
         ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
         recorded as the thread's subjects in the same transaction; ``vote`` says the run
         resumes the thread or goes on from where it stopped (the approver's reach)."""
+        process = self.driver.holder()
+        if self.driver.optimistic and self.threads.view(thread_id) is None:
+            row = self.driver.run(self.threads.fresh_op(thread_id, holder, principal, ttl,
+                                                        subjects, vote, process),
+                                  write=True, durable=False)
+            if row is not None:  # a new thread, created with the lease: nothing to read
+                for participant in self.participants:
+                    self.driver.run(participant.run_started_op(thread_id, row), write=True,
+                                    durable=False)
+                self._took(thread_id, Prefetched(holder, principal, None, row))
+                return
         self._took(thread_id, self.driver.run(
-            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote,
-                             self.driver.holder()), write=True, durable=False))
+            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote, process),
+            write=True, durable=False))
 
     async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
                              ttl: float | None = None, subjects: Sequence[str] = (),
                              vote: Vote | None = None) -> None:
+        process = await self.driver.aholder()
+        if self.driver.optimistic and self.threads.view(thread_id) is None:
+            row = await self.driver.arun(self.threads.fresh_op(
+                thread_id, holder, principal, ttl, subjects, vote, process),
+                write=True, durable=False)
+            if row is not None:
+                for participant in self.participants:
+                    await self.driver.arun(participant.run_started_op(thread_id, row),
+                                           write=True, durable=False)
+                self._took(thread_id, Prefetched(holder, principal, None, row))
+                return
         self._took(thread_id, await self.driver.arun(
-            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote,
-                             await self.driver.aholder()), write=True, durable=False))
+            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote, process),
+            write=True, durable=False))
 
     def _took(self, tid: str, prefetched: Prefetched) -> None:
         self.threads.hold(tid, prefetched.holder)
@@ -482,22 +504,57 @@ class StewardSaver(BaseCheckpointSaver[str]):
             del self._prefetched[str(tid)]
         return found
 
+    def _release_alone_op(self, tid: str, holder: str, tenant: str | None,
+                          taken: Taken) -> Op[None]:
+        """A run's end as one statement (Postgres), with its held task writes and what the
+        participants write at a run's end; StaleView (the careful way) when one of them
+        cannot join or the run lost the lease."""
+        riding = self._riding.ended(tid, holder, taken)
+        joined = [riding] if riding is not None else []
+        for participant in self.participants:
+            part = participant.ended(tid, tenant)
+            if part is None:  # it needs the careful way
+                for done in joined:
+                    done.unwritten()
+                raise StaleView
+            joined.append(part)
+        sets = [(column, value) for part in joined for column, value in part.sets]
+        yield from self._alone(
+            self.sql.release_alone("".join(j.cte for j in joined), [c for c, _ in sets]),
+            (time.time(), *(value for _, value in sets), tid, holder), (tid, holder), joined)
+
     def release_lease(self, thread_id: str, holder: str) -> None:
+        view = self.threads.view(thread_id)
         self.threads.let_go(thread_id, holder)
         self._unfetch(thread_id)
         taken: Taken = []
         try:
-            self.driver.run(self._release_op(thread_id, holder, taken), write=True,
+            if self.driver.optimistic:
+                with contextlib.suppress(StaleView):
+                    self.driver.run(self._release_alone_op(
+                        thread_id, holder, view.tenant if view else None, taken),
+                        write=True, durable=False)
+                    return
+                self._riding.give_back(taken)
+            self.driver.run(self._release_op(thread_id, holder, []), write=True,
                             durable=False)
         finally:
             self._riding.drop(thread_id)  # the run is over: what it could not write is lost
 
     async def arelease_lease(self, thread_id: str, holder: str) -> None:
+        view = self.threads.view(thread_id)
         self.threads.let_go(thread_id, holder)
         self._unfetch(thread_id)
         taken: Taken = []
         try:
-            await self.driver.arun(self._release_op(thread_id, holder, taken), write=True,
+            if self.driver.optimistic:
+                with contextlib.suppress(StaleView):
+                    await self.driver.arun(self._release_alone_op(
+                        thread_id, holder, view.tenant if view else None, taken),
+                        write=True, durable=False)
+                    return
+                self._riding.give_back(taken)
+            await self.driver.arun(self._release_op(thread_id, holder, []), write=True,
                                    durable=False)
         finally:
             self._riding.drop(thread_id)

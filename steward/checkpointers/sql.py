@@ -53,6 +53,18 @@ class Sql:
             "INSERT INTO steward_threads (thread_id, tenant, owner, created_at, updated_at, "
             "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
         )
+        # A new thread created with its first run's lease and subjects, in one statement
+        # (Postgres; see Threads.fresh_op): no row comes back when the thread exists.
+        self.fresh_lease = (
+            "WITH ins AS (INSERT INTO steward_threads (thread_id, tenant, owner, created_at, "
+            "updated_at, expires_at, lease_owner, lease_expires_at, lease_holder, lease_epoch, "
+            "status, run_as, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'running', ?::jsonb, 1) "
+            "ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id), "
+            "subj AS (INSERT INTO steward_subjects (thread_id, subject, tenant, added_at) "
+            "SELECT ?, s.subject, ?, ? FROM unnest(?::text[]) AS s(subject) "
+            "WHERE EXISTS (SELECT 1 FROM ins) ON CONFLICT (thread_id, subject) DO NOTHING) "
+            "SELECT thread_id FROM ins"
+        ) if pg else ""
         self.delete_thread = "DELETE FROM steward_threads WHERE thread_id = ?"
         self.thread_info = f"SELECT {THREAD_INFO_COLS} FROM steward_threads"
         # A thread waiting on an approval one of the roles bound after it may vote on.
@@ -254,6 +266,22 @@ class Sql:
             "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
             "type = excluded.type, checkpoint = excluded.checkpoint, "
             "metadata = excluded.metadata, channel_versions = excluded.channel_versions"
+        )
+
+    def release_alone(self, joined: str, sets: Sequence[str]) -> str:
+        """A run's end in one statement (Postgres): the lease given back, guarded by the
+        holder (a lost lease divides by zero: StaleView), with the rows that join it
+        (``joined``) and the thread-row columns they set (``sets``, their values bound after
+        the release's own)."""
+        extra = "".join(f", {column} = ?" for column in sets)
+        return (
+            "WITH ok AS (SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads "
+            "WHERE thread_id = ? AND lease_owner = ? FOR UPDATE) AS g)::int AS ok) " + joined
+            + "UPDATE steward_threads SET lease_owner = NULL, lease_expires_at = NULL, "
+            "lease_holder = NULL, resumed_by = NULL, "
+            "status = CASE WHEN waiting_on IS NULL THEN 'idle' ELSE 'interrupted' END, "
+            f"updated_at = ?, rev = rev + 1{extra} "
+            "WHERE thread_id = ? AND lease_owner = ? AND (SELECT ok FROM ok) = 1"
         )
 
     def writes_alone(self, leased: bool, special: bool, joined: str = "") -> str:

@@ -288,7 +288,7 @@ class Threads:
         row changed since; the saver then runs the operation again the careful way."""
         if ctx is None or not ctx.optimistic:
             return None
-        row = self._view(tid)
+        row = self.view(tid)
         now = time.time()
         if row is None or not self._passes(tid, principal, row, now):
             return None
@@ -382,7 +382,8 @@ class Threads:
             return False
         return True
 
-    def _view(self, tid: str) -> ThreadRow | None:
+    def view(self, tid: str) -> ThreadRow | None:
+        """The row this process saw last (fast_view), if it remembers one."""
         with self._views_lock:
             return self._views.get(tid)
 
@@ -417,6 +418,30 @@ class Threads:
                                        process=process, also=also, found=found)
         yield from self._subjects_op(tid, row.tenant, subjects)
         return row
+
+    def fresh_op(self, tid: str, holder: str, principal: Principal | None,
+                 ttl: float | None, subjects: Sequence[str], vote: Vote | None,
+                 process: str | None) -> Op[ThreadRow | None]:
+        """Take the lease of a thread that does not exist yet in one statement (Postgres):
+        create it bound to ``principal`` with the lease, as ``acquire_op`` would, and record
+        its subjects; None (nothing changed) if the thread exists, or if the principal may
+        not write a thread of its own: ``acquire_op`` then decides, the careful way."""
+        now = time.time()
+        ttl = ttl if ttl is not None else self.default_ttl
+        tenant = principal.tenant if principal else None
+        owner = principal.id if principal else None
+        identity = ThreadIdentity(tid, tenant, owner, frozenset(), None)
+        try:
+            self.access.check(principal, identity, Access.WRITE, vote=vote)
+        except ThreadAccessDenied:
+            return None
+        row = ThreadRow(tenant, owner, holder, now + self.lease_ttl, now + ttl if ttl else None,
+                        "running", None, None, 1, now, 0, None, None, process)
+        run_as = dump_json(principal.to_dict()) if principal is not None else None
+        found = (yield Stmt(self.sql.fresh_lease, (
+            tid, tenant, owner, now, now, row.expires_at, holder, row.lease_expires_at, process,
+            run_as, tid, tenant, now, list(subjects)), alone=True)).one()
+        return row if found is not None else None
 
     def _subjects_op(self, tid: str, tenant: str | None, subjects: Sequence[str]) -> Op[None]:
         """Record whose personal data the thread holds (its subjects), for erasure; adding a

@@ -147,6 +147,7 @@ class SqliteDriver:
 # commit's flush covers it (Postgres writes and flushes its WAL in order).
 
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
 _LAZY_OPTIONS = "-c synchronous_commit=off"
 
 
@@ -259,47 +260,63 @@ class PostgresDriver:
             if isinstance(first, Stmt) and first.alone:
                 try:
                     with (self.pool if durable else self.lazy).connection() as conn:
-                        conn.execute(_pg_sql(first.sql), first.params)
+                        cur = conn.execute(_pg_sql(first.sql), first.params)
+                        done = Result(cur.fetchall() if cur.description else [], cur.rowcount)
                 except BaseException:
                     op.close()  # the operation puts back what it took
                     raise
-                return finish(op, Result())
-            # Pipeline mode: statements whose results the operation does not need are sent
-            # without a round trip each; BEGIN, SET LOCAL and the first statement travel
-            # together, and COMMIT carries whatever is still queued.
-            with self.pool.connection() as conn, conn.pipeline() as pipe:
-                cur = conn.cursor()
+                return finish(op, done)
+            # Pipeline mode, one pipeline per exchange: statements whose results the
+            # operation does not need wait (unsent) for the next statement that does; BEGIN,
+            # SET LOCAL and the first statement travel together, COMMIT carries whatever is
+            # still queued, and leaving each pipeline is its one round trip (its Sync).
+            with self.pool.connection() as conn:
+                queued: list[str] = []
+                if write:
+                    queued.append("BEGIN")
+                    if not durable:
+                        queued.append(_ASYNC_COMMIT)
+
+                def send(stmts: Sequence[Stmt], last: str | None = None) -> list[Any]:
+                    cursors = []
+                    with conn.pipeline():
+                        for sql in queued:
+                            conn.cursor().execute(sql)
+                        queued.clear()
+                        for stmt in stmts:
+                            c = conn.cursor()
+                            if stmt.many:
+                                c.executemany(_pg_sql(stmt.sql), stmt.params)
+                            else:
+                                c.execute(_pg_sql(stmt.sql), stmt.params)
+                            cursors.append(c)
+                        if last is not None:
+                            conn.cursor().execute(last)
+                    return cursors
 
                 def execute(stmts: Sequence[Stmt]) -> list[Result]:
-                    cursors = []
-                    for stmt in stmts:
-                        c = conn.cursor()
-                        if stmt.many:
-                            c.executemany(_pg_sql(stmt.sql), stmt.params)
-                        else:
-                            c.execute(_pg_sql(stmt.sql), stmt.params)
-                        cursors.append(c)
                     if not any(stmt.wait for stmt in stmts):
+                        pending.extend(stmts)
                         return [Result() for _ in stmts]
-                    pipe.sync()  # one round trip for the whole batch
+                    batch = [*pending, *stmts]
+                    pending.clear()
+                    cursors = send(batch)[len(batch) - len(stmts):]
                     return [Result(c.fetchall() if c.description else [], c.rowcount)
                             for c in cursors]
 
-                if not write:  # reads: each statement is consistent on its own (see _READS)
-                    return drive(op, execute, first)
-                cur.execute("BEGIN")
-                if not durable:
-                    cur.execute(_ASYNC_COMMIT)
+                pending: list[Stmt] = []
                 try:
                     result = drive(op, execute, first)
-                    cur.execute("COMMIT")
-                    pipe.sync()
+                    if write:
+                        send(pending, "COMMIT")
+                    elif pending:
+                        send(pending)
                 except BaseException:
                     # Leave the connection idle whatever failed (a guard, a statement, the
-                    # operation's own check), so the pipeline closes without complaint.
-                    with contextlib.suppress(psycopg.Error):
-                        cur.execute("ROLLBACK")
-                        pipe.sync()
+                    # operation's own check).
+                    if conn.info.transaction_status != _IDLE:
+                        with contextlib.suppress(psycopg.Error):
+                            conn.execute("ROLLBACK")
                     raise
                 return result
         except psycopg.Error as exc:
@@ -358,42 +375,58 @@ class AsyncPostgresDriver:
             if isinstance(first, Stmt) and first.alone:
                 try:
                     async with (self.pool if durable else self.lazy).connection() as conn:
-                        await conn.execute(_pg_sql(first.sql), first.params)
+                        cur = await conn.execute(_pg_sql(first.sql), first.params)
+                        done = Result(await cur.fetchall() if cur.description else [],
+                                      cur.rowcount)
                 except BaseException:
                     op.close()
                     raise
-                return finish(op, Result())
-            async with self.pool.connection() as conn, conn.pipeline() as pipe:
-                cur = conn.cursor()
+                return finish(op, done)
+            async with self.pool.connection() as conn:
+                queued: list[str] = []
+                if write:
+                    queued.append("BEGIN")
+                    if not durable:
+                        queued.append(_ASYNC_COMMIT)
+
+                async def send(stmts: Sequence[Stmt], last: str | None = None) -> list[Any]:
+                    cursors = []
+                    async with conn.pipeline():
+                        for sql in queued:
+                            await conn.cursor().execute(sql)
+                        queued.clear()
+                        for stmt in stmts:
+                            c = conn.cursor()
+                            if stmt.many:
+                                await c.executemany(_pg_sql(stmt.sql), stmt.params)
+                            else:
+                                await c.execute(_pg_sql(stmt.sql), stmt.params)
+                            cursors.append(c)
+                        if last is not None:
+                            await conn.cursor().execute(last)
+                    return cursors
 
                 async def execute(stmts: Sequence[Stmt]) -> list[Result]:
-                    cursors = []
-                    for stmt in stmts:
-                        c = conn.cursor()
-                        if stmt.many:
-                            await c.executemany(_pg_sql(stmt.sql), stmt.params)
-                        else:
-                            await c.execute(_pg_sql(stmt.sql), stmt.params)
-                        cursors.append(c)
                     if not any(stmt.wait for stmt in stmts):
+                        pending.extend(stmts)
                         return [Result() for _ in stmts]
-                    await pipe.sync()
+                    batch = [*pending, *stmts]
+                    pending.clear()
+                    cursors = (await send(batch))[len(batch) - len(stmts):]
                     return [Result(await c.fetchall() if c.description else [], c.rowcount)
                             for c in cursors]
 
-                if not write:
-                    return await adrive(op, execute, first)
-                await cur.execute("BEGIN")
-                if not durable:
-                    await cur.execute(_ASYNC_COMMIT)
+                pending: list[Stmt] = []
                 try:
                     result = await adrive(op, execute, first)
-                    await cur.execute("COMMIT")
-                    await pipe.sync()
+                    if write:
+                        await send(pending, "COMMIT")
+                    elif pending:
+                        await send(pending)
                 except BaseException:
-                    with contextlib.suppress(psycopg.Error):
-                        await cur.execute("ROLLBACK")
-                        await pipe.sync()
+                    if conn.info.transaction_status != _IDLE:
+                        with contextlib.suppress(psycopg.Error):
+                            await conn.execute("ROLLBACK")
                     raise
                 return result
         except psycopg.Error as exc:

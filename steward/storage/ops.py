@@ -30,7 +30,8 @@ class Stmt:
     many: bool = False
     wait: bool = True
     # The operation's one and only statement, atomic by itself: a driver may run it without
-    # a transaction around it (Postgres: no BEGIN, no COMMIT, one round trip).
+    # a transaction around it (Postgres: no BEGIN, no COMMIT, one round trip); its Result
+    # (rows, with RETURNING) is the operation's last.
     alone: bool = False
     # Unique keys whose violation by this statement means what it was built from is stale
     # (another writer moved on): the driver raises StaleView instead of StorageError.
