@@ -7,14 +7,14 @@ payload against its place (``steward.storage.places``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from langgraph.checkpoint.base import Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from steward.checkpointers.deltas import Key, Known, rebuild
+from steward.checkpointers.deltas import Key, Known, ListCache, rebuild
 from steward.checkpointers.sql import Sql
 from steward.errors import PayloadCorrupted
 from steward.storage.codec import Codec, load_json
@@ -31,6 +31,10 @@ class Decoder:
     sql: Sql
     codec: Codec
     serde: SerializerProtocol
+    # The lists this process last stored or read (deltas): a value stored at the version a
+    # checkpoint names is that list, so reading the latest state of a growing history costs
+    # a copy of the list, not decoding it (items are not changed in place: see deltas).
+    lists: ListCache | None = None
 
     def load_tuple_op(self, row: tuple[Any, ...],
                     learn: dict[Key, Known | None] | None = None,
@@ -39,8 +43,35 @@ class Decoder:
         trip). With ``learn``, note the lists read, so that the next write of them can be a
         delta (``deltas``)."""
         checkpoint = self.decode(row)
-        results = yield self.tuple_stmts(row, checkpoint)
-        return self.tuple_from(row, checkpoint, results, learn, incarnation)
+        served = self._known(row, checkpoint, incarnation) if learn is not None else {}
+        results = yield self.tuple_stmts(row, checkpoint, served)
+        return self.tuple_from(row, checkpoint, results, learn, incarnation, served)
+
+    def load_latest_op(self, row: tuple[Any, ...], writes: Result,
+                       learn: dict[Key, Known | None], incarnation: float
+                       ) -> Op[CheckpointTuple]:
+        """As ``load_tuple_op``, for a latest checkpoint whose writes were read with it
+        (``Sql.select_latest_writes``): no round trip when its values are inline or known."""
+        checkpoint = self.decode(row)
+        served = self._known(row, checkpoint, incarnation)
+        stmts = self.tuple_stmts(row, checkpoint, served)
+        results = [writes] if len(stmts) == 1 else [(yield stmts[0]), writes]
+        return self.tuple_from(row, checkpoint, results, learn, incarnation, served)
+
+    def _known(self, row: tuple[Any, ...], checkpoint: Checkpoint,
+               incarnation: float) -> dict[str, Known]:
+        """The checkpoint's list values this process holds already, at their versions."""
+        if self.lists is None or not incarnation:
+            return {}
+        tid, ns = row[:2]
+        inline = checkpoint["channel_values"]
+        out = {}
+        for channel, version in checkpoint["channel_versions"].items():
+            if channel not in inline:
+                known = self.lists.get((tid, ns, channel), incarnation)
+                if known is not None and known.version == str(version):
+                    out[channel] = known
+        return out
 
     def decode(self, row: tuple[Any, ...]) -> Checkpoint:
         """The checkpoint of a row, with its small values (see ``_inline``) and the versions
@@ -59,14 +90,15 @@ class Decoder:
         checkpoint["channel_values"] = dict(checkpoint.get("channel_values") or {})
         return checkpoint
 
-    def tuple_stmts(self, row: tuple[Any, ...], checkpoint: Checkpoint) -> Batch:
-        """What a checkpoint row needs read: the values not kept inline, with their delta
-        chains, and its writes."""
+    def tuple_stmts(self, row: tuple[Any, ...], checkpoint: Checkpoint,
+                    served: Mapping[str, Known] | None = None) -> Batch:
+        """What a checkpoint row needs read: the values not kept inline (nor ``served`` from
+        this process's lists), with their delta chains, and its writes."""
         tid, ns, cid = row[:3]
         inline = checkpoint["channel_values"]
         pairs: list[Any] = []
         for channel, version in checkpoint["channel_versions"].items():
-            if channel not in inline:
+            if channel not in inline and not (served and channel in served):
                 pairs += [channel, str(version)]
         writes = Stmt(self.sql.select_writes, (tid, ns, cid))
         if not pairs:
@@ -76,12 +108,15 @@ class Decoder:
 
     def tuple_from(self, row: tuple[Any, ...], checkpoint: Checkpoint,
                     results: Sequence[Result], learn: dict[Key, Known | None] | None,
-                    incarnation: float) -> CheckpointTuple:
+                    incarnation: float,
+                    served: Mapping[str, Known] | None = None) -> CheckpointTuple:
         tid, ns, cid, parent, _type, _blob, metadata, _versions = row
         where = f"checkpoint {cid!r} of thread {tid!r}"
         column = checkpoint["channel_versions"]
         chains = results[0] if len(results) == 2 else None
         values = checkpoint["channel_values"]
+        for channel, known in (served or {}).items():
+            values[channel] = list(known.items)
         by_channel: dict[str, list[tuple[Any, ...]]] = {}
         for chain_row in chains.rows if chains is not None else []:
             by_channel.setdefault(chain_row[0], []).append(chain_row)

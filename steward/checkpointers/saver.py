@@ -180,7 +180,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     def _decoder(self) -> Decoder:
         """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own)."""
-        return Decoder(self.sql, self.codec, self.serde)
+        return Decoder(self.sql, self.codec, self.serde, self._lists)
 
     def _unfetch(self, tid: str) -> None:
         with self._prefetch_lock:
@@ -423,7 +423,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         found: list[Result] = []
         row = yield from self.threads.acquire_op(
             tid, holder, principal, ttl, subjects, vote, process,
-            also=(Stmt(self.sql.select_latest, (tid, "")),), found=found)
+            also=(Stmt(self.sql.select_latest, (tid, "")),
+                  Stmt(self.sql.select_latest_writes, (tid, "", tid, ""))), found=found)
         self._riding.drop(tid)  # a run of this process that lost the thread left them
         for participant in self.participants:
             yield from participant.run_started_op(tid, row)
@@ -431,7 +432,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         tup = None
         if latest is not None:
             learned: dict[Key, Known | None] = {}
-            tup = yield from self._decoder().load_tuple_op(latest, learned, row.created_at)
+            tup = yield from self._decoder().load_latest_op(latest, found[1], learned,
+                                                             row.created_at)
             self._lists.update(learned)
         return Prefetched(holder, principal, tup, row)
 

@@ -143,6 +143,13 @@ class Sql:
             f"SELECT {CHECKPOINT_COLS} FROM steward_checkpoints c "
             "WHERE c.thread_id = ? AND c.checkpoint_ns = ? ORDER BY c.checkpoint_id DESC LIMIT 1"
         )
+        # The writes of the latest checkpoint of a namespace, read with it (select_latest).
+        self.select_latest_writes = (
+            "SELECT task_id, channel, type, blob, task_path, idx FROM steward_writes "
+            "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = (SELECT "
+            "max(checkpoint_id) FROM steward_checkpoints WHERE thread_id = ? AND "
+            "checkpoint_ns = ?)"
+        )
         self.list_prefix = f"SELECT {CHECKPOINT_COLS} FROM steward_checkpoints c"
         self.select_writes = (
             "SELECT task_id, channel, type, blob, task_path, idx FROM steward_writes "
