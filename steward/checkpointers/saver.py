@@ -104,6 +104,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self.driver = driver
         self.sql = Sql(driver.dialect)
+        self._pg = driver.dialect == "postgres"  # writes of known threads: one statement
         self.codec = Codec(cipher)
         self.threads = threads or Threads(driver, access=access, default_ttl=default_ttl,
                                           lease_ttl=lease_ttl)
@@ -249,7 +250,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
                    if ch in values and ch not in inline]
         fast = self.threads.fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
         taken = ctx.taken if ctx is not None else []
-        joining, joined = self._join(tid, checkpoint["id"], fast, taken)
+        joining, joined = self._join(tid, checkpoint["id"], fast if self._pg else None, taken)
         if fast is not None and joined is not None:
             # A known thread whose row this write leaves alone: the whole write is one
             # statement, guarded (see claim_op), on its own: one round trip, no BEGIN/COMMIT.
@@ -270,8 +271,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
         # Only the checkpoints a run makes as it goes may come from an approver's reach; new
         # input, update_state and forks need access of one's own.
         vote: Vote | None = "run" if (metadata or {}).get("source") == "loop" else None
-        thread = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
-                                                  at=(ns, checkpoint["id"]), ctx=ctx, vote=vote)
+        trusted = None if self._pg else fast
+        thread = trusted if trusted is not None else (yield from self.threads.claim_op(
+            tid, principal, ttl=ttl_of(config), at=(ns, checkpoint["id"]), ctx=ctx, vote=vote))
+        if trusted is not None:  # SQLite: the row is checked, not claimed, under the write lock
+            yield from self.threads.guard_op(tid, trusted)
         yield from self._riding.write_op(tid, taken)
         for participant in joining:
             yield from participant.write_op(tid, checkpoint["id"], thread)
@@ -386,7 +390,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         fast = None if screen is not None else self.threads.fast_view(
             tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
         taken = ctx.taken if ctx is not None else []
-        joining, joined = self._join(tid, cid, fast, taken)
+        joining, joined = self._join(tid, cid, fast if self._pg else None, taken)
         if fast is not None and joined is not None:  # one guarded statement, as in _put_op
             yield from self._alone(
                 self.sql.writes_alone(tid in self.threads.leases, special,
@@ -395,9 +399,12 @@ class StewardSaver(BaseCheckpointSaver[str]):
                  *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
                 self._guard_params(tid, fast, ns, ()), joined)
             return
-        row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
-                                               at=(ns, cid), ctx=ctx, interrupts=waits,
-                                               vote=vote)
+        trusted = None if self._pg else fast
+        row = trusted if trusted is not None else (yield from self.threads.claim_op(
+            tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx, interrupts=waits,
+            vote=vote))
+        if trusted is not None:  # SQLite, as in _put_op
+            yield from self.threads.guard_op(tid, trusted)
         yield from self._riding.write_op(tid, taken)
         for participant in joining:
             yield from participant.write_op(tid, cid, row)
@@ -606,7 +613,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
     def _write(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
         """Run a write operation trusting this process's caches; if a guard finds them stale
         (StaleView), forget them and run it again the slow way."""
-        ctx = WriteCtx(self.driver.optimistic)
+        ctx = WriteCtx(optimistic=True)
         try:
             try:
                 result = self.driver.run(make(ctx), write=True, durable=durable)
@@ -622,7 +629,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         return result
 
     async def _awrite(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
-        ctx = WriteCtx(self.driver.optimistic)
+        ctx = WriteCtx(optimistic=True)
         try:
             try:
                 result = await self.driver.arun(make(ctx), write=True, durable=durable)

@@ -25,7 +25,7 @@ from steward.identity import Access, AccessRule, Principal, ThreadIdentity, Vote
 from steward.storage.codec import dump_json, load_json
 from steward.storage.drivers import Driver
 from steward.storage.liveness import PG_SESSION_ALIVE, PG_SESSIONS_ALIVE, local_alive
-from steward.storage.ops import Op, Result, Stmt
+from steward.storage.ops import Op, Result, StaleView, Stmt
 from steward.storage.values import limit_of, seconds, seconds_or_none, str_id
 
 # What a thread row's status can be: waiting on nothing, leased by a run, waiting (on an
@@ -296,6 +296,20 @@ class Threads:
             and row.lease_expires_at > now else None
         sets, _, _ = self._changes(row, principal, at, interrupts, None, holder, now)
         return None if sets else row
+
+    def guard_op(self, tid: str, row: ThreadRow) -> Op[None]:
+        """SQLite's guard for a write trusting the row this process saw last (fast_view):
+        read under the write lock the transaction holds, so the row cannot change before it
+        commits; StaleView (the careful way) if it changed since (``Sql._guarded`` is the
+        Postgres twin, inside the write's one statement)."""
+        holder = self.leases.get(tid)
+        fence = "lease_owner = ?" if holder else "(lease_owner IS NULL OR lease_expires_at <= ?)"
+        found = (yield Stmt("SELECT 1 FROM steward_threads WHERE thread_id = ? AND rev = ? "
+                            f"AND created_at = ? AND {fence}",
+                            (tid, row.rev, row.created_at,
+                             holder if holder else time.time()))).one()
+        if found is None:
+            raise StaleView
 
     def holder_gone_op(self, row: ThreadRow, now: float) -> Op[bool]:
         """Whether a live lease's holder process is known to be gone: its PostgreSQL session

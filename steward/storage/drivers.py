@@ -41,7 +41,7 @@ class Driver(Protocol):
 
     dialect: str
     url: str  # masked, safe to print
-    optimistic: bool  # runs guard statements that may raise StaleView (see StewardSaver._claim)
+    optimistic: bool  # guards inside its statements may raise StaleView (Sql._guarded)
 
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T: ...
 
