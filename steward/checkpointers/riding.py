@@ -21,9 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from steward.checkpointers.participants import Joined
+from steward.checkpointers.sql import rows_json
 from steward.checkpointers.threads import ThreadRow
 from steward.storage.ops import Op, Stmt
 
@@ -33,11 +33,11 @@ __all__ = ["Riding", "Settler", "Taken", "WriteRow"]
 WriteRow = tuple[str, str, str, int, str, str, bytes, str]
 Taken = list[tuple[str, str, list[WriteRow]]]  # (thread, holder, rows) a write took
 
+# The rows travel as one JSON parameter (sql.rows_json).
 _CTE = (
     ", ride AS (INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
-    "idx, channel, type, blob, task_path) SELECT ?, u.ns, u.cid, u.task, u.idx, u.channel, "
-    "u.type, u.blob, u.path FROM unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], "
-    "?::text[], ?::bytea[], ?::text[]) AS u(ns, cid, task, idx, channel, type, blob, path) "
+    "idx, channel, type, blob, task_path) SELECT ?, u->>0, u->>1, u->>2, (u->>3)::int, "
+    "u->>4, u->>5, decode(u->>6, 'base64'), u->>7 FROM jsonb_array_elements(?::jsonb) AS u "
     "WHERE (SELECT ok FROM ok) = 1 "
     "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING) "
 )
@@ -132,16 +132,14 @@ class Riding:
         rows = self.take(tid, self._leases.get(tid), taken)
         if not rows:
             return None
-        columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)]
-        return Joined(_CTE, [tid, *columns], _nothing, _nothing)
+        return Joined(_CTE, [tid, rows_json(rows, 6)], _nothing, _nothing)
 
     def ended(self, tid: str, holder: str, taken: Taken) -> Joined | None:
         """The run's held rows as a CTE of its one-statement release, or None if none."""
         rows = self.take(tid, holder, taken)
         if not rows:
             return None
-        columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)]
-        return Joined(_CTE, [tid, *columns], _nothing, _nothing)
+        return Joined(_CTE, [tid, rows_json(rows, 6)], _nothing, _nothing)
 
     def write_op(self, tid: str, taken: Taken, holder: str | None = None) -> Op[None]:
         """Write the held rows in the caller's transaction (the write is fenced by the lease

@@ -38,7 +38,7 @@ from steward.checkpointers.encoding import Encoder, inline_value
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.riding import Riding, Settler, Taken, WriteRow
 from steward.checkpointers.schema import SCHEMA
-from steward.checkpointers.sql import Sql
+from steward.checkpointers.sql import Sql, rows_json
 from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx
 from steward.identity import Access, AccessRule, Principal, Vote, principal_from_config
 from steward.storage.codec import Codec
@@ -259,14 +259,14 @@ class StewardSaver(BaseCheckpointSaver[str]):
             rows = [row for row, _ in planned]
             bases = [base for _, base in planned if base is not None]
             ctes = "".join(j.cte for j in joined)
-            yield from self._alone(self.sql.put_alone(tid in self.threads.leases, ctes), (
-                tid, ns, [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
-                [r[5] for r in rows], [r[6] for r in rows], [r[7] for r in rows],
-                [r[8] for r in rows],
-                *self._encoder().checkpoint_row(config, checkpoint, inline, metadata,
-                                                principal, tid, ns, parent,
-                                                self.threads.leases.get(tid)),
-            ), self._guard_params(tid, fast, ns, bases), joined)
+            stored = (tid, ns, rows_json([r[2:] for r in rows], 3)) if rows else ()
+            yield from self._alone(
+                self.sql.put_alone(tid in self.threads.leases, ctes, blobs=bool(rows),
+                                   bases=bool(bases)),
+                (*stored, *self._encoder().checkpoint_row(config, checkpoint, inline, metadata,
+                                                          principal, tid, ns, parent,
+                                                          self.threads.leases.get(tid))),
+                self._guard_params(tid, fast, ns, bases), joined)
             return done
         # Only the checkpoints a run makes as it goes may come from an approver's reach; new
         # input, update_state and forks need access of one's own.
@@ -395,8 +395,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
             yield from self._alone(
                 self.sql.writes_alone(tid in self.threads.leases, special,
                                       "".join(j.cte for j in joined)),
-                (tid, ns, cid, task_id, task_path,
-                 *(list(column) for column in zip(*(r[:4] for r in rows), strict=True))),
+                (tid, ns, cid, task_id, task_path, rows_json([r[:4] for r in rows], 3)),
                 self._guard_params(tid, fast, ns, ()), joined)
             return
         trusted = None if self._pg else fast

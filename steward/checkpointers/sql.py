@@ -6,9 +6,12 @@ The two dialects differ only in a few fragments (row locking, JSON parameters, J
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from steward.errors import ConfigError
 from steward.storage.drivers import json_param
@@ -25,6 +28,14 @@ CHECKPOINT_COLS = (
     "c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, "
     "c.checkpoint, c.metadata, c.channel_versions"
 )
+
+
+def rows_json(rows: Sequence[Sequence[Any]], blob_at: int) -> str:
+    """Rows as one JSON parameter (an array of row arrays, the bytes at ``blob_at`` in
+    base64), read back with ``jsonb_array_elements``: psycopg adapts array parameters in
+    Python, at several times the cost of orjson."""
+    return orjson.dumps([(*row[:blob_at], base64.b64encode(row[blob_at]).decode(),
+                          *row[blob_at + 1:]) for row in rows]).decode()
 
 
 class Sql:
@@ -61,7 +72,7 @@ class Sql:
             "status, run_as, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'running', ?::jsonb, 1) "
             "ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id), "
             "subj AS (INSERT INTO steward_subjects (thread_id, subject, tenant, added_at) "
-            "SELECT ?, s.subject, ?, ? FROM unnest(?::text[]) AS s(subject) "
+            "SELECT ?, s.subject, ?, ? FROM jsonb_array_elements_text(?::jsonb) AS s(subject) "
             "WHERE EXISTS (SELECT 1 FROM ins) ON CONFLICT (thread_id, subject) DO NOTHING) "
             "SELECT thread_id FROM ins"
         ) if pg else ""
@@ -232,18 +243,21 @@ class Sql:
 
     # -- Postgres: a whole write in one statement (see StewardSaver._put_op) -----------------
 
-    def _guarded(self, leased: bool) -> str:
+    def _guarded(self, leased: bool, bases: bool) -> str:
         """CTEs ``ok`` (the thread-row guard: revision, incarnation and fence) and ``bases``
-        (every delta's base is there); both divide by zero, failing the statement, when they
-        do not hold."""
+        (every delta's base is there, when a write has deltas); both divide by zero, failing
+        the statement, when they do not hold."""
         fence = "lease_owner = ?" if leased else "(lease_owner IS NULL OR lease_expires_at <= ?)"
+        check = (
+            "bases AS (SELECT 1 / (CASE WHEN (SELECT count(*) FROM "
+            "steward_blobs b JOIN jsonb_array_elements(?::jsonb) AS x "
+            "ON b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = x->>0 "
+            "AND b.version = x->>1) = ? THEN 1 ELSE 0 END) AS ok) "
+        ) if bases else "bases AS (SELECT 1 AS ok) "
         return (
             "WITH ok AS (SELECT 1 / (SELECT count(*) FROM (SELECT 1 FROM steward_threads "
             f"WHERE thread_id = ? AND rev = ? AND created_at = ? AND {fence} FOR UPDATE) AS g"
-            ")::int AS ok), bases AS (SELECT 1 / (CASE WHEN (SELECT count(*) FROM "
-            "steward_blobs b JOIN unnest(?::text[], ?::text[]) AS x(channel, version) "
-            "ON b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = x.channel "
-            "AND b.version = x.version) = ? THEN 1 ELSE 0 END) AS ok) "
+            ")::int AS ok), " + check
         )
 
     @staticmethod
@@ -251,21 +265,29 @@ class Sql:
                        bases: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
         """The parameters of ``_guarded``, in its placeholders' order: the thread row's
         revision and incarnation as this process saw them, the fence (the lease holder, or
-        now), and the (channel, version) delta bases that must exist."""
-        return (tid, rev, incarnation, fence, [b[0] for b in bases], [b[1] for b in bases],
-                tid, ns, len(bases))
+        now), and the (channel, version) delta bases that must exist (none: no check, and no
+        array to send: psycopg's array dumpers cost more than the statement's own work)."""
+        if not bases:
+            return (tid, rev, incarnation, fence)
+        return (tid, rev, incarnation, fence, orjson.dumps(list(bases)).decode(), tid, ns,
+                len(bases))
 
-    def put_alone(self, leased: bool, joined: str = "") -> str:
-        """``joined``: the CTEs of the rows that join the write (WriteParticipant.joined)."""
-        return (
-            self._guarded(leased) + joined
-            + ", blobs AS (INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, "
-            "type, blob, base_version, keep, depth) SELECT ?, ?, u.channel, u.version, u.type, "
-            "u.blob, u.base, u.keep, u.depth FROM unnest(?::text[], ?::text[], ?::text[], "
-            "?::bytea[], ?::text[], ?::int[], ?::int[]) AS u(channel, version, type, blob, base, "
-            "keep, depth) WHERE (SELECT ok FROM ok) = 1 AND (SELECT ok FROM bases) = 1 "
+    def put_alone(self, leased: bool, joined: str = "", *, blobs: bool = True,
+                  bases: bool = False) -> str:
+        """``joined``: the CTEs of the rows that join the write (WriteParticipant.joined);
+        ``blobs``: whether values are stored beside the checkpoint row; ``bases``: whether
+        some of them are deltas whose bases must exist."""
+        values = (
+            ", blobs AS (INSERT INTO steward_blobs (thread_id, checkpoint_ns, channel, version, "
+            "type, blob, base_version, keep, depth) SELECT ?, ?, u->>0, u->>1, u->>2, "
+            "decode(u->>3, 'base64'), u->>4, (u->>5)::int, (u->>6)::int "
+            "FROM jsonb_array_elements(?::jsonb) AS u "
+            "WHERE (SELECT ok FROM ok) = 1 AND (SELECT ok FROM bases) = 1 "
             "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING) "
-            "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+        ) if blobs else " "
+        return (
+            self._guarded(leased, bases) + joined + values
+            + "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
             "parent_checkpoint_id, run_id, type, checkpoint, metadata, channel_versions) "
             "SELECT ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb "
             "WHERE (SELECT ok FROM ok) = 1 AND (SELECT ok FROM bases) = 1 "
@@ -296,11 +318,10 @@ class Sql:
                   "blob = excluded.blob, task_path = excluded.task_path") if special \
             else "DO NOTHING"
         return (
-            self._guarded(leased) + joined
+            self._guarded(leased, False) + joined
             + "INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
-            "idx, channel, type, blob, task_path) SELECT ?, ?, ?, ?, u.idx, u.channel, u.type, "
-            "u.blob, ? FROM unnest(?::int[], ?::text[], ?::text[], ?::bytea[]) "
-            "AS u(idx, channel, type, blob) "
+            "idx, channel, type, blob, task_path) SELECT ?, ?, ?, ?, (u->>0)::int, u->>1, "
+            "u->>2, decode(u->>3, 'base64'), ? FROM jsonb_array_elements(?::jsonb) AS u "
             "WHERE (SELECT ok FROM ok) = 1 AND (SELECT ok FROM bases) = 1 "
             f"ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {action}"
         )

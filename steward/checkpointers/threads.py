@@ -454,7 +454,7 @@ class Threads:
         run_as = dump_json(principal.to_dict()) if principal is not None else None
         found = (yield Stmt(self.sql.fresh_lease, (
             tid, tenant, owner, now, now, row.expires_at, holder, row.lease_expires_at, process,
-            run_as, tid, tenant, now, list(subjects)), alone=True)).one()
+            run_as, tid, tenant, now, dump_json(list(subjects))), alone=True)).one()
         return row if found is not None else None
 
     def _subjects_op(self, tid: str, tenant: str | None, subjects: Sequence[str]) -> Op[None]:
