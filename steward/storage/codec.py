@@ -13,6 +13,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from steward.errors import ConfigError
@@ -70,8 +71,15 @@ def _json_default(value: Any) -> Any:
 
 
 def dump_json(value: Any) -> str:
-    """Metadata is stored as JSON (not serde) so that ``list(filter=...)`` can query it."""
-    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+    """Metadata is stored as JSON (not serde) so that ``list(filter=...)`` can query it.
+    orjson, as every write stores some (several times cheaper than the standard library);
+    the standard library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, default=_json_default,
+                            option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, default=_json_default, separators=(",", ":"),
+                          ensure_ascii=False)
 
 
 def load_json(value: Any) -> Any:
