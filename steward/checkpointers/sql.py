@@ -69,7 +69,7 @@ class Sql:
         self.fresh_lease = (
             "WITH ins AS (INSERT INTO steward_threads (thread_id, tenant, owner, created_at, "
             "updated_at, expires_at, lease_owner, lease_expires_at, lease_holder, lease_epoch, "
-            "status, run_as, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'running', ?::jsonb, 1) "
+            "status, run_as, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'running', ?, 1) "
             "ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id), "
             "subj AS (INSERT INTO steward_subjects (thread_id, subject, tenant, added_at) "
             "SELECT ?, s.subject, ?, ? FROM jsonb_array_elements_text(?::jsonb) AS s(subject) "

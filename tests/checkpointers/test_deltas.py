@@ -206,3 +206,33 @@ def test_prune_and_delete_for_runs_keep_every_base_a_survivor_needs(db_url: str)
         assert len(_blob_rows(db_url, "messages")) < 20
     with steward.open(db_url) as cold:
         assert chat_graph(cold.checkpointer).get_state(cold.config("p", ALICE)).values == values
+
+
+def test_the_next_turn_takes_the_history_this_process_stored_without_decoding_it(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from steward.checkpointers.decoding import Decoder
+
+    rebuilt: list[str] = []
+    original = Decoder.rebuild
+
+    def rebuild(self: Decoder, tid: str, ns: str, channel: str, chain: Any, label: str) -> Any:
+        rebuilt.append(channel)
+        return original(self, tid, ns, channel, chain, label)
+
+    monkeypatch.setattr(Decoder, "rebuild", rebuild)
+    with steward.open(db_url) as one, steward.open(db_url) as other:
+        graph = chat_graph(one.checkpointer)
+        _ask(graph, one.config("chat", ALICE), 5)
+        rebuilt.clear()
+        graph.invoke({"messages": [HumanMessage(content="q5", id="h-5")]},
+                     one.config("chat", ALICE))
+        assert "messages" not in rebuilt  # copied from what this process stored
+        # Another process moves the thread on: its version is not the one held here.
+        other_graph = chat_graph(other.checkpointer)
+        other_graph.invoke({"messages": [HumanMessage(content="elsewhere", id="h-x")]},
+                           other.config("chat", ALICE))
+        rebuilt.clear()
+        state = graph.get_state(one.config("chat", ALICE)).values
+        assert "messages" in rebuilt
+        assert [m.id for m in state["messages"]][-2:] == ["h-x", "ai-13"]
+        assert len(state["messages"]) == 14

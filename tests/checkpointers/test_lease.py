@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from _support import ALICE, BOB, ROLES, SUPPORT, execute, snapshot
@@ -216,3 +216,101 @@ def test_a_refused_run_raises_without_langchain_logging_it_twice(
     with caplog.at_level(logging.WARNING), pytest.raises(steward.ThreadAccessDenied):
         graph.invoke({"items": []}, rt.config("T1", EVE))
     assert not [r for r in caplog.records if "LeaseHandler" in r.getMessage()]
+
+
+# -- what a run's lease costs: its bookkeeping rides with what the run does anyway -------------
+
+
+def _ops(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, bool]]:
+    """Every operation the drivers run that sends something: (name, write, first statement
+    alone)."""
+    from steward.storage import drivers
+    from steward.storage.ops import Stmt
+
+    seen: list[tuple[str, bool, bool]] = []
+    for cls in (drivers.SqliteDriver, drivers.PostgresDriver):
+        original = cls.run
+
+        def run(self: object, op: Any, *, write: bool, durable: bool = True,
+                _original: Any = original) -> Any:
+            def watched() -> Any:
+                try:
+                    stmt = next(op)
+                except StopIteration as stop:
+                    return stop.value
+                seen.append((op.gi_code.co_name, write, isinstance(stmt, Stmt) and stmt.alone))
+                result = yield stmt
+                while True:
+                    try:
+                        stmt = op.send(result)
+                    except StopIteration as stop:
+                        return stop.value
+                    result = yield stmt
+
+            return _original(self, watched(), write=write, durable=durable)
+
+        monkeypatch.setattr(cls, "run", run)
+    return seen
+
+
+def test_the_lease_reads_the_thread_and_the_run_does_not_read_it_again(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with steward.open(db_url) as rt:
+        graph = _graph(rt.checkpointer, lambda s: {"items": ["x"]})
+        graph.invoke({"items": []}, rt.config("T1", ALICE))
+        seen = _ops(monkeypatch)
+        assert graph.invoke({"items": ["again"]}, rt.config("T1", ALICE))["items"] == \
+            ["first", "x", "again", "first", "x"]
+        assert [name for name, write, _ in seen if not write] == []  # no get_tuple of its own
+
+
+def test_a_new_threads_run_is_three_round_trips_with_durability_exit(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taking the lease of a new thread, the run's one checkpoint, and the run's end with its
+    last audit events: one statement each on PostgreSQL."""
+    with steward.open(db_url) as rt:
+        graph = _graph(rt.checkpointer, lambda s: {"items": ["x"]})
+        graph.invoke({"items": []}, rt.config("warm", ALICE, durability="exit"))
+        seen = _ops(monkeypatch)
+        graph.invoke({"items": []}, rt.config("T1", ALICE, durability="exit"))
+        assert len(seen) == 3, seen
+        if db_url.startswith("postgresql"):
+            assert [alone for _, _, alone in seen] == [True, True, True]
+        assert rt.audit.verify("T1") > 0  # its chain, head included, verifies
+        assert execute(db_url, "SELECT status, lease_owner FROM steward_threads "
+                               "WHERE thread_id = ?", ("T1",)) == [("idle", None)]
+
+
+@pytest.mark.postgres
+def test_a_new_threads_lease_in_one_statement_leaves_the_row_the_careful_way_leaves(
+        pg_url: str) -> None:
+    from _support import execute as sql
+
+    with steward.open(pg_url) as rt:
+        rt.checkpointer.acquire_lease("fast", "run-1", ALICE, ttl=60, subjects=["c@x.io"])
+        rt.checkpointer.driver.optimistic = False  # type: ignore[misc]
+        rt.checkpointer.acquire_lease("careful", "run-2", ALICE, ttl=60, subjects=["c@x.io"])
+        cols = ("tenant, owner, status, lease_epoch, rev, run_as, waiting_on, resumed_by, "
+                "audit_seq, (lease_holder IS NOT NULL), (expires_at - created_at)::int, "
+                "(lease_expires_at - created_at)::int")
+        rows = {tid: sql(pg_url, f"SELECT {cols} FROM steward_threads WHERE thread_id = ?",
+                         (tid,)) for tid in ("fast", "careful")}
+        assert rows["fast"] == rows["careful"]
+        assert sql(pg_url, "SELECT thread_id FROM steward_subjects ORDER BY 1") == \
+            [("careful",), ("fast",)]
+        rt.checkpointer.release_lease("fast", "run-1")
+        rt.checkpointer.release_lease("careful", "run-2")
+
+
+def test_a_run_that_lost_its_lease_ends_without_touching_the_new_holders(db_url: str) -> None:
+    with steward.open(db_url, lease_ttl=30) as one, steward.open(db_url, lease_ttl=30) as two:
+        one.checkpointer.acquire_lease("T1", "run-one", ALICE)
+        execute(db_url, "UPDATE steward_threads SET lease_expires_at = 0 WHERE thread_id = ?",
+                ("T1",))
+        two.checkpointer.acquire_lease("T1", "run-two", ALICE)
+        one.audit.record("T1", "node_end", {"late": True}, principal=ALICE)
+        one.checkpointer.release_lease("T1", "run-one")  # fenced: changes nothing
+        assert execute(db_url, "SELECT lease_owner FROM steward_threads WHERE thread_id = ?",
+                       ("T1",)) == [("run-two",)]
+        assert [e.kind for e in two.audit.events("T1", ALICE)] == []
+        two.checkpointer.release_lease("T1", "run-two")
