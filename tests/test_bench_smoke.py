@@ -112,3 +112,14 @@ def test_the_runtime_benchmark_runs_quickly_on_postgres(pg_server: PgServer) -> 
     for line in ("Steps: the 10-node chain", "Concurrent: 4 async runs at once",
                  "Steward rt.config", "Trips (postgres)", "round trips over stock"):
         assert line in done.stdout, line
+
+
+def test_the_step_profile_runs_quickly_on_sqlite(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "profile.py"), "--runs", "3", "--no-postgres",
+         "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("LangGraph alone", "commit (its WAL flush)", "floor: one bare durable commit"):
+        assert line in done.stdout, line
