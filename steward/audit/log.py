@@ -33,7 +33,8 @@ from steward.audit.chain import (
 )
 from steward.audit.export import Chain, write_export
 from steward.checkpointers.participants import Joined
-from steward.checkpointers.threads import ThreadRow, Threads
+from steward.checkpointers.rows import ThreadRow
+from steward.checkpointers.threads import Threads
 from steward.errors import AuditTampered, ThreadAccessDenied
 from steward.identity import Access, Principal
 from steward.storage.codec import load_json

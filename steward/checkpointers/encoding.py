@@ -16,7 +16,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from steward.checkpointers.deltas import Known, ListCache, plan
-from steward.checkpointers.threads import WriteCtx
+from steward.checkpointers.rows import WriteCtx
 from steward.identity import Principal
 from steward.storage.codec import Codec, dump_json
 from steward.storage.places import at_blob, at_checkpoint

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from steward.checkpointers.threads import ThreadRow
+from steward.checkpointers.rows import ThreadRow
 from steward.storage.ops import Op
 
 __all__ = ["Joined", "Screen", "WriteFilter", "WriteParticipant"]

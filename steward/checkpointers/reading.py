@@ -11,7 +11,8 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from steward.checkpointers.configs import target
 from steward.checkpointers.deltas import Key, Known
-from steward.checkpointers.threads import Threads, thread_row
+from steward.checkpointers.rows import thread_row
+from steward.checkpointers.threads import Threads
 from steward.errors import ConfigError
 from steward.identity import Access, principal_from_config
 from steward.storage.ops import Op, Stmt

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from steward.checkpointers.participants import Joined
+from steward.checkpointers.rows import ThreadRow
 from steward.checkpointers.sql import rows_json
-from steward.checkpointers.threads import ThreadRow
 from steward.storage.ops import Op, Stmt
 
 __all__ = ["Riding", "Settler", "Taken", "WriteRow"]

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -26,42 +23,31 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.types import INTERRUPT, RESUME
 
 from steward.checkpointers import housekeeping as hk
-from steward.checkpointers import reading
-from steward.checkpointers.configs import interrupts, target, ttl_of
+from steward.checkpointers import reading, runs, writing
+from steward.checkpointers.configs import target
 from steward.checkpointers.connect import aopen_saver, open_saver, saver_options
 from steward.checkpointers.decoding import Decoder
-from steward.checkpointers.deltas import Key, Known, ListCache
-from steward.checkpointers.encoding import Encoder, inline_value
+from steward.checkpointers.deltas import ListCache
+from steward.checkpointers.encoding import Encoder
 from steward.checkpointers.participants import Joined, WriteFilter, WriteParticipant
 from steward.checkpointers.riding import Riding, Settler, Taken, WriteRow
+from steward.checkpointers.rows import ThreadRow, WriteCtx
 from steward.checkpointers.schema import SCHEMA
-from steward.checkpointers.sql import Sql, rows_json
-from steward.checkpointers.threads import ThreadRow, Threads, WriteCtx
-from steward.identity import Access, AccessRule, Principal, Vote, principal_from_config
+from steward.checkpointers.sql import Sql
+from steward.checkpointers.threads import Threads
+from steward.checkpointers.writing import NULL_TASK_ID
+from steward.identity import Access, AccessRule, Principal, Vote
 from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
 from steward.storage.migrations import Schema, setup_op
-from steward.storage.ops import Op, Result, StaleView, Stmt
+from steward.storage.ops import Op, StaleView
 from steward.storage.places import at_write
 
 __all__ = ["StewardSaver"]
 
-
-@dataclass(frozen=True, slots=True)
-class Prefetched:
-    """What taking a thread's lease read: its latest root checkpoint (for the run's first
-    ``get_tuple``) and its row as the lease left it."""
-
-    holder: str
-    principal: Principal | None
-    latest: CheckpointTuple | None
-    row: ThreadRow
-
-NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"  # LangGraph's task of no task
 RIDE_FOR = 0.2  # seconds a held task write waits for its thread's next write (see riding)
 T = TypeVar("T")
 
@@ -112,9 +98,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         # A run's task writes ride with its next checkpoint (riding): the first participant.
         self._riding = Riding(self.sql.insert_writes, self.threads.leases)
         self._settler = Settler(self._riding, self._settle, RIDE_FOR)
-        # The latest checkpoint each run of this process read with its lease (_acquire_op).
-        self._prefetched: dict[str, Prefetched] = {}
-        self._prefetch_lock = threading.Lock()
+        # The latest checkpoint each run of this process read with its lease (runs).
+        self._prefetches = runs.Prefetches(self.threads.leases)
         self.write_filter = write_filter
         self.schemas = tuple(schemas)
         self._thread_tables = [t for schema in self.schemas for t in schema.thread_tables]
@@ -183,12 +168,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own)."""
         return Decoder(self.sql, self.codec, self.serde, self._lists)
 
-    def _unfetch(self, tid: str) -> None:
-        with self._prefetch_lock:
-            self._prefetched.pop(tid, None)
-
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        first = self._first_read(config)
+        first = self._prefetches.first_read(config)
         if first is not None:
             return first.latest
         for tid in self._held_for(config):
@@ -196,7 +177,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         return self.driver.run(reading.get_tuple_op(self, config), write=False)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        first = self._first_read(config)
+        first = self._prefetches.first_read(config)
         if first is not None:
             return first.latest
         for tid in self._held_for(config):
@@ -232,223 +213,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _put_op(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-        ctx: WriteCtx | None = None,
-    ) -> Op[RunnableConfig]:
-        tid, ns, parent = target(config)
-        principal = principal_from_config(config)
-        done: RunnableConfig = {"configurable": {"thread_id": tid, "checkpoint_ns": ns,
-                                                 "checkpoint_id": checkpoint["id"]}}
-        values = checkpoint.get("channel_values") or {}
-        inline = {ch: v for ch, v in values.items() if inline_value(v)}
-        changed = [(ch, str(v)) for ch, v in new_versions.items()
-                   if ch in values and ch not in inline]
-        fast = self.threads.fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
-        taken = ctx.taken if ctx is not None else []
-        joining, joined = self._join(tid, checkpoint["id"], fast if self._pg else None, taken)
-        if fast is not None and joined is not None:
-            # A known thread whose row this write leaves alone: the whole write is one
-            # statement, guarded (see claim_op), on its own: one round trip, no BEGIN/COMMIT.
-            planned = [self._encoder().plan_blob(tid, ns, ch, v, values[ch], fast.created_at, ctx)
-                       for ch, v in changed]
-            rows = [row for row, _ in planned]
-            bases = [base for _, base in planned if base is not None]
-            ctes = "".join(j.cte for j in joined)
-            stored = (tid, ns, rows_json([r[2:] for r in rows], 3)) if rows else ()
-            yield from self._alone(
-                self.sql.put_alone(tid in self.threads.leases, ctes, blobs=bool(rows),
-                                   bases=bool(bases)),
-                (*stored, *self._encoder().checkpoint_row(config, checkpoint, inline, metadata,
-                                                          principal, tid, ns, parent,
-                                                          self.threads.leases.get(tid))),
-                self._guard_params(tid, fast, ns, bases), joined)
-            return done
-        # Only the checkpoints a run makes as it goes may come from an approver's reach; new
-        # input, update_state and forks need access of one's own.
-        vote: Vote | None = "run" if (metadata or {}).get("source") == "loop" else None
-        trusted = None if self._pg else fast
-        thread = trusted if trusted is not None else (yield from self.threads.claim_op(
-            tid, principal, ttl=ttl_of(config), at=(ns, checkpoint["id"]), ctx=ctx, vote=vote))
-        if trusted is not None:  # SQLite: the row is checked, not claimed, under the write lock
-            yield from self.threads.guard_op(tid, trusted)
-        yield from self._riding.write_op(tid, taken)
-        for participant in joining:
-            yield from participant.write_op(tid, checkpoint["id"], thread)
-        blobs = []
-        for channel, version in changed:
-            blob_row = yield from self._blob_row(tid, ns, channel, version, values[channel],
-                                                 thread.created_at, ctx)
-            blobs.append(blob_row)
-        if blobs:
-            yield Stmt(self.sql.insert_blobs, blobs, many=True, wait=False)
-        yield Stmt(self.sql.upsert_checkpoint,
-                   self._encoder().checkpoint_row(config, checkpoint, inline, metadata,
-                                                  principal, tid, ns, parent,
-                                                  self.threads.leases.get(tid)),
-                   wait=False)
-        return done
-
-    def _join(self, tid: str, checkpoint_id: str, fast: ThreadRow | None,
-              taken: Taken) -> tuple[_Joining, _Joined | None]:
-        """The participants with rows for this write, and, when it may go out as one
-        statement, their parts of it (None: one of them needs the careful way), the held task
-        writes of the thread's run first (noted in ``taken``)."""
-        joining = [p for p in self.participants if p.joins(tid)]
-        if fast is None:
-            return joining, None
-        riding = self._riding.joined(tid, taken)
-        joined: _Joined = [riding] if riding is not None else []
-        for participant in joining:
-            part = participant.joined(tid, checkpoint_id, fast.tenant)
-            if part is None:
-                for done in joined:
-                    done.unwritten()
-                self._riding.give_back(taken)  # the careful way takes them again
-                return joining, None
-            joined.append(part)
-        return joining, joined
-
-    def _alone(self, sql: str, params: tuple[Any, ...], guard: tuple[Any, ...],
-               joined: Sequence[Joined]) -> Op[None]:
-        """Send a one-statement write (Postgres): the guard's parameters, then the joined
-        participants' (their CTEs follow the guard's), then the write's."""
-        extra = tuple(p for j in joined for p in j.params)
-        stale = frozenset(j.stale_key for j in joined if j.stale_key)
-        try:
-            yield Stmt(sql, (*guard, *extra, *params), wait=False, alone=True, stale_keys=stale)
-        except BaseException:
-            for j in joined:
-                j.unwritten()  # not written: the rows wait for the next write
-            raise
-        for j in joined:
-            j.written()
-
-    def _guard_params(self, tid: str, row: ThreadRow, ns: str,
-                      bases: Sequence[tuple[str, str]]) -> tuple[Any, ...]:
-        """Parameters of ``Sql._guarded``: the cached row's revision and incarnation, the
-        fence, and the delta bases that must exist."""
-        holder = self.threads.leases.get(tid)
-        return self.sql.guarded_params(tid, ns, row.rev, row.created_at,
-                                       holder if holder is not None else time.time(), bases)
-
-    def _blob_row(self, tid: str, ns: str, channel: str, version: str, value: Any,
-                  incarnation: float, ctx: WriteCtx | None) -> Op[tuple[Any, ...]]:
-        row, base = self._encoder().plan_blob(tid, ns, channel, version, value, incarnation, ctx)
-        if base is not None:
-            where = (tid, ns, *base)
-            if self.driver.optimistic:
-                yield Stmt(self.sql.assert_base, where, wait=False)
-            elif not (yield Stmt(self.sql.base_exists, where)).rows[0][0]:
-                raise StaleView  # pruned by another process: store the value whole instead
-        return row
-
-    def _put_writes_op(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str,
-        ctx: WriteCtx | None = None,
-    ) -> Op[None]:
-        tid, ns, cid = target(config, need_id=True)
-        assert cid is not None
-        if not writes:
-            return
-        principal = principal_from_config(config)
-        # A task's writes go on with its run; writes of no task are a resume (the approver's
-        # vote) or a command's update (access of one's own).
-        vote: Vote | None = "run" if task_id != NULL_TASK_ID else (
-            "resume" if all(channel == RESUME for channel, _ in writes) else None)
-        screen = self.write_filter.screen(task_id, writes) if self.write_filter else None
-        if screen is not None and not screen.store:
-            # Nothing of the task is stored, not even its error; the participants' rows are.
-            row = yield from self.threads.claim_op(tid, principal, ttl=ttl_of(config),
-                                                   at=(ns, cid), ctx=ctx, vote=vote)
-            yield from self._riding.write_op(tid, ctx.taken if ctx is not None else [])
-            for participant in self.participants:
-                if participant.joins(tid):
-                    yield from participant.write_op(tid, cid, row)
-            screen.done()
-            if screen.clear_resume:
-                yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
-                           wait=False)
-            return
-        groups = [interrupts(v, task_id) for ch, v in writes if ch == INTERRUPT]
-        waits = [i for g in groups for i in g] if groups else None
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        rows = []  # (idx, channel, type, blob, the value)
-        for position, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, position)
-            rows.append((idx, channel, *self.codec.dump(self.serde, value,
-                                                        at_write(tid, ns, cid, task_id, idx)),
-                         value))
-        fast = None if screen is not None else self.threads.fast_view(
-            tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
-        taken = ctx.taken if ctx is not None else []
-        joining, joined = self._join(tid, cid, fast if self._pg else None, taken)
-        if fast is not None and joined is not None:  # one guarded statement, as in _put_op
-            yield from self._alone(
-                self.sql.writes_alone(tid in self.threads.leases, special,
-                                      "".join(j.cte for j in joined)),
-                (tid, ns, cid, task_id, task_path, rows_json([r[:4] for r in rows], 3)),
-                self._guard_params(tid, fast, ns, ()), joined)
-            return
-        trusted = None if self._pg else fast
-        row = trusted if trusted is not None else (yield from self.threads.claim_op(
-            tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx, interrupts=waits,
-            vote=vote))
-        if trusted is not None:  # SQLite, as in _put_op
-            yield from self.threads.guard_op(tid, trusted)
-        yield from self._riding.write_op(tid, taken)
-        for participant in joining:
-            yield from participant.write_op(tid, cid, row)
-        if screen is not None:
-            rows = [r for r in rows if screen.keep(r[1], r[4])]
-            screen.done()
-        if rows:
-            yield Stmt(self.sql.upsert_writes if special else self.sql.insert_writes,
-                       [(tid, ns, cid, task_id, *r[:4], task_path) for r in rows], many=True,
-                       wait=False)
-        if screen is not None and screen.clear_resume:
-            yield Stmt(self.sql.delete_null_resume, (tid, ns, cid, NULL_TASK_ID, RESUME),
-                       wait=False)
-
     # -- what a run does with its thread: leases, through the thread table ---------------------
-
-    def _acquire_op(self, tid: str, holder: str, principal: Principal | None,
-                    ttl: float | None, subjects: Sequence[str],
-                    vote: Vote | None, process: str) -> Op[Prefetched]:
-        """Take the lease and read the thread's latest checkpoint in the same round trip: the
-        run's first read (LangGraph's ``get_tuple``) is then served from it (``_prefetched``),
-        since nobody else can write the thread while the run holds its lease."""
-        found: list[Result] = []
-        row = yield from self.threads.acquire_op(
-            tid, holder, principal, ttl, subjects, vote, process,
-            also=(Stmt(self.sql.select_latest, (tid, "")),
-                  Stmt(self.sql.select_latest_writes, (tid, "", tid, ""))), found=found)
-        self._riding.drop(tid)  # a run of this process that lost the thread left them
-        for participant in self.participants:
-            yield from participant.run_started_op(tid, row)
-        latest = found[0].one() if found else None
-        tup = None
-        if latest is not None:
-            learned: dict[Key, Known | None] = {}
-            tup = yield from self._decoder().load_latest_op(latest, found[1], learned,
-                                                             row.created_at)
-            self._lists.update(learned)
-        return Prefetched(holder, principal, tup, row)
-
-    def _release_op(self, tid: str, holder: str, taken: Taken) -> Op[None]:
-        if (yield from self.threads.release_op(tid, holder)):
-            # The run's held task writes go with the release (the run still held the lease).
-            yield from self._riding.write_op(tid, taken, holder)
-            for participant in self.participants:  # the run's last rows; the row is locked
-                yield from participant.run_ended_op(tid)
 
     def acquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
                       ttl: float | None = None, subjects: Sequence[str] = (),
@@ -457,113 +222,41 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
         ``ttl`` is the thread's time to live in case this creates it; ``subjects`` are
         recorded as the thread's subjects in the same transaction; ``vote`` says the run
-        resumes the thread or goes on from where it stopped (the approver's reach)."""
-        process = self.driver.holder()
-        if self.driver.optimistic and self.threads.view(thread_id) is None:
-            row = self.driver.run(self.threads.fresh_op(thread_id, holder, principal, ttl,
-                                                        subjects, vote, process),
-                                  write=True, durable=False)
-            if row is not None:  # a new thread, created with the lease: nothing to read
-                for participant in self.participants:
-                    self.driver.run(participant.run_started_op(thread_id, row), write=True,
-                                    durable=False)
-                self._took(thread_id, Prefetched(holder, principal, None, row))
-                return
-        self._took(thread_id, self.driver.run(
-            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote, process),
-            write=True, durable=False))
+        resumes the thread or goes on from where it stopped (the approver's reach). The
+        thread's latest checkpoint is read with the lease (``runs``)."""
+        self._took(thread_id, runs.run_steps(self.driver, runs.acquire_steps(
+            self, thread_id, holder, principal, ttl, subjects, vote, self.driver.holder())))
 
     async def aacquire_lease(self, thread_id: str, holder: str, principal: Principal | None,
                              ttl: float | None = None, subjects: Sequence[str] = (),
                              vote: Vote | None = None) -> None:
-        process = await self.driver.aholder()
-        if self.driver.optimistic and self.threads.view(thread_id) is None:
-            row = await self.driver.arun(self.threads.fresh_op(
-                thread_id, holder, principal, ttl, subjects, vote, process),
-                write=True, durable=False)
-            if row is not None:
-                for participant in self.participants:
-                    await self.driver.arun(participant.run_started_op(thread_id, row),
-                                           write=True, durable=False)
-                self._took(thread_id, Prefetched(holder, principal, None, row))
-                return
-        self._took(thread_id, await self.driver.arun(
-            self._acquire_op(thread_id, holder, principal, ttl, subjects, vote, process),
-            write=True, durable=False))
+        self._took(thread_id, await runs.arun_steps(self.driver, runs.acquire_steps(
+            self, thread_id, holder, principal, ttl, subjects, vote,
+            await self.driver.aholder())))
 
-    def _took(self, tid: str, prefetched: Prefetched) -> None:
-        self.threads.hold(tid, prefetched.holder)
-        self.threads.remember({tid: prefetched.row})  # the run's first write may go fast
-        with self._prefetch_lock:
-            self._prefetched[tid] = prefetched
+    def _took(self, tid: str, found: runs.Prefetched) -> None:
+        self.threads.hold(tid, found.holder)
+        self.threads.remember({tid: found.row})  # the run's first write may go fast
+        self._prefetches.put(tid, found)
 
-    def _first_read(self, config: RunnableConfig) -> Prefetched | None:
-        """The latest checkpoint read with the lease, if this is the run's first read of it
-        (the latest root checkpoint, by the run's own principal)."""
-        conf = config.get("configurable") or {}
-        if conf.get("checkpoint_id") or conf.get("checkpoint_ns"):
-            return None
-        tid = conf.get("thread_id")
-        with self._prefetch_lock:
-            found = self._prefetched.get(str(tid)) if tid is not None else None
-            if found is None or self.threads.leases.get(str(tid)) != found.holder \
-                    or principal_from_config(config) != found.principal:
-                return None
-            del self._prefetched[str(tid)]
-        return found
-
-    def _release_alone_op(self, tid: str, holder: str, tenant: str | None,
-                          taken: Taken) -> Op[None]:
-        """A run's end as one statement (Postgres), with its held task writes and what the
-        participants write at a run's end; StaleView (the careful way) when one of them
-        cannot join or the run lost the lease."""
-        riding = self._riding.ended(tid, holder, taken)
-        joined = [riding] if riding is not None else []
-        for participant in self.participants:
-            part = participant.ended(tid, tenant)
-            if part is None:  # it needs the careful way
-                for done in joined:
-                    done.unwritten()
-                raise StaleView
-            joined.append(part)
-        sets = [(column, value) for part in joined for column, value in part.sets]
-        yield from self._alone(
-            self.sql.release_alone("".join(j.cte for j in joined), [c for c, _ in sets]),
-            (time.time(), *(value for _, value in sets), tid, holder), (tid, holder), joined)
+    def _letting_go(self, tid: str, holder: str) -> ThreadRow | None:
+        view = self.threads.view(tid)
+        self.threads.let_go(tid, holder)
+        self._prefetches.drop(tid)
+        return view
 
     def release_lease(self, thread_id: str, holder: str) -> None:
-        view = self.threads.view(thread_id)
-        self.threads.let_go(thread_id, holder)
-        self._unfetch(thread_id)
-        taken: Taken = []
+        view = self._letting_go(thread_id, holder)
         try:
-            if self.driver.optimistic:
-                with contextlib.suppress(StaleView):
-                    self.driver.run(self._release_alone_op(
-                        thread_id, holder, view.tenant if view else None, taken),
-                        write=True, durable=False)
-                    return
-                self._riding.give_back(taken)
-            self.driver.run(self._release_op(thread_id, holder, []), write=True,
-                            durable=False)
+            runs.run_steps(self.driver, runs.release_steps(self, thread_id, holder, view))
         finally:
             self._riding.drop(thread_id)  # the run is over: what it could not write is lost
 
     async def arelease_lease(self, thread_id: str, holder: str) -> None:
-        view = self.threads.view(thread_id)
-        self.threads.let_go(thread_id, holder)
-        self._unfetch(thread_id)
-        taken: Taken = []
+        view = self._letting_go(thread_id, holder)
         try:
-            if self.driver.optimistic:
-                with contextlib.suppress(StaleView):
-                    await self.driver.arun(self._release_alone_op(
-                        thread_id, holder, view.tenant if view else None, taken),
-                        write=True, durable=False)
-                    return
-                self._riding.give_back(taken)
-            await self.driver.arun(self._release_op(thread_id, holder, []), write=True,
-                                   durable=False)
+            await runs.arun_steps(self.driver,
+                                  runs.release_steps(self, thread_id, holder, view))
         finally:
             self._riding.drop(thread_id)
 
@@ -711,7 +404,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return self._write(lambda v: self._put_op(config, checkpoint, metadata, new_versions, v))
+        return self._write(
+            lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v))
 
     async def aput(
         self,
@@ -721,7 +415,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         return await self._awrite(
-            lambda v: self._put_op(config, checkpoint, metadata, new_versions, v))
+            lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v))
 
     def put_writes(
         self,
@@ -746,7 +440,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         checkpoint (see ``riding``), so a step costs one commit."""
         if self._hold(config, writes, task_id, task_path):
             return
-        self._write(lambda v: self._put_writes_op(config, writes, task_id, task_path, v),
+        self._write(lambda v: writing.put_writes_op(self, config, writes, task_id, task_path, v),
                     durable=False)
 
     async def aput_writes(
@@ -758,8 +452,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
     ) -> None:
         if self._hold(config, writes, task_id, task_path):
             return
-        await self._awrite(lambda v: self._put_writes_op(config, writes, task_id, task_path, v),
-                           durable=False)
+        await self._awrite(
+            lambda v: writing.put_writes_op(self, config, writes, task_id, task_path, v),
+            durable=False)
 
     # -- deleting, copying, pruning ------------------------------------------------------------
 

@@ -241,7 +241,7 @@ class Sql:
             "FROM steward_writes WHERE thread_id = ?",
         ]
 
-    # -- Postgres: a whole write in one statement (see StewardSaver._put_op) -----------------
+    # -- Postgres: a whole write in one statement (see writing.put_op) ------------------------
 
     def _guarded(self, leased: bool, bases: bool) -> str:
         """CTEs ``ok`` (the thread-row guard: revision, incarnation and fence) and ``bases``

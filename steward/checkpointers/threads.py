@@ -14,11 +14,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from steward.checkpointers.configs import subjects_of
-from steward.checkpointers.deltas import Key, Known
+from steward.checkpointers.rows import InfoRow, ThreadRow, WriteCtx, thread_row, voters
 from steward.checkpointers.sql import Sql
 from steward.errors import ConfigError, ThreadAccessDenied, ThreadBusy
 from steward.identity import Access, AccessRule, Principal, ThreadIdentity, Vote
@@ -36,66 +35,6 @@ _VIEWS = 10_000  # thread rows remembered for optimistic writes
 _Ids = list[str]
 _Dicts = list[dict[str, Any]]
 _Params = list[Any]
-
-
-@dataclass(slots=True)
-class WriteCtx:
-    """What a write learns, applied to this process's caches once it has committed.
-
-    ``optimistic``: trust the thread rows this process saw last (see ``Threads.claim_op``)."""
-
-    optimistic: bool
-    views: dict[str, ThreadRow] = field(default_factory=dict)
-    lists: dict[Key, Known | None] = field(default_factory=dict)
-    # Held task writes the write took (riding.Taken), given back if it fails.
-    taken: list[tuple[str, str, list[Any]]] = field(default_factory=list)
-
-
-class ThreadRow(NamedTuple):
-    """A thread's row as the saver reads it (``THREAD_COLS``)."""
-
-    tenant: str | None
-    owner: str | None
-    lease_owner: str | None
-    lease_expires_at: float | None
-    expires_at: float | None
-    status: str
-    waiting_on: Any  # JSON text (SQLite) or a decoded list (PostgreSQL), or None
-    waiting_at: str | None
-    rev: int
-    created_at: float  # also the row's incarnation: a deleted and re-created thread differs
-    audit_seq: int  # the head of the thread's audit chain when its last run ended
-    audit_head: str | None
-    resumed_by: str | None  # who resumed it last by a vote alone (the approver's reach)
-    lease_holder: str | None  # the lease holder's process (storage.liveness)
-
-
-class InfoRow(NamedTuple):
-    """A thread's row as ``thread_info`` and ``list_threads`` read it (``THREAD_INFO_COLS``)."""
-
-    thread_id: str
-    tenant: str | None
-    owner: str | None
-    status: str
-    waiting_on: Any
-    created_at: float
-    updated_at: float
-    expires_at: float | None
-    lease_owner: str | None
-    lease_expires_at: float | None
-    lease_holder: str | None
-
-
-def thread_row(row: Sequence[Any] | None) -> ThreadRow | None:
-    return ThreadRow._make(row) if row is not None else None
-
-
-def voters(waiting_on: Any) -> frozenset[str]:
-    """The roles that may vote on the approvals a thread waits on (``waiting_on``, as the
-    saver summarizes interrupts: ``configs.interrupts``)."""
-    waiting = load_json(waiting_on) or []
-    return frozenset(str(role) for w in waiting if isinstance(w, dict)
-                     for role in (w.get("roles") or ()))
 
 
 class Threads:
@@ -432,30 +371,6 @@ class Threads:
                                        process=process, also=also, found=found)
         yield from self._subjects_op(tid, row.tenant, subjects)
         return row
-
-    def fresh_op(self, tid: str, holder: str, principal: Principal | None,
-                 ttl: float | None, subjects: Sequence[str], vote: Vote | None,
-                 process: str | None) -> Op[ThreadRow | None]:
-        """Take the lease of a thread that does not exist yet in one statement (Postgres):
-        create it bound to ``principal`` with the lease, as ``acquire_op`` would, and record
-        its subjects; None (nothing changed) if the thread exists, or if the principal may
-        not write a thread of its own: ``acquire_op`` then decides, the careful way."""
-        now = time.time()
-        ttl = ttl if ttl is not None else self.default_ttl
-        tenant = principal.tenant if principal else None
-        owner = principal.id if principal else None
-        identity = ThreadIdentity(tid, tenant, owner, frozenset(), None)
-        try:
-            self.access.check(principal, identity, Access.WRITE, vote=vote)
-        except ThreadAccessDenied:
-            return None
-        row = ThreadRow(tenant, owner, holder, now + self.lease_ttl, now + ttl if ttl else None,
-                        "running", None, None, 1, now, 0, None, None, process)
-        run_as = dump_json(principal.to_dict()) if principal is not None else None
-        found = (yield Stmt(self.sql.fresh_lease, (
-            tid, tenant, owner, now, now, row.expires_at, holder, row.lease_expires_at, process,
-            run_as, tid, tenant, now, dump_json(list(subjects))), alone=True)).one()
-        return row if found is not None else None
 
     def _subjects_op(self, tid: str, tenant: str | None, subjects: Sequence[str]) -> Op[None]:
         """Record whose personal data the thread holds (its subjects), for erasure; adding a

@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from steward.checkpointers.rows import InfoRow, thread_row
 from steward.checkpointers.sql import THREAD_INFO_COLS
-from steward.checkpointers.threads import InfoRow, Threads, thread_row
+from steward.checkpointers.threads import Threads
 from steward.storage.codec import dump_json, load_json
 from steward.storage.ops import Op, Stmt
 from steward.storage.values import limit_of

@@ -11,7 +11,7 @@ each approver's principal. What makes it safe:
   that sent it the first time the node receives it; when the node re-runs, LangGraph replays
   the values in order, and each is matched to the vote recorded at its position. A value that
   was refused leaves nothing behind: the saver drops a batch that ends in ApprovalInvalid
-  together with the pending resume (see ``StewardSaver._put_writes_op``), so it cannot reach a
+  together with the pending resume (see ``writing.put_writes_op``), so it cannot reach a
   later resume in place of that resume's own value.
 - **Bound to the arguments.** Requests are identified by their call site and the hash of their
   arguments: if the node would act with other arguments than were approved, it asks again.

@@ -21,7 +21,7 @@ from typing import Any
 from langgraph.checkpoint.serde.types import ERROR, RESUME
 
 from steward.checkpointers.participants import Screen
-from steward.checkpointers.saver import NULL_TASK_ID
+from steward.checkpointers.writing import NULL_TASK_ID
 from steward.errors import ApprovalInvalid, PolicyDenied
 
 __all__ = ["SpentResumes"]

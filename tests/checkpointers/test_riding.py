@@ -81,11 +81,11 @@ def test_a_step_commits_once_and_its_task_writes_are_all_kept(
         ops = [name for name, write in writes if write and name != "run_started_op"]
         # Taking the lease, one put per checkpoint (5), giving the lease back: no transaction
         # of the task writes' own.
-        assert "_put_writes_op" not in ops
-        assert ops.count("_put_op") == 5 and len(ops) == 7, ops
+        assert "put_writes_op" not in ops
+        assert ops.count("put_op") == 5 and len(ops) == 7, ops
         writes.clear()
         graph.invoke({"items": []}, {"configurable": {"thread_id": "plain", "principal": ALICE}})
-        assert [name for name, write in writes if write].count("_put_writes_op") == 4
+        assert [name for name, write in writes if write].count("put_writes_op") == 4
         # What was kept is what a plain run keeps, checkpoint by checkpoint.
         assert _pending(rt, graph, "T") == _pending(rt, graph, "plain")
 
