@@ -127,16 +127,11 @@ class Riding:
 
     # -- writing them ---------------------------------------------------------------------------
 
-    def joined(self, tid: str, taken: Taken) -> Joined | None:
-        """The held rows as a CTE of a one-statement write (PostgreSQL), or None if none."""
-        rows = self.take(tid, self._leases.get(tid), taken)
-        if not rows:
-            return None
-        return Joined(_CTE, [tid, rows_json(rows, 6)], _nothing, _nothing)
-
-    def ended(self, tid: str, holder: str, taken: Taken) -> Joined | None:
-        """The run's held rows as a CTE of its one-statement release, or None if none."""
-        rows = self.take(tid, holder, taken)
+    def joined(self, tid: str, taken: Taken, holder: str | None = None) -> Joined | None:
+        """The held rows as a CTE of a one-statement write or release (PostgreSQL), or None
+        if none (``holder``: whose run's rows, by default the run of this process holding the
+        thread)."""
+        rows = self.take(tid, holder or self._leases.get(tid), taken)
         if not rows:
             return None
         return Joined(_CTE, [tid, rows_json(rows, 6)], _nothing, _nothing)

@@ -212,7 +212,7 @@ def release_alone_op(saver: StewardSaver, tid: str, holder: str, tenant: str | N
     """A run's end as one statement (Postgres), with its held task writes and what the
     participants write at a run's end; StaleView (the careful way) when one of them
     cannot join or the run lost the lease."""
-    riding = saver._riding.ended(tid, holder, taken)
+    riding = saver._riding.joined(tid, taken, holder)
     joined = [riding] if riding is not None else []
     for participant in saver.participants:
         part = participant.ended(tid, tenant)
