@@ -125,7 +125,7 @@ def test_a_version_2_database_upgrades_and_its_threads_go_on(
     _version_2_database(db_url)
     # Version 2 kept every channel value in the blobs table: write the first steps that way.
     with monkeypatch.context() as patch:
-        patch.setattr("steward.checkpointers.saver.inline_value", lambda value: False)
+        patch.setattr("steward.checkpointers.writing.inline_value", lambda value: False)
         with steward.open(db_url) as rt:
             approval_graph(rt.checkpointer).invoke({"items": [], "answer": 0},
                                                    rt.config("T", ALICE))
