@@ -261,21 +261,32 @@ class AuditLog:
                tenant: str | None) -> Joined | None:
         """For a write that goes out as one statement (PostgreSQL): the events' CTE
         (``AUDIT_CTE``), its parameters, and what to call when the statement ran or failed;
-        None when the chain's head is not known here. Chained after the head this process
-        knows: if another writer moved the chain on, the statement fails on the events' keys
-        and the write is made again the careful way, which reads the head under the row lock."""
+        None when the chain's head is not known here or nothing is gathered. Chained after
+        the head this process knows: if another writer moved the chain on, the statement
+        fails on the events' keys and the write is made again the careful way, which reads the
+        head under the row lock."""
+        part = self._part(thread_id, checkpoint_id, tenant)
+        return part if part is not None and part.cte else None
+
+    def _part(self, thread_id: str, checkpoint_id: str | None,
+              tenant: str | None) -> Joined | None:
+        """The gathered events chained after the known head, with the head they leave as the
+        thread row's ``audit_seq``/``audit_head`` (an empty CTE when nothing is gathered);
+        None when the head is not known here."""
         with self._lock:
             head = self._heads.get(thread_id)
         if head is None:
             return None
         events = self._take(thread_id)
         if not events:
-            return None
+            return Joined("", [], _nothing, _nothing,
+                          sets=(("audit_seq", head[0]), ("audit_head", head[1])))
         chained, seq, prev = self._chained(thread_id, checkpoint_id, events, head[0], head[1],
                                            tenant)
         params = [thread_id, checkpoint_id, _json(chained)]  # one parameter: cheap to send
         return Joined(AUDIT_CTE, params, lambda: self._written(thread_id, (seq, prev)),
-                      lambda: self._restore(thread_id, events), stale_key=_CHAIN_KEY)
+                      lambda: self._restore(thread_id, events), stale_key=_CHAIN_KEY,
+                      sets=(("audit_seq", seq), ("audit_head", prev)))
 
     # -- the saver's write participant ---------------------------------------------------------
 
@@ -298,19 +309,7 @@ class AuditLog:
         """A run's end in one statement (PostgreSQL): what is left, chained after the head
         this process knows, and that head recorded on the thread's row; None when the head is
         not known here (the careful way, ``end_run_op``, reads it under the row lock)."""
-        with self._lock:
-            head = self._heads.get(thread_id)
-        if head is None:
-            return None
-        events = self._take(thread_id)
-        if not events:
-            return Joined("", [], _nothing, _nothing,
-                          sets=(("audit_seq", head[0]), ("audit_head", head[1])))
-        chained, seq, prev = self._chained(thread_id, None, events, head[0], head[1], tenant)
-        return Joined(AUDIT_CTE, [thread_id, None, _json(chained)],
-                      lambda: self._written(thread_id, (seq, prev)),
-                      lambda: self._restore(thread_id, events), stale_key=_CHAIN_KEY,
-                      sets=(("audit_seq", seq), ("audit_head", prev)))
+        return self._part(thread_id, None, tenant)
 
     def end_run_op(self, thread_id: str, row: ThreadRow | None) -> Op[None]:
         """A run ends (its lease is released, the row locked): write what is left and record

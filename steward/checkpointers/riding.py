@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from steward.checkpointers.participants import Joined
 from steward.checkpointers.rows import ThreadRow
-from steward.checkpointers.sql import rows_json
+from steward.checkpointers.sql import Sql, rows_json
 from steward.storage.ops import Op, Stmt
 
 __all__ = ["Riding", "Settler", "Taken", "WriteRow"]
@@ -32,16 +32,6 @@ __all__ = ["Riding", "Settler", "Taken", "WriteRow"]
 # (checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path)
 WriteRow = tuple[str, str, str, int, str, str, bytes, str]
 Taken = list[tuple[str, str, list[WriteRow]]]  # (thread, holder, rows) a write took
-
-# The rows travel as one JSON parameter (sql.rows_json).
-_CTE = (
-    ", ride AS (INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
-    "idx, channel, type, blob, task_path) SELECT ?, u->>0, u->>1, u->>2, (u->>3)::int, "
-    "u->>4, u->>5, decode(u->>6, 'base64'), u->>7 FROM jsonb_array_elements(?::jsonb) AS u "
-    "WHERE (SELECT ok FROM ok) = 1 "
-    "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING) "
-)
-
 
 def _nothing() -> None:
     return None
@@ -63,8 +53,8 @@ class Riding:
     is made again the careful way) the saver gives them back (``give_back``), so that no
     failure loses them."""
 
-    def __init__(self, insert_sql: str, leases: Mapping[str, str]) -> None:
-        self._insert = insert_sql
+    def __init__(self, sql: Sql, leases: Mapping[str, str]) -> None:
+        self._sql = sql
         self._leases = leases
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
@@ -108,10 +98,6 @@ class Riding:
         with self._lock:
             self._held.pop(tid, None)
 
-    def has(self, tid: str) -> bool:
-        with self._lock:
-            return tid in self._held
-
     def waiting(self, tid: str | None = None) -> list[str]:
         """The threads with held rows (``tid``: that one, if it has any)."""
         with self._lock:
@@ -134,14 +120,15 @@ class Riding:
         rows = self.take(tid, holder or self._leases.get(tid), taken)
         if not rows:
             return None
-        return Joined(_CTE, [tid, rows_json(rows, 6)], _nothing, _nothing)
+        return Joined(self._sql.ride_cte, [tid, rows_json(rows, 6)], _nothing, _nothing)
 
     def write_op(self, tid: str, taken: Taken, holder: str | None = None) -> Op[None]:
         """Write the held rows in the caller's transaction (the write is fenced by the lease
         of ``holder``, by default the run of this process holding the thread)."""
         rows = self.take(tid, holder or self._leases.get(tid), taken)
         if rows:
-            yield Stmt(self._insert, [(tid, *row) for row in rows], many=True, wait=False)
+            yield Stmt(self._sql.insert_writes, [(tid, *row) for row in rows], many=True,
+                       wait=False)
 
     def settle_op(self, tid: str, locked: Callable[[], Op[ThreadRow | None]],
                   taken: Taken) -> Op[None]:

@@ -145,17 +145,23 @@ def fresh_op(threads: Threads, tid: str, holder: str, principal: Principal | Non
     ttl = ttl if ttl is not None else threads.default_ttl
     tenant = principal.tenant if principal else None
     owner = principal.id if principal else None
-    identity = ThreadIdentity(tid, tenant, owner, frozenset(), None)
     try:
-        threads.access.check(principal, identity, Access.WRITE, vote=vote)
+        reach = threads.access.check(principal, ThreadIdentity(tid, tenant, owner, frozenset(),
+                                                               None), Access.WRITE, vote=vote)
     except ThreadAccessDenied:
         return None
-    row = ThreadRow(tenant, owner, holder, now + threads.lease_ttl, now + ttl if ttl else None,
-                    "running", None, None, 1, now, 0, None, None, process)
+    if reach:
+        return None  # an approver's reach on a thread nobody owns yet: the careful way says
+    # The row as the careful way leaves it: the inserted row, then the lease's changes.
+    inserted = ThreadRow(tenant, owner, None, None, now + ttl if ttl else None, "idle", None,
+                         None, 0, now, 0, None, None, None)
+    _, _, row = threads._changes(inserted, principal, None, None, holder, holder, now, reach,
+                                 process)
     run_as = dump_json(principal.to_dict()) if principal is not None else None
     found = (yield Stmt(threads.sql.fresh_lease, (
         tid, tenant, owner, now, now, row.expires_at, holder, row.lease_expires_at, process,
-        run_as, tid, tenant, now, dump_json(list(subjects))), alone=True)).one()
+        row.status, run_as, row.rev, tid, tenant, now, dump_json(list(subjects))),
+        alone=True)).one()
     return row if found is not None else None
 
 

@@ -96,7 +96,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
                                           lease_ttl=lease_ttl)
         self.participants = tuple(participants)
         # A run's task writes ride with its next checkpoint (riding): the first participant.
-        self._riding = Riding(self.sql.insert_writes, self.threads.leases)
+        self._riding = Riding(self.sql, self.threads.leases)
         self._settler = Settler(self._riding, self._settle, RIDE_FOR)
         # The latest checkpoint each run of this process read with its lease (runs).
         self._prefetches = runs.Prefetches(self.threads.leases)

@@ -69,7 +69,7 @@ class Sql:
         self.fresh_lease = (
             "WITH ins AS (INSERT INTO steward_threads (thread_id, tenant, owner, created_at, "
             "updated_at, expires_at, lease_owner, lease_expires_at, lease_holder, lease_epoch, "
-            "status, run_as, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'running', ?, 1) "
+            "status, run_as, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
             "ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id), "
             "subj AS (INSERT INTO steward_subjects (thread_id, subject, tenant, added_at) "
             "SELECT ?, s.subject, ?, ? FROM jsonb_array_elements_text(?::jsonb) AS s(subject) "
@@ -140,6 +140,15 @@ class Sql:
             "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) "
         )
         self.insert_writes = _writes + "DO NOTHING"
+        # A run's held task writes (riding) inside a one-statement write (Postgres), as one
+        # JSON parameter (rows_json), under the write's thread-row guard ``ok``.
+        self.ride_cte = (
+            ", ride AS (INSERT INTO steward_writes (thread_id, checkpoint_ns, checkpoint_id, "
+            "task_id, idx, channel, type, blob, task_path) SELECT ?, u->>0, u->>1, u->>2, "
+            "(u->>3)::int, u->>4, u->>5, decode(u->>6, 'base64'), u->>7 "
+            "FROM jsonb_array_elements(?::jsonb) AS u WHERE (SELECT ok FROM ok) = 1 "
+            "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING) "
+        )
         # Special channels (__error__, __interrupt__, ...) have fixed indexes: a later write
         # of the same special channel by the same task replaces the earlier one.
         self.upsert_writes = _writes + (

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, ROLES, SUPPORT, execute, snapshot
+from _support import ALICE, BOB, EVE, ROLES, SUPPORT, execute, snapshot
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.serde.types import ERROR
@@ -314,3 +314,21 @@ def test_a_run_that_lost_its_lease_ends_without_touching_the_new_holders(db_url:
                        ("T1",)) == [("run-two",)]
         assert [e.kind for e in two.audit.events("T1", ALICE)] == []
         two.checkpointer.release_lease("T1", "run-two")
+
+
+def test_what_the_lease_read_is_never_served_to_another_principal(db_url: str) -> None:
+    """The lease's read of the latest checkpoint serves its own run's first read only: a read
+    by anyone else goes to the database, under the access rule."""
+    from steward import ThreadAccessDenied
+
+    with steward.open(db_url) as rt:
+        graph = _graph(rt.checkpointer, lambda s: {"items": ["x"]})
+        graph.invoke({"items": []}, rt.config("T1", ALICE))
+        rt.checkpointer.acquire_lease("T1", "run-2", ALICE)
+        with pytest.raises(ThreadAccessDenied):
+            rt.checkpointer.get_tuple({"configurable": {"thread_id": "T1", "principal": EVE}})
+        # Its own run's first read still gets it, once.
+        own = rt.checkpointer.get_tuple({"configurable": {"thread_id": "T1",
+                                                          "principal": ALICE}})
+        assert own is not None and own.checkpoint["channel_values"]["items"] == ["first", "x"]
+        rt.checkpointer.release_lease("T1", "run-2")
