@@ -5,6 +5,7 @@ See ``bench/checkpointer.py`` for what is measured and how.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import math
@@ -358,3 +359,44 @@ def fs_type(path: Path) -> str:
             if len(parts) > 2 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
                 best, kind = parts[1], parts[2]
     return kind
+
+
+# -- command line: what the benchmarks share ---------------------------------------------------
+
+
+def bench_parser(doc: str | None, scenarios: Sequence[str]) -> argparse.ArgumentParser:
+    """A benchmark's parser with the options every one of them takes: ``--quick``, ``--only``
+    (one of ``scenarios``), ``--pg-url``, ``--no-postgres`` and ``--tmpdir``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    opt = parser.add_argument
+    opt("--quick", action="store_true",
+        help="smoke run with small numbers everywhere (options given explicitly still win)")
+    opt("--only", default=None, metavar="SCENARIO[,SCENARIO]",
+        help=f"run only these scenarios, of: {', '.join(scenarios)}")
+    opt("--pg-url", default=None,
+        help="admin URL of a PostgreSQL server to create databases on "
+             "(default: start a throwaway server with tests/_pg.py)")
+    opt("--no-postgres", action="store_true", help="skip PostgreSQL")
+    opt("--tmpdir", default=None,
+        help="directory for the SQLite files (default: the system temp dir)")
+    return parser
+
+
+def counts_and_only(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    full: dict[str, int], quick: dict[str, int],
+                    scenarios: Sequence[str]) -> tuple[dict[str, int], frozenset[str]]:
+    """The counts (each option given, else the full or quick default) and the scenarios to
+    run; ``parser.error`` for an unknown scenario or a count below 1 (``turns`` below 2)."""
+    base = quick if args.quick else full
+    values = {k: getattr(args, k) if getattr(args, k) is not None else v
+              for k, v in base.items()}
+    only = frozenset(scenarios)
+    if args.only:
+        only = frozenset(x.strip() for x in args.only.split(",") if x.strip())
+        unknown = only - set(scenarios)
+        if unknown or not only:
+            parser.error(f"--only: unknown scenario(s) {sorted(unknown)}; "
+                         f"choose from {', '.join(scenarios)}")
+    if min(values.values()) < 1 or values.get("turns", 2) < 2:
+        parser.error("all counts must be >= 1, and --turns >= 2")
+    return values, only

@@ -126,6 +126,8 @@ from typing import Any
 from _common import (
     Say,
     Side,
+    bench_parser,
+    counts_and_only,
     fs_type,
     pg_settings,
     postgres_server,
@@ -547,12 +549,8 @@ def targets_table(results: list[Results], s: Settings,
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__, SCENARIOS)
     opt = parser.add_argument
-    opt("--quick", action="store_true",
-        help="smoke run with small numbers everywhere (options given explicitly still win)")
-    opt("--only", default=None, metavar="SCENARIO[,SCENARIO]",
-        help=f"run only these scenarios, of: {', '.join(SCENARIOS)}")
     opt("--rounds", type=int, help="rounds of the chain and workers scenarios (5; quick 2)")
     opt("--invocations", type=int, help="chain invocations per side per round (30; quick 5)")
     opt("--turns", type=int, help="chat turns on one thread (200; quick 30)")
@@ -564,25 +562,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     opt("--worker-invocations", type=int,
         help="chain invocations per workers batch, a multiple of 4 (40; quick 8)")
     opt("--floor-commits", type=int, help="commits in the storage floor loop (500; quick 100)")
-    opt("--pg-url", default=None,
-        help="admin URL of a PostgreSQL server to create databases on "
-             "(default: start a throwaway server with tests/_pg.py)")
-    opt("--no-postgres", action="store_true", help="skip PostgreSQL")
-    opt("--tmpdir", default=None,
-        help="directory for the SQLite files (default: the system temp dir)")
     args = parser.parse_args(argv)
-    base = QUICK if args.quick else FULL
-    values = {k: getattr(args, k) if getattr(args, k) is not None else v
-              for k, v in base.items()}
-    only = frozenset(SCENARIOS)
-    if args.only:
-        only = frozenset(x.strip() for x in args.only.split(",") if x.strip())
-        unknown = only - set(SCENARIOS)
-        if unknown or not only:
-            parser.error(f"--only: unknown scenario(s) {sorted(unknown)}; "
-                         f"choose from {', '.join(SCENARIOS)}")
-    if min(values.values()) < 1 or values["turns"] < 2:
-        parser.error("all counts must be >= 1, and --turns >= 2")
+    values, only = counts_and_only(parser, args, FULL, QUICK, SCENARIOS)
     if args.no_postgres and only == {"workers"}:
         parser.error("the workers scenario runs on PostgreSQL only")
     if values["worker_invocations"] % 4:

@@ -64,30 +64,6 @@ Clock = dict[str, float]
 
 
 @contextlib.contextmanager
-def timed(clock: Clock, targets: list[tuple[Any, str, str]]) -> Iterator[None]:
-    """Wrap ``owner.name`` so that its wall time adds up in ``clock[label]``."""
-    saved = []
-    for owner, name, label in targets:
-        original = getattr(owner, name)
-        saved.append((owner, name, original))
-
-        def wrapper(*args: Any, _f: Callable[..., Any] = original, _l: str = label,
-                    **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return _f(*args, **kwargs)
-            finally:
-                clock[_l] += time.perf_counter() - start
-
-        setattr(owner, name, wrapper)
-    try:
-        yield
-    finally:
-        for owner, name, original in reversed(saved):
-            setattr(owner, name, original)
-
-
-@contextlib.contextmanager
 def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
     original = getattr(owner, name)
     setattr(owner, name, value)
@@ -95,6 +71,25 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
         yield
     finally:
         setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def timed(clock: Clock, targets: list[tuple[Any, str, str]]) -> Iterator[None]:
+    """Wrap ``owner.name`` so that its wall time adds up in ``clock[label]``."""
+    with contextlib.ExitStack() as stack:
+        for owner, name, label in targets:
+            original = getattr(owner, name)
+
+            def wrapper(*args: Any, _f: Callable[..., Any] = original, _l: str = label,
+                        **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return _f(*args, **kwargs)
+                finally:
+                    clock[_l] += time.perf_counter() - start
+
+            stack.enter_context(_patched(owner, name, wrapper))
+        yield
 
 
 class _Timed:
@@ -133,7 +128,7 @@ def profile(url: str, runs: int, floor_us: float) -> dict[str, float]:
             (StewardSaver, "put", "put"), (StewardSaver, "put_writes", "put_writes"),
 
             (Encoder, "checkpoint_row", "encode"), (Encoder, "plan_blob", "encode"),
-            (AuditLog, "joined", "encode"), (AuditLog, "_chained", "encode"),
+            (AuditLog, "_chained", "encode"),  # both dialects chain events here
             (AuditCallbackHandler, "on_chain_start", "callbacks"),
             (AuditCallbackHandler, "on_chain_end", "callbacks"),
             (LeaseHandler, "on_chain_start", "lease"), (LeaseHandler, "on_chain_end", "lease"),

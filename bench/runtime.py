@@ -116,6 +116,8 @@ from _common import (
     STEWARD_PATTERN,
     Say,
     Side,
+    bench_parser,
+    counts_and_only,
     fs_type,
     pg_settings,
     pg_tables_bytes,
@@ -533,38 +535,17 @@ def targets_table(results: list[Results], s: Settings) -> Table:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__, SCENARIOS)
     opt = parser.add_argument
-    opt("--quick", action="store_true",
-        help="smoke run with small numbers everywhere (options given explicitly still win)")
-    opt("--only", default=None, metavar="SCENARIO[,SCENARIO]",
-        help=f"run only these scenarios, of: {', '.join(SCENARIOS)}")
     opt("--rounds", type=int, help="rounds of the steps and concurrent scenarios (5; quick 2)")
     opt("--invocations", type=int, help="steps: runs per side per round (30; quick 4)")
     opt("--turns", type=int, help="chat turns on one thread (200; quick 20)")
     opt("--concurrency", type=int, help="concurrent async runs per batch (16; quick 4)")
     opt("--batches", type=int, help="concurrent batches per side per round (2; quick 1)")
     opt("--trip-runs", type=int, help="trips: counted runs per side and chain (9; quick 2)")
-    opt("--pg-url", default=None,
-        help="admin URL of a PostgreSQL server to create databases on "
-             "(default: start a throwaway server with tests/_pg.py)")
-    opt("--no-postgres", action="store_true", help="skip PostgreSQL")
     opt("--no-sqlite", action="store_true", help="skip SQLite")
-    opt("--tmpdir", default=None,
-        help="directory for the SQLite files (default: the system temp dir)")
     args = parser.parse_args(argv)
-    base = QUICK if args.quick else FULL
-    values = {k: getattr(args, k) if getattr(args, k) is not None else v
-              for k, v in base.items()}
-    only = frozenset(SCENARIOS)
-    if args.only:
-        only = frozenset(x.strip() for x in args.only.split(",") if x.strip())
-        unknown = only - set(SCENARIOS)
-        if unknown or not only:
-            parser.error(f"--only: unknown scenario(s) {sorted(unknown)}; "
-                         f"choose from {', '.join(SCENARIOS)}")
-    if min(values.values()) < 1 or values["turns"] < 2:
-        parser.error("all counts must be >= 1, and --turns >= 2")
+    values, only = counts_and_only(parser, args, FULL, QUICK, SCENARIOS)
     if args.no_postgres and (args.no_sqlite or only <= POSTGRES_ONLY):
         parser.error("nothing to run: the concurrent scenario runs on PostgreSQL only")
     return args, Settings(only=only, quick=args.quick, **values)
