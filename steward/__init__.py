@@ -18,6 +18,7 @@ from steward.errors import (
     StorageError,
     ThreadAccessDenied,
     ThreadBusy,
+    TokenInvalid,
 )
 from steward.guardrails.decision import Approval, Decision
 from steward.guardrails.guard import aguard, guard
@@ -53,6 +54,7 @@ __all__ = [
     "StorageError",
     "ThreadAccessDenied",
     "ThreadBusy",
+    "TokenInvalid",
     "aadd_subjects",
     "add_subjects",
     "aguard",

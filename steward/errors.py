@@ -4,6 +4,7 @@
      ├── ConfigError            (also ValueError)      the caller's setup or input is wrong
      ├── ThreadAccessDenied     (also PermissionError)  the thread access rule refused a request
      ├── ThreadBusy             (also RuntimeError)     another run holds the thread's lease
+     ├── TokenInvalid           (also PermissionError)  a request's bearer token did not verify
      ├── PolicyDenied           (also PermissionError)  a guardrail policy forbade an action
      ├── ApprovalInvalid        (also ValueError)       a resume did not carry a valid approval
      ├── EffectConflict         (also RuntimeError)     a re-run node called an effect differently
@@ -32,6 +33,7 @@ __all__ = [
     "StorageError",
     "ThreadAccessDenied",
     "ThreadBusy",
+    "TokenInvalid",
 ]
 
 
@@ -57,6 +59,11 @@ class ThreadAccessDenied(StewardError, PermissionError):
         super().__init__(message)
         self.thread_id = thread_id
         self.cli = cli
+
+
+class TokenInvalid(StewardError, PermissionError):
+    """A request's bearer token is missing, malformed or fails verification (HTTP 401): send
+    a token that the deployment's key verifies and that names a principal."""
 
 
 class ThreadBusy(StewardError, RuntimeError):

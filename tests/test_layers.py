@@ -38,13 +38,14 @@ MAY = {
     # Middleware for LangChain agents: it runs inside their tool node, as the nodes do.
     "steward.agents": BOTTOM | STORAGE | PARTS | NODES,
     "steward.state": BOTTOM,
+    "steward.tokens": BOTTOM,
     "steward.options": BOTTOM | STORAGE | PARTS | NODES,
     # Submitted runs: the job queue (procrastinate's tables) and the langgraph.json loader.
     "steward.jobs": BOTTOM | STORAGE,
     "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs"},
 }
 ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
-         "steward"}
+         "steward.aws", "steward"}
 
 
 def _modules() -> list[tuple[str, Path]]:

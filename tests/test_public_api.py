@@ -38,6 +38,7 @@ PUBLIC = {
     "StorageError": "steward.errors",
     "ThreadAccessDenied": "steward.errors",
     "ThreadBusy": "steward.errors",
+    "TokenInvalid": "steward.errors",
     "aadd_subjects": "steward.memory.subjects",
     "add_subjects": "steward.memory.subjects",
     "aguard": "steward.guardrails.guard",

@@ -8,6 +8,7 @@ back and leaves the database exactly as it was. The thread table's part lives in
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -233,6 +234,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
         self._took(thread_id, await runs.arun_steps(self.driver, runs.acquire_steps(
             self, thread_id, holder, principal, ttl, subjects, vote,
             await self.driver.aholder())))
+
+    @property
+    def leased(self) -> builtins.list[str]:
+        """The threads a run of this process holds the lease of now (a host's "busy")."""
+        return list(self.threads.leases)
 
     def _took(self, tid: str, found: runs.Prefetched) -> None:
         self.threads.hold(tid, found.holder)

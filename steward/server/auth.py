@@ -3,13 +3,8 @@
 A request carries a principal's token as ``Authorization: Bearer <token>`` or as
 ``X-Api-Key: <token>`` (the "API key" of LangChain's Agent Chat UI and of ``langgraph-sdk``
 clients given ``api_key=``); both at once must be the same token. A token is a JWT whose
-claims name the principal: ``sub`` (its id), ``tenant`` and ``roles`` (claim names
-configurable). It is verified with PyJWT against the environment:
-
-- ``STEWARD_JWT_SECRET`` (HS256) or ``STEWARD_JWT_PUBLIC_KEY`` (RS256, PEM text or a path);
-- ``STEWARD_JWT_ISSUER`` and ``STEWARD_JWT_AUDIENCE``, checked when set;
-- ``STEWARD_DEV_TOKENS=1`` also accepts ``dev:TENANT/ID[:ROLE,...]`` tokens, for local
-  development only (never set it in production).
+claims name the principal, verified as ``steward.tokens`` says (``STEWARD_JWT_SECRET``,
+``STEWARD_JWT_PUBLIC_KEY`` or ``STEWARD_JWT_JWKS_URL``; issuer, audience and claim names).
 
 Every thread, run, assistant and cron the server creates is stamped with the caller's tenant,
 and every read, update, search and run is filtered to it: another tenant's thread is "not
@@ -19,81 +14,38 @@ the principal of each run as well.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from langgraph_sdk import Auth
 
 import steward
-from steward.identity import Access, Principal, parse_principal, principal_from_user
+from steward.errors import ConfigError, TokenInvalid
+from steward.identity import Access, Principal, principal_from_user
+from steward.tokens import bearer_token, verify_token
 
 auth = Auth()
 
 
-def _key() -> tuple[str, str]:
-    secret = os.environ.get("STEWARD_JWT_SECRET")
-    if secret:
-        return secret, "HS256"
-    public = os.environ.get("STEWARD_JWT_PUBLIC_KEY", "")
-    if public and not public.lstrip().startswith("-----") and Path(public).is_file():
-        public = Path(public).read_text()
-    if public:
-        return public, "RS256"
-    raise Auth.exceptions.HTTPException(
-        status_code=500, detail="the server has no STEWARD_JWT_SECRET or STEWARD_JWT_PUBLIC_KEY")
-
-
 def principal_claims(token: str) -> dict[str, Any]:
-    """The principal a bearer token names, as the server's user dict; HTTP 401 if invalid."""
-    import jwt
-
-    if token.startswith("dev:") and os.environ.get("STEWARD_DEV_TOKENS") == "1":
-        p = parse_principal(token[4:], source="dev token")
-        return {"identity": p.id, "tenant": p.tenant, "roles": sorted(p.roles),
-                "permissions": sorted(p.roles)}
-    key, algorithm = _key()
+    """The principal a bearer token names, as the server's user dict; HTTP 401 if invalid
+    (``steward.tokens`` verifies it), 500 if the server has no key to verify it with."""
     try:
-        claims = jwt.decode(token, key, algorithms=[algorithm],
-                            issuer=os.environ.get("STEWARD_JWT_ISSUER") or None,
-                            audience=os.environ.get("STEWARD_JWT_AUDIENCE") or None,
-                            options={"require": ["sub"]})
-    except jwt.PyJWTError as exc:
-        raise Auth.exceptions.HTTPException(status_code=401,
-                                            detail=f"invalid token: {exc}") from exc
-    tenant = claims.get(os.environ.get("STEWARD_JWT_TENANT_CLAIM", "tenant"))
-    roles = claims.get(os.environ.get("STEWARD_JWT_ROLES_CLAIM", "roles")) or []
-    if not tenant or not isinstance(roles, list):
-        raise Auth.exceptions.HTTPException(status_code=401,
-                                            detail="the token names no tenant (or roles that "
-                                                   "are not a list)")
-    return {"identity": str(claims["sub"]), "tenant": str(tenant),
-            "roles": [str(r) for r in roles], "permissions": [str(r) for r in roles]}
+        p = verify_token(token)
+    except TokenInvalid as exc:
+        raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc)) from None
+    except ConfigError as exc:
+        raise Auth.exceptions.HTTPException(status_code=500, detail=str(exc)) from None
+    return {"identity": p.id, "tenant": p.tenant, "roles": sorted(p.roles),
+            "permissions": sorted(p.roles)}
 
 
 def request_token(headers: dict[bytes, bytes]) -> str:
-    """The token a request carries, from ``Authorization: Bearer`` or ``X-Api-Key``; HTTP 401
-    when there is none, the Authorization header is not a bearer token, or the two differ."""
-    authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
-    api_key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
-    bearer = None
-    if authorization:
-        scheme, _, rest = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not rest.strip():
-            raise Auth.exceptions.HTTPException(
-                status_code=401, detail="the Authorization header must be 'Bearer <token>' "
-                                        "(or send the token as X-Api-Key)")
-        bearer = rest.strip()
-    if bearer and api_key and bearer != api_key:
-        raise Auth.exceptions.HTTPException(
-            status_code=401, detail="Authorization and X-Api-Key carry different tokens: "
-                                    "send one principal's token, in either header")
-    token = bearer or api_key
-    if not token:
-        raise Auth.exceptions.HTTPException(
-            status_code=401, detail="a token is needed: 'Authorization: Bearer <token>' or "
-                                    "'X-Api-Key: <token>'")
-    return token
+    """The token a request carries (``steward.tokens.bearer_token``); HTTP 401 if none."""
+    try:
+        return bearer_token(headers.get(b"authorization", b"").decode("latin-1"),
+                            headers.get(b"x-api-key", b"").decode("latin-1"))
+    except TokenInvalid as exc:
+        raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc)) from None
 
 
 @auth.authenticate

@@ -40,12 +40,18 @@ def _policy() -> steward.Policy | list[steward.Policy]:
     return [*(w.policy() for w in WORKFLOWS.values()), chat_policy()]
 
 
+def options_from_env() -> dict[str, Any]:
+    """``steward.open`` options from the environment (``STEWARD_THREAD_ROLES``,
+    ``STEWARD_POLICY``), as every host that serves the example workflows reads them."""
+    return {"thread_roles": parse_thread_roles(
+                os.environ.get("STEWARD_THREAD_ROLES", THREAD_ROLES),
+                source="$STEWARD_THREAD_ROLES"),
+            "policy": _policy()}
+
+
 async def _open() -> steward.Runtime:
     return await steward.aopen(
-        os.environ.get("STEWARD_DB", "sqlite:///steward-server.db"),
-        thread_roles=parse_thread_roles(os.environ.get("STEWARD_THREAD_ROLES", THREAD_ROLES),
-                                        source="$STEWARD_THREAD_ROLES"),
-        policy=_policy(),
+        os.environ.get("STEWARD_DB", "sqlite:///steward-server.db"), **options_from_env(),
         # The server reads threads with its own configs, after its auth handlers
         # (steward.server.auth) confined the request to the caller's tenant.
         trust_unidentified=True)

@@ -1,0 +1,277 @@
+"""Serve a Steward graph on Amazon Bedrock AgentCore Runtime.
+
+``agentcore_app(graph, url=...)`` is a ``bedrock_agentcore`` ``BedrockAgentCoreApp`` (the
+contract AgentCore Runtime runs: ``POST /invocations`` and ``GET /ping`` on port 8080) whose
+entrypoint runs the graph on a Steward runtime:
+
+- the ``X-Amzn-Bedrock-AgentCore-Runtime-Session-Id`` header names the thread (one session,
+  one thread, across the session's invocations and microVMs: the state is in the database);
+- the principal comes from the bearer token in ``Authorization`` (the JWT an AgentCore inbound
+  authorizer checked and passes on when the runtime's request header allowlist names
+  ``Authorization``), verified again here as ``steward.tokens`` says; no token, no run (401).
+  The workload access token AgentCore also sends is for calling AgentCore Identity on the
+  user's behalf; it is not verifiable here and never names the principal;
+- the payload is the graph's input, or ``{"resume": value}`` answering what the thread waits on
+  (a vote in any format Steward's approvals accept), checked before the run as the LangGraph
+  server checks it: a vote the node would refuse is 403/422, and the thread keeps waiting;
+- with ``Accept: text/event-stream`` the response streams the run's events (``updates``, an
+  ``interrupt`` carrying the approval request, and ``end``); otherwise it is one JSON object:
+  ``{"session_id", "status": "done" | "interrupted", "values", "interrupts"}``;
+- ``/ping`` says ``HealthyBusy`` while a run of this process holds a thread's lease, so
+  AgentCore does not stop the session's microVM under it.
+
+``python -m steward.aws.agentcore`` serves the example workflow ``$STEWARD_GRAPH`` (``refund``;
+or ``module:attribute`` naming a ``StateGraph``) on ``$STEWARD_DB`` with the LangGraph server's
+``STEWARD_POLICY`` / ``STEWARD_THREAD_ROLES`` on ``0.0.0.0:$PORT`` (8080): the container
+``deploy/aws/`` builds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import os
+import warnings
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from langgraph.graph import StateGraph
+from langgraph.types import Command, Interrupt
+
+import steward
+from steward.errors import (
+    ApprovalInvalid,
+    ConfigError,
+    StewardError,
+    ThreadAccessDenied,
+    ThreadBusy,
+    TokenInvalid,
+)
+from steward.identity import Principal
+from steward.tokens import bearer_token, verify_token
+
+if TYPE_CHECKING:
+    from bedrock_agentcore.runtime import BedrockAgentCoreApp, RequestContext
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+
+__all__ = ["agentcore_app", "main"]
+
+_INSTALL = "install the aws extra: pip install 'langgraph-steward[aws]'"
+
+
+def _jsonable(value: Any) -> Any:
+    """What a state value looks like as JSON: messages and models as their dicts."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Interrupt):
+        return {"id": value.id, "value": _jsonable(value.value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return _jsonable(dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    return str(value)
+
+
+class _Served:
+    """The graph and the runtime one app serves."""
+
+    def __init__(self, graph: Any, runtime: steward.Runtime | None, url: str | None,
+                 options: dict[str, Any]) -> None:
+        self.owned = runtime is None
+        self.rt = runtime if runtime is not None else steward.open(
+            url or os.environ.get("STEWARD_DB", "sqlite:///steward-agentcore.db"), **options)
+        if self.rt.is_async:
+            raise ConfigError("agentcore_app takes a runtime from steward.open (sync): the "
+                              "app runs each invocation on a thread of its own.")
+        if isinstance(graph, StateGraph):
+            graph = graph.compile(checkpointer=self.rt.checkpointer)
+        if not hasattr(graph, "stream"):
+            raise ConfigError(f"agentcore_app serves a StateGraph or a compiled graph, got "
+                              f"{type(graph).__name__}.")
+        if graph.checkpointer is None:
+            graph = graph.copy(update={"checkpointer": self.rt.checkpointer})
+        elif graph.checkpointer is not self.rt.checkpointer:
+            raise ConfigError("the graph is compiled with another checkpointer: compile it "
+                              "with the runtime's (builder.compile(checkpointer=rt.checkpointer))"
+                              ", or pass the StateGraph and let agentcore_app compile it.")
+        self.graph = graph
+
+    def close(self) -> None:
+        if self.owned:
+            self.rt.close()
+
+
+def _refusal(status: int, error: str, message: str) -> Response:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": error, "message": message}, status_code=status)
+
+
+def _status(exc: StewardError) -> int:
+    if isinstance(exc, TokenInvalid):
+        return 401
+    if isinstance(exc, ApprovalInvalid):
+        return 422 if exc.malformed else 403
+    if isinstance(exc, ThreadAccessDenied):
+        return 404  # another tenant's session is no session of this caller's
+    if isinstance(exc, ThreadBusy):
+        return 409
+    return 400 if isinstance(exc, ConfigError) else 500
+
+
+def _message(exc: StewardError) -> str:
+    if isinstance(exc, ThreadAccessDenied):
+        return "no such session for this principal (another tenant's, or not yours to run)"
+    return str(exc)
+
+
+def _principal(context: RequestContext) -> Principal:
+    headers = {k.lower(): v for k, v in (context.request_headers or {}).items()}
+    request = context.request
+    if request is not None:  # the SDK forwards only some headers; the request has them all
+        headers = {k.lower(): v for k, v in request.headers.items()} | headers
+    return verify_token(bearer_token(headers.get("authorization"), headers.get("x-api-key")))
+
+
+def _streams(context: RequestContext) -> bool:
+    request = context.request
+    accept = request.headers.get("accept", "") if request is not None else ""
+    return "text/event-stream" in accept
+
+
+class _Invocation:
+    """One ``POST /invocations``: the checks, the run's first step, then the rest."""
+
+    def __init__(self, served: _Served, payload: Any, context: RequestContext) -> None:
+        self.served = served
+        self.rt = served.rt
+        if not context.session_id:
+            raise ConfigError("the request names no session: send the "
+                              "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id header (AgentCore "
+                              "sends it; invoke_agent_runtime(runtimeSessionId=...)).")
+        self.thread_id = context.session_id
+        self.principal = _principal(context)
+        if not isinstance(payload, dict):
+            raise ConfigError(f"the payload must be a JSON object (the graph's input, or "
+                              f"{{\"resume\": ...}}), got {type(payload).__name__}.")
+        self.input: Any = payload
+        if "resume" in payload:
+            if len(payload) != 1:
+                raise ConfigError("a resume payload is {\"resume\": value} alone; send the "
+                                  "graph's input without a 'resume' key.")
+            self.rt.approvals.check_resume(self.thread_id, self.principal, payload["resume"])
+            self.input = Command(resume=payload["resume"])
+        self.config = self.rt.config(self.thread_id, self.principal)
+        self.values: Any = None
+        self.interrupts: list[Any] = []
+
+    def chunks(self) -> Iterator[dict[str, Any]]:
+        """The run's events; the run's last values and its interrupts are kept for ``end``
+        (read from the stream: an approver may no longer read the thread once it went on)."""
+        for mode, chunk in self.served.graph.stream(self.input, self.config,
+                                                    stream_mode=["updates", "values"]):
+            if mode == "values":
+                self.values = chunk
+            elif isinstance(chunk, Mapping) and "__interrupt__" in chunk:
+                self.interrupts += list(chunk["__interrupt__"])
+                yield {"event": "interrupt", "data": _jsonable(list(chunk["__interrupt__"]))}
+            else:
+                yield {"event": "updates", "data": _jsonable(chunk)}
+
+    def end(self) -> dict[str, Any]:
+        return {"session_id": self.thread_id,
+                "status": "interrupted" if self.interrupts else "done",
+                "values": _jsonable(self.values), "interrupts": _jsonable(self.interrupts)}
+
+
+def _events(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]],
+            run: _Invocation) -> Iterator[dict[str, Any]]:
+    if first is not None:
+        yield first
+    yield from rest
+    yield {"event": "end", "data": run.end()}
+
+
+def agentcore_app(graph: Any, *, url: str | None = None, runtime: steward.Runtime | None = None,
+                  **options: Any) -> BedrockAgentCoreApp:
+    """An AgentCore Runtime app serving ``graph`` (a ``StateGraph``, or a graph compiled with
+    the runtime's checkpointer or none) on a Steward runtime: ``runtime`` (from
+    ``steward.open``, left open) or one opened on ``url`` (default ``$STEWARD_DB``) with
+    ``options`` (``policy=``, ``thread_roles=``, ...) and closed with the app. See the module
+    docstring for the protocol; ``app.run(port=8080)`` serves it."""
+    try:
+        with warnings.catch_warnings():  # the SDK's models use pydantic's deprecated Config
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
+    except ImportError as exc:
+        raise ConfigError(f"serving on AgentCore needs the bedrock-agentcore SDK: "
+                          f"{_INSTALL}.") from exc
+    served = _Served(graph, runtime, url, options)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            served.close()
+
+    app = BedrockAgentCoreApp(lifespan=lifespan)
+
+    def invoke(payload: Any, context: RequestContext) -> Any:
+        """Sync on purpose: the SDK runs it, and iterates what it returns, on a thread."""
+        try:
+            run = _Invocation(served, payload, context)
+            chunks = run.chunks()
+            first = next(chunks, None)  # takes the lease: a busy or foreign thread fails here
+        except StewardError as exc:
+            return _refusal(_status(exc), type(exc).__name__, _message(exc))
+        if _streams(context):
+            return _events(first, chunks, run)
+        for _ in chunks:
+            pass
+        return run.end()
+
+    app.entrypoint(invoke)
+
+    @app.ping
+    def ping() -> PingStatus:
+        return PingStatus.HEALTHY_BUSY if served.rt.checkpointer.leased else PingStatus.HEALTHY
+
+    return app
+
+
+def _graph_from_env() -> Any:
+    name = os.environ.get("STEWARD_GRAPH", "refund")
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"STEWARD_GRAPH={name!r} names nothing importable: {exc}. Use "
+                              "module:attribute (a StateGraph) or an example's name.") from exc
+    from steward.examples import WORKFLOWS
+
+    if name not in WORKFLOWS or WORKFLOWS[name].plans:
+        fixed = sorted(n for n, w in WORKFLOWS.items() if not w.plans)
+        raise ConfigError(f"STEWARD_GRAPH={name!r} is no example workflow: use one of "
+                          f"{', '.join(fixed)}, or module:attribute naming a StateGraph.")
+    return WORKFLOWS[name].build()
+
+
+def main() -> None:
+    """``python -m steward.aws.agentcore``: the container's command (see the module)."""
+    from steward.server.runtime import options_from_env
+
+    app = agentcore_app(_graph_from_env(), **options_from_env())
+    app.run(port=int(os.environ.get("PORT", "8080")), host=os.environ.get("HOST", "0.0.0.0"))
+
+
+if __name__ == "__main__":
+    main()
