@@ -42,6 +42,8 @@ MAY = {
     # Submitted runs: the job queue (procrastinate's tables) and the langgraph.json loader.
     "steward.jobs": BOTTOM | STORAGE,
     "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs"},
+    # Optional integrations, beside everything: each stands on its own library (boto3).
+    "steward.aws": BOTTOM,
 }
 ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
          "steward"}

@@ -3,23 +3,19 @@ connection (the pools, the lease session, the check, the job queue), so a passwo
 between connections (an RDS IAM token) works; a wrong one, or a callable that fails, is a
 ConfigError that never shows the password.
 
-The role under test must give its password: the harness asks members of ``PASSWORD_GROUP``
-for one (tests/_pg.py), where everyone else is trusted.
+The role under test must give its password (tests/_password_role.py).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from _pg import PASSWORD_GROUP, PgServer
+from _password_role import PasswordRole, password_role
+from _pg import PgServer
 from _support import ALICE, approval_graph
-from psycopg import sql
 
 import steward
 from steward.checkpointers.saver import StewardSaver
@@ -29,81 +25,11 @@ from steward.storage.passwords import password_option
 PG = pytest.mark.postgres
 
 
-class Changing:
-    """A login role whose password the test changes, and the callable that knows it: it
-    returns the current password and counts how often it was asked."""
-
-    def __init__(self, server: PgServer, db_url: str) -> None:
-        self.server = server
-        self.db_url = db_url
-        self.role = f"pw_{uuid.uuid4().hex[:10]}"
-        parts = urlsplit(db_url)
-        self.url = urlunsplit(parts._replace(netloc=f"{self.role}@"))  # no password in it
-        self.db = parts.path.lstrip("/")
-        self.current = "first-Secret-A"
-        self.asked = 0
-
-    def __call__(self) -> str:
-        self.asked += 1
-        return self.current
-
-    def create(self) -> None:
-        with psycopg.connect(self.server.admin_url, autocommit=True) as conn:
-            try:
-                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(
-                    sql.Identifier(PASSWORD_GROUP)))
-            except psycopg.errors.DuplicateObject:
-                pass
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-                sql.Identifier(self.role), sql.Literal(self.current),
-                sql.Identifier(PASSWORD_GROUP)))
-            # The owner of the database may create Steward's tables in its public schema.
-            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                sql.Identifier(self.db), sql.Identifier(self.role)))
-
-    def change(self, password: str) -> Any:
-        """The role's new password, from now on what the callable returns; the server's time
-        of the change."""
-        with psycopg.connect(self.server.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(self.role), sql.Literal(password)))
-            self.current = password
-            return conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
-
-    def sessions_since(self) -> list[Any]:
-        """When each of the role's open sessions started."""
-        with psycopg.connect(self.server.admin_url, autocommit=True) as conn:
-            rows = conn.execute("SELECT backend_start FROM pg_stat_activity WHERE usename = %s",
-                                (self.role,)).fetchall()
-        return [r[0] for r in rows]
-
-    def drop(self) -> None:
-        with psycopg.connect(self.db_url, autocommit=True) as conn:  # as the admin
-            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(
-                sql.Identifier(self.role)))
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(self.role)))
-        with psycopg.connect(self.server.admin_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE usename = %s", (self.role,))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(self.role)))
-
-
 @pytest.fixture
-def changing(pg_server: PgServer, pg_url: str) -> Iterator[Changing]:
+def changing(pg_server: PgServer, pg_url: str) -> Iterator[PasswordRole]:
     """A role that must give its password, owning the fresh database of ``pg_url``."""
-    role = Changing(pg_server, pg_url)
-    role.create()
-    try:
-        try:
-            psycopg.connect(role.url, password="not-the-password").close()
-        except psycopg.OperationalError:
-            pass  # refused: the server asks this role for its password
-        else:
-            pytest.skip(f"this server lets {role.role} in without its password: it needs "
-                        f"`local all +{PASSWORD_GROUP} scram-sha-256` first in pg_hba.conf")
+    with password_role(pg_server, pg_url) as role:
         yield role
-    finally:
-        role.drop()
 
 
 def _renew(driver: Any) -> None:
@@ -114,7 +40,7 @@ def _renew(driver: Any) -> None:
 
 
 @PG
-def test_each_new_connection_asks_the_callable(changing: Changing) -> None:
+def test_each_new_connection_asks_the_callable(changing: PasswordRole) -> None:
     with steward.open(changing.url, password=changing, pool_size=2) as rt:
         graph = approval_graph(rt.checkpointer)
         graph.invoke({"items": []}, rt.config("T1", ALICE))
@@ -135,7 +61,7 @@ def test_each_new_connection_asks_the_callable(changing: Changing) -> None:
 
 @PG
 async def test_the_async_driver_asks_the_callable_for_each_connection(
-        changing: Changing) -> None:
+        changing: PasswordRole) -> None:
     async with steward.aopen(changing.url, password=changing, pool_size=2) as rt:
         graph = approval_graph(rt.checkpointer)
         await graph.ainvoke({"items": []}, rt.config("T1", ALICE))
@@ -154,7 +80,7 @@ async def test_the_async_driver_asks_the_callable_for_each_connection(
 
 
 @PG
-async def test_the_job_queue_asks_the_callable_too(changing: Changing) -> None:
+async def test_the_job_queue_asks_the_callable_too(changing: PasswordRole) -> None:
     async with steward.aopen(changing.url, password=changing, pool_size=2) as rt:
         changing.change("second-Secret-B")  # the queue opens after: B or nothing
         queue = rt._queue()
@@ -166,7 +92,7 @@ async def test_the_job_queue_asks_the_callable_too(changing: Changing) -> None:
 
 
 @PG
-def test_the_saver_alone_takes_the_callable(changing: Changing) -> None:
+def test_the_saver_alone_takes_the_callable(changing: PasswordRole) -> None:
     with StewardSaver.from_conn_string(changing.url, password=changing) as saver:
         approval_graph(saver).invoke({"items": []}, {"configurable": {"thread_id": "T"}})
     assert changing.asked >= 3
@@ -174,7 +100,7 @@ def test_the_saver_alone_takes_the_callable(changing: Changing) -> None:
 
 @PG
 async def test_a_wrong_password_is_a_config_error_that_does_not_show_it(
-        changing: Changing) -> None:
+        changing: PasswordRole) -> None:
     def wrong() -> str:
         return "wrong-Secret-C"
 
@@ -226,6 +152,6 @@ def test_the_option_is_a_callable_or_a_str_and_only_for_postgresql(tmp_path: Pat
 
 
 @PG
-def test_a_str_password_is_used_as_given(changing: Changing) -> None:
+def test_a_str_password_is_used_as_given(changing: PasswordRole) -> None:
     with steward.open(changing.url, password=changing.current) as rt:
         approval_graph(rt.checkpointer).invoke({"items": []}, rt.config("T", ALICE))
