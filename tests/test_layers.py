@@ -44,6 +44,7 @@ MAY = {
     "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs"},
     # Optional integrations, beside everything: each stands on its own library (boto3).
     "steward.aws": BOTTOM,
+    "steward.telemetry": BOTTOM,  # an exporter for the audit handler's spans (the otel extra)
 }
 ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
          "steward"}
