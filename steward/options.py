@@ -79,7 +79,7 @@ class Settings:
     default_ttl: float | None = None
     lease_ttl: float = 30.0
     pool_size: int = 10
-    password: Password | None = None
+    password: Password | None = field(default=None, repr=False)  # may close over a secret
     policies: tuple[Policy, ...] = ()
     redactor: Redactor | None = None
     approval_expires_in: float | None = None
