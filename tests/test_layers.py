@@ -42,12 +42,10 @@ MAY = {
     # Submitted runs: the job queue (procrastinate's tables) and the langgraph.json loader.
     "steward.jobs": BOTTOM | STORAGE,
     "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs"},
-    # Optional integrations, beside everything: each stands on its own library (boto3).
-    "steward.aws": BOTTOM,
     "steward.telemetry": BOTTOM,  # an exporter for the audit handler's spans (the otel extra)
 }
 ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
-         "steward"}
+         "steward.aws", "steward"}
 
 
 def _modules() -> list[tuple[str, Path]]:
