@@ -8,7 +8,7 @@ the runtime's parts are built from (:class:`Settings`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -20,6 +20,7 @@ from steward.guardrails.redact import Redactor
 from steward.identity import AccessRule
 from steward.memory.rules import MemoryRules
 from steward.storage.crypto import Cipher
+from steward.storage.passwords import Password, password_option
 from steward.storage.values import seconds, seconds_or_none
 
 __all__ = ["RuntimeOptions", "Settings", "settle"]
@@ -35,6 +36,8 @@ class RuntimeOptions(TypedDict, total=False):
     - ``default_ttl``: seconds after which new threads expire and ``sweep()`` deletes them.
     - ``lease_ttl``: seconds a crashed run keeps a thread locked (default 30).
     - ``pool_size``: PostgreSQL connections (default 10).
+    - ``password``: the PostgreSQL password apart from the URL: a str, or a callable asked
+      for each new connection (an IAM token: ``steward.aws.rds_iam_password``).
     - ``policy``: a :class:`steward.Policy` (or a list; those with ``enforce=False`` run in
       shadow mode) that ``steward.guard`` checks; without one every guarded action is allowed.
     - ``redactor``: masks personal data in approval requests and audit events (default: every
@@ -56,6 +59,7 @@ class RuntimeOptions(TypedDict, total=False):
     default_ttl: float | None
     lease_ttl: float
     pool_size: int
+    password: str | Callable[[], str] | None
     policy: Policy | list[Policy] | None
     redactor: Redactor | None
     approval_expires_in: float | None
@@ -75,6 +79,7 @@ class Settings:
     default_ttl: float | None = None
     lease_ttl: float = 30.0
     pool_size: int = 10
+    password: Password | None = field(default=None, repr=False)  # may close over a secret
     policies: tuple[Policy, ...] = ()
     redactor: Redactor | None = None
     approval_expires_in: float | None = None
@@ -115,6 +120,7 @@ def settle(options: Mapping[str, Any]) -> Settings:
         default_ttl=seconds_or_none("default_ttl", options.get("default_ttl")),
         lease_ttl=lease_ttl,
         pool_size=pool_size,
+        password=password_option(options.get("password")),
         policies=policies_of(options.get("policy")),
         redactor=redactor,
         approval_expires_in=seconds_or_none("approval_expires_in",

@@ -72,6 +72,7 @@ class Runtime:
         self._stack = stack
         # Submitted runs (steward.jobs): PostgreSQL only, the queue opened on first use.
         self._dsn = dsn
+        self._password = settings.password  # asked for each connection, the queue's too
         self._graphs = settings.graphs
         self._jobs: JobQueue | None = None
         self.prices = settings.prices
@@ -212,7 +213,7 @@ class Runtime:
     def _queue(self) -> JobQueue:
         if self._jobs is None:
             assert self._dsn is not None
-            self._jobs = JobQueue(self._dsn)
+            self._jobs = JobQueue(self._dsn, self._password)
             if isinstance(self._stack, contextlib.AsyncExitStack):
                 self._stack.push_async_callback(self._jobs.aclose)
             else:
@@ -351,7 +352,7 @@ def open(url: str, **options: Unpack[RuntimeOptions]) -> Runtime:
     db = parse_url(url)
     stack = contextlib.ExitStack()
     try:
-        driver = stack.enter_context(open_driver(db, settings.pool_size))
+        driver = stack.enter_context(open_driver(db, settings.pool_size, settings.password))
         runtime = Runtime(db.masked, driver, settings, is_async=False, stack=stack,
                           dsn=db.target if db.backend == "postgres" else None)
         stack.callback(runtime.checkpointer.close)
@@ -374,7 +375,8 @@ class _AsyncOpen:
         db = parse_url(self._url)
         stack = contextlib.AsyncExitStack()
         try:
-            driver = await stack.enter_async_context(aopen_driver(db, self._settings.pool_size))
+            driver = await stack.enter_async_context(
+                aopen_driver(db, self._settings.pool_size, self._settings.password))
             runtime = Runtime(db.masked, driver, self._settings, is_async=True, stack=stack,
                               dsn=db.target if db.backend == "postgres" else None)
             stack.callback(runtime.checkpointer.close)

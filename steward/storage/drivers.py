@@ -5,6 +5,9 @@
 - ``PostgresDriver``: a psycopg ``ConnectionPool``; async calls go through ``asyncio.to_thread``.
 - ``AsyncPostgresDriver``: a psycopg ``AsyncConnectionPool``; sync calls from other threads are
   bridged onto the pool's event loop once, here.
+
+Both PostgreSQL drivers take an optional ``password`` callable (``steward.storage.passwords``),
+asked for each connection they open: the check, every pooled connection, the lease session.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from steward.errors import ConfigError, StorageError
 from steward.storage.liveness import PgSession, local_token
 from steward.storage.ops import Batch, Op, Result, StaleView, Stmt, adrive, drive, finish
+from steward.storage.passwords import Password, apool_kwargs, ask, pool_kwargs
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -177,12 +181,13 @@ def _pg_sql(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def _without_password(text: str, conninfo: str) -> str:
+def _without_password(text: str, conninfo: str, also: str | None = None) -> str:
     """``text`` (libpq's words, which may echo what it could not parse) with the password of
-    ``conninfo`` replaced by ``***``: as libpq parses it, and as written in a URL's user info."""
+    ``conninfo`` replaced by ``***``: as libpq parses it, and as written in a URL's user info;
+    and ``also``, a password given apart from the URL."""
     import psycopg.conninfo
 
-    secrets = set()
+    secrets = {also or ""}
     with contextlib.suppress(Exception):
         secrets.add(str(psycopg.conninfo.conninfo_to_dict(conninfo).get("password") or ""))
     head = conninfo.partition("?")[0]
@@ -195,21 +200,23 @@ def _without_password(text: str, conninfo: str) -> str:
     return text
 
 
-def _pg_check(conninfo: str, url: str, timeout: int) -> None:
-    """Connect once, directly, so an unreachable server fails fast with libpq's own reason."""
+def _pg_check(conninfo: str, url: str, timeout: int, password: Password | None = None) -> None:
+    """Connect once, directly, so an unreachable server (or a wrong password) fails fast with
+    libpq's own reason."""
     try:
         import psycopg
     except ImportError as exc:
         raise ConfigError(f"{url} needs psycopg: {_INSTALL_PG}.") from exc
+    secret = ask(password) if password is not None else None
     try:
-        psycopg.connect(conninfo, connect_timeout=timeout).close()
+        psycopg.connect(conninfo, connect_timeout=timeout, password=secret).close()
     except psycopg.Error as exc:
         # libpq's reason, one line per host tried, without its own hint (the advice below
         # says it) and without a stop of its own.
         lines = [line.strip() for line in str(exc).splitlines()]
         reason = "; ".join(line for line in lines
                            if line and not line.startswith("Is the server running"))
-        reason = _without_password(reason.rstrip("."), conninfo)
+        reason = _without_password(reason.rstrip("."), conninfo, secret)
         raise ConfigError(
             f"cannot connect to PostgreSQL at {url}: {reason or type(exc).__name__}. "
             "Check that the server is running, the host, port, database and credentials are "
@@ -222,25 +229,26 @@ class PostgresDriver:
     optimistic = True
 
     def __init__(self, conninfo: str, url: str, *, pool_size: int = 10,
-                 connect_timeout: int = 5) -> None:
+                 connect_timeout: int = 5, password: Password | None = None) -> None:
         self.url = url
-        _pg_check(conninfo, url, connect_timeout)
+        _pg_check(conninfo, url, connect_timeout, password)
         from psycopg_pool import ConnectionPool
 
         self.pool: ConnectionPool[Any] = ConnectionPool(
             conninfo, min_size=1, max_size=pool_size, open=False, name="steward",
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            kwargs=pool_kwargs(password, autocommit=True, connect_timeout=connect_timeout),
         )
         # Single-statement writes that need not wait for the flush run on connections whose
         # commits do not wait (see _ASYNC_COMMIT for why that is safe).
         self.lazy: ConnectionPool[Any] = ConnectionPool(
             conninfo, min_size=1, max_size=max(2, pool_size // 2), open=False,
-            name="steward-lazy", kwargs={"autocommit": True, "connect_timeout": connect_timeout,
-                                         "options": _LAZY_OPTIONS},
+            name="steward-lazy", kwargs=pool_kwargs(password, autocommit=True,
+                                                    connect_timeout=connect_timeout,
+                                                    options=_LAZY_OPTIONS),
         )
         self.pool.open(wait=True, timeout=connect_timeout * 2)
         self.lazy.open(wait=True, timeout=connect_timeout * 2)
-        self.session = PgSession(conninfo, connect_timeout)
+        self.session = PgSession(conninfo, connect_timeout, password)
 
     def holder(self) -> str:
         return self.session.token()
@@ -345,23 +353,24 @@ class AsyncPostgresDriver:
 
     @classmethod
     async def connect(cls, conninfo: str, url: str, *, pool_size: int = 10,
-                      connect_timeout: int = 5) -> AsyncPostgresDriver:
-        await asyncio.to_thread(_pg_check, conninfo, url, connect_timeout)
+                      connect_timeout: int = 5,
+                      password: Password | None = None) -> AsyncPostgresDriver:
+        await asyncio.to_thread(_pg_check, conninfo, url, connect_timeout, password)
         from psycopg_pool import AsyncConnectionPool
 
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo, min_size=1, max_size=pool_size, open=False, name="steward-async",
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            kwargs=apool_kwargs(password, autocommit=True, connect_timeout=connect_timeout),
         )
         lazy: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo, min_size=1, max_size=max(2, pool_size // 2), open=False,
             name="steward-async-lazy",
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout,
-                    "options": _LAZY_OPTIONS},
+            kwargs=apool_kwargs(password, autocommit=True, connect_timeout=connect_timeout,
+                                options=_LAZY_OPTIONS),
         )
         await pool.open(wait=True, timeout=connect_timeout * 2)
         await lazy.open(wait=True, timeout=connect_timeout * 2)
-        return cls(pool, url, lazy, PgSession(conninfo, connect_timeout))
+        return cls(pool, url, lazy, PgSession(conninfo, connect_timeout, password))
 
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg

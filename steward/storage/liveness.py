@@ -24,6 +24,8 @@ import socket
 import threading
 from typing import Any
 
+from steward.storage.passwords import Password, connect_args
+
 __all__ = ["PG_SESSION", "PG_SESSIONS_ALIVE", "PG_SESSION_ALIVE", "PgSession", "local_alive",
            "local_token"]
 
@@ -87,9 +89,11 @@ class PgSession:
     leases then name a session the server ended: other processes may take them over, and the
     fence stops this process's writes to them)."""
 
-    def __init__(self, conninfo: str, connect_timeout: int = 5) -> None:
+    def __init__(self, conninfo: str, connect_timeout: int = 5,
+                 password: Password | None = None) -> None:
         self.conninfo = conninfo
         self.connect_timeout = connect_timeout
+        self.password = password  # asked again whenever the session is reopened
         self._conn: Any = None
         self._token: str | None = None
         self._lock = threading.Lock()
@@ -100,9 +104,9 @@ class PgSession:
         with self._lock:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._close()
-                self._conn = psycopg.connect(self.conninfo, autocommit=True,
-                                             connect_timeout=self.connect_timeout,
-                                             application_name="steward-lease")
+                self._conn = psycopg.connect(self.conninfo, **connect_args(
+                    self.password, autocommit=True, connect_timeout=self.connect_timeout,
+                    application_name="steward-lease"))
                 self._token = str(self._conn.execute(PG_SESSION).fetchone()[0])
             assert self._token is not None
             return self._token

@@ -123,12 +123,12 @@ class Worker:
     async def _postgres(self, rt: steward.Runtime, dsn: str,
                         ready: Callable[[str], None] | None) -> None:
         pc = procrastinate_module()
-        queue = JobQueue(dsn)
+        queue = JobQueue(dsn, rt._password)
         app = await queue.aapp()
         try:
             self._register(app, rt)
             reaper = Duty("requeue stalled runs",
-                          lambda _rt: self.requeue_stalled(app, dsn), self.heartbeat)
+                          lambda _rt: self.requeue_stalled(app, queue), self.heartbeat)
             timers = Duty("timers", lambda _rt: self.fire_timers(rt, app), self.timers_every)
             duties = asyncio.create_task(self._duties(rt, [reaper, timers]))
             if ready:
@@ -169,13 +169,11 @@ class Worker:
                           input=job.get("input"), resume=job.get("resume"),
                           is_resume=is_resume, retried=context.job.attempts > 0)
 
-    async def requeue_stalled(self, app: Any, dsn: str) -> list[int]:
+    async def requeue_stalled(self, app: Any, queue: JobQueue) -> list[int]:
         """Put the runs of dead workers (heartbeat older than ``stalled_after``) back in the
         queue; one worker at a time (a session advisory lock), so that a job another worker
         took meanwhile is never requeued. Returns their job ids."""
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        async with await queue.aconnect() as conn:
             row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)",
                                             (_REAPER_LOCK,))).fetchone()
             if not row or not row[0]:
