@@ -21,6 +21,7 @@ ACROSS = {
     "test_pg_harness.py",  # tests/_pg.py, the throwaway PostgreSQL server
     "test_layers.py",      # every module's imports against the README's layers
     "test_twins.py",       # every public sync method's async twin, across the parts
+    "test_deploy.py",      # deploy/aws/: templates, IAM policy, container definition
 }
 
 

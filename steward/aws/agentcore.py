@@ -21,9 +21,10 @@ entrypoint runs the graph on a Steward runtime:
   AgentCore does not stop the session's microVM under it.
 
 ``python -m steward.aws.agentcore`` serves the example workflow ``$STEWARD_GRAPH`` (``refund``;
-or ``module:attribute`` naming a ``StateGraph``) on ``$STEWARD_DB`` with the LangGraph server's
-``STEWARD_POLICY`` / ``STEWARD_THREAD_ROLES`` on ``0.0.0.0:$PORT`` (8080): the container
-``deploy/aws/`` builds.
+or ``module:attribute`` naming a ``StateGraph``) on ``$STEWARD_DB`` (``STEWARD_DB_IAM_AUTH=1``:
+an IAM token per connection) with the LangGraph server's ``STEWARD_POLICY`` /
+``STEWARD_THREAD_ROLES``, ``STEWARD_ENCRYPTION_KEY`` and the token settings of
+``steward.tokens``, on ``0.0.0.0:$PORT`` (8080): the container ``deploy/aws/`` builds.
 """
 
 from __future__ import annotations
@@ -265,11 +266,39 @@ def _graph_from_env() -> Any:
     return WORKFLOWS[name].build()
 
 
+def _db_from_env() -> tuple[str, dict[str, Any]]:
+    """``$STEWARD_DB``, and with ``STEWARD_DB_IAM_AUTH=1`` a fresh IAM token as the password of
+    each new connection (signed for the URL's host, port and user: see ``steward.aws.rds``)."""
+    url = os.environ.get("STEWARD_DB", "sqlite:///steward-agentcore.db")
+    if os.environ.get("STEWARD_DB_IAM_AUTH", "") not in ("1", "true"):
+        return url, {}
+    from urllib.parse import urlsplit
+
+    from steward.aws.rds import rds_iam_password
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname \
+            or not parts.username or parts.password:
+        raise ConfigError("STEWARD_DB_IAM_AUTH=1 needs STEWARD_DB=postgresql://USER@HOST:PORT/"
+                          "DB?sslmode=verify-full&sslrootcert=... naming the database user, "
+                          "without a password (the IAM token is the password).")
+    return url, {"password": rds_iam_password(parts.hostname, parts.port or 5432,
+                                              parts.username)}
+
+
 def main() -> None:
-    """``python -m steward.aws.agentcore``: the container's command (see the module)."""
+    """``python -m steward.aws.agentcore``: the container's command (see the module). Spans go
+    over OTLP when ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` is set (and a provider set up
+    already, as ADOT's auto-instrumentation does, is kept)."""
     from steward.server.runtime import options_from_env
 
-    app = agentcore_app(_graph_from_env(), **options_from_env())
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") \
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from steward.telemetry import configure_otlp
+
+        configure_otlp()
+    url, options = _db_from_env()
+    app = agentcore_app(_graph_from_env(), url=url, **options_from_env(), **options)
     app.run(port=int(os.environ.get("PORT", "8080")), host=os.environ.get("HOST", "0.0.0.0"))
 
 

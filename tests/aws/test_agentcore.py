@@ -52,12 +52,15 @@ class App:
         return str(httpx.get(f"{self.base}/ping", timeout=5).json()["status"])
 
 
-def _serve(db: str, graph: str, env: dict[str, str]) -> Iterator[App]:
+def _serve(db: str, graph: str | None, env: dict[str, str]) -> Iterator[App]:
+    """The app in a process of its own: tests/_agentcore_app.py serving ``graph``, or (None)
+    the container's command, ``python -m steward.aws.agentcore``, configured by ``env``."""
     port = free_port()
+    command = [sys.executable, str(ROOT / "tests" / "_agentcore_app.py"), str(port), graph] \
+        if graph is not None else [sys.executable, "-m", "steward.aws.agentcore"]
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "_agentcore_app.py"), str(port), graph],
-        env={**os.environ, "STEWARD_DB": db, "STEWARD_JWT_SECRET": SECRET, **env,
-             "PYTHONPATH": str(ROOT)},
+        command, env={**os.environ, "STEWARD_DB": db, "STEWARD_JWT_SECRET": SECRET,
+                      "PORT": str(port), "HOST": "127.0.0.1", **env, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -199,3 +202,28 @@ def test_ping_is_busy_while_a_run_holds_its_lease(db_url: str, tmp_path: Path) -
         assert app.ping() == "Healthy"
     finally:
         served.close()
+
+
+def test_the_containers_command_serves_the_workflow_it_names(db_url: str) -> None:
+    served = _serve(db_url, None, {"STEWARD_GRAPH": "refund"})
+    app = next(served)
+    try:
+        assert app.ping() == "Healthy"
+        out = app.invoke("sess-container-01", INPUT, ALICE)
+        assert out.status_code == 200 and out.json()["status"] == "interrupted", out.text
+    finally:
+        served.close()
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"STEWARD_GRAPH": "nope"}, "STEWARD_GRAPH='nope' is no example workflow"),
+    ({"STEWARD_GRAPH": "steward.nothing:graph"}, "names nothing importable"),
+    ({"STEWARD_DB_IAM_AUTH": "1"}, "STEWARD_DB_IAM_AUTH=1 needs STEWARD_DB=postgresql://"),
+])
+def test_the_containers_command_refuses_a_bad_setting_saying_which(
+        tmp_path: Path, env: dict[str, str], says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "steward.aws.agentcore"], capture_output=True, text=True,
+        env={**os.environ, "STEWARD_DB": f"sqlite:///{tmp_path}/x.db", "PORT": "0",
+             "HOST": "127.0.0.1", **env, "PYTHONPATH": str(ROOT)}, timeout=60, check=False)
+    assert done.returncode != 0 and "ConfigError" in done.stderr and says in done.stderr
