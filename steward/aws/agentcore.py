@@ -29,12 +29,15 @@ an IAM token per connection) with the LangGraph server's ``STEWARD_POLICY`` /
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import importlib
 import os
+import queue
+import threading
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import StateGraph
@@ -147,6 +150,33 @@ def _streams(context: RequestContext) -> bool:
     return "text/event-stream" in accept
 
 
+def _driven(stream: Callable[[], AsyncIterator[Any]]) -> Iterator[Any]:
+    """An async stream, run to its end on an event loop of its own thread and handed over item
+    by item: the graph's nodes may be async (only ``astream`` runs those; sync nodes run in its
+    executor), the SDK iterates a response on threads of its choosing, and a run goes on to
+    its end even if the caller stops listening (else it would stop half-way: stalled)."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    async def produce() -> None:
+        try:
+            async for item in stream():
+                items.put(("item", item))
+        except BaseException as exc:  # handed to the reader, which raises it
+            items.put(("error", exc))
+        else:
+            items.put(("done", None))
+
+    threading.Thread(target=asyncio.run, args=(produce(),), daemon=True,
+                     name="steward-agentcore-run").start()
+    while True:
+        kind, value = items.get()
+        if kind == "error":
+            raise value
+        if kind == "done":
+            return
+        yield value
+
+
 class _Invocation:
     """One ``POST /invocations``: the checks, the run's first step, then the rest."""
 
@@ -176,8 +206,8 @@ class _Invocation:
     def chunks(self) -> Iterator[dict[str, Any]]:
         """The run's events; the run's last values and its interrupts are kept for ``end``
         (read from the stream: an approver may no longer read the thread once it went on)."""
-        for mode, chunk in self.served.graph.stream(self.input, self.config,
-                                                    stream_mode=["updates", "values"]):
+        for mode, chunk in _driven(lambda: self.served.graph.astream(
+                self.input, self.config, stream_mode=["updates", "values"])):
             if mode == "values":
                 self.values = chunk
             elif isinstance(chunk, Mapping) and "__interrupt__" in chunk:
