@@ -1,13 +1,15 @@
 """The AgentCore app (``steward.aws.agentcore``) as AgentCore Runtime runs it: its own process,
 uvicorn on a port, the runtime on ``$STEWARD_DB``. ``python tests/_agentcore_app.py PORT GRAPH``
-with GRAPH ``refund`` (the example workflow) or ``gated`` (one async node that waits until the file
-``$GATE`` exists, so that a test can look at ``/ping`` while a run holds its lease)."""
+with GRAPH ``refund`` (the example workflow) or ``gated`` (one async node that creates
+``$GATE.waiting``, then waits until the file ``$GATE`` exists, so that a test can look at
+``/ping`` while a run holds its lease, or kill the process mid-run)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -24,6 +26,7 @@ class Gated(TypedDict, total=False):
 async def _wait(state: Gated) -> Gated:
     """Async, as a model call would be: the app runs async nodes too."""
     gate = os.environ["GATE"]
+    await asyncio.to_thread(Path(f"{gate}.waiting").touch)  # the test knows we are here
     for _ in range(1500):  # 30 s at most
         if await asyncio.to_thread(os.path.exists, gate):
             break

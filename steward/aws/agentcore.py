@@ -11,9 +11,10 @@ entrypoint runs the graph on a Steward runtime:
   ``Authorization``), verified again here as ``steward.tokens`` says; no token, no run (401).
   The workload access token AgentCore also sends is for calling AgentCore Identity on the
   user's behalf; it is not verifiable here and never names the principal;
-- the payload is the graph's input, or ``{"resume": value}`` answering what the thread waits on
-  (a vote in any format Steward's approvals accept), checked before the run as the LangGraph
-  server checks it: a vote the node would refuse is 403/422, and the thread keeps waiting;
+- the payload is the graph's input, ``{"resume": value}`` answering what the thread waits on
+  (a vote in any format Steward's approvals accept, checked before the run as the LangGraph
+  server checks it: a vote the node would refuse is 403/422, and the thread keeps waiting), or
+  ``null``: go on from the last checkpoint (a run that died half-way, "stalled");
 - with ``Accept: text/event-stream`` the response streams the run's events (``updates``, an
   ``interrupt`` carrying the approval request, and ``end``); otherwise it is one JSON object:
   ``{"session_id", "status": "done" | "interrupted", "values", "interrupts"}``;
@@ -189,17 +190,21 @@ class _Invocation:
                               "sends it; invoke_agent_runtime(runtimeSessionId=...)).")
         self.thread_id = context.session_id
         self.principal = _principal(context)
-        if not isinstance(payload, dict):
+        if payload is not None and not isinstance(payload, dict):
             raise ConfigError(f"the payload must be a JSON object (the graph's input, or "
-                              f"{{\"resume\": ...}}), got {type(payload).__name__}.")
+                              f"{{\"resume\": ...}}) or null (go on from the last "
+                              f"checkpoint), got {type(payload).__name__}.")
         self.input: Any = payload
-        if "resume" in payload:
+        if payload is not None and "resume" in payload:
             if len(payload) != 1:
                 raise ConfigError("a resume payload is {\"resume\": value} alone; send the "
                                   "graph's input without a 'resume' key.")
             self.rt.approvals.check_resume(self.thread_id, self.principal, payload["resume"])
             self.input = Command(resume=payload["resume"])
         self.config = self.rt.config(self.thread_id, self.principal)
+        if payload is None and served.graph.checkpointer.get_tuple(self.config) is None:
+            raise ConfigError(f"session {self.thread_id!r} has no checkpoint to go on from "
+                              "(new, or its run died before its first step): send its input.")
         self.values: Any = None
         self.interrupts: list[Any] = []
 
