@@ -92,6 +92,13 @@ class _Served:
         self.owned = runtime is None
         self.rt = runtime if runtime is not None else steward.open(
             url or os.environ.get("STEWARD_DB", "sqlite:///steward-agentcore.db"), **options)
+        try:
+            self.graph = self._bound(graph)
+        except BaseException:
+            self.close()
+            raise
+
+    def _bound(self, graph: Any) -> Any:
         if self.rt.is_async:
             raise ConfigError("agentcore_app takes a runtime from steward.open (sync): the "
                               "app runs each invocation on a thread of its own.")
@@ -106,7 +113,7 @@ class _Served:
             raise ConfigError("the graph is compiled with another checkpointer: compile it "
                               "with the runtime's (builder.compile(checkpointer=rt.checkpointer))"
                               ", or pass the StateGraph and let agentcore_app compile it.")
-        self.graph = graph
+        return graph
 
     def close(self) -> None:
         if self.owned:
@@ -120,8 +127,6 @@ def _refusal(status: int, error: str, message: str) -> Response:
 
 
 def _status(exc: StewardError) -> int:
-    if isinstance(exc, TokenInvalid):
-        return 401
     if isinstance(exc, ApprovalInvalid):
         return 422 if exc.malformed else 403
     if isinstance(exc, ThreadAccessDenied):
@@ -181,7 +186,8 @@ def _driven(stream: Callable[[], AsyncIterator[Any]]) -> Iterator[Any]:
 class _Invocation:
     """One ``POST /invocations``: the checks, the run's first step, then the rest."""
 
-    def __init__(self, served: _Served, payload: Any, context: RequestContext) -> None:
+    def __init__(self, served: _Served, payload: Any, context: RequestContext,
+                 principal: Principal) -> None:
         self.served = served
         self.rt = served.rt
         if not context.session_id:
@@ -189,7 +195,7 @@ class _Invocation:
                               "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id header (AgentCore "
                               "sends it; invoke_agent_runtime(runtimeSessionId=...)).")
         self.thread_id = context.session_id
-        self.principal = _principal(context)
+        self.principal = principal
         if payload is not None and not isinstance(payload, dict):
             raise ConfigError(f"the payload must be a JSON object (the graph's input, or "
                               f"{{\"resume\": ...}}) or null (go on from the last "
@@ -263,7 +269,13 @@ def agentcore_app(graph: Any, *, url: str | None = None, runtime: steward.Runtim
     def invoke(payload: Any, context: RequestContext) -> Any:
         """Sync on purpose: the SDK runs it, and iterates what it returns, on a thread."""
         try:
-            run = _Invocation(served, payload, context)
+            principal = _principal(context)
+        except TokenInvalid as exc:
+            return _refusal(401, type(exc).__name__, str(exc))
+        except ConfigError as exc:  # this deployment's settings, not the caller's request
+            return _refusal(500, type(exc).__name__, str(exc))
+        try:
+            run = _Invocation(served, payload, context, principal)
             chunks = run.chunks()
             first = next(chunks, None)  # takes the lease: a busy or foreign thread fails here
         except StewardError as exc:

@@ -272,3 +272,14 @@ def test_a_run_the_microvm_lost_goes_on_from_its_last_checkpoint(db_url: str,
         assert again.json()["status"] == "done" and again.json()["values"] == {"waited": True}
     finally:
         served.close()
+
+
+def test_a_deployment_without_a_token_key_says_so(db_url: str) -> None:
+    served = _serve(db_url, "refund", {"STEWARD_JWT_SECRET": ""})
+    app = next(served)
+    try:
+        out = app.invoke("sess-nokey-00001", INPUT, ALICE)
+        assert out.status_code == 500 and "STEWARD_JWT_SECRET" in out.json()["message"]
+        assert _thread(db_url, "sess-nokey-00001") == (0, 0, "none")
+    finally:
+        served.close()
