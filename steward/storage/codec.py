@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from steward.errors import ConfigError, DataKeyDestroyed
+from steward.errors import ConfigError, DataKeyDestroyed, PayloadCorrupted
 from steward.storage.crypto import PREFIX, Cipher
 from steward.storage.ops import Op, Result, Stmt
 
@@ -36,10 +36,11 @@ class Codec:
     or person; ``gone``: what a codec whose data key was destroyed stood for."""
 
     def __init__(self, cipher: Cipher | None, keys: Envelope | None = None, *,
-                 gone: str | None = None) -> None:
+                 gone: str | None = None, owner: str | None = None) -> None:
         self.cipher = cipher
         self.keys = keys
         self.gone = gone
+        self.owner = owner  # whose data key ``cipher`` is (per-thread data keys)
         self.sealed = cipher is not None or keys is not None or gone is not None
 
     # -- the codec of a thread or a person (per-thread data keys; else this codec) -----------
@@ -105,7 +106,16 @@ class Codec:
              aad: tuple[str, ...] = ()) -> Any:
         data = bytes(blob) if blob is not None else b""
         if self.cipher is not None:
-            type_, data = self.cipher.open(type_, data, where, aad)
+            try:
+                type_, data = self.cipher.open(type_, data, where, aad)
+            except PayloadCorrupted as exc:
+                if self.owner is None or not type_.startswith(PREFIX):
+                    raise
+                raise PayloadCorrupted(
+                    f"{where} does not open with the data key of {self.owner}: it was altered "
+                    "or moved from another row, or it is a copy sealed with an earlier key of "
+                    f"{self.owner} that deleting or erasing it destroyed (crypto-shredding). "
+                    "Restore it from a backup, or delete it.") from exc
         elif self.gone is not None and type_.startswith(PREFIX):
             raise DataKeyDestroyed(
                 f"{where} is sealed with the data key of {self.gone}, which no longer exists: "

@@ -142,7 +142,7 @@ class Envelope:
         if len(plaintext) != 32:
             raise ConfigError(f"{self.provider.name} gave a data key of {len(plaintext)} bytes "
                               "for " + _label(scope) + ": AES-256 needs 32.")
-        codec = Codec(Cipher(plaintext))
+        codec = Codec(Cipher(plaintext), owner=_label(scope))
         ttl = float(self.provider.cache_ttl)
         with self._lock:
             if ttl > 0:

@@ -79,7 +79,7 @@ class KmsKeys:
                        str(found.get("KeyId") or self.key_id))
 
     def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
-        first: StewardError | None = None
+        first: tuple[StewardError, Exception] | None = None
         for key_id in (self.key_id, *self.previous):
             try:
                 found = self._client.decrypt(CiphertextBlob=wrapped, KeyId=key_id,
@@ -89,9 +89,9 @@ class KmsKeys:
                 failure = self._failure(exc, "kms:Decrypt", key_id)
                 if not _other_key(exc):
                     raise failure from exc
-                first = first or failure
+                first = first or (failure, exc)
         assert first is not None
-        raise first
+        raise first[0] from first[1]
 
     def _failure(self, exc: Exception, action: str, key_id: str) -> StewardError:
         """AWS's error as a steward error that says what to do."""
