@@ -81,10 +81,12 @@ class Codec:
         if self.keys is not None:
             yield from self.keys.delete_threads_op(tids)
 
-    def forget_subject(self, tenant: str, subject: str) -> Op[None]:
-        """Destroy the data key of a tenant's memories about ``subject``, if any."""
-        if self.keys is not None:
-            yield from self.keys.delete_subject_op(tenant, subject)
+    def forget_subject(self, tenant: str, subject: str) -> Op[int]:
+        """Destroy the data key of a tenant's memories about ``subject``; returns 1 if there
+        was one."""
+        if self.keys is None:
+            return 0
+        return (yield from self.keys.delete_subject_op(tenant, subject))
 
     # -- payloads ------------------------------------------------------------------------------
 

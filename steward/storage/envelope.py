@@ -24,6 +24,7 @@ reading it raises DataKeyDestroyed.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -93,10 +94,13 @@ def thread_context(tid: str, tenant: str | None) -> dict[str, str]:
 
 
 def subject_context(tenant: str, subject: str) -> dict[str, str]:
-    """The encryption context of the data key of a tenant's memories about ``subject``."""
+    """The encryption context of the data key of a tenant's memories about ``subject``. The
+    person is named by a digest, not their address: KMS logs encryption contexts in clear
+    (CloudTrail), where no erasure reaches."""
     context = {"steward:scope": "memory", "steward:tenant": tenant}
     if subject:
-        context["steward:subject"] = subject
+        context["steward:subject"] = hashlib.sha256(
+            f"{tenant}\x1f{subject}".encode()).hexdigest()[:32]
     return context
 
 

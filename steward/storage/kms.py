@@ -19,6 +19,7 @@ failed or could not be reached, PayloadCorrupted for a wrapped key that does not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,7 +170,9 @@ def _other_key(exc: Exception) -> bool:
 
 
 def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+    """AWS's message on one line (the text of an XML error's <Message>, if that is what came)."""
+    found = re.search(r"<Message>(.*?)</Message>", text, flags=re.S)
+    text = " ".join((found.group(1) if found else text).split())
     return text if len(text) <= limit else text[:limit] + "..."
 
 

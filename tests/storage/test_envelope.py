@@ -420,6 +420,25 @@ def test_erasing_a_person_shreds_their_threads_memories_and_effect_results(
         assert mine.get(user_space(ALICE), "prefs").value == {"text": "by e-mail"}
 
 
+def test_erasing_someone_whose_memories_expired_still_destroys_their_key(
+        db_url: str, kms: Kms, backup: Any) -> None:
+    with _open(db_url, kms.keys()) as rt:
+        rt.store.bind(ALICE).put(team_space("acme", "support"), "jane", {"text": CANARY},
+                                 purpose="case-file", subject=JANE, ttl=0.001)  # minutes
+        backup(db_url, "steward_memory", f"subject = '{JANE}'")
+        time.sleep(0.1)
+        rt.sweep()
+        assert execute(db_url, "SELECT count(*) FROM steward_memory") == [(0,)]
+        receipt = rt.erase(JANE, by=OPS)
+        assert (receipt.outcome, receipt.memories) == ("erased", 0)
+        assert _subject_keys(db_url) == {}  # copies of the expired memory: unreadable
+        assert rt.erase(JANE, by=OPS).outcome == "already_erased"
+        _restore(db_url, "steward_memory")
+        execute(db_url, "UPDATE steward_memory SET expires_at = NULL")
+        with pytest.raises(DataKeyDestroyed):
+            rt.store.bind(ALICE).get(team_space("acme", "support"), "jane")
+
+
 def test_a_whole_backup_taken_before_an_erasure_still_reads_while_the_kms_key_lives(
         tmp_path: Path, kms: Kms) -> None:
     """What crypto-shredding does not cover, as the README says: a backup that holds the keys
@@ -463,6 +482,9 @@ def test_kms_refusing_mid_way_changes_nothing(db_url: str, kms: Kms) -> None:
             assert execute(db_url, "SELECT count(*) FROM steward_checkpoints WHERE "
                            "thread_id = 'V'") == [(0,)]
             assert "V" not in _thread_keys(db_url)
+            failed = rt.audit.events("V", ALICE)[-1]  # the run ended as failed runs do
+            assert failed.kind == "run_error" and "kms:GenerateDataKey" in json.dumps(
+                failed.payload)
             graph.invoke(Command(resume="yes"), rt.config("T", BOB))  # T's key is at hand
     before = stored(db_url)
     with _open(db_url, keys) as rt, kms.deny("kms:Decrypt"):  # a new process: nothing cached
