@@ -14,7 +14,8 @@ Two kinds of provider:
   unreadable (crypto-shredding).
 
 ``encryption_key`` also takes text naming a provider: ``"env:NAME"``, ``"file:/path"`` or
-``"kms:<key id, alias or ARN>"``; any other text is the key itself (64 hex digits or URL-safe
+``"kms:<key id, alias or ARN>"`` (with ``$STEWARD_KMS_CONTEXT``'s extra encryption context,
+if set); any other text is the key itself (64 hex digits or URL-safe
 base64, neither of which holds a colon). ``$STEWARD_ENCRYPTION_KEY`` is read the same way, so a
 deployment can say ``STEWARD_ENCRYPTION_KEY=kms:alias/steward``.
 """
@@ -187,7 +188,7 @@ def key_source(value: object) -> Cipher | DataKeyProvider | None:
             return Cipher(FileKey(rest).key())
         from steward.storage.kms import KmsKeys
 
-        return KmsKeys(rest)
+        return KmsKeys.from_text(rest)
     if isinstance(value, (str, bytes)):
         return Cipher(value)
     raise ConfigError(

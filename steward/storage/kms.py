@@ -19,6 +19,7 @@ failed or could not be reached, PayloadCorrupted for a wrapped key that does not
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,9 +27,12 @@ from typing import Any
 from steward.errors import ConfigError, PayloadCorrupted, StewardError, StorageError
 from steward.storage.keys import DataKey
 
-__all__ = ["KmsKeys"]
+__all__ = ["CONTEXT_ENV", "KmsKeys"]
 
 INSTALL = "pip install 'langgraph-steward[aws]'"
+CONTEXT_ENV = "STEWARD_KMS_CONTEXT"  # extra encryption context of the kms: text form
+# The encryption context's names Steward sets itself (steward.storage.envelope).
+_STEWARDS = {"steward:scope", "steward:thread", "steward:tenant", "steward:subject"}
 # Fail within seconds, not minutes, when KMS cannot be reached (boto3's default is 60 s and
 # more attempts): a write waits on it the first time it meets a thread.
 _TIMEOUTS = {"connect_timeout": 5, "read_timeout": 10,
@@ -48,6 +52,11 @@ class KmsKeys:
       ARN's region, then ``AWS_REGION`` -- and ``endpoint_url``, default boto3's, which
       honours ``AWS_ENDPOINT_URL_KMS``);
     - ``previous``: KMS keys that wrapped older data keys, still accepted to unwrap them;
+    - ``context``: pairs added to every data key's encryption context, such as
+      ``{"steward:deployment": "steward-refund"}``, which a key policy can require (and
+      which then binds each wrapped key to this deployment); fixed for the life of the
+      database. The ``kms:`` text form takes them from ``$STEWARD_KMS_CONTEXT``
+      (``name=value`` pairs, comma-separated);
     - ``cache_ttl``: seconds an unwrapped data key stays in memory (default 300; 0: unwrap on
       every read or write that needs it); ``cache_size``: at most that many keys (default
       10,000, least recently used first out).
@@ -55,25 +64,34 @@ class KmsKeys:
 
     def __init__(self, key_id: str, *, client: Any = None, region: str | None = None,
                  endpoint_url: str | None = None, previous: Sequence[str] = (),
-                 cache_ttl: float = 300.0, cache_size: int = 10_000) -> None:
+                 context: Mapping[str, str] | None = None, cache_ttl: float = 300.0,
+                 cache_size: int = 10_000) -> None:
         if not isinstance(key_id, str) or not key_id.strip():
             raise ConfigError(f"KmsKeys takes a KMS key id, alias (alias/...) or ARN, got "
                               f"{key_id!r}.")
         self.key_id = key_id.strip()
         self.previous = tuple(previous)
+        self.context = _checked_context(context or {})
         self.name = f"AWS KMS key {self.key_id}"
         self.cache_ttl = cache_ttl
         self.cache_size = cache_size
         self._client = client if client is not None else _client(
             region or _arn_region(self.key_id), endpoint_url)
 
+    @classmethod
+    def from_text(cls, key_id: str) -> KmsKeys:
+        """``encryption_key="kms:<key_id>"``: boto3's defaults, and the extra encryption
+        context of ``$STEWARD_KMS_CONTEXT``."""
+        return cls(key_id, context=_parse_context(os.environ.get(CONTEXT_ENV, "")))
+
     def __repr__(self) -> str:
         return f"KmsKeys({self.key_id!r})"
 
     def generate(self, context: Mapping[str, str]) -> DataKey:
         try:
-            found = self._client.generate_data_key(KeyId=self.key_id, KeySpec="AES_256",
-                                                   EncryptionContext=dict(context))
+            found = self._client.generate_data_key(
+                KeyId=self.key_id, KeySpec="AES_256",
+                EncryptionContext={**self.context, **context})
         except Exception as exc:
             raise self._failure(exc, "kms:GenerateDataKey", self.key_id) from exc
         return DataKey(bytes(found["Plaintext"]), bytes(found["CiphertextBlob"]),
@@ -84,7 +102,7 @@ class KmsKeys:
         for key_id in (self.key_id, *self.previous):
             try:
                 found = self._client.decrypt(CiphertextBlob=wrapped, KeyId=key_id,
-                                             EncryptionContext=dict(context))
+                                             EncryptionContext={**self.context, **context})
                 return bytes(found["Plaintext"])
             except Exception as exc:
                 failure = self._failure(exc, "kms:Decrypt", key_id)
@@ -157,6 +175,32 @@ class KmsKeys:
         region = getattr(meta, "region_name", None)
         endpoint = getattr(meta, "endpoint_url", None)
         return f" at {endpoint}" if endpoint else f" in {region}" if region else ""
+
+
+def _checked_context(context: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in dict(context).items():
+        if not isinstance(name, str) or not isinstance(value, str) or not name or not value:
+            raise ConfigError(f"KmsKeys(context=...) maps names to values, both non-empty "
+                              f"text, got {name!r}: {value!r}.")
+        if name in _STEWARDS:
+            raise ConfigError(f"KmsKeys(context=...) may not set {name!r}: Steward sets it "
+                              "for each data key. Use a name of your own, such as "
+                              "'steward:deployment'.")
+        out[name] = value
+    return out
+
+
+def _parse_context(text: str) -> dict[str, str]:
+    """``name=value,name=value`` (``$STEWARD_KMS_CONTEXT``)."""
+    pairs = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.partition("=")
+        if not eq:
+            raise ConfigError(f"{CONTEXT_ENV} holds name=value pairs, comma-separated (such "
+                              f"as steward:deployment=prod), got {part!r}.")
+        pairs[name.strip()] = value.strip()
+    return _checked_context(pairs)
 
 
 def _other_key(exc: Exception) -> bool:

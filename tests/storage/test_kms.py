@@ -14,6 +14,7 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
 from steward import ConfigError, KmsKeys, PayloadCorrupted, StorageError
+from steward.storage.keys import key_source
 
 CONTEXT = {"steward:scope": "thread", "steward:thread": "T-1", "steward:tenant": "acme"}
 
@@ -142,3 +143,35 @@ def test_a_bad_key_id_is_refused() -> None:
     for bad in ("", "   ", None, 42):
         with pytest.raises(ConfigError, match="KMS key id"):
             KmsKeys(bad, client=object())  # type: ignore[arg-type]
+
+
+def test_pairs_of_ones_own_bind_every_data_key(kms: Kms,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    prod = kms.keys(context={"steward:deployment": "prod"})
+    made = prod.generate(CONTEXT)
+    assert prod.unwrap(made.wrapped, CONTEXT) == made.plaintext
+    for other in (kms.keys(), kms.keys(context={"steward:deployment": "staging"})):
+        with pytest.raises(PayloadCorrupted):  # another deployment's wrapped key
+            other.unwrap(made.wrapped, CONTEXT)
+    monkeypatch.setenv("STEWARD_KMS_CONTEXT", "steward:deployment=prod, team=payments")
+    from_env = key_source(f"kms:{kms.alias}")
+    assert isinstance(from_env, KmsKeys)
+    assert from_env.context == {"steward:deployment": "prod", "team": "payments"}
+    both = kms.keys(context=from_env.context)
+    assert both.unwrap(both.generate(CONTEXT).wrapped, CONTEXT)
+    with pytest.raises(PayloadCorrupted):
+        from_env.unwrap(made.wrapped, CONTEXT)  # the pairs are part of the binding
+
+
+@pytest.mark.parametrize("context", [{"steward:thread": "x"}, {"steward:tenant": "acme"},
+                                     {"": "x"}, {"k": ""}, {"k": 1}])
+def test_pairs_that_would_clash_or_say_nothing_are_refused(context: Any) -> None:
+    with pytest.raises(ConfigError, match="context="):
+        KmsKeys("alias/steward", client=object(), context=context)
+
+
+def test_a_malformed_context_variable_says_how_to_write_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_KMS_CONTEXT", "steward:deployment")
+    with pytest.raises(ConfigError, match="STEWARD_KMS_CONTEXT holds name=value pairs"):
+        key_source("kms:alias/steward")
