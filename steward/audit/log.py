@@ -533,13 +533,19 @@ class AuditLog:
 
     def verify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
         """Verify every chain of the principal's tenant; returns events per thread, or raises
-        AuditTampered for the first thread that fails."""
-        return self.driver.run(self._verify_all_op(Principal.parse(principal).tenant),
+        AuditTampered for the first thread that fails. It names every thread of the tenant,
+        so the principal needs a tenant-wide read (ThreadAccessDenied otherwise)."""
+        return self.driver.run(self._verify_all_op(self._tenant_reader(principal)),
                                write=False)
 
     async def averify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
-        return await self.driver.arun(self._verify_all_op(Principal.parse(principal).tenant),
+        return await self.driver.arun(self._verify_all_op(self._tenant_reader(principal)),
                                       write=False)
+
+    def _tenant_reader(self, principal: Principal | Mapping[str, Any]) -> str:
+        who = Principal.parse(principal)
+        self.threads.access.check_tenant_read(who, "verifying every chain")
+        return who.tenant
 
     def _verify_all_op(self, tenant: str) -> Op[dict[str, int]]:
         counts = {}
