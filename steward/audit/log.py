@@ -57,7 +57,9 @@ _COLS = ", ".join(_ROW)
 # and the AuditTampered its reading found (a tombstone of an erasure that never happened).
 Chained = tuple[list[Event], tuple[int, str | None] | None, AuditTampered | None]
 _MAX_TEXT = 4000
-_MINTED = re.compile(r"[a-z]{3}_[0-9a-f]{24}", re.ASCII)  # apr_…, std_…: Steward's own ids
+# Ids and digests Steward mints: apr_…/std_… request and standing ids, stw-… idempotency keys,
+# SHA-256 argument hashes. Hex runs now and then pass for a card number or an IBAN.
+_MINTED = re.compile(r"[a-z]{3}_[0-9a-f]{24}|stw-[0-9a-f]{32}|[0-9a-f]{64}", re.ASCII)
 
 
 def _row_event(row: Sequence[Any]) -> Event:

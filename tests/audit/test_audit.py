@@ -419,6 +419,30 @@ def test_ids_steward_mints_are_not_taken_for_personal_data(db_url: str) -> None:
     assert "DE89" not in event.payload["reason"] and "[REDACTED:iban]" in event.payload["reason"]
 
 
+def test_effect_keys_and_argument_hashes_are_not_taken_for_personal_data(db_url: str) -> None:
+    """An effect's idempotency key ("stw-" and 32 hex digits) and its arguments' SHA-256 can
+    pass for a card number (Luhn) or an IBAN: in an effect's event they stay as they are, so
+    the trail still names the ledger's row."""
+    import hashlib
+
+    from steward.guardrails.redact import Redactor
+
+    redactor = Redactor()
+    digests = (hashlib.sha256(str(n).encode()).hexdigest() for n in range(1_000_000))
+    key = next(k for d in digests if "[REDACTED" in redactor.redact_text(k := f"stw-{d[:32]}"))
+    digests = (hashlib.sha256(str(n).encode()).hexdigest() for n in range(1_000_000))
+    digest = next(d for d in digests if "[REDACTED" in redactor.redact_text(d))
+    with steward.open(db_url) as rt:
+        rt.audit.record("T", "effect_call", {"effect": "pay", "idempotency_key": key,
+                                             "args_hash": digest, "note": "card 4111111111111111"},
+                        principal=ALICE)
+        one_node(dict, lambda s: {}).compile(checkpointer=rt.checkpointer).invoke(
+            {}, rt.config("T", ALICE))
+        [event] = rt.audit.events("T", ALICE, kinds=["effect_call"])
+    assert event.payload["idempotency_key"] == key and event.payload["args_hash"] == digest
+    assert "4111" not in event.payload["note"]
+
+
 def test_a_runs_start_names_its_workflow_and_its_end_the_outcome(db_url: str) -> None:
     """What reports read (steward.report): the workflow a run belongs to (``steward run``'s
     metadata, the server's ``graph_id``, else the graph's own name) and the outcome its final
