@@ -52,13 +52,30 @@ class ConfigError(StewardError, ValueError):
 
 
 class ThreadAccessDenied(StewardError, PermissionError):
-    """The principal may not touch this thread (another tenant, or a role the rule lacks)."""
+    """The principal may not touch this thread (another tenant, or a role the rule lacks).
+
+    When the rule refused a principal of another tenant, ``tenant`` is the thread's tenant and
+    ``principal_id``/``principal_tenant`` name who was refused (``foreign`` is then True), and
+    ``need`` what was asked (``read``, ``write``, ``admin``): such refusals are audited in the
+    thread's tenant's access chain (``steward.audit.refusals``)."""
 
     def __init__(self, message: str, *, thread_id: str | None = None,
-                 cli: str | None = None) -> None:
+                 cli: str | None = None, tenant: str | None = None,
+                 principal_id: str | None = None, principal_tenant: str | None = None,
+                 need: str | None = None) -> None:
         super().__init__(message)
         self.thread_id = thread_id
         self.cli = cli
+        self.tenant = tenant
+        self.principal_id = principal_id
+        self.principal_tenant = principal_tenant
+        self.need = need
+
+    @property
+    def foreign(self) -> bool:
+        """Whether a principal of another tenant than the thread's was refused."""
+        return (self.tenant is not None and self.principal_id is not None
+                and self.principal_tenant is not None and self.principal_tenant != self.tenant)
 
 
 class TokenInvalid(StewardError, PermissionError):
@@ -87,11 +104,16 @@ class PolicyDenied(StewardError, PermissionError):
 
 class ApprovalInvalid(StewardError, ValueError):
     """A resume did not carry a valid approval for the pending request; ``malformed`` when
-    the payload itself was wrong (rather than who sent it, or when)."""
+    the payload itself was wrong (rather than who sent it, or when). ``rule`` names the rule
+    the vote broke, as the audit trail records it: ``four_eyes`` (the requester's own
+    request), ``role``, ``tenant``, ``second_vote``, ``expired``, ``no_principal``, ``quorum``,
+    ``edit`` (an edit the policy refuses), ``malformed``."""
 
-    def __init__(self, message: str, *, malformed: bool = False) -> None:
+    def __init__(self, message: str, *, malformed: bool = False,
+                 rule: str | None = None) -> None:
         super().__init__(message)
         self.malformed = malformed
+        self.rule = rule or ("malformed" if malformed else None)
 
 
 class EffectConflict(StewardError, RuntimeError):
@@ -110,7 +132,14 @@ class MemoryRefused(StewardError, ValueError):
 
 
 class AuditTampered(StewardError):
-    """The audit hash chain of a thread does not verify."""
+    """The audit hash chain of a thread does not verify; ``thread_id`` and ``seq`` name the
+    first event that does not fit, when one does (a cut tail has none)."""
+
+    def __init__(self, message: str, *, thread_id: str | None = None,
+                 seq: int | None = None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.seq = seq
 
 
 class PayloadCorrupted(StewardError):

@@ -272,7 +272,8 @@ class AccessRule:
                 f"principal {principal.id!r} of tenant {principal.tenant!r} may not "
                 f"{need.name.lower()} thread {tid!r}: it belongs to another tenant. Use a "
                 "principal of the thread's tenant.",
-                thread_id=tid,
+                thread_id=tid, tenant=thread.tenant, principal_id=principal.id,
+                principal_tenant=principal.tenant, need=need.name.lower(),
             )
         if principal.id == thread.owner:
             return False

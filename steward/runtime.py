@@ -26,6 +26,7 @@ from typing_extensions import Unpack
 
 from steward.audit.handler import AuditCallbackHandler
 from steward.audit.log import AuditLog
+from steward.audit.refusals import RefusalsAudited
 from steward.audit.schema import SCHEMA as AUDIT_SCHEMA
 from steward.checkpointers.configs import subjects_of
 from steward.checkpointers.connect import aopen_driver, open_driver
@@ -81,6 +82,9 @@ class Runtime:
                           lease_ttl=settings.lease_ttl)
         self.audit = AuditLog(driver, threads, self.redactor,
                               verify_on_resume=settings.verify_on_resume)
+        # The parts built from here on run their operations through it: a principal of
+        # another tenant that the access rule refuses is audited (steward.audit.refusals).
+        driver = RefusalsAudited(driver, self.audit)
         records = Records(driver, threads, self.audit)
         self.guardrails = Guardrails.build(records, settings.policies,
                                            settings.approval_expires_in)

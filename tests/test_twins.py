@@ -24,7 +24,8 @@ from steward.runtime import Runtime
 # run inside a transaction someone else opened, by either twin) need none either.
 SYNC_ONLY = {
     Runtime: {"config"},
-    AuditLog: {"record", "pending", "held", "begin_run", "joins", "joined", "ended"},
+    AuditLog: {"record", "pending", "held", "begin_run", "joins", "joined", "ended",
+               "personal_data"},
     Approvals: set(),
     StewardSaver: {"get_next_version", "with_allowlist", "forget", "close"},
     MemoryStore: {"bind"},

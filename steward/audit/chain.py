@@ -103,6 +103,10 @@ def event_hash(prev_hash: str, body: Mapping[str, Any], payload_hash: str | None
     return hashlib.sha256(prev_hash.encode() + b"\n" + _canonical(body)).hexdigest()
 
 
+def _at(thread_id: str, event: Event, message: str) -> AuditTampered:
+    return AuditTampered(message, thread_id=thread_id, seq=event.seq)
+
+
 def verify_chain(thread_id: str, events: Iterable[Event],
                  head: tuple[int, str | None] | None = None) -> int:
     """Check one thread's events, in stored order; returns how many. Raises AuditTampered
@@ -113,22 +117,22 @@ def verify_chain(thread_id: str, events: Iterable[Event],
     hashes: dict[int, str] = {}
     for event in events:
         where = f"the audit chain of thread {thread_id!r} breaks at event {event.seq}"
+        what = f"{where} ({event.kind})"
         if event.thread_id != thread_id:
-            raise AuditTampered(f"{where}: it belongs to thread {event.thread_id!r}.")
+            raise _at(thread_id, event, f"{where}: it belongs to thread {event.thread_id!r}.")
         if event.seq != expected:
-            raise AuditTampered(f"{where} ({event.kind}): expected event {expected} there — an "
-                                "event was deleted, inserted or moved. Restore from a backup.")
+            raise _at(thread_id, event, f"{what}: expected event {expected} there — an event "
+                      "was deleted, inserted or moved. Restore from a backup.")
         if event.prev_hash != prev:
-            raise AuditTampered(f"{where} ({event.kind}): it does not follow the event before "
-                                "it — events were deleted, inserted or reordered. Restore from "
-                                "a backup.")
+            raise _at(thread_id, event, f"{what}: it does not follow the event before it — "
+                      "events were deleted, inserted or reordered. Restore from a backup.")
         if event_hash(prev, event.body(), event.payload_hash) != event.hash:
-            raise AuditTampered(f"{where} ({event.kind}): its content does not match its hash "
-                                "— the event was edited. Restore from a backup.")
+            raise _at(thread_id, event, f"{what}: its content does not match its hash — the "
+                      "event was edited. Restore from a backup.")
         if event.payload_hash is not None and event.erased is None \
                 and payload_digest(event.payload) != event.payload_hash:
-            raise AuditTampered(f"{where} ({event.kind}): its payload does not match its hash "
-                                "— the payload was edited. Restore from a backup.")
+            raise _at(thread_id, event, f"{what}: its payload does not match its hash — the "
+                      "payload was edited. Restore from a backup.")
         prev, expected, count = event.hash, expected + 1, count + 1
         hashes[event.seq] = event.hash
     if head is not None and head[0]:
@@ -137,5 +141,5 @@ def verify_chain(thread_id: str, events: Iterable[Event],
             raise AuditTampered(
                 f"the audit chain of thread {thread_id!r} holds {count} events, but its last "
                 f"completed run ended at event {seq} with another hash: events were deleted "
-                "from the end or rewritten. Restore from a backup.")
+                "from the end or rewritten. Restore from a backup.", thread_id=thread_id)
     return count

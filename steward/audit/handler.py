@@ -1,11 +1,13 @@
 """``AuditCallbackHandler``: every transition of a run becomes an audit event and a span.
 
 Attached by ``rt.config(...)`` (or by hand: ``AuditCallbackHandler(rt.audit, thread_id,
-principal)``). Events: the run's start (or resume, with who resumed and the value) and end or
-error; each node's start, end, error and interrupt; each model call (model, token usage, cost
-where a price is given); each tool call, result and error. Steward's own nodes add guard
-decisions, approval requests, votes and outcomes, and effect-ledger hits (``rt.audit.record``).
-Events are gathered in memory and written with the thread's next write (see ``log``).
+principal)``). Events: the run's start (with its workflow's name, when the run names one) or
+resume (with who resumed and the value), and its end (with the outcome its final state
+records) or error; each node's start, end, error and interrupt; each model call (model, token
+usage, cost where a price is given); each tool call, result and error. Steward's own nodes add
+guard decisions, approval requests, votes and outcomes, and effect-ledger hits
+(``rt.audit.record``). Events are gathered in memory and written with the thread's next write
+(see ``log``).
 
 Spans follow OpenTelemetry's GenAI conventions: ``invoke_agent`` for the run, one per node,
 ``chat <model>`` for model calls (``gen_ai.request.model``, ``gen_ai.usage.input_tokens`` /
@@ -63,6 +65,27 @@ def _summary(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {"keys": sorted(str(k) for k in value)}
     return value
+
+
+def _workflow(metadata: Mapping[str, Any], name: str) -> str | None:
+    """The workflow a run belongs to, for reports: ``steward run``'s ``workflow``, the
+    LangGraph server's (and ``rt.submit``'s) ``graph_id``, else the compiled graph's own name
+    (``compile(name=...)``) when it has one."""
+    found = metadata.get("workflow") or metadata.get("graph_id") or (
+        name if name not in ("", "LangGraph") else None)
+    return str(found)[:200] if found else None
+
+
+def _outcome(value: Any) -> dict[str, str] | None:
+    """How a run's final state says it ended (Steward's working context and the example
+    workflows keep ``outcome = {"status": ..., "reason": ...}``), for reports."""
+    outcome = value.get("outcome") if isinstance(value, Mapping) else None
+    if not isinstance(outcome, Mapping) or outcome.get("status") is None:
+        return None
+    out = {"status": str(outcome["status"])[:100]}
+    if outcome.get("reason"):
+        out["reason"] = str(outcome["reason"])[:500]
+    return out
 
 
 def _usage(response: LLMResult) -> tuple[int | None, int | None, str | None]:
@@ -193,7 +216,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 self._opening = ("resume", run, run_id, {
                     "resume": inputs.resume, "goto": str(inputs.goto or "") or None})
             else:
-                self._opening = ("run_start", run, run_id, {"input": _summary(inputs)})
+                start: dict[str, Any] = {"input": _summary(inputs)}
+                workflow = _workflow(md, name)
+                if workflow is not None:
+                    start["workflow"] = workflow
+                self._opening = ("run_start", run, run_id, start)
             return
         node = md.get("langgraph_node")
         if node is not None and name == node and parent_run_id in self._runs:
@@ -222,8 +249,11 @@ class AuditCallbackHandler(BaseCallbackHandler):
                            duration=duration)
                 self._waits = []
             else:
-                self._emit("run_end", run, run_id, {"output": _summary(outputs)},
-                           duration=duration)
+                end: dict[str, Any] = {"output": _summary(outputs)}
+                outcome = _outcome(outputs)
+                if outcome is not None:
+                    end["outcome"] = outcome
+                self._emit("run_end", run, run_id, end, duration=duration)
             self._root = self._root_id = None
             self._flush()
 

@@ -32,10 +32,11 @@ from steward.audit.chain import (
     verify_chain,
 )
 from steward.audit.export import Chain, write_export
+from steward.audit.refusals import ACCESS_CHAIN, RefusalsAudited, access_chain
 from steward.checkpointers.participants import Joined
 from steward.checkpointers.rows import ThreadRow
 from steward.checkpointers.threads import Threads
-from steward.errors import AuditTampered, ThreadAccessDenied
+from steward.errors import AuditTampered, StorageError, ThreadAccessDenied
 from steward.identity import Access, Principal
 from steward.storage.codec import load_json
 from steward.storage.drivers import json_param
@@ -134,6 +135,8 @@ class AuditLog:
         self._lock = threading.Lock()
         self._wake = threading.Condition()  # subscribe waits on it, asubscribe on _waiters
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # Reads as a principal go through it: another tenant's refused reads are audited.
+        self._reads = RefusalsAudited(driver, self)
         self._j = j = json_param(driver.dialect)
         self._insert = (f"INSERT INTO steward_audit ({_COLS}) VALUES "
                         f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?, ?)")
@@ -163,6 +166,32 @@ class AuditLog:
         minted = {k for k, v in payload.items() if isinstance(v, str) and _MINTED.fullmatch(v)}
         out = _plain(self.redactor.redact({k: v for k, v in payload.items() if k not in minted}))
         return {k: payload[k] if k in minted else out[k] for k in payload}
+
+    def personal_data(self, payload: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+        """Where a stored payload still holds what the redactor masks, as recording redacts
+        it (ids Steward mints at its top level are not personal data): each place as a path
+        (``args.customer``, ``items[2]``) with the detectors that fire there. Reports use it
+        to find events that were written unredacted."""
+        found: list[tuple[str, list[str]]] = []
+
+        def walk(value: Any, path: str, depth: int) -> None:
+            if depth > 32:
+                return
+            if isinstance(value, str):
+                if self.redactor.redact_text(value) != value:
+                    names = sorted({f.detector for f in self.redactor.findings(value)})
+                    found.append((path, names))
+            elif isinstance(value, Mapping):
+                for key, item in value.items():
+                    if depth == 0 and isinstance(item, str) and _MINTED.fullmatch(item):
+                        continue
+                    walk(item, f"{path}.{key}" if path else str(key), depth + 1)
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    walk(item, f"{path}[{i}]", depth + 1)
+
+        walk(payload, "", 0)
+        return found
 
     def held(self, thread_id: str) -> bool:
         """Whether a run of this process holds the thread's lease (its release writes)."""
@@ -343,16 +372,53 @@ class AuditLog:
         row = yield from self.threads.locked_op(thread_id)
         yield from self.flush_op(thread_id, None, row, save_head=row is not None)
 
+    # -- refusals of other tenants' principals (steward.audit.refusals) ----------------------
+
+    def _refusal(self, exc: ThreadAccessDenied) -> str:
+        assert exc.tenant and exc.principal_id and exc.principal_tenant
+        chain = access_chain(exc.tenant)
+        self.record(chain, "access_refused",
+                    {"thread_id": exc.thread_id, "need": exc.need, "tenant": exc.principal_tenant},
+                    principal=Principal(id=exc.principal_id, tenant=exc.principal_tenant),
+                    redact=False)
+        return chain
+
+    def refused(self, exc: ThreadAccessDenied) -> None:
+        """Audit that the access rule refused a principal of another tenant (``exc.foreign``):
+        an ``access_refused`` event in the access chain of the thread's tenant, written now in
+        a transaction of its own (three tries: two processes may append at once)."""
+        chain = self._refusal(exc)
+        for attempt in range(3):
+            try:
+                self.flush(chain)
+                return
+            except StorageError:
+                if attempt == 2:
+                    raise
+
+    async def arefused(self, exc: ThreadAccessDenied) -> None:
+        chain = self._refusal(exc)
+        for attempt in range(3):
+            try:
+                await self.aflush(chain)
+                return
+            except StorageError:
+                if attempt == 2:
+                    raise
+
     # -- reading ---------------------------------------------------------------------------------
 
     def _events_op(self, thread_id: str, principal: Principal | None, kinds: Sequence[str] | None,
                    since: float | None, until: float | None, after: int,
                    limit: int | None) -> Op[list[Event]]:
-        if thread_id.startswith("memory:"):  # a tenant's memory chain (steward.memory)
-            tenant = thread_id.removeprefix("memory:")
+        tenant_chain = next((p for p in ("memory:", ACCESS_CHAIN) if thread_id.startswith(p)),
+                            None)
+        if tenant_chain is not None:  # a tenant's memory chain (steward.memory) or access chain
+            tenant = thread_id.removeprefix(tenant_chain)
             if principal is None or principal.tenant != tenant:
-                raise ThreadAccessDenied(f"the memory chain of tenant {tenant!r} is read by a "
-                                         "principal of that tenant.", thread_id=thread_id)
+                raise ThreadAccessDenied(f"the {tenant_chain[:-1]} chain of tenant {tenant!r} is "
+                                         "read by a principal of that tenant.",
+                                         thread_id=thread_id)
         else:
             yield from self.threads.authorize_op(thread_id, principal, Access.READ)
         sql = f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? AND seq > ?"
@@ -379,19 +445,22 @@ class AuditLog:
         """The thread's events in order (the thread access rule applies): filter by ``kinds``,
         by time (``since`` <= at < ``until``, epoch seconds), or take those after seq ``after``."""
         who = Principal.parse(principal) if principal is not None else None
-        return self.driver.run(self._events_op(str_id(thread_id, "thread_id"), who, kinds,
-                                                     since, until, after, limit), write=False)
+        return self._reads.run(self._events_op(str_id(thread_id, "thread_id"), who, kinds,
+                                               since, until, after, limit), write=False)
 
     async def aevents(self, thread_id: str, principal: Principal | Mapping[str, Any] | None, *,
                       kinds: Sequence[str] | None = None, since: float | None = None,
                       until: float | None = None, after: int = 0,
                       limit: int | None = None) -> list[Event]:
         who = Principal.parse(principal) if principal is not None else None
-        return await self.driver.arun(self._events_op(str_id(thread_id, "thread_id"), who,
+        return await self._reads.arun(self._events_op(str_id(thread_id, "thread_id"), who,
                                                       kinds, since, until, after, limit),
                                       write=False)
 
-    def _chain_op(self, thread_id: str) -> Op[tuple[list[Event], tuple[int, str | None] | None]]:
+    def chain_op(self, thread_id: str) -> Op[tuple[list[Event], tuple[int, str | None] | None]]:
+        """A chain's events in order and the head its thread's row keeps (None for a chain of
+        no thread); AuditTampered if a tombstone names an erasure that never happened. No
+        access check: the caller has made it."""
         head, rows = yield (
             self.threads.head_stmt(thread_id),
             Stmt(f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? ORDER BY seq",
@@ -409,24 +478,25 @@ class AuditLog:
                     raise AuditTampered(
                         f"the audit chain of thread {thread_id!r} breaks at event {event.seq} "
                         f"({event.kind}): its payload was replaced by a tombstone of erasure "
-                        f"{event.erased!r}, which never happened. Restore from a backup.")
+                        f"{event.erased!r}, which never happened. Restore from a backup.",
+                        thread_id=thread_id, seq=event.seq)
         return events, ((int(row[0]), row[1]) if row else None)
 
     def verify_op(self, thread_id: str) -> Op[int]:
         """Verify the chain inside a transaction (the saver's, before a paused thread resumes)."""
-        events, head = yield from self._chain_op(thread_id)
+        events, head = yield from self.chain_op(thread_id)
         return verify_chain(thread_id, events, head)
 
     def verify(self, thread_id: str) -> int:
         """Check the thread's chain; returns how many events it holds, or raises
         AuditTampered naming the first event that was edited, deleted, inserted or moved."""
         tid = str_id(thread_id, "thread_id")
-        events, head = self.driver.run(self._chain_op(tid), write=False)
+        events, head = self.driver.run(self.chain_op(tid), write=False)
         return verify_chain(tid, events, head)
 
     async def averify(self, thread_id: str) -> int:
         tid = str_id(thread_id, "thread_id")
-        events, head = await self.driver.arun(self._chain_op(tid), write=False)
+        events, head = await self.driver.arun(self.chain_op(tid), write=False)
         return verify_chain(tid, events, head)
 
     def verify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
@@ -492,13 +562,13 @@ class AuditLog:
         owner only) and renamed at the end, so a refusal (ThreadAccessDenied) or any failure
         leaves ``path`` as it was. An export of no events is refused with ConfigError."""
         who = Principal.parse(principal)
-        chains = self.driver.run(self._export_op(who, thread_id), write=False)
+        chains = self._reads.run(self._export_op(who, thread_id), write=False)
         return write_export(path, chains, who, thread_id)
 
     async def aexport(self, path: str | Path, principal: Principal | Mapping[str, Any], *,
                       thread_id: str | None = None) -> int:
         who = Principal.parse(principal)
-        chains = await self.driver.arun(self._export_op(who, thread_id), write=False)
+        chains = await self._reads.arun(self._export_op(who, thread_id), write=False)
         return await asyncio.to_thread(write_export, path, chains, who, thread_id)
 
     def _export_op(self, who: Principal, thread_id: str | None) -> Op[list[Chain]]:
@@ -508,7 +578,7 @@ class AuditLog:
         chains = []
         for tid in threads:
             yield from self.threads.authorize_op(tid, who, Access.READ)
-            events, head = yield from self._chain_op(tid)
+            events, head = yield from self.chain_op(tid)
             chains.append((tid, events, head))
         return chains
 

@@ -47,6 +47,7 @@ from steward.storage.migrations import Schema, setup_op
 from steward.storage.ops import Op, StaleView
 from steward.storage.passwords import password_option
 from steward.storage.places import at_write
+from steward.storage.values import str_id
 
 __all__ = ["StewardSaver"]
 
@@ -274,11 +275,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
     def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
         """The identity row of a thread (tenant, owner, status, what it waits on, subjects),
         under the access rule."""
-        return self.threads.thread_info(thread_id, principal)
+        return self.driver.run(self.threads.info_op(str_id(thread_id, "thread_id"), principal),
+                               write=False)
 
     async def athread_info(self, thread_id: str,
                            principal: Principal | None) -> dict[str, Any] | None:
-        return await self.threads.athread_info(thread_id, principal)
+        return await self.driver.arun(
+            self.threads.info_op(str_id(thread_id, "thread_id"), principal), write=False)
 
     def list_threads(self, principal: Principal | None, *, status: str | None = None,
                      limit: int | None = 100) -> _Dicts:
@@ -294,11 +297,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
         """Raise ThreadAccessDenied unless ``principal`` may ``need`` ("read", "write",
         "admin") the thread, as the access rule stands now (an approver's reach allows reading
         only here: a vote is a resume). Changes nothing."""
-        self.threads.check_access(thread_id, principal, need)
+        self.driver.run(self.threads.check_op(str_id(thread_id, "thread_id"), principal,
+                                              Access.parse(need)), write=False)
 
     async def acheck_access(self, thread_id: str, principal: Principal | None,
                             need: Access | str = "write") -> None:
-        await self.threads.acheck_access(thread_id, principal, need)
+        await self.driver.arun(self.threads.check_op(str_id(thread_id, "thread_id"), principal,
+                                                     Access.parse(need)), write=False)
 
     def add_subjects(self, thread_id: str, principal: Principal | None,
                      subjects: Sequence[str]) -> None:

@@ -525,17 +525,20 @@ class Threads:
                 "leased": row.lease_owner is not None and not stalled
                 and (row.lease_expires_at or 0) > time.time()}
 
+    def info_op(self, tid: str, principal: Principal | None) -> Op[dict[str, Any] | None]:
+        """The identity row of a thread (tenant, owner, status, ...), under the access rule."""
+        rows = yield from self._threads_op(principal, tid, None, None)
+        return rows[0] if rows else None
+
     def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
         """The identity row of a thread (tenant, owner, status, ...), under the access rule."""
-        rows = self.driver.run(self._threads_op(principal, str_id(thread_id, "thread_id"),
-                                                None, None), write=False)
-        return rows[0] if rows else None
+        return self.driver.run(self.info_op(str_id(thread_id, "thread_id"), principal),
+                               write=False)
 
     async def athread_info(self, thread_id: str,
                            principal: Principal | None) -> dict[str, Any] | None:
-        rows = await self.driver.arun(self._threads_op(
-            principal, str_id(thread_id, "thread_id"), None, None), write=False)
-        return rows[0] if rows else None
+        return await self.driver.arun(self.info_op(str_id(thread_id, "thread_id"), principal),
+                                      write=False)
 
     def list_threads(self, principal: Principal | None, *, status: str | None = None,
                      limit: int | None = 100) -> _Dicts:

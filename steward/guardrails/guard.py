@@ -115,12 +115,12 @@ def edit_judge(guardrails: Guardrails, action: str, facts: ThreadFacts,
             ids = f" (policies: {', '.join(again.policy_ids)})" if again.policy_ids else ""
             raise ApprovalInvalid(f"{why} are not allowed: {'; '.join(again.reasons)}{ids}. "
                                   "Approve the request as it is, reject it, or edit within the "
-                                  "policy. The thread still waits.")
+                                  "policy. The thread still waits.", rule="edit")
         if again.needs_approval and (again.quorum > 1 or not set(again.roles) & voter.roles):
             raise ApprovalInvalid(f"{why} need the approval of {again.quorum} of "
                                   f"{list(again.roles)}, which {voter.id!r} cannot give alone. "
                                   "Approve the request as it is, reject it, or edit within what "
-                                  "you may approve. The thread still waits.")
+                                  "you may approve. The thread still waits.", rule="edit")
 
     return judge
 

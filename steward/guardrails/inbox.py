@@ -108,7 +108,8 @@ class Approvals:
             check_vote(request, votes, who, value, 0, now, judge=judge)
         except ApprovalInvalid as exc:
             self.audit.record(tid, "approval_invalid", {"request_id": request.request_id,
-                                                        "reason": str(exc)}, principal=who)
+                                                        "reason": str(exc), "rule": exc.rule},
+                              principal=who)
             yield from self.audit.locked_flush_op(tid)
             return exc
         return None

@@ -157,29 +157,31 @@ def check_vote(request: Request, votes: Iterable[Vote], principal: Principal | N
     if request.quorum > 1 and (answer.edited is not None or answer.standing is not None):
         raise ApprovalInvalid(f"{who} needs {request.quorum} approvals: an edit or a standing "
                               "approval would change what the others approve; approve or reject "
-                              "it as it is. The thread still waits.")
+                              "it as it is. The thread still waits.", rule="quorum")
     if principal is None:
         raise ApprovalInvalid(f"{who}: resume with the approver's principal in the config "
-                              "(rt.config(thread_id, approver)). The thread still waits.")
+                              "(rt.config(thread_id, approver)). The thread still waits.",
+                              rule="no_principal")
     if request.tenant is not None and principal.tenant != request.tenant:
         raise ApprovalInvalid(f"{who}: {principal.id!r} belongs to tenant {principal.tenant!r}, "
                               "the request to another; an approver must be of the thread's "
-                              "tenant. The thread still waits.")
+                              "tenant. The thread still waits.", rule="tenant")
     if principal.id == request.requested_by:
         raise ApprovalInvalid(f"{who}: {principal.id!r} asked for it and cannot vote on its own "
                               "request (four eyes); another approver must. The thread still "
-                              "waits.")
+                              "waits.", rule="four_eyes")
     held = sorted(set(request.required_roles) & principal.roles)
     if not held:
         raise ApprovalInvalid(f"{who}: {principal.id!r} holds none of the required roles "
-                              f"{list(request.required_roles)}. The thread still waits.")
+                              f"{list(request.required_roles)}. The thread still waits.",
+                              rule="role")
     if any(v.voter == principal.id for v in votes):
         raise ApprovalInvalid(f"{who}: {principal.id!r} already voted; each approver votes "
-                              "once. The thread still waits.")
+                              "once. The thread still waits.", rule="second_vote")
     if request.expired(now):
         raise ApprovalInvalid(f"{who} expired at {_iso(request.expires_at)} and can no longer be "
                               "approved; it is closed as its on_expire says (the node asks "
-                              "again when it runs).")
+                              "again when it runs).", rule="expired")
     bound = request.args_hash
     edited = answer.edited
     if edited is not None:
@@ -323,7 +325,8 @@ def _replayed(vote: Vote, value: Any, shown: Request, ask: _Ask) -> Vote:
         edited = _unredacted(edited, shown.value.get("args") or {}, ask.args)
     if edited is None or hash_args(edited) != vote.args_hash:
         raise ApprovalInvalid(f"the answer replayed for request {shown.request_id} does not "
-                              "match the vote recorded for it; resume the thread again.")
+                              "match the vote recorded for it; resume the thread again.",
+                              rule="replay")
     return replace(vote, args=edited)
 
 
@@ -401,7 +404,7 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None,
                 continue
             refusal = refused(value.error, shown.action)
             ctx.audit("approval_invalid", {"request_id": shown.request_id,
-                                           "reason": str(refusal)})
+                                           "reason": str(refusal), "rule": refusal.rule})
             raise refusal
         if ctx.resumes_so_far() == before or recorded is not None:
             # A value this position consumed before (replayed as the node re-runs, or the
@@ -426,7 +429,8 @@ def _approval_flow(ctx: NodeContext, ask: _Ask, requester: str | None = None,
             vote = check_vote(shown, votes, ctx.person, value, position, now, args=ask.args,
                               judge=judge)
         except ApprovalInvalid as exc:
-            ctx.audit("approval_invalid", {"request_id": shown.request_id, "reason": str(exc)})
+            ctx.audit("approval_invalid", {"request_id": shown.request_id, "reason": str(exc),
+                                           "rule": exc.rule})
             raise
         ctx.audit("approval_vote", {**vote.to_dict(), "request_id": shown.request_id,
                                     "saw_hash": hash_args(seen)})

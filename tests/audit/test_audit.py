@@ -414,3 +414,40 @@ def test_ids_steward_mints_are_not_taken_for_personal_data(db_url: str) -> None:
         [event] = rt.audit.events("T", ALICE, kinds=["approval_invalid"])
     assert event.payload["request_id"] == lookalike
     assert "DE89" not in event.payload["reason"] and "[REDACTED:iban]" in event.payload["reason"]
+
+
+def test_a_runs_start_names_its_workflow_and_its_end_the_outcome(db_url: str) -> None:
+    """What reports read (steward.report): the workflow a run belongs to (``steward run``'s
+    metadata, the server's ``graph_id``, else the graph's own name) and the outcome its final
+    state records; a refused vote names the rule it broke; a broken chain the event."""
+
+    def done(state: dict[str, Any]) -> dict[str, Any]:
+        return {"outcome": {"status": "refunded", "reason": "for jane.doe@example.com"}}
+
+    with _open(db_url) as rt:
+        named = one_node(dict, done).compile(checkpointer=rt.checkpointer, name="refund")
+        named.invoke({}, rt.config("W1", ALICE))
+        config = rt.config("W2", ALICE)
+        config["metadata"] = {"workflow": "close"}
+        named.invoke({}, config)
+        one_node(dict, lambda s: {}).compile(checkpointer=rt.checkpointer).invoke(
+            {}, rt.config("W3", ALICE, graph_id="access"))
+        one_node(dict, lambda s: {}).compile(checkpointer=rt.checkpointer).invoke(
+            {}, rt.config("W4", ALICE))
+        starts = {t: rt.audit.events(t, ALICE, kinds=["run_start"])[0].payload.get("workflow")
+                  for t in ("W1", "W2", "W3", "W4")}
+        assert starts == {"W1": "refund", "W2": "close", "W3": "access", "W4": None}
+        [end] = rt.audit.events("W1", ALICE, kinds=["run_end"])
+        assert end.payload["outcome"] == {"status": "refunded",
+                                          "reason": "for [REDACTED:email]"}
+        _graph(rt).invoke({"email": "x@y.example"}, rt.config("W5", ALICE))
+        with pytest.raises(steward.ApprovalInvalid) as refused:
+            _graph(rt).invoke(Command(resume={"decision": "approve"}), rt.config("W5", ALICE))
+        assert refused.value.rule == "four_eyes"
+        [invalid] = rt.audit.events("W5", ALICE, kinds=["approval_invalid"])
+        assert invalid.payload["rule"] == "four_eyes"
+        execute(db_url, "UPDATE steward_audit SET kind = 'edited' WHERE thread_id = ? AND "
+                "seq = 2", ("W1",))
+        with pytest.raises(AuditTampered) as broken:
+            rt.audit.verify("W1")
+        assert (broken.value.thread_id, broken.value.seq) == ("W1", 2)
