@@ -50,6 +50,9 @@ from steward.memory.schema import SCHEMA as MEMORY_SCHEMA
 from steward.memory.store import MemoryStore
 from steward.nodes.schema import SCHEMA as LEDGER_SCHEMA
 from steward.options import RuntimeOptions, Settings, settle
+from steward.report.period import When
+from steward.report.reporter import Reporter
+from steward.report.scorecard import Scorecard
 from steward.storage.drivers import Driver
 from steward.storage.url import parse_url
 from steward.storage.values import seconds, seconds_or_none, str_id
@@ -94,6 +97,8 @@ class Runtime:
         self.approvals = Approvals(records, driver, self.audit, self.guardrails)
         # Long-term memory, scoped by identity (steward.memory): a LangGraph BaseStore.
         self.store = MemoryStore(self, settings.memory)
+        # The scorecard of a tenant's trail (steward.report): reads, never writes.
+        self._reporter = Reporter(driver, threads, self.audit)
 
     def __repr__(self) -> str:
         return f"<steward.Runtime {self.url}>"
@@ -268,6 +273,29 @@ class Runtime:
         latest = await self.checkpointer.aget_tuple(
             {"configurable": {"thread_id": handle.thread_id, "principal": who}})
         return _run_status(handle, job, info, latest)
+
+    def report(self, principal: Principal | Mapping[str, Any], *, workflow: str | None = None,
+               thread: str | None = None, since: When = None, until: When = None,
+               timelines: bool = False) -> Scorecard:
+        """The scorecard of the principal's tenant (``steward.report``): completion,
+        recovery, governance, audit completeness, efficiency and cost, read from the audit
+        trail of its threads started in [``since``, ``until``) (epoch seconds, datetimes, ISO
+        8601 text or durations back from now such as ``"7d"``), of one ``workflow`` or one
+        ``thread`` if named; ``timelines``: also each thread's timeline (for the HTML page).
+        The principal needs a role that ``thread_roles`` grants ``read`` or more
+        (ThreadAccessDenied otherwise); a workflow or thread the tenant's trail does not name
+        is a ConfigError. Reads only."""
+        scope = self._reporter.scope(principal, workflow=workflow, thread=thread, since=since,
+                                     until=until)
+        return self._reporter.build(scope, timelines=timelines)
+
+    async def areport(self, principal: Principal | Mapping[str, Any], *,
+                      workflow: str | None = None, thread: str | None = None,
+                      since: When = None, until: When = None,
+                      timelines: bool = False) -> Scorecard:
+        scope = self._reporter.scope(principal, workflow=workflow, thread=thread, since=since,
+                                     until=until)
+        return await self._reporter.abuild(scope, timelines=timelines)
 
     def sweep(self) -> list[str]:
         """Delete threads whose time to live has passed and memories whose retention has, and

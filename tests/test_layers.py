@@ -42,7 +42,10 @@ MAY = {
     "steward.options": BOTTOM | STORAGE | PARTS | NODES,
     # Submitted runs: the job queue (procrastinate's tables) and the langgraph.json loader.
     "steward.jobs": BOTTOM | STORAGE,
-    "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs"},
+    # The scorecard (steward.report): it reads the parts' tables, and renders what it read.
+    "steward.report": BOTTOM | STORAGE | PARTS,
+    "steward.runtime": BOTTOM | STORAGE | PARTS | NODES | {"steward.options", "steward.jobs",
+                                                            "steward.report"},
     "steward.telemetry": BOTTOM,  # an exporter for the audit handler's spans (the otel extra)
 }
 ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
