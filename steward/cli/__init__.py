@@ -5,6 +5,8 @@
 - ``approvals``: list, approve, reject; ``audit``: tail, export, verify;
 - ``retention``: ``sweep`` and ``erase``; ``token``: a bearer token for the LangGraph server;
 - ``worker``: execute submitted runs and keep the periodic duties (``steward.workers``);
+- ``report``: the scorecard of a tenant's workflows (``steward.report``), as a table, JSON or
+  an HTML page;
 - ``options``: the options and helpers they all share (``--db``, ``--as``, ``--thread-roles``,
   ``--json``).
 
@@ -19,6 +21,7 @@ from rich.markup import escape
 
 from steward.cli import approvals, audit, threads
 from steward.cli.demo import demo, demo_resume
+from steward.cli.report import report
 from steward.cli.retention import erase, sweep
 from steward.cli.run import resume, run
 from steward.cli.token import token
@@ -37,6 +40,7 @@ app.command("sweep")(sweep)
 app.command("erase")(erase)
 app.command("token")(token)
 app.command("worker")(worker)
+app.command("report")(report)
 app.add_typer(threads.app, name="threads")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")

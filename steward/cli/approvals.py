@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -201,6 +202,15 @@ def _vote(given: str, decision: str, who: str, comment: str | None, db: str, rol
                       + (f" — {reason}" if reason else ""), soft_wrap=True)
 
 
+def _audit_refusal(rt: steward.Runtime, request: dict[str, Any], principal: Principal,
+                   decision: str) -> None:
+    """Record a vote the approval rules refuse in the thread's trail, as the node records it
+    (``approval_invalid`` with its rule: reports count refused self-approvals); the command
+    then says why in its own words."""
+    with contextlib.suppress(steward.ApprovalInvalid, steward.ThreadAccessDenied):
+        rt.approvals.check_resume(request["thread_id"], principal, {"decision": decision})
+
+
 def _open_request(rt: steward.Runtime, given: str, principal: Principal,
                   decision: str) -> dict[str, Any]:
     """The open request ``given`` (an id, or the start of one) names that ``principal`` may
@@ -226,6 +236,7 @@ def _open_request(rt: steward.Runtime, given: str, principal: Principal,
         raise ConfigError(f"request {rid} is already {request['status']}: there is nothing to "
                           f"vote on{then}.")
     if request["requested_by"] == principal.id:
+        _audit_refusal(rt, request, principal, decision)
         raise ConfigError(f"{principal.id!r} asked for request {rid} and cannot {decision} "
                           "their own request: the four-eyes rule. Another person holding one of "
                           f"the roles {needs} must vote on it.")
@@ -234,6 +245,7 @@ def _open_request(rt: steward.Runtime, given: str, principal: Principal,
                           f"holds {sorted(principal.roles)}: act as an approver holding one "
                           f"(--as TENANT/ID:{needs[0]}).")
     if any(v["voter"] == principal.id for v in request["votes"]):
+        _audit_refusal(rt, request, principal, decision)
         raise ConfigError(f"{principal.id!r} already voted on request {rid}; each approver "
                           f"votes once (it has {len(request['votes'])} of {request['quorum']} "
                           "votes).")

@@ -35,9 +35,13 @@ __all__ = [
     "DEFAULT_ROLES",
     "AsOption",
     "DbOption",
+    "HtmlOption",
     "JsonOption",
     "LimitOption",
     "RolesOption",
+    "SinceOption",
+    "UntilOption",
+    "WorkflowOption",
     "acting_as",
     "console",
     "existing",
@@ -61,6 +65,18 @@ RolesOption = Annotated[str, typer.Option(
     "--thread-roles", envvar="STEWARD_THREAD_ROLES",
     help="Which roles reach others' threads: ROLE=read|write|admin,...")]
 LimitOption = Annotated[int, typer.Option("--limit", help="Show at most this many, the latest.")]
+# Reports (``steward report``): which threads, and an HTML page beside the terminal's table.
+WorkflowOption = Annotated[str | None, typer.Option(
+    "--workflow", help="Only threads of this workflow (as their runs name it: refund, ...).")]
+_WHEN = ("an ISO 8601 date or time (2026-11-01, 2026-11-01T09:30Z; UTC unless it says) or a "
+         "duration back from now (90m, 12h, 7d, 2w)")
+SinceOption = Annotated[str | None, typer.Option(
+    "--since", help=f"Only threads started at or after this: {_WHEN}.", show_default=False)]
+UntilOption = Annotated[str | None, typer.Option(
+    "--until", help=f"Only threads started before this: {_WHEN}.", show_default=False)]
+HtmlOption = Annotated[str | None, typer.Option(
+    "--html", help="Also write the scorecard to FILE as one self-contained HTML page (charts, "
+    "each thread's timeline).", metavar="FILE", show_default=False)]
 
 
 def acting_as(spec: str) -> Principal:

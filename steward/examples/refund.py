@@ -309,4 +309,4 @@ def build_refund_graph() -> StateGraph[RefundState]:
 
 def compile_refund_graph(checkpointer: Any, store: Any = None) -> CompiledStateGraph[Any]:
     """The refund graph compiled on a runtime's checkpointer (and store, for its memories)."""
-    return build_refund_graph().compile(checkpointer=checkpointer, store=store)
+    return build_refund_graph().compile(checkpointer=checkpointer, store=store, name="refund")

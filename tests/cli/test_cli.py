@@ -410,8 +410,8 @@ def test_a_token_for_the_dev_server(monkeypatch: pytest.MonkeyPatch) -> None:
            "--expires-in 0", "positive")
 
 
-GROUPS = ["demo", "run", "resume", "sweep", "erase", "token", "worker", "threads", "approvals",
-          "audit"]
+GROUPS = ["demo", "run", "resume", "sweep", "erase", "token", "worker", "report", "threads",
+          "approvals", "audit"]
 
 
 def test_help_lists_every_command_group() -> None:
@@ -519,3 +519,64 @@ def test_a_bad_edit_from_the_cli_is_refused_and_the_thread_waits(
     refused = _cli(db_url, "approvals", "approve", request, "--as", BOB, *flags)
     assert refused.returncode == 1 and says in refused.stderr, refused.stderr
     assert [p["id"] for p in _run(db_url, "approvals", "list", "--as", BOB)] == [request]
+
+
+def test_report_from_the_cli(db_url: str, tmp_path: Any) -> None:
+    """`steward report`: the scorecard as JSON, as a table, and as an HTML page."""
+    started = _run(db_url, "run", "refund", "--as", ALICE)  # waits for a manager
+    request = started["waiting_on"][0]["id"]
+    refused = _cli(db_url, "approvals", "approve", request, "--as", ALICE)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    _run(db_url, "approvals", "approve", request, "--as", BOB, "--comment", "ok")
+    _run(db_url, "run", "refund", "--as", ALICE, "--input",
+         '{"order_id": "12345", "amount": "10.00"}')
+    card = _run(db_url, "report", "--as", CAROL)
+    assert (card["completion"]["threads"], card["completion"]["finished"]) == (2, 2)
+    assert card["completion"]["outcomes"] == {"refunded": 2}
+    assert card["governance"]["self_approvals_refused"] == 1
+    assert card["audit"]["complete"] is True
+    assert [w["workflow"] for w in card["efficiency"]["workflows"]] == ["refund"]
+    page = tmp_path / "report.html"
+    shown = _cli(db_url, "report", "--as", CAROL, "--workflow", "refund", "--since", "1h",
+                 "--html", str(page))
+    assert shown.returncode == 0, shown.stderr
+    assert "Steward scorecard — tenant acme" in shown.stdout and "complete;" in shown.stdout
+    assert f"wrote the scorecard's page to {page}" in shown.stdout
+    text = page.read_text()
+    assert text.count("<svg") == 4 and started["thread_id"] in text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.html")]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--as", ALICE], "may not report on tenant 'acme'"),
+    (["--as", CAROL, "--since", "yesterday"], "--since 'yesterday' is neither a time nor"),
+    (["--as", CAROL, "--until", "2026-13-01"], "--until '2026-13-01' is neither a time nor"),
+    (["--as", CAROL, "--since", "1d", "--until", "2d"], "--since 1d is not before --until 2d"),
+    (["--as", CAROL, "--workflow", "nope"], "no workflow 'nope' in the trail of tenant 'acme'"),
+    (["--as", CAROL, "--thread", "T-none"], "no thread 'T-none' in tenant 'acme': check --thread"),
+    (["--as", CAROL, "--html", "/nonexistent/r.html"], "--html /nonexistent/r.html: no "
+                                                        "directory"),
+])
+def test_a_report_refused_says_why_in_flags(tmp_path: Any, args: list[str], says: str) -> None:
+    db = f"sqlite:///{tmp_path}/cli.db"
+    done = _cli(db, "report", *args)
+    assert done.returncode == 1, done.stdout + done.stderr  # a missing database, too:
+    if "--as" in args and args[1] == ALICE:
+        assert "no Steward database" in done.stderr
+        _cli(db, "sweep")  # creates it
+        done = _cli(db, "report", *args)
+    else:
+        _cli(db, "sweep")
+        done = _cli(db, "report", *args)
+    assert done.returncode == 1 and done.stderr.startswith("error: "), done.stderr
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "thread_roles=" not in done.stderr  # worded with the command's flags
+
+
+def test_an_empty_report_says_so_and_claims_nothing(tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path}/cli.db"
+    _cli(db, "sweep")
+    done = _cli(db, "report", "--as", CAROL)
+    assert done.returncode == 0, done.stderr
+    assert "no threads in the period" in done.stdout
+    assert not re.search(r"\b(complete|verified)\b", done.stdout), done.stdout
