@@ -59,12 +59,18 @@ class NodeContext:
     checkpoint_id: str
     metadata: dict[str, Any]
     agent: Principal | None = None  # the team member's identity the node runs as, if any
+    attempt: int = 1  # LangGraph's node_attempt: a retry policy's attempts count 1, 2, ...
 
     @property
     def _counters(self) -> dict[str, int]:
+        # A retry (a node's RetryPolicy) runs the node again from its first line, with the
+        # task's config, so its calls count from the first again: the same call sites, the
+        # same idempotency keys, the same resume positions (as LangGraph's interrupt counter).
         conf = self.config["configurable"]
-        counters: dict[str, int] = conf.setdefault(_COUNTERS, {"site": 0, "position": 0,
-                                                               "effect": 0})
+        counters: dict[str, int] | None = conf.get(_COUNTERS)
+        if counters is None or counters.get("attempt", 1) != self.attempt:
+            counters = {"attempt": self.attempt, "site": 0, "position": 0, "effect": 0}
+            conf[_COUNTERS] = counters
         return counters
 
     def next_effect(self) -> int:
@@ -165,7 +171,8 @@ def current(call: str, *, need_principal: bool = True) -> NodeContext:
                                                                        "checkpoint_ns")}
     return NodeContext(runtime, config, principal, info.thread_id or conf["thread_id"],
                        info.checkpoint_ns, info.checkpoint_id, metadata,
-                       agent_from_config(config, principal))
+                       agent_from_config(config, principal),
+                       int(getattr(info, "node_attempt", 1) or 1))
 
 
 @dataclass(frozen=True)
