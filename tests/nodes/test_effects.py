@@ -141,6 +141,34 @@ def test_a_retry_policy_calls_again_at_the_same_site_with_the_same_key(db_url: s
         (0, "done", 2), (1, "done", 1)]
 
 
+def test_what_allowed_an_effect_is_in_the_trail_before_it_acts(db_url: str) -> None:
+    """The guard's decision and the approval are written with the effect's intent: a process
+    killed during the call leaves a trail that shows what authorized it (found by ``steward
+    eval``: a run killed mid-call lost its approval's outcome, and the trail showed an effect
+    nobody approved)."""
+    policy = steward.Policy.from_cedar(
+        'permit (principal, action, resource) when { principal.tenant == context.thread.tenant'
+        ' };\n@approval("manager") forbid (principal, action == Action::"pay", resource);')
+    stored: list[list[str]] = []  # what the trail held when the effect acted
+
+    @steward.effect
+    def pay(amount: str, *, idempotency_key: str) -> str:
+        stored.append([e.kind for e in rt.audit.events("T", ALICE)])  # what a kill would leave
+        return f"paid {amount}"
+
+    def node(state: State) -> dict[str, Any]:
+        steward.guard("pay", {"amount": state["amount"]})
+        return {"receipts": [pay(state["amount"])]}
+
+    with steward.open(db_url, policy=policy, thread_roles=ROLES) as rt:
+        graph = one_node(State, node).compile(checkpointer=rt.checkpointer)
+        graph.invoke({"amount": "5.00"}, rt.config("T", ALICE))
+        out = graph.invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+    assert out["receipts"] == ["paid 5.00"]
+    [kinds] = stored
+    assert kinds[-3:] == ["guard", "approval_vote", "approval_outcome"], kinds
+
+
 @pytest.mark.parametrize("took_effect", [True, False])
 def test_reconcile_decides_after_a_call_that_died_midway(db_url: str, took_effect: bool) -> None:
     seen: list[tuple[str, str]] = []
