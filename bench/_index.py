@@ -150,16 +150,24 @@ def _rows(rt: steward.Runtime, owner: steward.Principal, items: range,
     """The rows ``put`` would write for ``items`` of ``owner``, built by its own code."""
     store = rt.store.bind(owner)
     who, now = Who(owner), time.time()
+    saver = rt.checkpointer
+    codecs: dict[tuple[str, str], Any] = {}
     for i in items:
         key, value = note(owner, i)
         op = PutOp(namespace(owner), key, value, None, None)
         row = store._prepare_put(who, op, "preference", None, now)
         vector = store._vector_sync(op)
         assert row is not None and vector is not None
+        # Sealed as the store's own put seals it (_put_op): with the key of whom it is about.
+        whose = (row[2], row[4] or "")
+        if whose not in codecs:
+            codecs[whose] = saver.driver.run(saver.codec.subjects_op(
+                whose[0], [whose[1]], create=True), write=True)[whose[1]]
+        vtype, blob = codecs[whose].dump(saver.serde, row[7], ("memory", row[0], row[1]))
         if loaded is not None:
             loaded.keys.append(key)
             loaded.vectors.append(np.frombuffer(vector, dtype=np.float32))
-        yield (*row[:8], vector, *row[9:], literal(vector))
+        yield (*row[:6], vtype, blob, vector, *row[9:], literal(vector))
 
 
 def _load(rt: steward.Runtime, url: str, owner: steward.Principal, items: range,

@@ -9,6 +9,7 @@ from steward.errors import (
     ApprovalInvalid,
     AuditTampered,
     ConfigError,
+    DataKeyDestroyed,
     EffectConflict,
     MemoryAccessDenied,
     MemoryRefused,
@@ -30,6 +31,8 @@ from steward.memory import ErasureReceipt, MemoryRules
 from steward.memory.subjects import aadd_subjects, add_subjects
 from steward.nodes.effects import RETRY, effect
 from steward.runtime import Runtime, aopen, open
+from steward.storage.keys import DataKeyProvider, EnvKey, FileKey, KeyProvider, StaticKey
+from steward.storage.kms import KmsKeys
 
 __all__ = [
     "RETRY",
@@ -37,10 +40,16 @@ __all__ = [
     "ApprovalInvalid",
     "AuditTampered",
     "ConfigError",
+    "DataKeyDestroyed",
+    "DataKeyProvider",
     "Decision",
     "EffectConflict",
+    "EnvKey",
     "ErasureReceipt",
     "Escalate",
+    "FileKey",
+    "KeyProvider",
+    "KmsKeys",
     "MemoryAccessDenied",
     "MemoryRefused",
     "MemoryRules",
@@ -50,6 +59,7 @@ __all__ = [
     "Principal",
     "Redactor",
     "Runtime",
+    "StaticKey",
     "StewardError",
     "StorageError",
     "ThreadAccessDenied",

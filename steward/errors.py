@@ -12,6 +12,7 @@
      ├── MemoryRefused          (also ValueError)       the memory rules refused a write
      ├── AuditTampered                                  the audit hash chain does not verify
      ├── PayloadCorrupted                               a stored payload failed its integrity check
+     │    └── DataKeyDestroyed                          its data key was destroyed (crypto-shredded)
      └── StorageError                                   the database failed underneath Steward
 
 Every message says what was wrong and what to do about it. Errors from database drivers and
@@ -24,6 +25,7 @@ __all__ = [
     "ApprovalInvalid",
     "AuditTampered",
     "ConfigError",
+    "DataKeyDestroyed",
     "EffectConflict",
     "MemoryAccessDenied",
     "MemoryRefused",
@@ -144,6 +146,13 @@ class AuditTampered(StewardError):
 
 class PayloadCorrupted(StewardError):
     """A stored payload failed authentication: it was altered, or written without encryption."""
+
+
+class DataKeyDestroyed(PayloadCorrupted):
+    """A payload sealed under a per-thread (or per-subject) data key whose key no longer
+    exists: deleting the thread or erasing the person destroyed it (crypto-shredding), so
+    this copy of the payload -- a leftover row, a restored backup of the data -- can never be
+    read again."""
 
 
 class StorageError(StewardError):

@@ -20,6 +20,7 @@ from steward.guardrails.redact import Redactor
 from steward.identity import AccessRule
 from steward.memory.rules import MemoryRules
 from steward.storage.crypto import Cipher
+from steward.storage.keys import DataKeyProvider, KeySource
 from steward.storage.passwords import Password, password_option
 from steward.storage.values import seconds, seconds_or_none
 
@@ -29,8 +30,10 @@ __all__ = ["RuntimeOptions", "Settings", "settle"]
 class RuntimeOptions(TypedDict, total=False):
     """``steward.open(url, **options)``; every option is optional.
 
-    - ``encryption_key``: 32 bytes (hex or base64) to encrypt checkpoints and writes at rest;
-      defaults to ``$STEWARD_ENCRYPTION_KEY``.
+    - ``encryption_key``: encrypts checkpoints, writes, effect results and memories at rest:
+      32 bytes (hex or base64), a ``KeyProvider`` (``StaticKey``, ``EnvKey``, ``FileKey``),
+      a ``DataKeyProvider`` (``KmsKeys``: a data key per thread from AWS KMS), or
+      ``"env:NAME"``, ``"file:PATH"``, ``"kms:KEY"``; defaults to ``$STEWARD_ENCRYPTION_KEY``.
     - ``thread_roles``: roles that reach other members' threads in the same tenant, and how
       far: ``{"manager": "write", "auditor": "read", "ops": "admin"}``. Owners have full access.
     - ``default_ttl``: seconds after which new threads expire and ``sweep()`` deletes them.
@@ -54,7 +57,7 @@ class RuntimeOptions(TypedDict, total=False):
       ``$STEWARD_GRAPHS``, else ``./langgraph.json``), read when a run is submitted.
     """
 
-    encryption_key: str | bytes | None
+    encryption_key: KeySource | None
     thread_roles: Mapping[str, str] | None
     default_ttl: float | None
     lease_ttl: float
@@ -75,6 +78,7 @@ class Settings:
     """The options, checked, as the parts are built from them."""
 
     cipher: Cipher | None = None
+    data_keys: DataKeyProvider | None = None
     access: AccessRule = field(default_factory=AccessRule)
     default_ttl: float | None = None
     lease_ttl: float = 30.0
@@ -116,6 +120,7 @@ def settle(options: Mapping[str, Any]) -> Settings:
     lease_ttl = seconds("lease_ttl", options.get("lease_ttl", 30.0))
     return Settings(
         cipher=saver["cipher"],
+        data_keys=saver["data_keys"],
         access=saver["access"],
         default_ttl=seconds_or_none("default_ttl", options.get("default_ttl")),
         lease_ttl=lease_ttl,

@@ -54,14 +54,16 @@ from steward.report.period import When
 from steward.report.reporter import Reporter
 from steward.report.scorecard import Scorecard
 from steward.storage.drivers import Driver
+from steward.storage.envelope import SCHEMA as KEYS_SCHEMA
 from steward.storage.url import parse_url
 from steward.storage.values import seconds, seconds_or_none, str_id
 
 __all__ = ["Runtime", "aopen", "open"]
 
-# The tables of the parts a runtime puts beside the saver's, in the order they are set up.
+# The tables of the parts a runtime puts beside the saver's, in the order they are set up
+# (the saver sets up its own and the data keys' table: steward.storage.envelope).
 PARTS = (GUARDRAILS_SCHEMA, LEDGER_SCHEMA, AUDIT_SCHEMA, MEMORY_SCHEMA)
-SCHEMAS = (SAVER_SCHEMA, *PARTS)
+SCHEMAS = (SAVER_SCHEMA, KEYS_SCHEMA, *PARTS)
 
 
 class Runtime:
@@ -91,7 +93,8 @@ class Runtime:
         records = Records(driver, threads, self.audit)
         self.guardrails = Guardrails.build(records, settings.policies,
                                            settings.approval_expires_in)
-        self.checkpointer = StewardSaver(driver, cipher=settings.cipher, threads=threads,
+        self.checkpointer = StewardSaver(driver, cipher=settings.cipher,
+                                         data_keys=settings.data_keys, threads=threads,
                                          participants=(self.audit,),
                                          write_filter=SpentResumes(), schemas=PARTS)
         self.approvals = Approvals(records, driver, self.audit, self.guardrails)

@@ -1,13 +1,14 @@
 """The AgentCore app (``steward.aws.agentcore``) as AgentCore Runtime runs it: its own process,
 uvicorn on a port, the runtime on ``$STEWARD_DB``. ``python tests/_agentcore_app.py PORT GRAPH``
-with GRAPH ``refund`` (the example workflow) or ``gated`` (one node that waits until the file
-``$GATE`` exists, so that a test can look at ``/ping`` while a run holds its lease)."""
+with GRAPH ``refund`` (the example workflow) or ``gated`` (one async node that creates
+``$GATE.waiting``, then waits until the file ``$GATE`` exists, so that a test can look at
+``/ping`` while a run holds its lease, or kill the process mid-run)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TypedDict
 
@@ -22,11 +23,14 @@ class Gated(TypedDict, total=False):
     waited: bool
 
 
-def _wait(state: Gated) -> Gated:
-    gate = Path(os.environ["GATE"])
-    deadline = time.time() + 30
-    while not gate.exists() and time.time() < deadline:
-        time.sleep(0.02)
+async def _wait(state: Gated) -> Gated:
+    """Async, as a model call would be: the app runs async nodes too."""
+    gate = os.environ["GATE"]
+    await asyncio.to_thread(Path(f"{gate}.waiting").touch)  # the test knows we are here
+    for _ in range(1500):  # 30 s at most
+        if await asyncio.to_thread(os.path.exists, gate):
+            break
+        await asyncio.sleep(0.02)
     return {"waited": True}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _kms import FAKE, Kms, start_kms
 from _pg import PGVECTOR_ENV_URL, PgServer, pgvector_bin, start_postgres
 from _support import ROLES
 
@@ -134,3 +135,23 @@ def rt(db_url: str) -> Iterator[steward.Runtime]:
     """A runtime on each backend, with the test roles granted (see _support.ROLES)."""
     with steward.open(db_url, thread_roles=ROLES, lease_ttl=5) as runtime:
         yield runtime
+
+
+@pytest.fixture(scope="session")
+def kms_server() -> Iterator[str]:
+    """AWS KMS as moto's server mode on 127.0.0.1, for the whole session (see tests/_kms.py);
+    yields its endpoint URL."""
+    with start_kms() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def kms(kms_server: str, monkeypatch: pytest.MonkeyPatch) -> Kms:
+    """A KMS key of this test's own (and its alias) on that server, with fake credentials and
+    boto3's endpoint for KMS pointed at it in the environment (``"kms:alias/..."`` works)."""
+    for name, value in FAKE.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", kms_server)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "STEWARD_ENCRYPTION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return Kms(kms_server)

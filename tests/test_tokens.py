@@ -35,7 +35,8 @@ def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _claims(**extra: Any) -> dict[str, Any]:
-    return {"sub": "bob", "tenant": "acme", "roles": ["manager"], "exp": time.time() + 60,
+    # A day: the parameters below are built at collection, long before some tests run.
+    return {"sub": "bob", "tenant": "acme", "roles": ["manager"], "exp": time.time() + 86400,
             **extra}
 
 

@@ -11,9 +11,10 @@ entrypoint runs the graph on a Steward runtime:
   ``Authorization``), verified again here as ``steward.tokens`` says; no token, no run (401).
   The workload access token AgentCore also sends is for calling AgentCore Identity on the
   user's behalf; it is not verifiable here and never names the principal;
-- the payload is the graph's input, or ``{"resume": value}`` answering what the thread waits on
-  (a vote in any format Steward's approvals accept), checked before the run as the LangGraph
-  server checks it: a vote the node would refuse is 403/422, and the thread keeps waiting;
+- the payload is the graph's input, ``{"resume": value}`` answering what the thread waits on
+  (a vote in any format Steward's approvals accept, checked before the run as the LangGraph
+  server checks it: a vote the node would refuse is 403/422, and the thread keeps waiting), or
+  ``null``: go on from the last checkpoint (a run that died half-way, "stalled");
 - with ``Accept: text/event-stream`` the response streams the run's events (``updates``, an
   ``interrupt`` carrying the approval request, and ``end``); otherwise it is one JSON object:
   ``{"session_id", "status": "done" | "interrupted", "values", "interrupts"}``;
@@ -29,12 +30,15 @@ an IAM token per connection) with the LangGraph server's ``STEWARD_POLICY`` /
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import importlib
 import os
+import queue
+import threading
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import StateGraph
@@ -88,6 +92,13 @@ class _Served:
         self.owned = runtime is None
         self.rt = runtime if runtime is not None else steward.open(
             url or os.environ.get("STEWARD_DB", "sqlite:///steward-agentcore.db"), **options)
+        try:
+            self.graph = self._bound(graph)
+        except BaseException:
+            self.close()
+            raise
+
+    def _bound(self, graph: Any) -> Any:
         if self.rt.is_async:
             raise ConfigError("agentcore_app takes a runtime from steward.open (sync): the "
                               "app runs each invocation on a thread of its own.")
@@ -102,7 +113,7 @@ class _Served:
             raise ConfigError("the graph is compiled with another checkpointer: compile it "
                               "with the runtime's (builder.compile(checkpointer=rt.checkpointer))"
                               ", or pass the StateGraph and let agentcore_app compile it.")
-        self.graph = graph
+        return graph
 
     def close(self) -> None:
         if self.owned:
@@ -116,8 +127,6 @@ def _refusal(status: int, error: str, message: str) -> Response:
 
 
 def _status(exc: StewardError) -> int:
-    if isinstance(exc, TokenInvalid):
-        return 401
     if isinstance(exc, ApprovalInvalid):
         return 422 if exc.malformed else 403
     if isinstance(exc, ThreadAccessDenied):
@@ -147,10 +156,38 @@ def _streams(context: RequestContext) -> bool:
     return "text/event-stream" in accept
 
 
+def _driven(stream: Callable[[], AsyncIterator[Any]]) -> Iterator[Any]:
+    """An async stream, run to its end on an event loop of its own thread and handed over item
+    by item: the graph's nodes may be async (only ``astream`` runs those; sync nodes run in its
+    executor), the SDK iterates a response on threads of its choosing, and a run goes on to
+    its end even if the caller stops listening (else it would stop half-way: stalled)."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    async def produce() -> None:
+        try:
+            async for item in stream():
+                items.put(("item", item))
+        except BaseException as exc:  # handed to the reader, which raises it
+            items.put(("error", exc))
+        else:
+            items.put(("done", None))
+
+    threading.Thread(target=asyncio.run, args=(produce(),), daemon=True,
+                     name="steward-agentcore-run").start()
+    while True:
+        kind, value = items.get()
+        if kind == "error":
+            raise value
+        if kind == "done":
+            return
+        yield value
+
+
 class _Invocation:
     """One ``POST /invocations``: the checks, the run's first step, then the rest."""
 
-    def __init__(self, served: _Served, payload: Any, context: RequestContext) -> None:
+    def __init__(self, served: _Served, payload: Any, context: RequestContext,
+                 principal: Principal) -> None:
         self.served = served
         self.rt = served.rt
         if not context.session_id:
@@ -158,26 +195,30 @@ class _Invocation:
                               "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id header (AgentCore "
                               "sends it; invoke_agent_runtime(runtimeSessionId=...)).")
         self.thread_id = context.session_id
-        self.principal = _principal(context)
-        if not isinstance(payload, dict):
+        self.principal = principal
+        if payload is not None and not isinstance(payload, dict):
             raise ConfigError(f"the payload must be a JSON object (the graph's input, or "
-                              f"{{\"resume\": ...}}), got {type(payload).__name__}.")
+                              f"{{\"resume\": ...}}) or null (go on from the last "
+                              f"checkpoint), got {type(payload).__name__}.")
         self.input: Any = payload
-        if "resume" in payload:
+        if payload is not None and "resume" in payload:
             if len(payload) != 1:
                 raise ConfigError("a resume payload is {\"resume\": value} alone; send the "
                                   "graph's input without a 'resume' key.")
             self.rt.approvals.check_resume(self.thread_id, self.principal, payload["resume"])
             self.input = Command(resume=payload["resume"])
         self.config = self.rt.config(self.thread_id, self.principal)
+        if payload is None and served.graph.checkpointer.get_tuple(self.config) is None:
+            raise ConfigError(f"session {self.thread_id!r} has no checkpoint to go on from "
+                              "(new, or its run died before its first step): send its input.")
         self.values: Any = None
         self.interrupts: list[Any] = []
 
     def chunks(self) -> Iterator[dict[str, Any]]:
         """The run's events; the run's last values and its interrupts are kept for ``end``
         (read from the stream: an approver may no longer read the thread once it went on)."""
-        for mode, chunk in self.served.graph.stream(self.input, self.config,
-                                                    stream_mode=["updates", "values"]):
+        for mode, chunk in _driven(lambda: self.served.graph.astream(
+                self.input, self.config, stream_mode=["updates", "values"])):
             if mode == "values":
                 self.values = chunk
             elif isinstance(chunk, Mapping) and "__interrupt__" in chunk:
@@ -228,7 +269,13 @@ def agentcore_app(graph: Any, *, url: str | None = None, runtime: steward.Runtim
     def invoke(payload: Any, context: RequestContext) -> Any:
         """Sync on purpose: the SDK runs it, and iterates what it returns, on a thread."""
         try:
-            run = _Invocation(served, payload, context)
+            principal = _principal(context)
+        except TokenInvalid as exc:
+            return _refusal(401, type(exc).__name__, str(exc))
+        except ConfigError as exc:  # this deployment's settings, not the caller's request
+            return _refusal(500, type(exc).__name__, str(exc))
+        try:
+            run = _Invocation(served, payload, context, principal)
             chunks = run.chunks()
             first = next(chunks, None)  # takes the lease: a busy or foreign thread fails here
         except StewardError as exc:

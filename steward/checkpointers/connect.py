@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,24 +16,24 @@ from steward.errors import ConfigError
 from steward.identity import AccessRule
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import AsyncPostgresDriver, Driver, PostgresDriver, SqliteDriver
+from steward.storage.keys import KeySource, key_source
 from steward.storage.passwords import Password
 from steward.storage.url import DatabaseURL, parse_url
 
 if TYPE_CHECKING:
     from steward.checkpointers.saver import StewardSaver
 
-KEY_ENV = "STEWARD_ENCRYPTION_KEY"
 
-
-def saver_options(*, encryption_key: str | bytes | None = None,
+def saver_options(*, encryption_key: KeySource | None = None,
                   thread_roles: Mapping[str, str] | None = None,
                   default_ttl: float | None = None, lease_ttl: float = 30.0,
                   trust_unidentified: bool = False) -> dict[str, Any]:
     """The saver's keyword arguments from ``steward.open``'s options (the key defaults to
-    ``$STEWARD_ENCRYPTION_KEY``)."""
-    key = encryption_key if encryption_key is not None else os.environ.get(KEY_ENV) or None
+    ``$STEWARD_ENCRYPTION_KEY``; see ``steward.storage.keys`` for what it may be)."""
+    source = key_source(encryption_key)
     return {
-        "cipher": Cipher(key) if key is not None else None,
+        "cipher": source if isinstance(source, Cipher) else None,
+        "data_keys": None if source is None or isinstance(source, Cipher) else source,
         "access": AccessRule.from_roles(thread_roles, trust_unidentified=trust_unidentified),
         "default_ttl": default_ttl,
         "lease_ttl": lease_ttl,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from steward.errors import ConfigError
 from steward.identity import Access, Principal
-from steward.storage.codec import dump_json, load_json
+from steward.storage.codec import Codec, dump_json, load_json
 from steward.storage.drivers import placeholders
 from steward.storage.ops import Op, Stmt
 from steward.storage.places import at_blob, at_checkpoint, at_write
@@ -28,6 +28,7 @@ def delete_rows(saver: StewardSaver, tid: str) -> Op[None]:
     saver.threads.drop_view(tid)
     for table in saver._thread_tables:  # the other parts' rows of the thread first
         yield Stmt(f"DELETE FROM {table} WHERE thread_id = ?", (tid,))
+    yield from saver.codec.forget_threads([tid])  # its data key, if it has one
     for sql in saver.sql.delete_thread_rows:
         yield Stmt(sql, (tid,))
     yield Stmt(saver.sql.delete_thread, (tid,))
@@ -61,18 +62,27 @@ def copy_thread_op(saver: StewardSaver, source: str, target: str,
     row = yield from saver.threads.authorize_op(src, principal, Access.READ)
     if row is None:
         return
-    yield from saver.threads.claim_op(dst, principal)
-    if saver.codec.cipher is None:
+    claimed = yield from saver.threads.claim_op(dst, principal)
+    if not saver.codec.sealed:
         for sql in saver.sql.copy_rows:
             yield Stmt(sql, (dst, src))
     else:
-        yield from reseal_copy(saver, src, dst)
+        # With per-thread data keys the copy is sealed under a key of its own.
+        old = yield from saver.codec.thread_op(src, row.tenant, create=False)
+        new = yield from saver.codec.thread_op(dst, claimed.tenant, create=True)
+        yield from reseal_copy(saver, src, dst, old, new)
     yield Stmt(saver.sql.copy_subjects, (dst, src), wait=False)  # the copy is about them too
 
 
-def reseal_copy(saver: StewardSaver, src: str, dst: str) -> Op[None]:
-    """Copy an encrypted thread: every ciphertext is bound to its thread, so re-seal."""
-    move, where = saver.codec.move, f"a payload of thread {src!r}"
+def reseal_copy(saver: StewardSaver, src: str, dst: str, old: Codec, new: Codec) -> Op[None]:
+    """Copy an encrypted thread: every ciphertext is bound to its thread (and, with per-thread
+    data keys, sealed with its thread's key), so re-seal each from ``old`` into ``new``."""
+    where = f"a payload of thread {src!r}"
+
+    def move(type_: str, blob: bytes, where: str, at: tuple[str, ...],
+             to: tuple[str, ...]) -> tuple[str, bytes]:
+        return old.move(type_, blob, where, at, to, into=new)
+
     rows = (yield Stmt(saver.sql.copy_select[0], (src,))).rows
     if rows:
         yield Stmt(saver.sql.upsert_checkpoint, [
@@ -110,7 +120,8 @@ def prune_op(saver: StewardSaver, thread_ids: Sequence[str], strategy: str,
         else:
             yield Stmt(saver.sql.prune_writes, (tid, tid))
             yield Stmt(saver.sql.prune_checkpoints, (tid, tid))
-            yield from saver._decoder().compact_op(tid)
+            codec = yield from saver.codec.thread_op(tid, row.tenant, create=False)
+            yield from saver._decoder(codec).compact_op(tid)
             yield Stmt(saver.sql.gc_blobs, (tid, tid, tid))
 
 
@@ -132,4 +143,7 @@ def erase_context_op(saver: StewardSaver, ids: Sequence[str]) -> Op[int]:
                              tuple(ids))).rowcount
     for table in ("steward_blobs", "steward_writes"):
         yield Stmt(f"DELETE FROM {table} WHERE thread_id IN ({marks})", tuple(ids), wait=False)
+    # With per-thread data keys, their keys go too (crypto-shredding): a copy of what was
+    # sealed with them -- a leftover row, a backup of the data tables -- can no longer be read.
+    yield from saver.codec.forget_threads(ids)
     return max(count, 0)  # the caller forgets the cached rows once this committed

@@ -27,22 +27,27 @@ __all__ = ["get_tuple_op", "list_op"]
 def get_tuple_op(saver: StewardSaver, config: RunnableConfig) -> Op[CheckpointTuple | None]:
     tid, ns, cid = target(config)
     principal = principal_from_config(config)
-    # One round trip for the thread's identity and the checkpoint; nothing is returned
-    # before the access rule has looked at the identity.
-    found, checkpoints = yield (
+    # One round trip for the thread's identity, the checkpoint and (with per-thread data
+    # keys) the thread's wrapped key; nothing is returned before the access rule has looked
+    # at the identity.
+    key = saver.codec.thread_key_stmt(tid)
+    found, checkpoints, *keys = yield (
         Stmt(saver.sql.select_thread, (tid,)),
         Stmt(saver.sql.select_checkpoint, (tid, ns, cid)) if cid
         else Stmt(saver.sql.select_latest, (tid, ns)),
+        *((key,) if key is not None else ()),
     )
     thread = thread_row(found.one())
     saver.threads.access.check(principal, Threads.identity(tid, thread), Access.READ)
     row = checkpoints.one()
     if row is None:
         return None
+    codec = yield from saver.codec.thread_op(tid, None, create=False,
+                                             found=keys[0] if keys else None)
     if thread is None:
-        return (yield from saver._decoder().load_tuple_op(row))
+        return (yield from saver._decoder(codec).load_tuple_op(row))
     learned: dict[Key, Known | None] = {}
-    tup = yield from saver._decoder().load_tuple_op(row, learned, thread.created_at)
+    tup = yield from saver._decoder(codec).load_tuple_op(row, learned, thread.created_at)
     saver._lists.update(learned)  # a cache: safe to fill before the read commits
     return tup
 
@@ -98,13 +103,17 @@ def list_op(
         sql += " LIMIT ?"
         params.append(limit_of(limit))
     rows = (yield Stmt(sql, params)).rows
+    # With per-thread data keys, the listed threads' keys in one read.
+    codecs = yield from saver.codec.threads_op(str(row[0]) for row in rows)
+    decoders = {tid: saver._decoder(codecs[tid]) for tid in {str(row[0]) for row in rows}}
     # Every listed checkpoint's values and writes in one more round trip.
-    decoder = saver._decoder()
-    checkpoints = [decoder.decode(row) for row in rows]
-    batches = [decoder.tuple_stmts(row, cp) for row, cp in zip(rows, checkpoints, strict=True)]
+    checkpoints = [decoders[str(row[0])].decode(row) for row in rows]
+    batches = [decoders[str(row[0])].tuple_stmts(row, cp)
+               for row, cp in zip(rows, checkpoints, strict=True)]
     results = (yield tuple(stmt for batch in batches for stmt in batch)) if rows else []
     out, at = [], 0
     for row, cp, batch in zip(rows, checkpoints, batches, strict=True):
-        out.append(decoder.tuple_from(row, cp, results[at:at + len(batch)], None, 0.0))
+        out.append(decoders[str(row[0])].tuple_from(row, cp, results[at:at + len(batch)],
+                                                    None, 0.0))
         at += len(batch)
     return out

@@ -27,6 +27,9 @@ class WriteCtx:
     lists: dict[Key, Known | None] = field(default_factory=dict)
     # Held task writes the write took (riding.Taken), given back if it fails.
     taken: list[tuple[str, str, list[Any]]] = field(default_factory=list)
+    # Data keys the write made ((scope, wrapped key): ``Envelope.confirm``), trusted once
+    # it has committed.
+    keys: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
 
 
 class ThreadRow(NamedTuple):

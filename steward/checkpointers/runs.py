@@ -172,19 +172,25 @@ def acquire_op(saver: StewardSaver, tid: str, holder: str, principal: Principal 
     run's first read (LangGraph's ``get_tuple``) is then served from it (``Prefetches``),
     since nobody else can write the thread while the run holds its lease."""
     found: list[Result] = []
+    key = saver.codec.thread_key_stmt(tid)  # with per-thread data keys, its key as well
     row = yield from saver.threads.acquire_op(
         tid, holder, principal, ttl, subjects, vote, process,
         also=(Stmt(saver.sql.select_latest, (tid, "")),
-              Stmt(saver.sql.select_latest_writes, (tid, "", tid, ""))), found=found)
+              Stmt(saver.sql.select_latest_writes, (tid, "", tid, "")),
+              *((key,) if key is not None else ())), found=found)
     saver._riding.drop(tid)  # a run of this process that lost the thread left them
     for participant in saver.participants:
         yield from participant.run_started_op(tid, row)
     latest = found[0].one() if found else None
-    tup = None
+    tup, codec = None, saver.codec
+    if key is not None:
+        # The run's writes trust the cached key from here: nobody else may delete or erase
+        # the thread while the run holds its lease.
+        codec = yield from saver.codec.thread_op(tid, row.tenant, create=False, found=found[2])
     if latest is not None:
         learned: dict[Key, Known | None] = {}
-        tup = yield from saver._decoder().load_latest_op(latest, found[1], learned,
-                                                         row.created_at)
+        tup = yield from saver._decoder(codec).load_latest_op(latest, found[1], learned,
+                                                              row.created_at)
         saver._lists.update(learned)
     return Prefetched(holder, principal, tup, row)
 

@@ -43,6 +43,9 @@ from steward.identity import Access, AccessRule, Principal, Vote
 from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
 from steward.storage.drivers import Driver
+from steward.storage.envelope import ENVELOPE, Envelope
+from steward.storage.envelope import SCHEMA as KEYS_SCHEMA
+from steward.storage.keys import DataKeyProvider, KeySource
 from steward.storage.migrations import Schema, setup_op
 from steward.storage.ops import Op, StaleView
 from steward.storage.passwords import password_option
@@ -78,6 +81,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
         *,
         serde: SerializerProtocol | None = None,
         cipher: Cipher | None = None,
+        data_keys: DataKeyProvider | None = None,
         access: AccessRule | None = None,
         default_ttl: float | None = None,
         lease_ttl: float = 30.0,
@@ -86,15 +90,17 @@ class StewardSaver(BaseCheckpointSaver[str]):
         participants: Sequence[WriteParticipant] = (),
         write_filter: WriteFilter | None = None,
     ) -> None:
-        """``threads``: the thread table shared with the other parts (built from ``access``,
-        ``default_ttl`` and ``lease_ttl`` when not given); ``participants``: whose rows join
+        """``cipher``: one key for every payload; ``data_keys``: a data key per thread instead,
+        wrapped by a key service (``steward.storage.envelope``). ``threads``: the thread table
+        shared with the other parts (built from ``access``, ``default_ttl`` and ``lease_ttl``
+        when not given); ``participants``: whose rows join
         its write transactions; ``write_filter``: what screens a task's writes; ``schemas``:
         the tables of the parts that share its database, set up with its own."""
         super().__init__(serde=serde)
         self.driver = driver
         self.sql = Sql(driver.dialect)
         self._pg = driver.dialect == "postgres"  # writes of known threads: one statement
-        self.codec = Codec(cipher)
+        self.codec = Codec(cipher, Envelope(data_keys) if data_keys is not None else None)
         self.threads = threads or Threads(driver, access=access, default_ttl=default_ttl,
                                           lease_ttl=lease_ttl)
         self.participants = tuple(participants)
@@ -110,7 +116,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     @classmethod
     def from_conn_string(
-        cls, url: str, *, encryption_key: str | bytes | None = None,
+        cls, url: str, *, encryption_key: KeySource | None = None,
         thread_roles: Mapping[str, str] | None = None, default_ttl: float | None = None,
         lease_ttl: float = 30.0, pool_size: int = 10, trust_unidentified: bool = False,
         password: str | Callable[[], str] | None = None,
@@ -128,7 +134,7 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     @classmethod
     def afrom_conn_string(
-        cls, url: str, *, encryption_key: str | bytes | None = None,
+        cls, url: str, *, encryption_key: KeySource | None = None,
         thread_roles: Mapping[str, str] | None = None, default_ttl: float | None = None,
         lease_ttl: float = 30.0, pool_size: int = 10, trust_unidentified: bool = False,
         password: str | Callable[[], str] | None = None,
@@ -144,9 +150,10 @@ class StewardSaver(BaseCheckpointSaver[str]):
     # -- setup ---------------------------------------------------------------------------------
 
     def _setup_op(self) -> Op[None]:
-        cipher = self.codec.cipher
-        return setup_op(self.driver.dialect, self.driver.url, (SCHEMA, *self.schemas),
-                        cipher.fingerprint if cipher else None,
+        cipher, keys = self.codec.cipher, self.codec.keys
+        return setup_op(self.driver.dialect, self.driver.url,
+                        (SCHEMA, KEYS_SCHEMA, *self.schemas),
+                        cipher.fingerprint if cipher else ENVELOPE if keys else None,
                         "SELECT 1 FROM steward_checkpoints LIMIT 1")
 
     def setup(self) -> None:
@@ -165,13 +172,15 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _encoder(self) -> Encoder:
-        """Checkpoints to rows with this saver's serde and list cache."""
-        return Encoder(self.codec, self.serde, self._lists)
+    def _encoder(self, codec: Codec | None = None) -> Encoder:
+        """Checkpoints to rows with this saver's serde and list cache, sealed by ``codec`` (the
+        thread's: ``Codec.thread_op``; default the saver's, when it is one key or none)."""
+        return Encoder(codec or self.codec, self.serde, self._lists)
 
-    def _decoder(self) -> Decoder:
-        """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own)."""
-        return Decoder(self.sql, self.codec, self.serde, self._lists)
+    def _decoder(self, codec: Codec | None = None) -> Decoder:
+        """Rows to checkpoints with this saver's serde (a ``with_allowlist`` copy has its own),
+        opened by ``codec`` (as for ``_encoder``)."""
+        return Decoder(self.sql, codec or self.codec, self.serde, self._lists)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         first = self._prefetches.first_read(config)
@@ -353,12 +362,16 @@ class StewardSaver(BaseCheckpointSaver[str]):
     def _remember(self, ctx: WriteCtx) -> None:
         self.threads.remember(ctx.views)
         self._lists.update(ctx.lists)
+        if ctx.keys and self.codec.keys is not None:
+            self.codec.keys.confirm(ctx.keys)  # data keys the write made: committed now
 
     def forget(self) -> None:
-        """Trust no cached thread row or list (after a change made behind the saver's back,
-        such as an erasure)."""
+        """Trust no cached thread row, list or data key (after a change made behind the saver's
+        back, such as an erasure)."""
         self.threads.forget()
         self._lists.clear()
+        if self.codec.keys is not None:
+            self.codec.keys.forget()
 
     def close(self) -> None:
         self._settler.close()
@@ -378,9 +391,12 @@ class StewardSaver(BaseCheckpointSaver[str]):
             return False
         if self.write_filter is not None and self.write_filter.screen(task_id, writes) is not None:
             return False
+        codec = self.codec.thread(tid)  # the run holds the lease: its thread's key stays
+        if codec is None:
+            return False  # its data key must be read first: write them now
         rows: list[WriteRow] = [
             (ns, cid, task_id, idx, channel,
-             *self.codec.dump(self.serde, value, at_write(tid, ns, cid, task_id, idx)), task_path)
+             *codec.dump(self.serde, value, at_write(tid, ns, cid, task_id, idx)), task_path)
             for idx, (channel, value) in enumerate(writes)]
         if not self._riding.hold(tid, rows):
             return False

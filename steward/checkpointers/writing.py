@@ -25,13 +25,14 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.types import INTERRUPT, RESUME
 
 from steward.checkpointers.configs import interrupts, target, ttl_of
-from steward.checkpointers.encoding import inline_value
+from steward.checkpointers.encoding import Encoder, inline_value
 from steward.checkpointers.participants import Joined, WriteParticipant
 from steward.checkpointers.riding import Taken
 from steward.checkpointers.rows import ThreadRow, WriteCtx
 from steward.checkpointers.sql import rows_json
-from steward.identity import Vote, principal_from_config
-from steward.storage.ops import Op, StaleView, Stmt
+from steward.identity import Principal, Vote, principal_from_config
+from steward.storage.codec import Codec
+from steward.storage.ops import Op, Result, StaleView, Stmt
 from steward.storage.places import at_write
 
 if TYPE_CHECKING:
@@ -62,12 +63,18 @@ def put_op(
     changed = [(ch, str(v)) for ch, v in new_versions.items()
                if ch in values and ch not in inline]
     fast = saver.threads.fast_view(tid, principal, at=(ns, checkpoint["id"]), ctx=ctx)
+    # The guard that trusts the cached row trusts the thread's cached data key with it (a key
+    # only goes with a change of its thread's row); a key not cached takes the careful way.
+    codec = saver.codec.thread(tid) if fast is not None else None
+    if codec is None:
+        fast = None
     taken = ctx.taken if ctx is not None else []
     joining, joined = _join(saver, tid, checkpoint["id"], fast if saver._pg else None, taken)
     if fast is not None and joined is not None:
         # A known thread whose row this write leaves alone: the whole write is one
         # statement, guarded (see claim_op), on its own: one round trip, no BEGIN/COMMIT.
-        planned = [saver._encoder().plan_blob(tid, ns, ch, v, values[ch], fast.created_at, ctx)
+        encoder = saver._encoder(codec)
+        planned = [encoder.plan_blob(tid, ns, ch, v, values[ch], fast.created_at, ctx)
                    for ch, v in changed]
         rows = [row for row, _ in planned]
         bases = [base for _, base in planned if base is not None]
@@ -76,35 +83,55 @@ def put_op(
         yield from alone(
             saver.sql.put_alone(tid in saver.threads.leases, ctes, blobs=bool(rows),
                                bases=bool(bases)),
-            (*stored, *saver._encoder().checkpoint_row(config, checkpoint, inline, metadata,
-                                                      principal, tid, ns, parent,
-                                                      saver.threads.leases.get(tid))),
+            (*stored, *encoder.checkpoint_row(config, checkpoint, inline, metadata,
+                                              principal, tid, ns, parent,
+                                              saver.threads.leases.get(tid))),
             _guard_params(saver, tid, fast, ns, bases), joined)
         return done
     # Only the checkpoints a run makes as it goes may come from an approver's reach; new
     # input, update_state and forks need access of one's own.
     vote: Vote | None = "run" if (metadata or {}).get("source") == "loop" else None
     trusted = None if saver._pg else fast
-    thread = trusted if trusted is not None else (yield from saver.threads.claim_op(
-        tid, principal, ttl=ttl_of(config), at=(ns, checkpoint["id"]), ctx=ctx, vote=vote))
-    if trusted is not None:  # SQLite: the row is checked, not claimed, under the write lock
-        yield from saver.threads.guard_op(tid, trusted)
+    thread, codec = yield from _claimed(saver, tid, principal, config, trusted, codec, ctx,
+                                        at=(ns, checkpoint["id"]), vote=vote)
     yield from saver._riding.write_op(tid, taken)
     for participant in joining:
         yield from participant.write_op(tid, checkpoint["id"], thread)
+    encoder = saver._encoder(codec)
     blobs = []
     for channel, version in changed:
-        blob_row = yield from _blob_row(saver, tid, ns, channel, version, values[channel],
-                                             thread.created_at, ctx)
+        blob_row = yield from _blob_row(saver, encoder, tid, ns, channel, version,
+                                        values[channel], thread.created_at, ctx)
         blobs.append(blob_row)
     if blobs:
         yield Stmt(saver.sql.insert_blobs, blobs, many=True, wait=False)
     yield Stmt(saver.sql.upsert_checkpoint,
-               saver._encoder().checkpoint_row(config, checkpoint, inline, metadata,
-                                              principal, tid, ns, parent,
-                                              saver.threads.leases.get(tid)),
+               encoder.checkpoint_row(config, checkpoint, inline, metadata, principal, tid, ns,
+                                      parent, saver.threads.leases.get(tid)),
                wait=False)
     return done
+
+
+def _claimed(saver: StewardSaver, tid: str, principal: Principal | None,
+             config: RunnableConfig, trusted: ThreadRow | None, codec: Codec | None,
+             ctx: WriteCtx | None, *, at: tuple[str, str],
+             interrupts: list[dict[str, Any]] | None = None,
+             vote: Vote | None = None) -> Op[tuple[ThreadRow, Codec]]:
+    """The careful way's thread row and codec: the row this process trusts (SQLite, checked
+    under the write lock, with the cached key), or the row claimed with the thread's data key
+    read in the same round trip (made, if the thread has none yet)."""
+    if trusted is not None and codec is not None:
+        yield from saver.threads.guard_op(tid, trusted)
+        return trusted, codec
+    key = saver.codec.thread_key_stmt(tid)
+    found: list[Result] = []
+    row = yield from saver.threads.claim_op(
+        tid, principal, ttl=ttl_of(config), at=at, ctx=ctx, interrupts=interrupts, vote=vote,
+        also=(key,) if key is not None else (), found=found)
+    codec = yield from saver.codec.thread_op(tid, row.tenant, create=True,
+                                             found=found[0] if found else None,
+                                             made=ctx.keys if ctx is not None else None)
+    return row, codec
 
 def _join(saver: StewardSaver, tid: str, checkpoint_id: str, fast: ThreadRow | None,
           taken: Taken) -> tuple[_Joining, _Joined | None]:
@@ -149,9 +176,10 @@ def _guard_params(saver: StewardSaver, tid: str, row: ThreadRow, ns: str,
     return saver.sql.guarded_params(tid, ns, row.rev, row.created_at,
                                    holder if holder is not None else time.time(), bases)
 
-def _blob_row(saver: StewardSaver, tid: str, ns: str, channel: str, version: str, value: Any,
-              incarnation: float, ctx: WriteCtx | None) -> Op[tuple[Any, ...]]:
-    row, base = saver._encoder().plan_blob(tid, ns, channel, version, value, incarnation, ctx)
+def _blob_row(saver: StewardSaver, encoder: Encoder, tid: str, ns: str, channel: str,
+              version: str, value: Any, incarnation: float,
+              ctx: WriteCtx | None) -> Op[tuple[Any, ...]]:
+    row, base = encoder.plan_blob(tid, ns, channel, version, value, incarnation, ctx)
     if base is not None:
         where = (tid, ns, *base)
         if saver.driver.optimistic:
@@ -194,17 +222,26 @@ def put_writes_op(
     groups = [interrupts(v, task_id) for ch, v in writes if ch == INTERRUPT]
     waits = [i for g in groups for i in g] if groups else None
     special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-    rows = []  # (idx, channel, type, blob, the value)
-    for position, (channel, value) in enumerate(writes):
-        idx = WRITES_IDX_MAP.get(channel, position)
-        rows.append((idx, channel, *saver.codec.dump(saver.serde, value,
-                                                    at_write(tid, ns, cid, task_id, idx)),
-                     value))
+
+    def sealed(codec: Codec) -> list[tuple[Any, ...]]:
+        """(idx, channel, type, blob, the value) of each write."""
+        rows = []
+        for position, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, position)
+            rows.append((idx, channel, *codec.dump(saver.serde, value,
+                                                   at_write(tid, ns, cid, task_id, idx)),
+                         value))
+        return rows
+
     fast = None if screen is not None else saver.threads.fast_view(
         tid, principal, at=(ns, cid), interrupts=waits, ctx=ctx)
+    codec = saver.codec.thread(tid) if fast is not None else None  # as in put_op
+    if codec is None:
+        fast = None
     taken = ctx.taken if ctx is not None else []
     joining, joined = _join(saver, tid, cid, fast if saver._pg else None, taken)
-    if fast is not None and joined is not None:  # one guarded statement, as in put_op
+    if fast is not None and joined is not None and codec is not None:  # one statement
+        rows = sealed(codec)
         yield from alone(
             saver.sql.writes_alone(tid in saver.threads.leases, special,
                                   "".join(j.cte for j in joined)),
@@ -212,11 +249,9 @@ def put_writes_op(
             _guard_params(saver, tid, fast, ns, ()), joined)
         return
     trusted = None if saver._pg else fast
-    row = trusted if trusted is not None else (yield from saver.threads.claim_op(
-        tid, principal, ttl=ttl_of(config), at=(ns, cid), ctx=ctx, interrupts=waits,
-        vote=vote))
-    if trusted is not None:  # SQLite, as in put_op
-        yield from saver.threads.guard_op(tid, trusted)
+    row, codec = yield from _claimed(saver, tid, principal, config, trusted, codec, ctx,
+                                     at=(ns, cid), interrupts=waits, vote=vote)
+    rows = sealed(codec)
     yield from saver._riding.write_op(tid, taken)
     for participant in joining:
         yield from participant.write_op(tid, cid, row)

@@ -12,6 +12,9 @@ What goes, in one transaction:
   pending writes, effect results, approval request arguments and vote comments (the thread
   row stays, marked ``erased``, and no longer names them as a subject);
 - the comments of votes they cast on others' threads;
+- with per-thread data keys (``KmsKeys``), the data keys of those threads and of the
+  subject's memories, so that any copy of what they sealed can no longer be read
+  (crypto-shredding; see the README for what that covers);
 - the payloads of audit events in those threads or acted by them: each is replaced by a
   tombstone naming this erasure's receipt. Events keep their payload's hash, so every chain
   still verifies (events written before payloads had their own hash are kept and counted).
@@ -103,6 +106,9 @@ def erase_op(rt: NodeServices, subject: str, by: Principal) -> Op[ErasureReceipt
         yield from saver.threads.authorize_op(tid, by, Access.ADMIN)
     memories = (yield Stmt("DELETE FROM steward_memory WHERE tenant = ? AND (subject = ? OR "
                            "scope = ?)", (tenant, subject, f"user:{subject}"))).rowcount
+    # With per-person data keys, the key of their memories goes too (crypto-shredding): also
+    # when none is left to delete, since copies of those that expired may still exist.
+    shredded = yield from saver.codec.forget_subject(tenant, subject)
     # Each part erases what it keeps of those threads and of the person.
     checkpoints = yield from erase_context_op(saver, threads)
     yield from erase_results_op(threads)
@@ -110,7 +116,7 @@ def erase_op(rt: NodeServices, subject: str, by: Principal) -> Op[ErasureReceipt
         threads, tenant, subject, json.dumps(tombstone(receipt_id)))
     yield from saver.threads.erased_op(threads, tenant, subject)
     events, kept = yield from rt.audit.erase_op(threads, subject, tenant, receipt_id)
-    if not (threads or memories > 0 or events > 0 or comments > 0):
+    if not (threads or memories > 0 or events > 0 or comments > 0 or shredded):
         return (yield from _earlier_receipt(rt, tenant, subject))
     fields: dict[str, Any] = {
         "receipt_id": receipt_id, "tenant": tenant, "subject": subject, "erased_by": by.id,

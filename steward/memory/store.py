@@ -56,6 +56,7 @@ from steward.memory.pgvector import (
 from steward.memory.rules import MemoryRules
 from steward.memory.space import Space, Who, denied, space_of
 from steward.memory.vectors import MiniLMEmbeddings, encode, scores
+from steward.storage.codec import Codec
 from steward.storage.drivers import Driver
 from steward.storage.ops import Op as DbOp
 from steward.storage.ops import Stmt
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["MemoryStore"]
 
 _COLS = "namespace, key, scope, type, value, embedding, created_at, updated_at"
+_WHOSE = "COALESCE(subject, '')"  # whose data key seals a value (per-person data keys)
 _LIGHT = "namespace, key, scope, embedding, created_at, updated_at"  # what ranking needs
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _SCREEN = Redactor.default()  # refused categories are found with every detector
@@ -199,17 +201,22 @@ class MemoryStore(BaseStore):
 
     def _get_op(self, who: Who, op: GetOp, now: float) -> DbOp[Item | None]:
         self._check(who, op.namespace, "read")
-        row = (yield Stmt(f"SELECT {_COLS} FROM steward_memory WHERE namespace = ? AND key = ? "
-                          f"AND {_LIVE}", (_ns(op.namespace), op.key, now))).one()
+        row = (yield Stmt(f"SELECT {_COLS}, tenant, {_WHOSE} FROM steward_memory WHERE "
+                          f"namespace = ? AND key = ? AND {_LIVE}",
+                          (_ns(op.namespace), op.key, now))).one()
         if row is None:
             return None
-        return Item(value=self._value(row), key=row[1], namespace=op.namespace,
-                    created_at=_when(row[6]), updated_at=_when(row[7]))
+        codecs = yield from self.runtime.checkpointer.codec.subjects_op(row[8], [row[9]])
+        return Item(value=self._value(codecs[row[9]], row[0], row[1], row[3], row[4]),
+                    key=row[1], namespace=op.namespace, created_at=_when(row[6]),
+                    updated_at=_when(row[7]))
 
-    def _value(self, row: Sequence[Any]) -> dict[str, Any]:
-        saver = self.runtime.checkpointer
-        value = saver.codec.load(saver.serde, row[3], row[4], f"memory {row[0]}/{row[1]}",
-                                 ("memory", str(row[0]), str(row[1])))
+    def _value(self, codec: Codec, namespace: Any, key: Any, type_: str,
+               blob: bytes | None) -> dict[str, Any]:
+        """A stored value, opened with the codec of whom it is about (per-person data keys:
+        ``Codec.subjects_op``; else the runtime's)."""
+        value = codec.load(self.runtime.checkpointer.serde, type_, blob,
+                           f"memory {namespace}/{key}", ("memory", str(namespace), str(key)))
         return dict(value)
 
     def _prepare_put(self, who: Who, op: PutOp, purpose: str | None, subject: str | None,
@@ -226,13 +233,11 @@ class MemoryStore(BaseStore):
         if op.ttl is not None:  # LangGraph's ttl, in minutes: it can shorten the purpose's
             keep = op.ttl * 60 if keep is None else min(keep, op.ttl * 60)
         value = self.runtime.redactor.redact(dict(op.value))
-        saver = self.runtime.checkpointer
-        vtype, blob = saver.codec.dump(saver.serde, value,
-                                       ("memory", _ns(op.namespace), op.key))
         owner = subject if subject is not None else \
             space.name if space.kind == "user" else None
-        return (_ns(op.namespace), op.key, space.tenant, space.scope, owner, chosen, vtype,
-                blob, None, now, now, now + keep if keep is not None else None)
+        # The value is sealed by _put_op, with the data key of whom it is about (if any).
+        return (_ns(op.namespace), op.key, space.tenant, space.scope, owner, chosen, None,
+                value, None, now, now, now + keep if keep is not None else None)
 
     def _plan_put(self, who: Who, op: PutOp, purpose: str | None, subject: str | None,
                   now: float) -> tuple[tuple[Any, ...] | None, MemoryRefused | None]:
@@ -252,7 +257,11 @@ class MemoryStore(BaseStore):
             yield Stmt("DELETE FROM steward_memory WHERE namespace = ? AND key = ?",
                        (_ns(op.namespace), op.key), wait=False)
             return
-        cols, marks, params = "", "", [*row[:8], vector, *row[9:]]
+        saver = self.runtime.checkpointer
+        whose = row[4] or ""  # per-person data keys: the person's (made with the first)
+        codec = (yield from saver.codec.subjects_op(row[2], [whose], create=True))[whose]
+        vtype, blob = codec.dump(saver.serde, row[7], ("memory", row[0], row[1]))
+        cols, marks, params = "", "", [*row[:6], vtype, blob, vector, *row[9:]]
         if support is not None and support.schema is not None:
             cols, marks = ", vec", f", ?::{support.schema}.vector"
             params.append(literal(vector) if vector is not None else None)
@@ -351,13 +360,15 @@ class MemoryStore(BaseStore):
             part = ranked[start:start + chunk]
             where = " OR ".join("(namespace = ? AND key = ?)" for _ in part)
             found = {(r[0], r[1]): r for r in (yield Stmt(
-                f"SELECT namespace, key, type, value FROM steward_memory WHERE {where}",
-                [x for _, r in part for x in (r[0], r[1])])).rows}
+                f"SELECT namespace, key, type, value, {_WHOSE} FROM steward_memory WHERE "
+                f"{where}", [x for _, r in part for x in (r[0], r[1])])).rows}
+            codecs = yield from self.runtime.checkpointer.codec.subjects_op(
+                who.person.tenant, {r[4] for r in found.values()})
             for score, row in part:
                 stored = found.get((row[0], row[1]))
                 if stored is None:
                     continue  # deleted since the ranking read
-                value = self._value((stored[0], stored[1], None, stored[2], stored[3]))
+                value = self._value(codecs[stored[4]], *stored[:4])
                 if _matches(value, op.filter):
                     page.append((score, row, value))
             if len(page) >= wanted:
@@ -399,14 +410,17 @@ class MemoryStore(BaseStore):
             closed = sorted(scope for scope, ok in decided.items() if not ok)
             unless = f" AND scope NOT IN ({', '.join('?' for _ in closed)})" if closed else ""
             rows = (yield Stmt(
-                f"SELECT {_LIGHT}, type, value FROM steward_memory WHERE {where}{unless} AND "
-                f"{schema}.vector_dims(vec) = {dims} ORDER BY vec::{schema}.vector({dims}) "
-                f"OPERATOR({schema}.<#>) ?::{schema}.vector({dims}) LIMIT {limit}",
-                [*params, *closed, vec])).rows
+                f"SELECT {_LIGHT}, type, value, {_WHOSE} FROM steward_memory WHERE "
+                f"{where}{unless} AND {schema}.vector_dims(vec) = {dims} ORDER BY "
+                f"vec::{schema}.vector({dims}) OPERATOR({schema}.<#>) "
+                f"?::{schema}.vector({dims}) LIMIT {limit}", [*params, *closed, vec])).rows
             page = []
-            for score, row in self._ranked(query, self._in_reach(
-                    who, op.namespace_prefix, rows, decided, reach)):
-                value = self._value((row[0], row[1], None, row[6], row[7]))
+            ranked = self._ranked(query, self._in_reach(who, op.namespace_prefix, rows,
+                                                        decided, reach))
+            codecs = yield from self.runtime.checkpointer.codec.subjects_op(
+                who.person.tenant, {row[8] for _, row in ranked})
+            for score, row in ranked:
+                value = self._value(codecs[row[8]], row[0], row[1], row[6], row[7])
                 if _matches(value, op.filter):
                     page.append((score, row, value))
                     if len(page) >= wanted:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar, cast, overload
 
 from steward.context import Flow, NodeContext, UserCall, current, run_async, run_sync
 from steward.errors import ConfigError, EffectConflict
+from steward.storage.codec import Codec
 from steward.storage.ops import Op, Stmt
 from steward.storage.places import at_effect
 
@@ -131,11 +132,26 @@ class _Plan:
     result: Any = None
     key: str = ""
     reconcile: bool = False  # an intent with no outcome: the call may have happened
+    codec: Codec | None = None  # seals the result: the thread's (its data key, if it has one)
+
+
+def _codec_op(site: _Site) -> Op[Codec]:
+    """The codec of the site's thread: with per-thread data keys, the thread's key -- from
+    the cache while this process's run holds the thread's lease (nobody may delete or erase
+    the thread meanwhile), else read (or made) with the ledger's row."""
+    ctx = site.ctx
+    saver = ctx.runtime.checkpointer
+    cached = saver.codec.thread(ctx.thread_id)
+    if cached is not None and ctx.thread_id in saver.threads.leases:
+        return cached
+    tenant = ctx.principal.tenant if ctx.principal is not None else None
+    return (yield from saver.codec.thread_op(ctx.thread_id, tenant, create=True))
 
 
 def _begin(site: _Site, explicit_key: str | None) -> Op[_Plan]:
     ctx = site.ctx
     saver = ctx.runtime.checkpointer
+    codec = yield from _codec_op(site)
     where = (ctx.thread_id, ctx.task_ns, site.seq)
     row = (yield Stmt("SELECT name, args_hash, idempotency_key, status, type, result "
                       "FROM steward_effects WHERE thread_id = ? AND task_ns = ? AND seq = ?",
@@ -147,7 +163,7 @@ def _begin(site: _Site, explicit_key: str | None) -> Op[_Plan]:
                    "idempotency_key, status, attempts, started_at) VALUES "
                    "(?, ?, ?, ?, ?, ?, ?, 1, ?)",
                    (*where, site.name, site.hash, key, INTENT, time.time()))
-        return _Plan(replay=False, key=key)
+        return _Plan(replay=False, key=key, codec=codec)
     name, hashed, key, status, rtype, blob = row
     if (name, hashed) != (site.name, site.hash):
         what = "another function" if name != site.name else "other arguments"
@@ -161,13 +177,13 @@ def _begin(site: _Site, explicit_key: str | None) -> Op[_Plan]:
                           "can be neither replayed nor repeated: make the effect return plain "
                           "data, then delete the thread or its ledger row.")
     if status == DONE:
-        value = saver.codec.load(saver.serde, rtype, blob, site.where,
-                                 at_effect(*where[:2], site.seq))
-        return _Plan(replay=True, result=value, key=key)
+        value = codec.load(saver.serde, rtype, blob, site.where,
+                           at_effect(*where[:2], site.seq))
+        return _Plan(replay=True, result=value, key=key, codec=codec)
     yield from _authorized(ctx)
     yield Stmt("UPDATE steward_effects SET attempts = attempts + 1, started_at = ? "
                "WHERE thread_id = ? AND task_ns = ? AND seq = ?", (time.time(), *where))
-    return _Plan(replay=False, key=key, reconcile=status == INTENT)
+    return _Plan(replay=False, key=key, reconcile=status == INTENT, codec=codec)
 
 
 def _authorized(ctx: NodeContext) -> Op[None]:
@@ -195,14 +211,14 @@ def _finish(site: _Site, stored: tuple[str, bytes] | None = None, *,
                (DONE, *stored, time.time(), *where))
 
 
-def _outcome(site: _Site, result: Any) -> tuple[Op[None], ConfigError | None]:
+def _outcome(site: _Site, result: Any, codec: Codec) -> tuple[Op[None], ConfigError | None]:
     """The write that completes a call that returned ``result``: its stored form, or, if the
     runtime cannot store it, a record that the call happened with an unstorable result (a
     re-run must not act again, and cannot replay it)."""
     saver = site.ctx.runtime.checkpointer
     try:
-        stored = saver.codec.dump(saver.serde, result,
-                                  at_effect(site.ctx.thread_id, site.ctx.task_ns, site.seq))
+        stored = codec.dump(saver.serde, result,
+                            at_effect(site.ctx.thread_id, site.ctx.task_ns, site.seq))
     except Exception as exc:
         error = ConfigError(
             f"{site.where} returned {type(result).__name__}, which the runtime's serializer "
@@ -236,10 +252,11 @@ def _flow(site: _Site, func: Callable[..., Any], reconcile: Callable[..., Any] |
     _audit(site, plan)
     if plan.replay:
         return plan.result
+    assert plan.codec is not None
     if plan.reconcile and reconcile is not None:
         found = yield UserCall(lambda: reconcile(plan.key, *args, **kwargs))
         if found is not RETRY:
-            return (yield from _completed(site, found))
+            return (yield from _completed(site, found, plan.codec))
     given = {**kwargs, _KEY_PARAM: plan.key} if takes_key and _KEY_PARAM not in kwargs \
         else kwargs
     try:
@@ -247,11 +264,11 @@ def _flow(site: _Site, func: Callable[..., Any], reconcile: Callable[..., Any] |
     except BaseException as exc:
         yield _finish(site, error=exc)
         raise
-    return (yield from _completed(site, result))
+    return (yield from _completed(site, result, plan.codec))
 
 
-def _completed(site: _Site, result: Any) -> Flow[Any]:
-    op, error = _outcome(site, result)
+def _completed(site: _Site, result: Any, codec: Codec) -> Flow[Any]:
+    op, error = _outcome(site, result, codec)
     yield op
     if error is not None:
         raise error

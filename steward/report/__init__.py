@@ -36,7 +36,7 @@ from steward.report.scorecard import (
     WorkflowStats,
 )
 from steward.report.stats import Dist
-from steward.report.text import render_text
+from steward.report.text import measures, render_text
 
 __all__ = [
     "CATEGORIES",
@@ -60,6 +60,7 @@ __all__ = [
     "TimelineEntry",
     "VoteRecord",
     "WorkflowStats",
+    "measures",
     "parse_when",
     "render_html",
     "render_text",

@@ -6,9 +6,10 @@ its approval), every chain verifies, and no event holds personal data.
   ``checkpoint_ns``: a node's guarded call and its effect share it, also when the node re-ran
   after an approval or a crash), and, when that guard asked for an approval, with an
   ``approval_outcome`` that approved (or an ``approval_standing_use``) in the task before them;
-- chains are read whole, thread by thread, and verified as ``rt.audit.verify`` does; the
-  tenant's own chains (memory and access refusals, which belong to no thread) are verified too
-  when the scope is the whole tenant;
+- chains are read whole (``AuditLog.chains_op``: 50 at a time, in one round trip) and
+  verified as ``rt.audit.verify`` does; the
+  tenant's own chains (memory, and the access refusals: they belong to no thread) are verified
+  too when the scope has threads and names no workflow or thread;
 - each stored payload of a thread is checked with the runtime's redactor
   (``AuditLog.personal_data``): a payload it would still change was written unredacted.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from steward.audit.chain import Event, verify_chain
 from steward.audit.log import AuditLog
@@ -28,7 +28,7 @@ from steward.report.scorecard import AuditCompleteness, Finding, Scope
 from steward.report.sql import ReportSql
 from steward.storage.ops import Op, Stmt
 
-__all__ = ["Chains", "EffectRow", "chain_op", "completeness", "effects_op"]
+__all__ = ["Chains", "EffectRow", "completeness", "effects_op"]
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,6 @@ class Chains:
                 self.findings.append(Finding(
                     "personal_data", chain, event.seq,
                     f"{event.kind} holds what the redactor masks ({where})"))
-
-
-def chain_op(audit: AuditLog, chain: str) -> Op[tuple[list[Event], Any, AuditTampered | None]]:
-    """A chain's events and head, or the AuditTampered its reading raised (a tombstone of an
-    erasure that never happened)."""
-    try:
-        events, head = yield from audit.chain_op(chain)
-    except AuditTampered as exc:
-        return [], None, exc
-    return events, head, None
 
 
 def completeness(effects: Iterable[EffectRow], chains: Chains) -> AuditCompleteness:

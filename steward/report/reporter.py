@@ -6,9 +6,9 @@ command line's defaults, an ``ops=admin``); anyone else gets ThreadAccessDenied.
 is confined to the principal's tenant: the statements start from its rows of the thread table.
 
 The figures are read in one transaction (one snapshot on SQLite; on PostgreSQL each statement
-sees what was committed when it ran); then the chains are read whole, 50 threads per
-transaction, to verify them, look for personal data and, when asked, tell each thread's
-timeline. Nothing is written.
+sees what was committed when it ran); then the chains are read whole, 50 threads' in one
+round trip and transaction, to verify them, look for personal data and, when asked, tell each
+thread's timeline. Nothing is written.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from steward.audit.refusals import access_chain
 from steward.checkpointers.threads import Threads
 from steward.errors import ConfigError, ThreadAccessDenied
 from steward.identity import Access, Principal
-from steward.report.completeness import Chains, EffectRow, chain_op, completeness, effects_op
+from steward.report.completeness import Chains, EffectRow, completeness, effects_op
 from steward.report.efficiency import efficiency_op
 from steward.report.governance import governance_op
 from steward.report.period import When, parse_when
@@ -160,8 +160,9 @@ class Reporter:
 
     def _chains_op(self, chains: Chains, ids: Sequence[str], scan: bool,
                    tell: dict[str, list[Any]] | None) -> Op[None]:
+        found = yield from self.audit.chains_op(ids)
         for tid in ids:
-            events, head, error = yield from chain_op(self.audit, tid)
+            events, head, error = found[tid]
             if not events and error is None and not scan:
                 continue  # a tenant chain never written: nothing to verify
             chains.check(self.audit, tid, events, head, error, scan=scan)

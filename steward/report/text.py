@@ -85,9 +85,8 @@ def _table(title: str, *columns: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", show_lines=False)
-    for i, name in enumerate(columns):
-        table.add_column(name, justify="left" if i == 0 else "right" if name[-1:] == "#"
-                         else "left", overflow="fold")
+    for name in columns:
+        table.add_column(name, overflow="fold")
     return table
 
 

@@ -17,15 +17,18 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from steward.errors import ConfigError, PayloadCorrupted
 
+__all__ = ["KEY_HELP", "PREFIX", "Cipher", "decode_key"]
+
 PREFIX = "aesgcm:"
 _NONCE = 12
-_KEY_HELP = (
+KEY_HELP = (
     "an encryption key is 32 random bytes given as 64 hex digits or URL-safe base64; "
     "make one with: python -c \"import secrets; print(secrets.token_hex(32))\""
 )
 
 
-def _decode_key(key: str | bytes) -> bytes:
+def decode_key(key: str | bytes) -> bytes:
+    """32 key bytes from the bytes themselves, 64 hex digits or URL-safe base64."""
     if isinstance(key, bytes):
         raw = key
     elif isinstance(key, str):
@@ -43,9 +46,9 @@ def _decode_key(key: str | bytes) -> bytes:
                 raw = b""
     else:
         raise ConfigError(f"encryption_key must be str or bytes, got {type(key).__name__}: "
-                          f"{_KEY_HELP}.")
+                          f"{KEY_HELP}.")
     if len(raw) != 32:
-        raise ConfigError(f"encryption key has {len(raw)} bytes, expected 32: {_KEY_HELP}.")
+        raise ConfigError(f"encryption key has {len(raw)} bytes, expected 32: {KEY_HELP}.")
     return raw
 
 
@@ -63,7 +66,7 @@ class Cipher:
     """
 
     def __init__(self, key: str | bytes) -> None:
-        self._key = _decode_key(key)
+        self._key = decode_key(key)
         self._aead = AESGCM(self._key)
         # A fingerprint lets the runtime tell a wrong key from tampering before reading data.
         self.fingerprint = hmac.new(self._key, b"steward key check v1",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from steward.errors import ConfigError, StorageError
 from steward.storage.liveness import PgSession, local_token
-from steward.storage.ops import Batch, Op, Result, StaleView, Stmt, adrive, drive, finish
+from steward.storage.ops import Batch, Call, Op, Result, StaleView, Stmt, adrive, drive, finish
 from steward.storage.passwords import Password, apool_kwargs, ask, pool_kwargs
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def json_param(dialect: str) -> str:
     return "?::jsonb" if dialect == "postgres" else "?"
 
 
-def _pg_failure(exc: Exception, url: str, first: Stmt | Batch | None) -> Exception:
+def _pg_failure(exc: Exception, url: str, first: Stmt | Batch | Call | None) -> Exception:
     """What a PostgreSQL error means to Steward: a guard statement that divided by zero, or a
     one-statement write that broke one of its ``stale_keys``, found the view it was built
     from stale (StaleView: run it again the careful way); anything else is a StorageError."""
@@ -259,7 +259,7 @@ class PostgresDriver:
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
-        first: Stmt | Batch | None = None
+        first: Stmt | Batch | Call | None = None
         try:
             try:
                 first = next(op)
@@ -375,7 +375,7 @@ class AsyncPostgresDriver:
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         import psycopg
 
-        first: Stmt | Batch | None = None
+        first: Stmt | Batch | Call | None = None
         try:
             try:
                 first = next(op)

@@ -23,7 +23,7 @@ from typing import Any
 from steward.errors import ConfigError
 from steward.storage.ops import Op, Stmt
 
-__all__ = ["LAYOUT", "Migration", "Schema", "setup_op", "statements"]
+__all__ = ["ENVELOPE_KEYS", "LAYOUT", "Migration", "Schema", "setup_op", "statements"]
 
 LAYOUT = 9  # ``schema_version`` from which each part keeps its own version
 TYPES = {
@@ -33,6 +33,8 @@ TYPES = {
                  "text_c": 'TEXT COLLATE "C"'},
 }
 META_DDL = "CREATE TABLE IF NOT EXISTS steward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+# The key check of a database sealed with per-thread data keys (steward.storage.envelope).
+ENVELOPE_KEYS = "envelope-v1"
 PG_LOCK = "SELECT pg_advisory_xact_lock(7311662358017)"  # any constant unique to Steward
 _UPSERT = ("INSERT INTO steward_meta (key, value) VALUES (?, ?) "
            "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
@@ -105,10 +107,22 @@ def setup_op(dialect: str, url: str, schemas: Sequence[Schema], key_fingerprint:
                 "langgraph-steward to open it. Nothing was changed.")
     stored = meta.get("key_fingerprint")
     if stored is not None and key_fingerprint is None:
+        how = ("encryption_key=KmsKeys(...) or 'kms:<key id>' (its data keys are wrapped by "
+               "a key service)" if stored == ENVELOPE_KEYS else "encryption_key=...")
         raise ConfigError(
-            f"database {url} is encrypted: open it with steward.open(url, encryption_key=...) "
-            "or set STEWARD_ENCRYPTION_KEY.")
+            f"database {url} is encrypted: open it with steward.open(url, {how}) or set "
+            "STEWARD_ENCRYPTION_KEY.")
     if stored is not None and stored != key_fingerprint:
+        if stored == ENVELOPE_KEYS:
+            raise ConfigError(
+                f"database {url} is encrypted with a data key per thread, wrapped by a key "
+                "service, not with one key: open it with encryption_key=KmsKeys(...) or "
+                "'kms:<key id>'. Nothing was read or changed.")
+        if key_fingerprint == ENVELOPE_KEYS:
+            raise ConfigError(
+                f"database {url} is encrypted with one key, not with data keys from a key "
+                "service: open it with its original encryption_key (Steward does not move a "
+                "database between the two). Nothing was read or changed.")
         raise ConfigError(
             f"the encryption key does not match the one database {url} was written with: "
             "use the original key. Nothing was read or changed.")

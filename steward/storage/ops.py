@@ -5,10 +5,15 @@ yields :class:`Stmt` objects and receives :class:`Result` objects back, without 
 connection. A driver runs the generator inside one transaction: synchronously (sqlite3,
 psycopg) or asynchronously (psycopg's async connections). So SQL, serialization and the
 access rule live once, and every sync method and its async twin are the same code.
+
+An operation may also yield a :class:`Call`: I/O that is not the database's (a key service
+unwrapping a data key), which the driver runs inside the same transaction and hands back the
+result of -- an async driver in a worker thread, so that its event loop never waits on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -51,10 +56,19 @@ class Result:
         return self.rows[0] if self.rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call outside the database that an operation needs the result of (``fn()``); its
+    exceptions go through the operation, which rolls its transaction back."""
+
+    fn: Callable[[], Any]
+
+
 Batch = tuple[Stmt, ...]
 # An operation yields a Stmt and receives its Result, or yields a Batch of independent
 # statements and receives their Results as a list: a driver may send a batch in one round trip.
-Op = Generator[Stmt | Batch, Any, T]
+# It may also yield a Call and receive what the call returned.
+Op = Generator[Stmt | Batch | Call, Any, T]
 Execute = Callable[[Sequence[Stmt]], list[Result]]
 
 
@@ -67,7 +81,7 @@ def finish(op: Op[T], result: Any) -> T:
     raise AssertionError("an operation went on after its 'alone' statement")
 
 
-def drive(op: Op[T], execute: Execute, first: Stmt | Batch | None = None) -> T:
+def drive(op: Op[T], execute: Execute, first: Stmt | Batch | Call | None = None) -> T:
     """Run an operation to completion with a synchronous executor (``first``: its first
     statement, when the driver has already taken it out)."""
     try:
@@ -75,6 +89,8 @@ def drive(op: Op[T], execute: Execute, first: Stmt | Batch | None = None) -> T:
         while True:
             if isinstance(msg, Stmt):
                 msg = op.send(execute((msg,))[0])
+            elif isinstance(msg, Call):
+                msg = op.send(msg.fn())
             else:
                 msg = op.send(execute(msg))
     except StopIteration as stop:
@@ -85,13 +101,16 @@ def drive(op: Op[T], execute: Execute, first: Stmt | Batch | None = None) -> T:
 
 
 async def adrive(op: Op[T], execute: Callable[[Sequence[Stmt]], Awaitable[list[Result]]],
-                 first: Stmt | Batch | None = None) -> T:
-    """Run an operation to completion with an asynchronous executor."""
+                 first: Stmt | Batch | Call | None = None) -> T:
+    """Run an operation to completion with an asynchronous executor (a Call in a worker
+    thread)."""
     try:
         msg = next(op) if first is None else first
         while True:
             if isinstance(msg, Stmt):
                 msg = op.send((await execute((msg,)))[0])
+            elif isinstance(msg, Call):
+                msg = op.send(await asyncio.to_thread(msg.fn))
             else:
                 msg = op.send(await execute(msg))
     except StopIteration as stop:

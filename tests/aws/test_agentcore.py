@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,8 +33,8 @@ INPUT = {"order_id": "98765", "amount": "120.00"}
 
 
 class App:
-    def __init__(self, base: str, db: str) -> None:
-        self.base, self.db = base, db
+    def __init__(self, base: str, db: str, proc: subprocess.Popen[bytes]) -> None:
+        self.base, self.db, self.proc = base, db, proc
 
     def invoke(self, session: str | None, payload: Any, bearer: str | None = None, *,
                stream: bool = False, **headers: str) -> httpx.Response:
@@ -75,7 +76,7 @@ def _serve(db: str, graph: str | None, env: dict[str, str]) -> Iterator[App]:
                 raise RuntimeError(f"the AgentCore app did not start: {proc.stderr.read()!r}"
                                    if proc.stderr else "the AgentCore app did not start")
             time.sleep(0.1)
-        yield App(base, db)
+        yield App(base, db, proc)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -227,3 +228,58 @@ def test_the_containers_command_refuses_a_bad_setting_saying_which(
         env={**os.environ, "STEWARD_DB": f"sqlite:///{tmp_path}/x.db", "PORT": "0",
              "HOST": "127.0.0.1", **env, "PYTHONPATH": str(ROOT)}, timeout=60, check=False)
     assert done.returncode != 0 and "ConfigError" in done.stderr and says in done.stderr
+
+
+def test_a_run_the_microvm_lost_goes_on_from_its_last_checkpoint(db_url: str,
+                                                                 tmp_path: Path) -> None:
+    """The app's process is killed (SIGKILL) mid-run; the thread reads "stalled", and the next
+    invocation of the session with a null payload, on a new process, finishes it."""
+    gate = tmp_path / "gate"
+    served = _serve(db_url, "gated", {"GATE": str(gate)})
+    app = next(served)
+    lost: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            app.invoke("sess-lost-00001", {}, ALICE)
+        except httpx.HTTPError as exc:
+            lost.append(exc)
+
+    runner = threading.Thread(target=start)
+    try:
+        # Before its first checkpoint there is nothing to go on from: the session says so.
+        early = app.invoke("sess-lost-00001", None, ALICE)
+        assert early.status_code == 400 and "no checkpoint" in early.json()["message"]
+        runner.start()
+        deadline = time.time() + 20
+        while not Path(f"{gate}.waiting").exists() and time.time() < deadline:
+            time.sleep(0.05)  # the node runs: its step's checkpoint is committed
+        assert app.ping() == "HealthyBusy"
+        os.kill(app.proc.pid, signal.SIGKILL)
+        runner.join(timeout=30)
+    finally:
+        served.close()
+    assert lost, "the caller saw the run end although its process was killed"
+    alice = steward.Principal(id="alice", tenant="acme", roles={"support"})
+    with steward.open(db_url) as rt:
+        assert rt.checkpointer.thread_info("sess-lost-00001", alice)["status"] == "stalled"
+    gate.touch()
+    served = _serve(db_url, "gated", {"GATE": str(gate)})
+    app = next(served)
+    try:
+        again = app.invoke("sess-lost-00001", None, ALICE)
+        assert again.status_code == 200, again.text
+        assert again.json()["status"] == "done" and again.json()["values"] == {"waited": True}
+    finally:
+        served.close()
+
+
+def test_a_deployment_without_a_token_key_says_so(db_url: str) -> None:
+    served = _serve(db_url, "refund", {"STEWARD_JWT_SECRET": ""})
+    app = next(served)
+    try:
+        out = app.invoke("sess-nokey-00001", INPUT, ALICE)
+        assert out.status_code == 500 and "STEWARD_JWT_SECRET" in out.json()["message"]
+        assert _thread(db_url, "sess-nokey-00001") == (0, 0, "none")
+    finally:
+        served.close()

@@ -1,4 +1,5 @@
-"""LangGraph's checkpointer conformance suite, all eight capabilities, on every backend."""
+"""LangGraph's checkpointer conformance suite, all eight capabilities, on every backend, plain,
+encrypted with one key, and with a data key per thread from AWS KMS (moto, tests/_kms.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from _kms import Kms
 from _pg import PgServer
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.report import CapabilityReport
@@ -63,3 +65,31 @@ async def test_postgres_conformance(pg_server: PgServer, pool: str) -> None:
     finally:
         for url in urls:
             pg_server.drop_database(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+async def test_kms_conformance(tmp_path: Path, backend: str, kms: Kms,
+                               request: pytest.FixtureRequest) -> None:
+    """Per-thread data keys pass the suite too: every payload of every capability (copies
+    re-sealed under the copy's own key, prunes that compact, listings across threads)."""
+    files = iter(range(100))
+    urls: list[str] = []
+    keys = kms.keys()  # one provider for all: its cache spans the databases, as keys do
+
+    @checkpointer_test(name=f"steward-{backend}-kms")
+    async def factory() -> AsyncIterator[StewardSaver]:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path}/k{next(files)}.db"
+        else:
+            url = request.getfixturevalue("pg_server").create_database("kms")
+            urls.append(url)
+        async with StewardSaver.afrom_conn_string(url, encryption_key=keys,
+                                                  pool_size=4) as saver:
+            yield saver
+
+    try:
+        _assert_all_passed(await validate(factory))
+    finally:
+        for url in urls:
+            request.getfixturevalue("pg_server").drop_database(url)

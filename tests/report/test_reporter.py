@@ -7,7 +7,7 @@ with their thread and event."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from _pg import PgServer
@@ -257,3 +257,66 @@ def test_reading_a_report_writes_nothing(trail: str) -> None:
     with runtime(trail) as rt:
         rt.report(CAROL, timelines=True)
     assert snapshot(trail) == before  # every row of every table
+
+
+FLAKY: dict[str, int] = {}
+
+
+class Flaky(TypedDict, total=False):
+    key: str
+    outcome: dict[str, Any]
+
+
+def _check(state: dict[str, Any]) -> dict[str, Any]:
+    steward.guard("lookup", {"n": 1})  # allowed; a shadow policy would forbid it
+    return {}
+
+
+def _flaky(state: dict[str, Any]) -> dict[str, Any]:
+    FLAKY[state["key"]] = FLAKY.get(state["key"], 0) + 1
+    if FLAKY[state["key"]] == 1:
+        raise ValueError("the directory timed out")
+    return {"outcome": {"status": "done"}}
+
+
+def test_retries_stalled_runs_and_shadow_policies_are_counted(db_url: str,
+                                                               tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from langgraph.graph import START, StateGraph
+    from langgraph.types import RetryPolicy
+
+    enforced = steward.Policy.from_cedar("permit (principal, action, resource);")
+    shadow = steward.Policy.from_cedar('forbid (principal, action == Action::"lookup", '
+                                       "resource);", enforce=False)
+    builder = StateGraph(Flaky)
+    builder.add_node("check", _check)
+    builder.add_node("flaky", _flaky, retry_policy=RetryPolicy(max_attempts=2,
+                                                               retry_on=ValueError))
+    builder.add_edge(START, "check")
+    builder.add_edge("check", "flaky")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+           "STEWARD_DEMO_CRASH": "after-refund"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "steward.cli", "run", "refund", "--as", "acme/alice:support",
+         "--thread", "K-1", "--input", '{"order_id": "24680", "amount": "60.00"}', "--db",
+         db_url], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert killed.returncode == -9, killed.stderr
+    with steward.open(db_url, thread_roles={"auditor": "read"},
+                      policy=[enforced, shadow]) as rt:
+        graph = builder.compile(checkpointer=rt.checkpointer, name="flaky")
+        assert graph.invoke({"key": db_url}, rt.config("F-1", ALICE))["outcome"]
+        card = rt.report(CAROL)
+    by_id = {t.thread_id: t.category for t in card.threads}
+    assert by_id == {"K-1": "stalled", "F-1": "finished"} and card.completion.stalled == 1
+    [crash, retry] = sorted(card.recovery.interruptions, key=lambda i: i.cause)
+    assert (crash.thread_id, crash.cause, crash.node, crash.resumed_at, crash.recovered) == (
+        "K-1", "crash", "issue_refund", None, False)
+    assert (retry.thread_id, retry.cause, retry.error, retry.node, retry.resumed_node,
+            retry.recovered) == ("F-1", "retry", "ValueError", "flaky", "flaky", True)
+    assert (card.recovery.resumed, card.recovery.recovered) == (1, 1)
+    [disagreement] = card.governance.shadow_disagreements
+    assert (disagreement.thread_id, disagreement.action, disagreement.enforced,
+            disagreement.shadow) == ("F-1", "lookup", "allow", ("deny",))

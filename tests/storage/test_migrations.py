@@ -88,7 +88,7 @@ def test_the_saver_alone_sets_up_its_own_tables_and_a_runtime_adds_the_rest(
     with StewardSaver.from_conn_string(db_url) as saver:
         saver.setup()
     assert _versions(db_url) == {"schema_version": str(LAYOUT), "schema:saver": VERSIONS[
-        "schema:saver"]}
+        "schema:saver"], "schema:keys": VERSIONS["schema:keys"]}
     with steward.open(db_url) as rt:
         approval_graph(rt.checkpointer).invoke({"items": []}, rt.config("T1", ALICE))
         assert rt.audit.verify("T1") > 0
