@@ -6,8 +6,8 @@ runtime in it under a key Steward owns (:data:`RUNTIME_KEY`); under the LangGrap
 graph factories of ``steward.server.runtime`` bind it to each graph. With the run's principal
 and its place in the run (thread, task, checkpoint) that makes a :class:`NodeContext`. A call's
 *site* (the task and the how-manieth guarded call of that task execution it is) is what makes
-records idempotent when the node re-runs from its first line after an interrupt, a retry or a
-crash.
+records idempotent when the node re-runs from its first line after an interrupt, a retry (of
+LangGraph's ``RetryPolicy``: each attempt counts afresh) or a crash.
 """
 
 from __future__ import annotations
@@ -59,13 +59,15 @@ class NodeContext:
     checkpoint_id: str
     metadata: dict[str, Any]
     agent: Principal | None = None  # the team member's identity the node runs as, if any
-    attempt: int = 1  # LangGraph's node_attempt: a retry policy's attempts count 1, 2, ...
+
+    attempt: int = 1  # LangGraph's node_attempt: a RetryPolicy's retry counts afresh
 
     @property
     def _counters(self) -> dict[str, int]:
-        # A retry (a node's RetryPolicy) runs the node again from its first line, with the
-        # task's config, so its calls count from the first again: the same call sites, the
-        # same idempotency keys, the same resume positions (as LangGraph's interrupt counter).
+        """This task execution's counters. A retry runs the node again from its first line
+        under the same config, so the counters start again with each attempt: the retry's
+        calls are the same call sites as the failed attempt's, and the ledger replays what
+        that attempt recorded instead of acting again."""
         conf = self.config["configurable"]
         counters: dict[str, int] | None = conf.get(_COUNTERS)
         if counters is None or counters.get("attempt", 1) != self.attempt:
@@ -171,8 +173,7 @@ def current(call: str, *, need_principal: bool = True) -> NodeContext:
                                                                        "checkpoint_ns")}
     return NodeContext(runtime, config, principal, info.thread_id or conf["thread_id"],
                        info.checkpoint_ns, info.checkpoint_id, metadata,
-                       agent_from_config(config, principal),
-                       int(getattr(info, "node_attempt", 1) or 1))
+                       agent_from_config(config, principal), info.node_attempt)
 
 
 @dataclass(frozen=True)

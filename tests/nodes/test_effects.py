@@ -3,6 +3,7 @@ however often its node runs (issue #5)."""
 
 from __future__ import annotations
 
+import asyncio
 import operator
 from typing import Annotated, Any, TypedDict
 
@@ -271,3 +272,46 @@ def test_deleting_a_thread_deletes_its_ledger(db_url: str) -> None:
         graph.invoke({"amount": "1.00"}, rt.config("T", ALICE))
         rt.checkpointer.delete_thread("T", principal=ALICE)
         assert execute(db_url, "SELECT count(*) FROM steward_effects") == [(0,)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_langgraph_retry_replays_the_effect_instead_of_repeating_it(db_url: str,
+                                                                      mode: str) -> None:
+    """A node with a RetryPolicy that made its effect and then failed runs again from its first
+    line: the effect is the same call site, so the ledger replays it (issue: LangGraph hands a
+    retry the same config, and the call-site counters used to go on counting)."""
+    from langgraph.types import RetryPolicy
+
+    attempts: list[int] = []
+
+    def flaky(state: State) -> dict[str, Any]:
+        steward.guard("issue_refund", {"order_id": "98765", "amount": state["amount"]})
+        receipt = issue_refund("98765", state["amount"])
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("the ticket system hung up after the refund")
+        return {"receipts": [receipt]}
+
+    builder = one_node(State, flaky)
+    builder.nodes["n"].retry_policy = [RetryPolicy(max_attempts=2, initial_interval=0.01,
+                                                   retry_on=ConnectionError)]
+    if mode == "async":
+        async def run() -> dict[str, Any]:
+            async with steward.aopen(db_url) as rt:
+                graph = builder.compile(checkpointer=rt.checkpointer)
+                out: dict[str, Any] = await graph.ainvoke({"amount": "20.00"},
+                                                          rt.config("T", ALICE))
+                return out
+        out = asyncio.run(run())
+    with steward.open(db_url) as rt:
+        graph = builder.compile(checkpointer=rt.checkpointer)
+        if mode == "sync":
+            out = graph.invoke({"amount": "20.00"}, rt.config("T", ALICE))
+        assert len(attempts) == 2
+        assert out["receipts"] == [{"txn": "TXN-1", "order_id": "98765", "amount": "20.00"}]
+        assert len(WORLD) == 1  # the node ran twice, the refund once
+        rows = execute(db_url, "SELECT seq, status, attempts FROM steward_effects")
+        assert rows == [(0, "done", 1)]
+        kinds = [e.kind for e in rt.audit.events("T", ALICE)]
+        assert kinds.count("effect_call") == 1 and kinds.count("effect_replay") == 1
+        assert len(execute(db_url, "SELECT seq FROM steward_actions")) == 1  # one guard site
