@@ -36,6 +36,7 @@ from typing import Any
 
 from langchain_core.callbacks.manager import CallbackManager, CallbackManagerForToolRun
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.config import get_config
 from pydantic import BaseModel, ValidationError
@@ -197,8 +198,9 @@ class ToolExecutor:
             try:
                 # The run's context (its callbacks: audit, tracing) goes with the call.
                 run_id = uuid.uuid4()
+                config: RunnableConfig = {"run_id": run_id}
                 future = pool.submit(contextvars.copy_context().run, tool.invoke, payload,
-                                     {"run_id": run_id})
+                                     config)
                 try:
                     return future.result(timeout=timeout)
                 except concurrent.futures.TimeoutError:
