@@ -136,10 +136,10 @@ class Checker:
             self._break("duplicated", case, f"the receipt was e-mailed {len(mails)} times")
         if end == "refunded":
             self._count("missing", 3)
-            if [Decimal(a) for _, a, _ in rows] != [Decimal(case.facts["amount"])]:
+            if Decimal(case.facts["amount"]) not in [Decimal(a) for _, a, _ in rows]:
                 self._break("missing", case, f"the thread says refunded, the provider shows "
                                              f"{[a for _, a, _ in rows]} on order {case.key}")
-            if len(mails) != 1:
+            if not mails:
                 self._break("missing", case, "the thread says refunded and no receipt went out")
             if (ticket(case.key) or ("",))[0] != "closed":
                 self._break("missing", case, f"the thread says refunded and the ticket of "
@@ -178,10 +178,10 @@ class Checker:
                                                "security")
         if end == "done":
             self._count("missing", 2)
-            if len(rows) != 1:
-                self._break("missing", case, f"the thread is done and {case.key} holds "
-                                             f"{len(rows)} grants")
-            if len(told) != 1:
+            if not rows:
+                self._break("missing", case, f"the thread is done and {case.key} holds no "
+                                             "grant")
+            if not told:
                 self._break("missing", case, f"the thread is done and {case.key} was not told")
 
     def _close(self, case: Case, end: str, history: list[dict[str, Any]]) -> None:
@@ -200,9 +200,9 @@ class Checker:
                                                "approvals its policy asks for")
         if end == "done":
             self._count("missing")
-            if len(rows) != 1:
-                self._break("missing", case, f"the thread is done and period {case.key} shows "
-                                             f"{len(rows)} closes")
+            if not rows:
+                self._break("missing", case, f"the thread is done and period {case.key} was "
+                                             "not closed")
 
     def _research(self, case: Case, end: str, history: list[dict[str, Any]]) -> None:
         published, reviewed = reports(case.key), reviews(case.key)
@@ -228,7 +228,7 @@ class Checker:
                                            "officer's approval")
         if end == "done":
             self._count("missing", 2)
-            if len(published) != 1 or len(reviewed) != 1:
+            if not published or not reviewed:
                 self._break("missing", case, f"the thread is done and topic {case.key} shows "
                                              f"{len(reviewed)} reviews, {len(published)} "
                                              "reports")

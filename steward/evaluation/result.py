@@ -60,6 +60,7 @@ class EvalResult:
     db: str
     seconds: float
     threads: int
+    cases: dict[str, dict[str, int]]  # workflow -> case -> runs
     injected: dict[str, int]
     injected_by_op: dict[str, int]
     crashes: tuple[Crash, ...]

@@ -396,10 +396,14 @@ def _result(o: EvalOptions, seed: int, db: str, started: float, ev: _Evaluation,
     options = {"runs": o.runs, "fault_rate": o.fault_rate, "crashes": o.crashes,
                "outage": len(refund_runs), "workflows": list(o.workflows),
                "tool_timeout": o.tool_timeout}
+    played: dict[str, dict[str, int]] = {}
+    for case in cases:
+        kinds = played.setdefault(case.workflow, {})
+        kinds[case.kind] = kinds.get(case.kind, 0) + 1
     return EvalResult(
         seed=seed, options=options, db=mask(db), seconds=time.perf_counter() - started,
-        threads=len(cases), injected={k: ev.injected.get(k, 0) for k in ("error", "timeout",
-                                                                          "down")},
+        threads=len(cases), cases=played,
+        injected={k: ev.injected.get(k, 0) for k in ("error", "timeout", "down")},
         injected_by_op=dict(sorted(ev.by_op.items())),
         crashes=tuple(t.crash for t in ev.threads.values() if t.crash is not None),
         outage=outage, recovered_faults=ev.recovered, adversarial=adversarial, ends=by_end,
