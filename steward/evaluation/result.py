@@ -107,25 +107,27 @@ def render(result: EvalResult, console: Console | None = None) -> None:
     injected = Table(title="What was injected", title_justify="left")
     injected.add_column("fault")
     injected.add_column("count", justify="right")
-    injected.add_column("what became of it")
-    i = result.injected
+    injected.add_column("what it is")
+    i, outage = result.injected, result.outage
     injected.add_row("transient errors", str(i.get("error", 0)),
-                     "retried by the tool executor or the node's retry policy")
+                     "a system of record refused a call before acting")
     injected.add_row("timeouts", str(i.get("timeout", 0)),
-                     "the call acted, its answer came late or never: retried under its key")
-    out_ = result.outage
-    injected.add_row("calls refused while the provider was down", str(i.get("down", 0)),
-                     f"refund runs {out_.get('runs') or '-'}; threads recovered once it was "
-                     "back")
+                     "a system acted, and its answer came too late or never")
+    injected.add_row("calls refused while the payment provider was down", str(i.get("down", 0)),
+                     f"refund runs {outage.get('runs') or '-'}")
     killed = [c for c in result.crashes if c.killed]
     missed = len(result.crashes) - len(killed)
     injected.add_row("processes killed (SIGKILL) mid-step", str(len(killed)),
-                     f"{sum(c.recovered for c in killed)} threads recovered; at "
-                     + (", ".join(f"{c.point} ({c.thread_id})" for c in killed) or "-")
-                     + (f"; {missed} more ended before their point" if missed else ""))
-    injected.add_row("runs that failed on a fault and were resumed", str(
-        result.recovered_faults), "rt.resume, as the thread's owner would")
+                     ", ".join(f"{c.thread_id} at {c.point}" for c in killed) or "-")
     out.print(injected)
+    by = result.scorecard.recovery.by_cause
+    out.print(f"The scorecard counts {by.get('retry', 0)} calls or steps tried again within "
+              f"their run, {by.get('error', 0)} runs that failed on a fault (the evaluation "
+              f"resumed {result.recovered_faults} runs, as their owner would) and "
+              f"{by.get('crash', 0)} runs that died after writing something; "
+              f"{sum(c.recovered for c in killed)} of the {len(killed)} killed threads ended as "
+              "their case expects" + (f"; {missed} more crashes came after their step ended"
+                                      if missed else "") + ".", soft_wrap=True)
     adversarial = Table(title="Adversarial requests", title_justify="left")
     adversarial.add_column("request")
     adversarial.add_column("made", justify="right")

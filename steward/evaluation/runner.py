@@ -352,6 +352,7 @@ def evaluate(options: EvalOptions | None = None, *,
                 checker.thread(case, ends[case.thread_id],
                                [(i, *r) for i, r in sorted(t.results.items())])
                 for i, (outcome, detail) in sorted(t.results.items()):
+                    checker.checked["error"] += 1
                     if outcome == "error":
                         checker.broken.append(_error(case, i, detail))
             checker.trail(card)

@@ -44,7 +44,7 @@ def test_json_has_the_scorecard_and_the_checks(tmp_path: Path) -> None:
     data: dict[str, Any] = json.loads(done.stdout)
     assert data["ok"] and data["seed"] == 2 and data["threads"] == 7
     assert data["scorecard"]["completion"]["threads"] == 7
-    assert set(data["checked"]) == {"duplicated", "missing", "forbidden", "chain"}
+    assert set(data["checked"]) == {"duplicated", "missing", "forbidden", "chain", "error"}
     again = _eval(*SMALL, "--db", f"sqlite:///{tmp_path}/eval.db")
     assert again.returncode == 2 and "needs a fresh database" in again.stderr
 
