@@ -102,7 +102,7 @@ def render(result: EvalResult, console: Console | None = None) -> None:
     out.print(f"steward eval — seed {result.seed}: {o['runs']} runs each of "
               f"{', '.join(o['workflows'])} ({result.threads} threads); fault rate "
               f"{o['fault_rate']:g}, {o['crashes']} crashes, the payment provider down for "
-              f"{o['outage']} refund runs; {result.db}; {result.seconds:.1f} s", soft_wrap=True)
+              f"{o['outage']} refund runs; on {result.db}; {result.seconds:.1f} s", soft_wrap=True)
     render_text(result.scorecard, out)
     injected = Table(title="What was injected", title_justify="left")
     injected.add_column("fault")

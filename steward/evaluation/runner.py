@@ -402,7 +402,8 @@ def _result(o: EvalOptions, seed: int, db: str, started: float, ev: _Evaluation,
         kinds = played.setdefault(case.workflow, {})
         kinds[case.kind] = kinds.get(case.kind, 0) + 1
     return EvalResult(
-        seed=seed, options=options, db=mask(db), seconds=time.perf_counter() - started,
+        seed=seed, options=options, seconds=time.perf_counter() - started,
+        db=mask(db) if o.db else "a temporary SQLite database",
         threads=len(cases), cases=played,
         injected={k: ev.injected.get(k, 0) for k in ("error", "timeout", "down")},
         injected_by_op=dict(sorted(ev.by_op.items())),
