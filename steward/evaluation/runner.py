@@ -35,7 +35,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import steward
 from steward.errors import ConfigError
@@ -43,10 +42,11 @@ from steward.evaluation.cases import Case, plan_cases
 from steward.evaluation.checks import Checker
 from steward.evaluation.crash import spawn
 from steward.evaluation.play import play
-from steward.evaluation.result import Crash, EvalResult
+from steward.evaluation.result import Broken, Crash, EvalResult
 from steward.evaluation.world import CAST, EVAL_WORKFLOWS, TENANT, build_graph, open_runtime
 from steward.examples import faults
 from steward.examples.refund import payments_path
+from steward.report import Scorecard
 from steward.storage.ops import Op, Stmt
 from steward.storage.url import mask
 
@@ -344,7 +344,8 @@ def evaluate(options: EvalOptions | None = None, *,
             _fresh(rt, db)
             ev = _Evaluation(rt, o, seed, db, progress)
             cases, ends, notes = ev.run()
-            progress and progress("the scorecard and the guarantees")
+            if progress is not None:
+                progress("the scorecard and the guarantees")
             card = rt.report(CAST["carol"], timelines=o.timelines)
             checker = Checker(rt)
             for case in cases:
@@ -365,16 +366,14 @@ def evaluate(options: EvalOptions | None = None, *,
     return result
 
 
-def _error(case: Case, i: int, detail: str) -> Any:
-    from steward.evaluation.result import Broken
-
+def _error(case: Case, i: int, detail: str) -> Broken:
     return Broken("error", case.thread_id, f"step {i + 1} ({case.steps[i].action} by "
                                            f"{case.steps[i].who}) raised {detail}")
 
 
 def _result(o: EvalOptions, seed: int, db: str, started: float, ev: _Evaluation,
             cases: list[Case], ends: dict[str, str], notes: list[str], checker: Checker,
-            card: Any, kept: str | None) -> EvalResult:
+            card: Scorecard, kept: str | None) -> EvalResult:
     adversarial: dict[str, dict[str, int]] = {}
     for case in cases:
         for i, step in enumerate(case.steps):
