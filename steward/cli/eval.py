@@ -73,7 +73,8 @@ def eval_command(
     --crashes processes killed mid-step, the payment provider down for --outage refund runs --
     and adversarial requests (over-limit refunds and grants, self-approvals, another tenant's
     reads and votes, malformed resumes, prompt-injected refunds); print the scorecard of that
-    run and the guarantees checked against the systems of record. Exit code 1 when one broke."""
+    run and the guarantees checked against the systems of record. Exit code 1 when one broke, 2
+    when it cannot run."""
     if html is not None and (Path(html).is_dir() or not Path(html).parent.is_dir()):
         raise typer.BadParameter(f"{html} names no file in an existing directory.",
                                  param_hint="--html")
