@@ -246,6 +246,23 @@ class AccessRule:
         granted = [self.roles[r] for r in principal.roles if r in self.roles]
         return max(granted) if granted else None
 
+    def check_tenant_read(self, principal: Principal, doing: str) -> None:
+        """Raise ThreadAccessDenied unless ``principal`` may read every thread of its tenant
+        (a role granted read or more on others' threads): what ``doing`` (e.g. "a report",
+        "verifying every chain") needs, since it reads, or names, all of them."""
+        level = self.level(principal)
+        if level is not None and level >= Access.READ:
+            return
+        refused = (f"principal {principal.id!r} may not read every thread of tenant "
+                   f"{principal.tenant!r}, which {doing} does: none of its roles "
+                   f"{sorted(principal.roles)} is granted read access to others' threads")
+        raise ThreadAccessDenied(
+            f"{refused}. Act as a principal holding such a role (an auditor), granted with "
+            "steward.open(..., thread_roles={'auditor': 'read'}).",
+            cli=f"{refused}. Act as one that is (--as TENANT/ID:auditor), or grant a role "
+                "with --thread-roles ROLE=read (the flag replaces the default grants; or set "
+                "$STEWARD_THREAD_ROLES).")
+
     def check(self, principal: Principal | None, thread: ThreadIdentity | None,
               need: Access, *, vote: Vote | None = None) -> bool:
         """Raise ThreadAccessDenied unless ``principal`` may do ``need`` on ``thread``; returns

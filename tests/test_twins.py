@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, ROLES, approval_graph, one_node
+from _support import ALICE, BOB, CAROL, ROLES, approval_graph, one_node
 
 import steward
 from steward.audit.log import AuditLog
@@ -78,13 +78,13 @@ async def test_the_async_twins_do_what_the_sync_ones_do(db_url: str, tmp_path: P
         one_node(Ask, _ask).compile(checkpointer=rt.checkpointer).invoke(
             {"amount": "5"}, rt.config("S2", ALICE))
         sync_export = rt.audit.export(tmp_path / "sync.jsonl", ALICE)
-        sync_all = rt.audit.verify_all(ALICE)
+        sync_all = rt.audit.verify_all(CAROL)
         [request] = rt.approvals.pending(BOB)
         found = rt.approvals.find(request["id"][:8], BOB)
         assert [r["id"] for r in found] == [request["id"]]
     async with steward.aopen(db_url, thread_roles=ROLES) as rt:
         assert await rt.audit.aexport(tmp_path / "async.jsonl", ALICE) == sync_export
-        assert await rt.audit.averify_all(ALICE) == sync_all
+        assert await rt.audit.averify_all(CAROL) == sync_all
         lines = [json.loads(line) for line in (tmp_path / "async.jsonl").read_text().splitlines()]
         assert lines == [json.loads(line) for line in
                          (tmp_path / "sync.jsonl").read_text().splitlines()]

@@ -28,15 +28,15 @@ from steward.audit.chain import (
     Event,
     event_hash,
     payload_digest,
-    tombstone,
     verify_chain,
 )
+from steward.audit.erasures import Erasures
 from steward.audit.export import Chain, write_export
-from steward.audit.refusals import ACCESS_CHAIN, RefusalsAudited, access_chain
+from steward.audit.refusals import ACCESS_CHAIN, RefusalsAudited
 from steward.checkpointers.participants import Joined
 from steward.checkpointers.rows import ThreadRow
 from steward.checkpointers.threads import Threads
-from steward.errors import AuditTampered, StorageError, ThreadAccessDenied
+from steward.errors import AuditTampered, ThreadAccessDenied
 from steward.identity import Access, Principal
 from steward.storage.codec import load_json
 from steward.storage.drivers import json_param
@@ -143,6 +143,7 @@ class AuditLog:
         self._j = j = json_param(driver.dialect)
         self._insert = (f"INSERT INTO steward_audit ({_COLS}) VALUES "
                         f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {j}, ?, ?, ?)")
+        self.erasures = Erasures(driver.dialect)  # the audit's part of erasing a person
 
     # -- gathering -------------------------------------------------------------------------------
 
@@ -375,40 +376,6 @@ class AuditLog:
         row = yield from self.threads.locked_op(thread_id)
         yield from self.flush_op(thread_id, None, row, save_head=row is not None)
 
-    # -- refusals of other tenants' principals (steward.audit.refusals) ----------------------
-
-    def _refusal(self, exc: ThreadAccessDenied) -> str:
-        assert exc.tenant and exc.principal_id and exc.principal_tenant
-        chain = access_chain(exc.tenant)
-        self.record(chain, "access_refused",
-                    {"thread_id": exc.thread_id, "need": exc.need, "tenant": exc.principal_tenant},
-                    principal=Principal(id=exc.principal_id, tenant=exc.principal_tenant),
-                    redact=False)
-        return chain
-
-    def refused(self, exc: ThreadAccessDenied) -> None:
-        """Audit that the access rule refused a principal of another tenant (``exc.foreign``):
-        an ``access_refused`` event in the access chain of the thread's tenant, written now in
-        a transaction of its own (three tries: two processes may append at once)."""
-        chain = self._refusal(exc)
-        for attempt in range(3):
-            try:
-                self.flush(chain)
-                return
-            except StorageError:
-                if attempt == 2:
-                    raise
-
-    async def arefused(self, exc: ThreadAccessDenied) -> None:
-        chain = self._refusal(exc)
-        for attempt in range(3):
-            try:
-                await self.aflush(chain)
-                return
-            except StorageError:
-                if attempt == 2:
-                    raise
-
     # -- reading ---------------------------------------------------------------------------------
 
     def _events_op(self, thread_id: str, principal: Principal | None, kinds: Sequence[str] | None,
@@ -471,7 +438,7 @@ class AuditLog:
         )
         row = head.one()
         events = [_row_event(r) for r in rows.rows]
-        missing = yield from self._erasures_op(events)
+        missing = yield from self.erasures.unreceipted_op(events)
         if missing:
             raise missing[thread_id]
         return events, ((int(row[0]), row[1]) if row else None)
@@ -492,27 +459,9 @@ class AuditLog:
         for r in rows.rows:
             found[r[0]].append(_row_event(r))
         head = {tid: (int(seq), h) for tid, seq, h in heads.rows}
-        missing = yield from self._erasures_op([e for events in found.values() for e in events])
+        missing = yield from self.erasures.unreceipted_op(
+            [e for events in found.values() for e in events])
         return {tid: (events, head.get(tid), missing.get(tid)) for tid, events in found.items()}
-
-    def _erasures_op(self, events: Sequence[Event]) -> Op[dict[str, AuditTampered]]:
-        """Per chain, the first event whose tombstone names an erasure that never happened (a
-        tombstone stands for an erasure that happened, with its receipt), as AuditTampered."""
-        erased = sorted({e.erased for e in events if e.erased})
-        if not erased:
-            return {}
-        receipts = {r[0] for r in (yield Stmt(
-            "SELECT receipt_id FROM steward_erasures WHERE receipt_id IN "
-            f"({', '.join('?' for _ in erased)})", erased)).rows}
-        out: dict[str, AuditTampered] = {}
-        for event in events:
-            if event.erased and event.erased not in receipts and event.thread_id not in out:
-                out[event.thread_id] = AuditTampered(
-                    f"the audit chain of thread {event.thread_id!r} breaks at event {event.seq} "
-                    f"({event.kind}): its payload was replaced by a tombstone of erasure "
-                    f"{event.erased!r}, which never happened. Restore from a backup.",
-                    thread_id=event.thread_id, seq=event.seq)
-        return out
 
     def verify_op(self, thread_id: str) -> Op[int]:
         """Verify the chain inside a transaction (the saver's, before a paused thread resumes)."""
@@ -533,54 +482,25 @@ class AuditLog:
 
     def verify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
         """Verify every chain of the principal's tenant; returns events per thread, or raises
-        AuditTampered for the first thread that fails."""
-        return self.driver.run(self._verify_all_op(Principal.parse(principal).tenant),
+        AuditTampered for the first thread that fails. It names every thread of the tenant,
+        so the principal needs a tenant-wide read (ThreadAccessDenied otherwise)."""
+        return self.driver.run(self._verify_all_op(self._tenant_reader(principal)),
                                write=False)
 
     async def averify_all(self, principal: Principal | Mapping[str, Any]) -> dict[str, int]:
-        return await self.driver.arun(self._verify_all_op(Principal.parse(principal).tenant),
+        return await self.driver.arun(self._verify_all_op(self._tenant_reader(principal)),
                                       write=False)
+
+    def _tenant_reader(self, principal: Principal | Mapping[str, Any]) -> str:
+        who = Principal.parse(principal)
+        self.threads.access.check_tenant_read(who, "verifying every chain")
+        return who.tenant
 
     def _verify_all_op(self, tenant: str) -> Op[dict[str, int]]:
         counts = {}
         for tid in (yield from self.threads.tenant_threads_op(tenant)):
             counts[tid] = yield from self.verify_op(tid)
         return counts
-
-    # -- erasure (steward.memory.erase) ---------------------------------------------------------
-
-    def erase_op(self, ids: Sequence[str], person: str, tenant: str,
-                 receipt_id: str) -> Op[tuple[int, int]]:
-        """Replace by a tombstone naming ``receipt_id`` the payloads of the events of threads
-        ``ids`` and of those ``person`` acted in the tenant (not erased before); returns how
-        many were replaced, and how many were kept because they predate payload hashes."""
-        j = self._j
-        in_threads = f"thread_id IN ({', '.join('?' for _ in ids)}) OR " if ids else ""
-        live = ("json_extract(payload, '$.erased') IS NULL" if self.driver.dialect == "sqlite"
-                else "payload->>'erased' IS NULL")
-        touched = (f"({in_threads}(principal_id = ? AND tenant = ?)) AND kind NOT IN "
-                   f"('erasure', 'erasure_refused') AND {live}")
-        params = (*ids, person, tenant)
-        kept = (yield Stmt(f"SELECT count(*) FROM steward_audit WHERE payload_hash IS NULL "
-                           f"AND {touched}", params)).rows[0][0]
-        events: int = (yield Stmt(f"UPDATE steward_audit SET payload = {j} WHERE payload_hash "
-                                  f"IS NOT NULL AND {touched}",
-                                  (json.dumps(tombstone(receipt_id)), *params))).rowcount
-        return max(events, 0), int(kept)
-
-    def receipt_op(self, receipt: Mapping[str, Any]) -> Op[None]:
-        """Store an erasure's receipt (tombstones naming it then verify)."""
-        j = self._j
-        yield Stmt(f"INSERT INTO steward_erasures (receipt_id, tenant, subject, erased_by, at, "
-                   f"receipt) VALUES (?, ?, ?, ?, ?, {j})",
-                   (receipt["receipt_id"], receipt["tenant"], receipt["subject"],
-                    receipt["erased_by"], receipt["at"], json.dumps(dict(receipt))), wait=False)
-
-    def last_receipt_op(self, tenant: str, subject: str) -> Op[dict[str, Any] | None]:
-        """The latest stored receipt of erasing ``subject`` in the tenant, if any."""
-        row = (yield Stmt("SELECT receipt FROM steward_erasures WHERE tenant = ? AND "
-                          "subject = ? ORDER BY at DESC LIMIT 1", (tenant, subject))).one()
-        return dict(load_json(row[0])) if row else None
 
     # -- export ----------------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, TypeVar
 
-from steward.errors import ThreadAccessDenied
+from steward.errors import StorageError, ThreadAccessDenied
+from steward.identity import Principal
 
 if TYPE_CHECKING:
     from steward.audit.log import AuditLog
@@ -47,13 +48,46 @@ class RefusalsAudited:
         self.url = driver.url
         self.optimistic = driver.optimistic
 
+    def _record(self, exc: ThreadAccessDenied) -> str:
+        """Gather the ``access_refused`` event; returns the chain to write it to."""
+        assert exc.tenant and exc.principal_id and exc.principal_tenant
+        chain = access_chain(exc.tenant)
+        self._audit.record(chain, "access_refused",
+                           {"thread_id": exc.thread_id, "need": exc.need,
+                            "tenant": exc.principal_tenant},
+                           principal=Principal(id=exc.principal_id, tenant=exc.principal_tenant),
+                           redact=False)
+        return chain
+
+    def refused(self, exc: ThreadAccessDenied) -> None:
+        """Write the refusal of another tenant's principal now, in a transaction of its own
+        (three tries: two processes may append to the access chain at once)."""
+        chain = self._record(exc)
+        for attempt in range(3):
+            try:
+                self._audit.flush(chain)
+                return
+            except StorageError:
+                if attempt == 2:
+                    raise
+
+    async def arefused(self, exc: ThreadAccessDenied) -> None:
+        chain = self._record(exc)
+        for attempt in range(3):
+            try:
+                await self._audit.aflush(chain)
+                return
+            except StorageError:
+                if attempt == 2:
+                    raise
+
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         try:
             return self._driver.run(op, write=write, durable=durable)
         except ThreadAccessDenied as exc:
             if exc.foreign:
                 try:
-                    self._audit.refused(exc)
+                    self.refused(exc)
                 except Exception:  # the refusal is the answer; a failed record is logged
                     _log.exception("could not audit the refusal of %s", exc.principal_id)
             raise
@@ -64,7 +98,7 @@ class RefusalsAudited:
         except ThreadAccessDenied as exc:
             if exc.foreign:
                 try:
-                    await self._audit.arefused(exc)
+                    await self.arefused(exc)
                 except Exception:
                     _log.exception("could not audit the refusal of %s", exc.principal_id)
             raise

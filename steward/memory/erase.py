@@ -115,7 +115,7 @@ def erase_op(rt: NodeServices, subject: str, by: Principal) -> Op[ErasureReceipt
     comments = yield from rt.guardrails.records.erase_op(
         threads, tenant, subject, json.dumps(tombstone(receipt_id)))
     yield from saver.threads.erased_op(threads, tenant, subject)
-    events, kept = yield from rt.audit.erase_op(threads, subject, tenant, receipt_id)
+    events, kept = yield from rt.audit.erasures.erase_op(threads, subject, tenant, receipt_id)
     if not (threads or memories > 0 or events > 0 or comments > 0 or shredded):
         return (yield from _earlier_receipt(rt, tenant, subject))
     fields: dict[str, Any] = {
@@ -123,7 +123,7 @@ def erase_op(rt: NodeServices, subject: str, by: Principal) -> Op[ErasureReceipt
         "at": now, "memories": max(memories, 0), "threads": threads,
         "checkpoints": checkpoints, "audit_events": events, "audit_kept": kept}
     receipt = ErasureReceipt(**{**fields, "threads": tuple(threads)}, digest=_digest(fields))
-    yield from rt.audit.receipt_op(receipt.to_dict())
+    yield from rt.audit.erasures.receipt_op(receipt.to_dict())
     rt.audit.record(chain, "erasure", receipt.to_dict(), principal=by, redact=False)
     yield from rt.audit.locked_flush_op(chain)
     return receipt
@@ -131,7 +131,7 @@ def erase_op(rt: NodeServices, subject: str, by: Principal) -> Op[ErasureReceipt
 
 def _earlier_receipt(rt: NodeServices, tenant: str, subject: str) -> Op[ErasureReceipt]:
     """Nothing was left to erase: the subject's latest receipt, or an empty result."""
-    stored = yield from rt.audit.last_receipt_op(tenant, subject)
+    stored = yield from rt.audit.erasures.last_receipt_op(tenant, subject)
     if stored is None:
         return ErasureReceipt(None, tenant, subject, None, None, 0, (), 0, 0, 0, None,
                               "nothing_to_erase")

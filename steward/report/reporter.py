@@ -21,8 +21,8 @@ from typing import Any
 from steward.audit.log import AuditLog
 from steward.audit.refusals import access_chain
 from steward.checkpointers.threads import Threads
-from steward.errors import ConfigError, ThreadAccessDenied
-from steward.identity import Access, Principal
+from steward.errors import ConfigError
+from steward.identity import Principal
 from steward.report.completeness import Chains, EffectRow, completeness, effects_op
 from steward.report.efficiency import efficiency_op
 from steward.report.governance import governance_op
@@ -83,17 +83,7 @@ class Reporter:
         """The scope asked for, checked: the principal's tenant-wide read, the names, the
         period (``since`` before ``until``)."""
         who = Principal.parse(principal)
-        level = self.threads.access.level(who)
-        if level is None or level < Access.READ:
-            refused = (f"principal {who.id!r} may not report on tenant {who.tenant!r}: a report "
-                       f"reads every thread of the tenant, and none of its roles "
-                       f"{sorted(who.roles)} is granted read access to others' threads")
-            raise ThreadAccessDenied(
-                f"{refused}. Act as a principal holding such a role (an auditor), granted with "
-                "steward.open(..., thread_roles={'auditor': 'read'}).",
-                cli=f"{refused}. Act as one that is (--as TENANT/ID:auditor), or grant a role "
-                    "with --thread-roles ROLE=read (the flag replaces the default grants; or "
-                    "set $STEWARD_THREAD_ROLES).")
+        self.threads.access.check_tenant_read(who, "a report")
         start, end = parse_when(since, name="since"), parse_when(until, name="until")
         if start is not None and end is not None and start >= end:
             raise ConfigError("since must be before until: the period would hold no thread.")

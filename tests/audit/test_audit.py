@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
-from _support import ALICE, BOB, EVE, SUPPORT, execute, one_node
+from _support import ALICE, BOB, CAROL, EVE, SUPPORT, execute, one_node
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import steward
-from steward import AuditTampered
+from steward import AuditTampered, ThreadAccessDenied
 from steward.audit.export import verify_file
 
 ROLES = {"manager": "write", "auditor": "read"}
@@ -174,12 +174,15 @@ def test_verify_all_checks_a_tenants_threads(db_url: str) -> None:
     with _open(db_url) as rt:
         for tid in ("A", "B"):
             _graph(rt).invoke({"email": "x@y.example"}, rt.config(tid, ALICE))
-        counts = rt.audit.verify_all(ALICE)
+        counts = rt.audit.verify_all(CAROL)  # an auditor: a tenant-wide read
         assert set(counts) == {"A", "B"} and all(n > 0 for n in counts.values())
         assert rt.audit.verify_all(EVE) == {}
+        # It names every thread of the tenant: a member without a tenant-wide read is refused.
+        with pytest.raises(ThreadAccessDenied, match="which verifying every chain does"):
+            rt.audit.verify_all(ALICE)
         execute(db_url, "DELETE FROM steward_audit WHERE thread_id = 'B' AND seq = 2")
         with pytest.raises(AuditTampered, match="'B'"):
-            rt.audit.verify_all(ALICE)
+            rt.audit.verify_all(CAROL)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -314,7 +317,7 @@ def test_two_workers_on_distinct_threads_keep_their_chains(db_url: str, tmp_path
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()[-2000:]
     with _open(db_url) as rt:
-        counts = rt.audit.verify_all(ALICE)
+        counts = rt.audit.verify_all(CAROL)
     assert len(counts) == 8 and len(set(counts.values())) == 1
 
 

@@ -553,7 +553,7 @@ def test_report_from_the_cli(db_url: str, tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["--as", ALICE], "may not report on tenant 'acme'"),
+    (["--as", ALICE], "may not read every thread of tenant 'acme'"),
     (["--as", CAROL, "--since", "yesterday"], "--since 'yesterday' is neither a time nor"),
     (["--as", CAROL, "--until", "2026-13-01"], "--until '2026-13-01' is neither a time nor"),
     (["--as", CAROL, "--since", "1d", "--until", "2d"], "--since 1d is not before --until 2d"),

@@ -187,8 +187,8 @@ async def test_the_async_twin_reports_the_same(trail: str, card: Scorecard) -> N
 
 @pytest.mark.parametrize("who", [ALICE, DAVE, SAM])
 def test_a_report_needs_a_tenant_wide_read(trail: str, who: steward.Principal) -> None:
-    with runtime(trail) as rt, pytest.raises(steward.ThreadAccessDenied,
-                                             match="may not report on tenant 'acme'"):
+    refused = "may not read every thread of tenant 'acme', which a report does"
+    with runtime(trail) as rt, pytest.raises(steward.ThreadAccessDenied, match=refused):
         rt.report(who)
 
 
