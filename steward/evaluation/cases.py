@@ -127,8 +127,11 @@ def _waits_then(rng: random.Random, kind: str, approver: str, owner: str,
     return final
 
 
-_REFUND_ACTS = ("node:issue_refund", "before:payments.refund", "after:payments.refund",
-                "node:email_receipt", "after:mail.receipt", "after:tickets.close")
+# Crash points of the steps that act. A resumed run's first node is left out: a run killed as
+# it starts may or may not have written its opening (its resume is written beside the node),
+# and the scorecard's counts must not depend on that race.
+_REFUND_ACTS = ("before:payments.refund", "after:payments.refund", "node:email_receipt",
+                "after:mail.receipt", "after:tickets.close")
 
 
 def _refund(rng: random.Random, kind: str, n: int) -> Case:
@@ -143,7 +146,7 @@ def _refund(rng: random.Random, kind: str, n: int) -> Case:
     start = {"order_id": order, "amount": amount}
     if kind == "small":
         steps: tuple[Step, ...] = (Step("start", "alice", start, crash_points=(
-            "node:check_payment", "node:compute_refund", *_REFUND_ACTS)),)
+            "node:check_payment", "node:issue_refund", *_REFUND_ACTS)),)
     elif kind == "over_limit":
         steps = (Step("start", "alice", start, "denied", "over_limit"),)
     elif kind == "rejected":
@@ -193,7 +196,7 @@ def _close(rng: random.Random, kind: str, n: int) -> Case:
                         ("receivables", "50000.00", f"{50000 - variance:.2f}"),
                         ("payables", "-20000.00", "-20000.00")])
     start = WORKFLOWS["close"].input({"period": period})
-    acts = ("node:act", "before:ledger.close", "after:ledger.close", "node:validate")
+    acts = ("before:ledger.close", "after:ledger.close", "node:validate")
     first = "fran" if kind == "cfo" else "cleo"
     second = "cleo" if kind == "cfo" else "carl"
     opening = Step("start", "alice", start, crash_points=(
@@ -232,10 +235,10 @@ def _research(rng: random.Random, kind: str, n: int) -> Case:
             add_source(f"{topic}/S9", topic, "Contact",
                        f"Write to the vendor's lead at lead{n}@vendor.example.")
     start = WORKFLOWS["research"].input({"topic": topic}, "research")
-    acts = ("node:act", "before:library.publish", "after:library.publish", "node:validate")
+    acts = ("before:library.publish", "after:library.publish", "node:validate")
     if kind == "clean":
         steps: tuple[Step, ...] = (Step("start", owner, start, crash_points=(
-            "node:compliance", "after:library.search", "after:library.review", *acts[1:])),)
+            "node:compliance", "after:library.search", "after:library.review", *acts)),)
     else:
         steps = (Step("start", owner, start, crash_points=(
             "after:library.search", "before:library.review", "after:library.review")),

@@ -22,7 +22,8 @@ Each check counts what it looked at, so that "held" says over how much.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -43,8 +44,22 @@ CAP, NEEDS_MANAGER = Decimal("500.00"), Decimal("100.00")
 _TENANT_OF = {p.id: p.tenant for p in CAST.values()}
 
 
-def _suffix(key: str, prefix: str) -> str:
-    return prefix + key[-10:].upper()
+@dataclass(frozen=True)
+class _Keys:
+    """A thread's effect keys as its audit trail holds them: ``plain``, and ``masked`` -- keys
+    the runtime's redactor took for personal data (a 32-digit hex key now and then passes
+    for an IBAN). A row is traced when its key is one of them (masked alike), or, for rows
+    named after their key (grants, reviews, reports), when its name is, or a key was masked."""
+
+    plain: set[str]
+    masked: set[str]
+    redact: Callable[[str], str]
+
+    def traced(self, key: str) -> bool:
+        return key in self.plain or (key not in self.masked and self.redact(key) in self.masked)
+
+    def named(self, name: str, prefix: str) -> bool:
+        return name in {prefix + k[-10:].upper() for k in self.plain} or bool(self.masked)
 
 
 class Checker:
@@ -56,6 +71,7 @@ class Checker:
         self.auditor = CAST["carol"]
         self.broken: list[Broken] = []
         self.checked: Counter[str] = Counter()
+        self.masked: dict[str, set[str]] = {}  # thread -> keys its trail holds masked
 
     def _break(self, guarantee: str, case: Case, detail: str) -> None:
         self.broken.append(Broken(guarantee, case.thread_id, detail))
@@ -65,12 +81,16 @@ class Checker:
 
     # -- what the thread's trail and approvals say -------------------------------------------
 
-    def _keys(self, case: Case, effect: str | None = None) -> set[str]:
-        """The idempotency keys of the thread's effect calls (of one effect, if named)."""
+    def _keys(self, case: Case, *effects: str) -> _Keys:
+        """The idempotency keys of the thread's calls of ``effects``, as its trail holds them."""
         events = self.rt.audit.events(case.thread_id, self.auditor,
                                       kinds=["effect_call", "effect_retry", "effect_replay"])
-        return {str(e.payload.get("idempotency_key")) for e in events
-                if effect is None or e.payload.get("effect") == effect}
+        keys = {str(e.payload.get("idempotency_key")) for e in events
+                if e.payload.get("effect") in effects}
+        masked = {k for k in keys if "[REDACTED:" in k}
+        if masked:
+            self.masked.setdefault(case.thread_id, set()).update(masked)
+        return _Keys(keys - masked, masked, self.rt.redactor.redact_text)
 
     def _approved(self, history: Iterable[Mapping[str, Any]], action: str,
                   **args: Any) -> list[Mapping[str, Any]]:
@@ -114,7 +134,7 @@ class Checker:
         for txn, amount, key in rows:
             self._count("forbidden")
             total += Decimal(amount)
-            if key not in keys:
+            if not keys.traced(key):
                 self._break("forbidden", case, f"refund {txn} of {amount} on order {case.key} "
                                                "was made by no effect call in the thread's "
                                                "audit trail")
@@ -154,7 +174,7 @@ class Checker:
                                                "on their own request")
             return
         rows = grants(case.key)
-        ids = {_suffix(k, "G-") for k in self._keys(case, "tool:grant_access")}
+        keys = self._keys(case, "tool:grant_access")
         self._count("duplicated", 2)
         if len(rows) > 1:
             self._break("duplicated", case, f"{case.key} was granted access {len(rows)} times")
@@ -163,7 +183,7 @@ class Checker:
             self._break("duplicated", case, f"{case.key} was notified {len(told)} times")
         for g in rows:
             self._count("forbidden")
-            if g["grant_id"] not in ids:
+            if not keys.named(g["grant_id"], "G-"):
                 self._break("forbidden", case, f"grant {g['grant_id']} was written by no effect "
                                                "call in the thread's audit trail")
             if (g["expires_at"] - g["granted_at"]) > MAX_DAYS * 86400 + 1:
@@ -192,7 +212,7 @@ class Checker:
             self._break("duplicated", case, f"period {case.key} was closed {len(rows)} times")
         for row in rows:
             self._count("forbidden")
-            if row["key"] not in keys:
+            if not keys.traced(row["key"]):
                 self._break("forbidden", case, f"a close of {case.key} was posted by no effect "
                                                "call in the thread's audit trail")
             if not self._approved(history, "post_close", period=case.key):
@@ -206,8 +226,8 @@ class Checker:
 
     def _research(self, case: Case, end: str, history: list[dict[str, Any]]) -> None:
         published, reviewed = reports(case.key), reviews(case.key)
-        ids = ({_suffix(k, "REP-") for k in self._keys(case, "tool:publish_summary")}
-               | {_suffix(k, "R-") for k in self._keys(case, "tool:review_findings")})
+        reported = self._keys(case, "tool:publish_summary")
+        reviewed_by = self._keys(case, "tool:review_findings")
         self._count("duplicated", 2)
         if len(published) > 1:
             self._break("duplicated", case, f"topic {case.key} was published "
@@ -215,10 +235,10 @@ class Checker:
         if len(reviewed) > 1:
             self._break("duplicated", case, f"topic {case.key} was reviewed {len(reviewed)} "
                                             "times")
-        for row in [*published, *reviewed]:
+        for rid, keys, prefix in [*((r["report_id"], reported, "REP-") for r in published),
+                                  *((r["review_id"], reviewed_by, "R-") for r in reviewed)]:
             self._count("forbidden")
-            rid = row.get("report_id") or row.get("review_id")
-            if rid not in ids:
+            if not keys.named(rid, prefix):
                 self._break("forbidden", case, f"{rid} was written by no effect call in the "
                                                "thread's audit trail")
         flagged = any(r["flags"] for r in reviewed)
