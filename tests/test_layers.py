@@ -49,7 +49,7 @@ MAY = {
     "steward.telemetry": BOTTOM,  # an exporter for the audit handler's spans (the otel extra)
 }
 ABOVE = {"steward.graphs", "steward.examples", "steward.cli", "steward.server", "steward.workers",
-         "steward.aws", "steward"}
+         "steward.aws", "steward.evaluation", "steward"}
 
 
 def _modules() -> list[tuple[str, Path]]:

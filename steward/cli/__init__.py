@@ -7,6 +7,9 @@
 - ``worker``: execute submitted runs and keep the periodic duties (``steward.workers``);
 - ``report``: the scorecard of a tenant's workflows (``steward.report``), as a table, JSON or
   an HTML page;
+- ``eval``: the example workflows run under injected faults, crashes and adversarial requests
+  on a fresh database, their scorecard, and the guarantees checked (``steward.evaluation``;
+  its exit code 1 says a guarantee broke, 2 that it could not run);
 - ``options``: the options and helpers they all share (``--db``, ``--as``, ``--thread-roles``,
   ``--json``).
 
@@ -21,6 +24,7 @@ from rich.markup import escape
 
 from steward.cli import approvals, audit, threads
 from steward.cli.demo import demo, demo_resume
+from steward.cli.eval import eval_command
 from steward.cli.report import report
 from steward.cli.retention import erase, sweep
 from steward.cli.run import resume, run
@@ -41,6 +45,7 @@ app.command("erase")(erase)
 app.command("token")(token)
 app.command("worker")(worker)
 app.command("report")(report)
+app.command("eval")(eval_command)
 app.add_typer(threads.app, name="threads")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(audit.app, name="audit")

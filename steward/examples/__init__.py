@@ -5,6 +5,8 @@
 - ``close``: the month-end close (several approvers, over days);
 - ``research``: a team of agents sharing one working context;
 - ``records``: the small local systems of record their tools act on;
+- ``faults``: the fault plans those systems consult before acting (``steward eval`` installs
+  one: transient errors, timeouts, outages, crashes; without one they act as ever);
 - ``chat``: the refund chat, a LangChain agent (``create_agent``) under
   ``GuardedToolsMiddleware``, for chat frontends (not in ``WORKFLOWS``: it takes messages, and
   needs the ``agents`` extra, imported only when it is built).

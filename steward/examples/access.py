@@ -24,12 +24,15 @@ from typing import Annotated, Any
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
+from steward.examples import faults
 from steward.examples.records import records_path, system_of_record
 from steward.graphs import build_agent_graph
 from steward.guardrails.policy import Policy
+from steward.nodes.tools import Retry
 from steward.state import WorkingContext
 
-__all__ = ["ACCESS_POLICY", "access_policy", "build_access_graph", "expire_grants", "grants"]
+__all__ = ["ACCESS_POLICY", "access_policy", "add_person", "build_access_graph", "expire_grants",
+           "grants", "notifications"]
 
 READER, PROVISIONER = "svc-directory-reader", "svc-provisioner"
 
@@ -74,7 +77,7 @@ def access_policy() -> Policy:
 @tool
 def lookup_user(user_id: str) -> dict[str, Any]:
     """Look a user up in the directory (read-only identity)."""
-    with _records() as conn:
+    with faults.call("directory.lookup"), _records() as conn:
         row = conn.execute("SELECT name, department FROM directory WHERE user_id = ?",
                            (user_id,)).fetchone()
         active = conn.execute("SELECT system, role FROM grants WHERE user_id = ? AND "
@@ -92,7 +95,7 @@ def grant_access(user_id: str, system: str, role: str, days: int,
     """Grant a user a role on a system for some days (provisioning identity)."""
     now = time.time()
     grant_id = "G-" + idempotency_key[-10:].upper()
-    with _records() as conn:
+    with faults.call("access.grant"), _records() as conn:
         conn.execute("INSERT OR IGNORE INTO grants VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                      (grant_id, user_id, system, role, principal["id"], PROVISIONER, now,
                       now + days * 86400))
@@ -104,7 +107,7 @@ def grant_access(user_id: str, system: str, role: str, days: int,
 def notify_user(user_id: str, message: str,
                 idempotency_key: Annotated[str, InjectedToolArg]) -> str:
     """Tell the user what was granted."""
-    with _records() as conn:
+    with faults.call("access.notify"), _records() as conn:
         conn.execute("INSERT OR IGNORE INTO notifications VALUES (?, ?, ?)",
                      (idempotency_key, user_id, message))
     return f"notified {user_id}"
@@ -124,22 +127,38 @@ def _plan(state: WorkingContext) -> list[dict[str, Any]]:
     ]
 
 
-def build_access_graph(model: Any = None) -> StateGraph[WorkingContext]:
-    """The static plan offline; with ``model``, the model plans from the request."""
+def build_access_graph(model: Any = None, *, timeout: float = 30.0,
+                       retry: Retry | None = None) -> StateGraph[WorkingContext]:
+    """The static plan offline; with ``model``, the model plans from the request;
+    ``timeout`` and ``retry``: each tool call's (see ``build_agent_graph``)."""
     return build_agent_graph([lookup_user, grant_access, notify_user], model=model,
                              static_plan=None if model is not None else _plan,
-                             read_only=["lookup_user"])
+                             read_only=["lookup_user"], timeout=timeout, retry=retry)
+
+
+def add_person(user_id: str, name: str, department: str) -> None:
+    """Add someone to the directory (once: someone already there stays as they are)."""
+    with _records() as conn:
+        conn.execute("INSERT OR IGNORE INTO directory VALUES (?, ?, ?)",
+                     (user_id, name, department))
 
 
 def grants(user_id: str) -> list[dict[str, Any]]:
     """A user's grants in the system of record, newest first."""
     with _records() as conn:
         rows = conn.execute("SELECT grant_id, system, role, requested_by, written_as, "
-                            "expires_at, revoked_at FROM grants WHERE user_id = ? "
+                            "granted_at, expires_at, revoked_at FROM grants WHERE user_id = ? "
                             "ORDER BY granted_at DESC", (user_id,)).fetchall()
-    keys = ("grant_id", "system", "role", "requested_by", "written_as", "expires_at",
-            "revoked_at")
+    keys = ("grant_id", "system", "role", "requested_by", "written_as", "granted_at",
+            "expires_at", "revoked_at")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def notifications(user_id: str) -> list[str]:
+    """What the user was told, oldest first."""
+    with _records() as conn:
+        return [r[0] for r in conn.execute("SELECT message FROM notifications WHERE user_id = ? "
+                                           "ORDER BY rowid", (user_id,))]
 
 
 def expire_grants(now: float | None = None) -> list[str]:

@@ -20,13 +20,15 @@ from typing import Annotated, Any
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
+from steward.examples import faults
 from steward.examples.records import records_path, system_of_record
 from steward.graphs import build_agent_graph
 from steward.guardrails.policy import Policy
 from steward.guardrails.request import Escalate
+from steward.nodes.tools import Retry
 from steward.state import WorkingContext
 
-__all__ = ["CLOSE_POLICY", "build_close_graph", "close_policy", "closes"]
+__all__ = ["CLOSE_POLICY", "add_period", "build_close_graph", "close_policy", "closes"]
 
 APPROVAL_WAIT = 2 * 86400.0  # two days, then the CFO is asked instead
 
@@ -75,7 +77,7 @@ def close_policy() -> Policy:
 @tool
 def reconcile_account(period: str, account: str) -> dict[str, Any]:
     """Compare an account's book balance with the bank's for a period."""
-    with _ledger() as conn:
+    with faults.call("ledger.reconcile"), _ledger() as conn:
         row = conn.execute("SELECT book, bank FROM balances WHERE period = ? AND account = ?",
                            (period, account)).fetchone()
     if row is None:
@@ -89,7 +91,7 @@ def reconcile_account(period: str, account: str) -> dict[str, Any]:
 def flag_variances(period: str, idempotency_key: Annotated[str, InjectedToolArg]) -> list[str]:
     """Record every account of the period whose book and bank balances differ."""
     flagged = []
-    with _ledger() as conn:
+    with faults.call("ledger.flag"), _ledger() as conn:
         for account, book, bank in conn.execute(
                 "SELECT account, book, bank FROM balances WHERE period = ? ORDER BY account",
                 (period,)).fetchall():
@@ -106,7 +108,7 @@ def post_close(period: str, total_variance: str,
                idempotency_key: Annotated[str, InjectedToolArg],
                principal: Annotated[dict[str, Any], InjectedToolArg]) -> dict[str, Any]:
     """Post the period's close (final)."""
-    with _ledger() as conn:
+    with faults.call("ledger.close"), _ledger() as conn:
         conn.execute("INSERT OR IGNORE INTO closes VALUES (?, ?, ?, ?)",
                      (idempotency_key, period, principal["id"], time.time()))
     return {"period": period, "closed": True}
@@ -137,19 +139,28 @@ def _plan(state: WorkingContext) -> list[dict[str, Any]]:
              "reason": "two approvers close the period"}]
 
 
-def build_close_graph(model: Any = None) -> StateGraph[WorkingContext]:
-    """The static plan offline; with ``model``, the model plans from the request."""
+def build_close_graph(model: Any = None, *, timeout: float = 30.0,
+                      retry: Retry | None = None) -> StateGraph[WorkingContext]:
+    """The static plan offline; with ``model``, the model plans from the request;
+    ``timeout`` and ``retry``: each tool call's (see ``build_agent_graph``)."""
     return build_agent_graph(
         [reconcile_account, flag_variances, post_close], model=model,
         static_plan=None if model is not None else _plan,
-        read_only=["reconcile_account"],
+        read_only=["reconcile_account"], timeout=timeout, retry=retry,
         approvals={"post_close": {"expires_in": APPROVAL_WAIT,
                                   "on_expire": Escalate(["cfo"])}})
+
+
+def add_period(period: str, balances: list[tuple[str, str, str]]) -> None:
+    """Record a period's accounts: (account, book balance, bank balance)."""
+    with _ledger() as conn:
+        conn.executemany("INSERT INTO balances VALUES (?, ?, ?, ?)",
+                         [(period, *row) for row in balances])
 
 
 def closes(period: str) -> list[dict[str, Any]]:
     """The period's posted closes (the system of record's view)."""
     with _ledger() as conn:
-        rows = conn.execute("SELECT posted_by, posted_at FROM closes WHERE period = ?",
+        rows = conn.execute("SELECT posted_by, posted_at, key FROM closes WHERE period = ?",
                             (period,)).fetchall()
-    return [{"posted_by": r[0], "posted_at": r[1]} for r in rows]
+    return [{"posted_by": r[0], "posted_at": r[1], "key": r[2]} for r in rows]

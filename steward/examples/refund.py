@@ -28,7 +28,9 @@ from typing import Annotated, Any, TypedDict
 from langgraph.config import get_config, get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import RetryPolicy
 
+from steward.examples import faults
 from steward.examples.records import system_of_record
 from steward.guardrails.guard import guard
 from steward.guardrails.policy import Policy
@@ -37,9 +39,10 @@ from steward.memory.space import team_space
 from steward.memory.store import MemoryStore
 from steward.memory.subjects import add_subjects
 from steward.nodes.effects import effect
+from steward.nodes.tools import Transient
 
-__all__ = ["REFUND_POLICY", "build_refund_graph", "compile_refund_graph", "outbox", "pay_refund",
-           "payments", "refund_policy", "reset_records", "ticket"]
+__all__ = ["REFUND_POLICY", "RETRY", "add_order", "build_refund_graph", "compile_refund_graph",
+           "outbox", "pay_refund", "payments", "refund_policy", "reset_records", "ticket"]
 
 # Who may do what, in Cedar (see steward/guardrails/policy.py for the entity model).
 REFUND_POLICY = """
@@ -189,6 +192,13 @@ def _ledger() -> contextlib.AbstractContextManager[sqlite3.Connection]:
     })
 
 
+def add_order(order_id: str, customer: str, paid: str, method: str = "card") -> None:
+    """Record another paid order (and its open ticket) in the system of record."""
+    with _ledger() as conn:
+        conn.execute("INSERT INTO orders VALUES (?, ?, ?, ?)", (order_id, customer, paid, method))
+        conn.execute("INSERT OR IGNORE INTO tickets VALUES (?, 'open', '', NULL)", (order_id,))
+
+
 def reset_records() -> None:
     """Start the demo's system of record afresh: no refunds, e-mails or closed tickets."""
     with _ledger() as conn:
@@ -217,7 +227,7 @@ def ticket(order_id: str) -> tuple[str, str] | None:
 def pay_refund(order_id: str, amount: str, *, idempotency_key: str = "") -> str:
     """Refund through the payment provider; runs once per call site, whatever re-runs."""
     txn = "TXN-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:10].upper()
-    with _ledger() as conn:
+    with faults.call("payments.refund"), _ledger() as conn:
         conn.execute("INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?)",
                      (txn, order_id, amount, idempotency_key))
     return txn
@@ -226,7 +236,7 @@ def pay_refund(order_id: str, amount: str, *, idempotency_key: str = "") -> str:
 @effect(name="demo.send_receipt")
 def send_receipt(recipient: str, txn: str, amount: str, *, idempotency_key: str = "") -> str:
     """E-mail the receipt (to the local outbox); sent once, whatever re-runs."""
-    with _ledger() as conn:
+    with faults.call("mail.receipt"), _ledger() as conn:
         conn.execute("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?)",
                      (idempotency_key, recipient, f"Your refund {txn}",
                       f"We refunded ${amount} to your original payment method ({txn})."))
@@ -235,7 +245,7 @@ def send_receipt(recipient: str, txn: str, amount: str, *, idempotency_key: str 
 
 @effect(name="demo.close_ticket")
 def close_ticket(order_id: str, note: str, *, idempotency_key: str = "") -> str:
-    with _ledger() as conn:
+    with faults.call("tickets.close"), _ledger() as conn:
         conn.execute("UPDATE tickets SET status = 'closed', note = ?, key = ? "
                      "WHERE order_id = ?", (note, idempotency_key, order_id))
     return f"ticket of order {order_id} closed"
@@ -285,16 +295,26 @@ def update_ticket(state: RefundState) -> RefundState:
                                             "amount": state["amount"]}}
 
 
+# A transient failure of the provider, the mail or the tickets (an error it marks
+# transient, a dropped connection, no answer in time) is tried again, three attempts in all.
+RETRY = RetryPolicy(max_attempts=3, initial_interval=0.2, backoff_factor=2.0,
+                    retry_on=(Transient, TimeoutError, ConnectionError))
+_ACTING = ("issue_refund", "email_receipt", "update_ticket")
+
+
 def build_refund_graph() -> StateGraph[RefundState]:
     """verify_order -> check_payment -> compute_refund -> issue_refund (a manager approves
     above 100.00) -> email_receipt -> update_ticket; an unknown order or an amount that cannot
-    be refunded ends the run with ``outcome`` (and ``status``) saying why."""
+    be refunded ends the run with ``outcome`` (and ``status``) saying why. The steps that act
+    try again on transient failures (``RETRY``)."""
     builder = StateGraph(RefundState)
     steps = [("verify_order", verify_order), ("check_payment", check_payment),
              ("compute_refund", compute_refund), ("issue_refund", issue_refund),
              ("email_receipt", email_receipt), ("update_ticket", update_ticket)]
     for name, fn in steps:
-        builder.add_node(name, fn)
+        # The steps that call the provider, the mail and the tickets try again on their
+        # transient failures; the effect ledger keeps each to one act (one idempotency key).
+        builder.add_node(name, fn, retry_policy=RETRY if name in _ACTING else None)
     builder.add_edge(START, "verify_order")
     builder.add_conditional_edges("verify_order", _refundable,
                                   {"next": "check_payment", END: END})

@@ -27,13 +27,16 @@ from typing import Annotated, Any
 from langchain_core.tools import InjectedToolArg, tool
 from langgraph.graph import StateGraph
 
+from steward.examples import faults
 from steward.examples.records import records_path, system_of_record
 from steward.graphs import TeamContext, build_agent_graph, build_team_graph
 from steward.guardrails.policy import Policy
 from steward.guardrails.redact import Redactor
+from steward.nodes.tools import Retry
 from steward.state import WorkingContext
 
-__all__ = ["RESEARCH_POLICY", "build_research_graph", "reports", "research_policy", "reviews"]
+__all__ = ["RESEARCH_POLICY", "add_source", "build_research_graph", "reports", "research_policy",
+           "reviews"]
 
 RESEARCH_POLICY = """
 @id("same-tenant")
@@ -90,7 +93,7 @@ def research_policy() -> Policy:
 @tool
 def search_sources(topic: str) -> dict[str, Any]:
     """Search the library for what is known about a topic (read-only)."""
-    with _library() as conn:
+    with faults.call("library.search"), _library() as conn:
         rows = conn.execute("SELECT source_id, title, body, restricted FROM sources "
                             "WHERE topic = ? ORDER BY source_id", (topic,)).fetchall()
     return {"topic": topic, "findings": [{"source": r[0], "title": r[1], "text": r[2],
@@ -113,7 +116,7 @@ def review_findings(topic: str, findings: list[dict[str, Any]],
         else:
             cleared.append(finding)
     review_id = "R-" + idempotency_key[-10:].upper()
-    with _library() as conn:
+    with faults.call("library.review"), _library() as conn:
         conn.execute("INSERT OR IGNORE INTO reviews VALUES (?, ?, ?, ?, ?)",
                      (review_id, topic, json.dumps(flags), principal["id"],
                       principal.get("on_behalf_of")))
@@ -127,7 +130,7 @@ def publish_summary(topic: str, findings: list[str], flags: int,
     """Publish the report of a topic from cleared findings."""
     report_id = "REP-" + idempotency_key[-10:].upper()
     body = "\n".join(f"- {f}" for f in findings)
-    with _library() as conn:
+    with faults.call("library.publish"), _library() as conn:
         conn.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?)",
                      (report_id, topic, body, principal["id"], principal.get("on_behalf_of")))
     return {"report_id": report_id, "topic": topic, "findings": len(findings), "flags": flags}
@@ -159,13 +162,15 @@ def _summary_plan(state: WorkingContext) -> list[dict[str, Any]]:
              "reason": "the report, from cleared findings only"}]
 
 
-def build_research_graph(model: Any = None) -> StateGraph[TeamContext]:
+def build_research_graph(model: Any = None, *, timeout: float = 30.0,
+                         retry: Retry | None = None) -> StateGraph[TeamContext]:
     """Three members, each an agent graph with its own tools and identity; the static plans
-    offline, or ``model`` planning for each member from the goal and the team's results."""
+    offline, or ``model`` planning for each member from the goal and the team's results;
+    ``timeout`` and ``retry``: each tool call's (see ``build_agent_graph``)."""
     def member(tools: list[Any], plan: Any, read_only: tuple[str, ...] = ()) -> Any:
         return build_agent_graph(tools, model=model,
                                  static_plan=None if model is not None else plan,
-                                 read_only=read_only).compile()
+                                 read_only=read_only, timeout=timeout, retry=retry).compile()
 
     return build_team_graph([
         ("researcher", member([search_sources], _research_plan, ("search_sources",)),
@@ -174,6 +179,14 @@ def build_research_graph(model: Any = None) -> StateGraph[TeamContext]:
          ["compliance"]),
         ("summarizer", member([publish_summary], _summary_plan), "agent-writer", ["writer"]),
     ])
+
+
+def add_source(source_id: str, topic: str, title: str, body: str, *,
+               restricted: bool = False) -> None:
+    """Put a source in the library."""
+    with _library() as conn:
+        conn.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?)",
+                     (source_id, topic, title, body, int(restricted)))
 
 
 def reviews(topic: str) -> list[dict[str, Any]]:

@@ -7,7 +7,9 @@ stable when the node re-runs for the same step) and the call's order in the task
 in ``steward_effects``:
 
 1. before the call, an *intent* is committed durably (with the function's name, the hash of
-   its arguments and the call's idempotency key);
+   its arguments and the call's idempotency key), and with it the audit events gathered so
+   far (the guard's decision, the approval), so that the trail shows what authorized the
+   call even if the process dies during it;
 2. the function runs (with ``idempotency_key=`` if it declares that parameter);
 3. its result is committed durably (serialized with the runtime's serde, sealed when the
    runtime encrypts), or its error is recorded.
@@ -156,6 +158,7 @@ def _begin(site: _Site, explicit_key: str | None) -> Op[_Plan]:
                       where)).one()
     if row is None:
         key = explicit_key or site.key
+        yield from _authorized(ctx)
         yield Stmt("INSERT INTO steward_effects (thread_id, task_ns, seq, name, args_hash, "
                    "idempotency_key, status, attempts, started_at) VALUES "
                    "(?, ?, ?, ?, ?, ?, ?, 1, ?)",
@@ -177,9 +180,17 @@ def _begin(site: _Site, explicit_key: str | None) -> Op[_Plan]:
         value = codec.load(saver.serde, rtype, blob, site.where,
                            at_effect(*where[:2], site.seq))
         return _Plan(replay=True, result=value, key=key, codec=codec)
+    yield from _authorized(ctx)
     yield Stmt("UPDATE steward_effects SET attempts = attempts + 1, started_at = ? "
                "WHERE thread_id = ? AND task_ns = ? AND seq = ?", (time.time(), *where))
     return _Plan(replay=False, key=key, reconcile=status == INTENT, codec=codec)
+
+
+def _authorized(ctx: NodeContext) -> Op[None]:
+    """Before an effect acts, the audit events gathered so far -- the guard's decision, the
+    approval that allowed it -- are written with its intent: a process that dies during the
+    call leaves a trail that shows what authorized it (the call's own event follows)."""
+    yield from ctx.runtime.audit.locked_flush_op(ctx.thread_id)
 
 
 def _finish(site: _Site, stored: tuple[str, bytes] | None = None, *,

@@ -9,7 +9,8 @@ approval, a retry or a crash lines up with what was recorded:
    most once per call site however often the node runs; read-only tools may skip it;
 4. inside that one recorded call: a timeout per attempt, and retries with exponential backoff
    and jitter on errors the tool marks transient (``Transient``, ``TimeoutError``,
-   ``ConnectionError``), all under one idempotency key;
+   ``ConnectionError``), all under one idempotency key; an attempt that timed out is a
+   ``tool_error`` in the run's callbacks (the audit trail) when the executor stops waiting;
 5. tools act with the caller's identity: a tool that declares an injected ``principal``
    argument (``Annotated[dict, InjectedToolArg]``) receives the acting principal, and one that
    declares ``idempotency_key`` receives the call's key.
@@ -28,12 +29,16 @@ import inspect
 import random
 import time
 import typing
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.callbacks.manager import CallbackManager, CallbackManagerForToolRun
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.config import get_config
 from pydantic import BaseModel, ValidationError
 
 from steward.context import current
@@ -114,6 +119,21 @@ def _typed(tool: BaseTool, result: Any) -> str | None:
     return None
 
 
+def _gave_up(run_id: uuid.UUID, error: TimeoutError) -> None:
+    """Tell the run's callbacks (the audit trail, tracing) that the call ``run_id`` failed:
+    the executor stopped waiting for it. An answer it gives later is no longer its outcome."""
+    try:
+        config = get_config()
+    except RuntimeError:
+        return
+    manager = CallbackManager.configure(inheritable_callbacks=config.get("callbacks"))
+    CallbackManagerForToolRun(
+        run_id=run_id, handlers=manager.handlers, inheritable_handlers=manager.handlers,
+        parent_run_id=manager.parent_run_id, tags=manager.tags,
+        inheritable_tags=manager.inheritable_tags, metadata=manager.metadata,
+        inheritable_metadata=manager.inheritable_metadata).on_tool_error(error)
+
+
 def _error(kind: str, message: str, call: _Call) -> ErrorRecord:
     return {"type": kind, "message": message[:2000],  # type: ignore[typeddict-item]
             "step": call.step.get("id") if call.step else None, "tool": call.tool,
@@ -177,12 +197,17 @@ class ToolExecutor:
             pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="steward-tool")
             try:
                 # The run's context (its callbacks: audit, tracing) goes with the call.
-                future = pool.submit(contextvars.copy_context().run, tool.invoke, payload)
+                run_id = uuid.uuid4()
+                config: RunnableConfig = {"run_id": run_id}
+                future = pool.submit(contextvars.copy_context().run, tool.invoke, payload,
+                                     config)
                 try:
                     return future.result(timeout=timeout)
                 except concurrent.futures.TimeoutError:
-                    raise TimeoutError(f"tool {tool.name!r} did not answer within "
-                                       f"{timeout:g}s") from None
+                    error = TimeoutError(f"tool {tool.name!r} did not answer within "
+                                         f"{timeout:g}s")
+                    _gave_up(run_id, error)
+                    raise error from None
             except self.retry.on:
                 if attempt == self.retry.attempts:
                     raise

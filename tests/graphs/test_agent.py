@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from decimal import Decimal
 from typing import Annotated, Any
@@ -181,6 +182,37 @@ def test_a_timeout_is_retried_then_fails_with_the_reason(db_url: str) -> None:
     assert out["plan"][0]["status"] == "failed" and out["plan"][0]["attempts"] == 2
     # Two rounds through act, one key: a call that timed out may have gone through.
     assert len(calls) == 2 and len(set(calls)) == 1
+
+
+def test_a_timed_out_attempt_is_a_tool_error_in_the_trail(db_url: str) -> None:
+    """The executor stops waiting: the trail says so then, as the attempt's error, and the
+    retry that follows is one the scorecard counts; the late answer is not the call's outcome
+    (found by ``steward eval``: timeouts left no trace, and their retries were not counted)."""
+    answered = threading.Event()
+
+    @tool
+    def slow_once(x: int) -> int:
+        """Slow the first time."""
+        if not answered.is_set():
+            answered.set()
+            time.sleep(0.4)
+        return x
+
+    auditor = steward.Principal(id="carol", tenant="acme", roles=frozenset({"auditor"}))
+    with steward.open(db_url, thread_roles={"auditor": "read"}) as rt:
+        graph = build_agent_graph(
+            [slow_once], static_plan=[{"tool": "slow_once", "args": {"x": 1}}], timeout=0.1,
+            retry=Retry(attempts=2, initial=0.0, jitter=0.0)).compile(
+                checkpointer=rt.checkpointer)
+        out = graph.invoke({}, rt.config("T", ALICE))
+        time.sleep(0.5)  # the late answer arrives
+        assert out["outcome"]["status"] == "done"
+        graph.invoke(None, rt.config("T", ALICE))  # a later write flushes what came late
+        kinds = [(e.kind, e.payload.get("error")) for e in rt.audit.events("T", ALICE)
+                 if e.kind.startswith("tool_")]
+        assert kinds == [("tool_call", None), ("tool_error", "TimeoutError"),
+                         ("tool_call", None), ("tool_result", None)]
+        assert rt.report(auditor).recovery.by_cause == {"retry": 1}
 
 
 @pytest.mark.parametrize(("plan", "kind", "where"), [

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from _support import ALICE, BOB, CAROL, DAVE, EVE, execute, one_node, snapshot, stored
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, RetryPolicy, interrupt
 
 import steward
 from steward import ApprovalInvalid, Policy, PolicyDenied, Principal, ThreadAccessDenied
@@ -114,6 +114,33 @@ def _resume(graph: Any, rt: steward.Runtime, tid: str, who: Principal, value: An
 
 
 APPROVE = {"decision": "approve", "comment": "ok"}
+
+
+def test_a_node_retried_after_its_approval_keeps_it(grt: steward.Runtime) -> None:
+    """A RetryPolicy runs the approved node again from its first line: the guard is the same
+    call site, the vote stands, and nobody is asked again (found by ``steward eval``: the
+    retry used to open a second request, which stayed pending after the thread finished)."""
+    failures = [ConnectionError("the provider dropped the connection")]
+
+    def refund_then_call(state: RefundState) -> dict[str, Any]:
+        out = _refund(state)
+        if failures:
+            raise failures.pop()
+        return out
+
+    builder = StateGraph(RefundState)
+    builder.add_node("verify", _verify)
+    builder.add_node("refund", refund_then_call, retry_policy=RetryPolicy(
+        max_attempts=2, initial_interval=0.0, jitter=False, retry_on=ConnectionError))
+    builder.add_edge(START, "verify")
+    builder.add_edge("verify", "refund")
+    graph = builder.compile(checkpointer=grt.checkpointer)
+    _ask(graph, grt, "T-retry", "150.00")
+    out = _resume(graph, grt, "T-retry", BOB, APPROVE)
+    assert out["receipts"] == ["150.00 by bob"] and not failures
+    assert [(r["status"], len(r["votes"])) for r in grt.approvals.history("T-retry", ALICE)] \
+        == [("approved", 1)]
+    assert len(_audited(grt, "T-retry", "approval_request")) == 1
 
 
 # -- decisions -----------------------------------------------------------------------------------

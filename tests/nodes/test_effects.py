@@ -9,7 +9,8 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 from _support import ALICE, BOB, execute, one_node, snapshot
-from langgraph.types import Command, interrupt
+from langgraph.graph import START, StateGraph
+from langgraph.types import Command, RetryPolicy, interrupt
 
 import steward
 from steward import ConfigError, EffectConflict
@@ -110,6 +111,63 @@ def test_a_failed_call_runs_again_with_the_same_key(db_url: str) -> None:
         assert graph.invoke(None, rt.config("T", ALICE))["receipts"] == ["paid"]
         assert len(calls) == 2 and calls[0] == calls[1]
         assert execute(db_url, "SELECT status, attempts FROM steward_effects") == [("done", 2)]
+
+
+def test_a_retry_policy_calls_again_at_the_same_site_with_the_same_key(db_url: str) -> None:
+    """A node's RetryPolicy runs it again from its first line within the run: its effect is
+    the same call site, so a call that acted and then failed (no answer in time) is called
+    again under its key, and the other system drops the repeat (found by ``steward eval``:
+    each attempt used to count its calls on from the last, a new site and a new key)."""
+    paid: dict[str, str] = {}  # the other system: one refund per key
+
+    @steward.effect
+    def pay(amount: str, *, idempotency_key: str) -> str:
+        first = idempotency_key not in paid
+        paid.setdefault(idempotency_key, amount)
+        if first:
+            raise TimeoutError("the provider acted, and its answer was lost")
+        return f"paid {amount}"
+
+    builder = StateGraph(State)
+    builder.add_node("n", lambda state: {"receipts": [pay("10.00"), issue_refund("1", "2.00")]},
+                     retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.0,
+                                              jitter=False, retry_on=TimeoutError))
+    builder.add_edge(START, "n")
+    with steward.open(db_url) as rt:
+        graph = builder.compile(checkpointer=rt.checkpointer)
+        out = graph.invoke({}, rt.config("T", ALICE))
+    assert out["receipts"][0] == "paid 10.00" and list(paid.values()) == ["10.00"]
+    assert len(WORLD) == 1
+    assert sorted(execute(db_url, "SELECT seq, status, attempts FROM steward_effects")) == [
+        (0, "done", 2), (1, "done", 1)]
+
+
+def test_what_allowed_an_effect_is_in_the_trail_before_it_acts(db_url: str) -> None:
+    """The guard's decision and the approval are written with the effect's intent: a process
+    killed during the call leaves a trail that shows what authorized it (found by ``steward
+    eval``: a run killed mid-call lost its approval's outcome, and the trail showed an effect
+    nobody approved)."""
+    policy = steward.Policy.from_cedar(
+        'permit (principal, action, resource) when { principal.tenant == context.thread.tenant'
+        ' };\n@approval("manager") forbid (principal, action == Action::"pay", resource);')
+    stored: list[list[str]] = []  # what the trail held when the effect acted
+
+    @steward.effect
+    def pay(amount: str, *, idempotency_key: str) -> str:
+        stored.append([e.kind for e in rt.audit.events("T", ALICE)])  # what a kill would leave
+        return f"paid {amount}"
+
+    def node(state: State) -> dict[str, Any]:
+        steward.guard("pay", {"amount": state["amount"]})
+        return {"receipts": [pay(state["amount"])]}
+
+    with steward.open(db_url, policy=policy, thread_roles=ROLES) as rt:
+        graph = one_node(State, node).compile(checkpointer=rt.checkpointer)
+        graph.invoke({"amount": "5.00"}, rt.config("T", ALICE))
+        out = graph.invoke(Command(resume={"decision": "approve"}), rt.config("T", BOB))
+    assert out["receipts"] == ["paid 5.00"]
+    [kinds] = stored
+    assert kinds[-3:] == ["guard", "approval_vote", "approval_outcome"], kinds
 
 
 @pytest.mark.parametrize("took_effect", [True, False])
