@@ -276,6 +276,7 @@ def sqlite_counter(name: str, side: Side) -> SqliteTrace | None:
         trace.watch(conn, full=True)
         return trace
     driver = getattr(side.saver, "driver", None)
+    driver = getattr(driver, "inner", driver)  # the runtime's wrapper (steward.audit.refusals)
     full, fast = getattr(driver, "conn", None), getattr(driver, "fast", None)
     if not isinstance(full, sqlite3.Connection) or not isinstance(fast, sqlite3.Connection):
         return None

@@ -124,6 +124,7 @@ def profile(url: str, runs: int, floor_us: float) -> dict[str, float]:
         rt = stack.enter_context(steward.open(url))
         graph = chain_graph(rt.checkpointer)
         driver: Any = rt.checkpointer.driver
+        driver = getattr(driver, "inner", driver)  # the runtime's wrapper (audit.refusals)
         targets: list[tuple[Any, str, str]] = [
             (StewardSaver, "put", "put"), (StewardSaver, "put_writes", "put_writes"),
 

@@ -14,6 +14,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
 from steward import Principal
+from steward.audit.refusals import ACCESS_CHAIN
 from steward.runtime import SCHEMAS
 from steward.storage.migrations import META_DDL, statements
 
@@ -74,7 +75,9 @@ def approval_graph(checkpointer: Any) -> CompiledStateGraph[Any]:
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of Steward's tables, read with a plain driver connection."""
+    """Every row of Steward's tables, read with a plain driver connection, but for the
+    tenants' access chains (thread id ``access:<tenant>``), where a refusal of another
+    tenant's principal is recorded on purpose (tests/audit/test_refusals.py checks them)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     if url.startswith("sqlite:///"):
         conn = sqlite3.connect(url[len("sqlite:///"):])
@@ -85,13 +88,15 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
                     out[table] = sorted(conn.execute(f"SELECT * FROM {table}"), key=repr)
         finally:
             conn.close()
-        return out
-    with psycopg.connect(url) as pg:
-        names = {r[0] for r in pg.execute("SELECT tablename FROM pg_tables")}
-        for table in TABLES:
-            if table in names:
-                out[table] = sorted(pg.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-    return out
+    else:
+        with psycopg.connect(url) as pg:
+            names = {r[0] for r in pg.execute("SELECT tablename FROM pg_tables")}
+            for table in TABLES:
+                if table in names:
+                    out[table] = sorted(pg.execute(f"SELECT * FROM {table}").fetchall(),
+                                        key=repr)
+    return {table: [r for r in rows if not str(r[0]).startswith(ACCESS_CHAIN)]
+            for table, rows in out.items()}
 
 
 def stored(url: str) -> dict[str, Any]:

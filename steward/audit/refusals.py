@@ -42,6 +42,7 @@ class RefusalsAudited:
     """A driver that audits the refusals of other tenants' principals (see the module)."""
 
     def __init__(self, driver: Driver, audit: AuditLog) -> None:
+        self.inner = driver  # the driver it wraps (its pools, for whoever manages them)
         self._driver = driver
         self._audit = audit
         self.dialect = driver.dialect

@@ -76,6 +76,10 @@ def test_strangers_are_refused_everywhere_and_nothing_changes(
         assert info.value.thread_id == "T1", name
         assert "principal" in str(info.value), name
         assert snapshot(db_url) == before, f"{name} changed the database"
+    if who is not None:  # another tenant's principal: each refusal is in acme's access chain
+        refused = rt.audit.events("access:acme", ALICE, kinds=["access_refused"])
+        assert len(refused) >= len(_attempts(rt, graph, who))
+        assert {(e.principal_id, e.payload["thread_id"]) for e in refused} == {("eve", "T1")}
     # and the owner still resumes normally afterwards
     assert graph.invoke(Command(resume="ok"), rt.config("T1", BOB))["answer"] == "ok"
 

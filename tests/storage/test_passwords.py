@@ -51,7 +51,7 @@ def test_each_new_connection_asks_the_callable(changing: PasswordRole) -> None:
         changed = changing.change("second-Secret-B")
         # Open connections stay: the server checks a password when a connection opens.
         assert graph.get_state(rt.config("T1", ALICE)).next
-        _renew(rt.checkpointer.driver)
+        _renew(rt.checkpointer.driver.inner)  # type: ignore[attr-defined]
         graph.invoke({"items": []}, rt.config("T2", ALICE))
         assert rt.checkpointer.driver.holder()
         assert changing.asked > asked + 2  # both pools and the session opened anew, with B
@@ -68,7 +68,7 @@ async def test_the_async_driver_asks_the_callable_for_each_connection(
         assert await rt.checkpointer.driver.aholder()
         asked = changing.asked
         changed = changing.change("second-Secret-B")
-        driver: Any = rt.checkpointer.driver
+        driver: Any = rt.checkpointer.driver.inner  # type: ignore[attr-defined]
         await driver.pool.drain()
         await driver.lazy.drain()
         driver.session.close()
