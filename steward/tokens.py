@@ -60,9 +60,7 @@ def _key(token: str) -> tuple[Any, list[str]]:
         except jwt.PyJWKClientConnectionError as exc:
             raise ConfigError(f"cannot fetch the key set at STEWARD_JWT_JWKS_URL={url}: "
                               f"{exc}. Check the URL and that this host reaches it.") from exc
-        except jwt.PyJWKClientError as exc:
-            raise TokenInvalid(f"invalid token: {exc}") from exc
-        except jwt.PyJWTError as exc:
+        except jwt.PyJWTError as exc:  # no key for its kid, a malformed header
             raise TokenInvalid(f"invalid token: {exc}") from exc
     raise ConfigError("no key to verify tokens with: set STEWARD_JWT_SECRET (HS256), "
                       "STEWARD_JWT_PUBLIC_KEY (RS256) or STEWARD_JWT_JWKS_URL.")

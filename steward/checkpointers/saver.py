@@ -251,7 +251,8 @@ class StewardSaver(BaseCheckpointSaver[str]):
     @property
     def leased(self) -> builtins.list[str]:
         """The threads a run of this process holds the lease of now (a host's "busy")."""
-        return list(self.threads.leases)
+        # A copy first: runs on other threads take and give back leases meanwhile.
+        return list(self.threads.leases.copy())
 
     def _took(self, tid: str, found: runs.Prefetched) -> None:
         self.threads.hold(tid, found.holder)

@@ -283,3 +283,25 @@ def test_a_deployment_without_a_token_key_says_so(db_url: str) -> None:
         assert _thread(db_url, "sess-nokey-00001") == (0, 0, "none")
     finally:
         served.close()
+
+
+def test_iam_auth_from_the_environment_signs_for_the_urls_host_port_and_user(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The container's STEWARD_DB_IAM_AUTH=1: a fresh token per connection, for the database
+    user the URL names (boto3 signs locally: fake credentials, no network)."""
+    from steward.aws.agentcore import _db_from_env
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("STEWARD_DB_IAM_AUTH", "1")
+    url = ("postgresql://steward_app@db.cluster-abc.eu-west-1.rds.amazonaws.com:5433/steward"
+           "?sslmode=verify-full")
+    monkeypatch.setenv("STEWARD_DB", url)
+    got, options = _db_from_env()
+    token = options["password"]()
+    assert got == url
+    assert token.startswith("db.cluster-abc.eu-west-1.rds.amazonaws.com:5433/?Action=connect"
+                            "&DBUser=steward_app&")
+    assert "X-Amz-Signature=" in token and "X-Amz-Expires=900" in token
+    monkeypatch.setenv("STEWARD_DB_IAM_AUTH", "0")
+    assert _db_from_env() == (url, {})
