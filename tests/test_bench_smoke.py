@@ -123,3 +123,19 @@ def test_the_step_profile_runs_quickly_on_sqlite(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     for line in ("LangGraph alone", "commit (its WAL flush)", "floor: one bare durable commit"):
         assert line in done.stdout, line
+
+
+@pytest.mark.postgres
+def test_the_ceiling_ladder_runs_quickly(pg_server: PgServer, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "ceiling.py"), "--durability", "sync,exit",
+         "--rounds", "1", "--runs", "2", "--pg-url", pg_server.admin_url,
+         "--tmpdir", str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for backend in ("SQLite", "PostgreSQL"):
+        for durability in ("sync", "exit"):
+            assert f"{backend}: the 10-node chain, durability {durability}" in done.stdout
+    for side in ("+ audit", "+ fence", "+ lease", "rt.config"):
+        assert side in done.stdout, side
