@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import secrets
+import random
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -166,9 +166,12 @@ class StewardSaver(BaseCheckpointSaver[str]):
     def get_next_version(self, current: str | None, channel: None = None) -> str:
         # Zero-padded so that versions compare as strings in numeric order (older 32-digit
         # versions sort below these); a random suffix keeps two forks of one parent from
-        # colliding on a blob's version. Short, because every checkpoint repeats them.
+        # colliding on a blob's version. Short, because every checkpoint repeats them. Not
+        # from os.urandom (secrets): nothing here is secret, and its system call on LangGraph's
+        # thread, once per channel and step, lets the writer thread take the GIL mid-step.
+        # random's generator is seeded from the system's and reseeded in a forked child.
         number = 0 if current is None else int(str(current).split(".")[0])
-        return f"{number + 1:010}.{secrets.randbits(32):08x}"
+        return f"{number + 1:010}.{random.getrandbits(32):08x}"
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -54,10 +54,20 @@ def _started(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
+_OWN: dict[int, str] = {}  # this process's token, by pid (a forked child makes its own)
+
+
 def local_token(pid: int | None = None) -> str:
-    """This process (or ``pid``) as a lease holder on this machine."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_started(pid)}"
+    """This process (or ``pid``) as a lease holder on this machine. Its own token is made
+    once: every run takes a lease, and reading ``/proc`` is a file's open and read, system
+    calls that let another thread take the GIL in the middle of a run's start."""
+    own = os.getpid()
+    if pid is not None and pid != own:
+        return f"{socket.gethostname()}:{pid}:{_started(pid)}"
+    token = _OWN.get(own)
+    if token is None:
+        token = _OWN[own] = f"{socket.gethostname()}:{own}:{_started(own)}"
+    return token
 
 
 def local_alive(token: str) -> bool | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -33,6 +34,24 @@ def test_a_local_holder_lives_until_its_process_is_gone() -> None:
         time.sleep(0.01)
     child.wait()
     assert local_alive(token) is False
+
+
+def test_a_forked_child_holds_leases_as_itself() -> None:
+    parent = local_token()  # made once per process, and kept
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own token, not the parent's kept one
+        try:
+            os.write(write, local_token().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    expected = local_token(pid)  # read from /proc before the child is reaped
+    os.waitpid(pid, 0)
+    assert parent == local_token() == local_token(os.getpid())
+    assert child == expected and child != parent
 
 
 @pytest.mark.parametrize("token", ["elsewhere:1:123", "pg:1:2026-11-30", "garbage",
