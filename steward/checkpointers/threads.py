@@ -55,6 +55,9 @@ class Threads:
         # The thread rows this process wrote last (optimistic writes, see claim_op).
         self._views: OrderedDict[str, ThreadRow] = OrderedDict()
         self._views_lock = threading.Lock()  # LangGraph writes from several threads at once
+        # Per thread, the remembered row fast_view last let through unchanged, with who wrote
+        # and the run of this process holding the lease then (see fast_view).
+        self._steady: dict[str, tuple[ThreadRow, Principal | None, str | None]] = {}
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -229,12 +232,29 @@ class Threads:
             return None
         row = self.view(tid)
         now = time.time()
-        if row is None or not self._passes(tid, principal, row, now):
+        if row is None:
+            return None
+        # A run's steps write the same remembered row again and again: the verdict on that
+        # very row, by the same principal under the same lease of this process, stands (the
+        # access rule and the changes are functions of them) until the row's lease runs out,
+        # which changes who holds it. Interrupts change the row, so they are always checked.
+        mine = self.leases.get(tid)
+        steady = self._steady.get(tid)
+        if steady is not None and interrupts is None and steady[0] is row \
+                and steady[2] == mine and steady[1] == principal \
+                and (row.lease_expires_at is None or row.lease_expires_at > now):
+            return row
+        if not self._passes(tid, principal, row, now):
             return None
         holder = row.lease_owner if row.lease_expires_at is not None \
             and row.lease_expires_at > now else None
         sets, _, _ = self._changes(row, principal, at, interrupts, None, holder, now)
-        return None if sets else row
+        if sets:
+            return None
+        if interrupts is None and row.waiting_at is None:  # else ``at`` may change the row
+            with self._views_lock:
+                self._steady[tid] = (row, principal, mine)
+        return row
 
     def guard_op(self, tid: str, row: ThreadRow) -> Op[None]:
         """SQLite's guard for a write trusting the row this process saw last (fast_view):
@@ -343,11 +363,13 @@ class Threads:
     def drop_view(self, tid: str) -> None:
         with self._views_lock:
             self._views.pop(tid, None)
+            self._steady.pop(tid, None)
 
     def forget(self) -> None:
         """Trust no remembered row (another process changed threads, or a write failed)."""
         with self._views_lock:
             self._views.clear()
+            self._steady.clear()
 
     def remember(self, views: Mapping[str, ThreadRow]) -> None:
         """The rows a committed write left, for the next optimistic write (fast_view)."""
@@ -356,7 +378,7 @@ class Threads:
                 self._views[tid] = row
                 self._views.move_to_end(tid)
             while len(self._views) > _VIEWS:
-                self._views.popitem(last=False)
+                self._steady.pop(self._views.popitem(last=False)[0], None)
 
     def acquire_op(self, tid: str, holder: str, principal: Principal | None,
                    ttl: float | None, subjects: Sequence[str] = (),

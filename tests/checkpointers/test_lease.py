@@ -332,3 +332,27 @@ def test_what_the_lease_read_is_never_served_to_another_principal(db_url: str) -
                                                           "principal": ALICE}})
         assert own is not None and own.checkpoint["channel_values"]["items"] == ["first", "x"]
         rt.checkpointer.release_lease("T1", "run-2")
+
+
+def test_a_runs_steady_writes_are_never_let_through_for_another_principal(db_url: str) -> None:
+    """While a run writes its thread step after step, the saver trusts its verdict on the
+    thread's row for that run's principal; a write by anyone else is checked in full."""
+    from steward import ThreadAccessDenied
+
+    with steward.open(db_url) as rt:
+        graph = _graph(rt.checkpointer, lambda s: {"items": ["x"]})
+        graph.invoke({"items": []}, rt.config("T1", ALICE))
+        head = graph.get_state(rt.config("T1", ALICE)).config["configurable"]
+        rt.checkpointer.acquire_lease("T1", "run-2", ALICE)
+        checkpoint = empty_checkpoint()
+        for step in (5, 6):  # the second write finds the row the first one was let through on
+            checkpoint = {**empty_checkpoint(), "id": f"{checkpoint['id']}{step}"}
+            rt.checkpointer.put({"configurable": {**head, "principal": ALICE}}, checkpoint,
+                                {"source": "loop", "step": step}, {})
+        before = snapshot(db_url)
+        with pytest.raises(ThreadAccessDenied):
+            rt.checkpointer.put({"configurable": {**head, "principal": EVE}},
+                                {**empty_checkpoint(), "id": f"{checkpoint['id']}7"},
+                                {"source": "loop", "step": 7}, {})
+        assert snapshot(db_url) == before
+        rt.checkpointer.release_lease("T1", "run-2")
