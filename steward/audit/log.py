@@ -433,17 +433,10 @@ class AuditLog:
         """A chain's events in order and the head its thread's row keeps (None for a chain of
         no thread); AuditTampered if a tombstone names an erasure that never happened. No
         access check: the caller has made it."""
-        head, rows = yield (
-            self.threads.head_stmt(thread_id),
-            Stmt(f"SELECT {_COLS} FROM steward_audit WHERE thread_id = ? ORDER BY seq",
-                 (thread_id,)),
-        )
-        row = head.one()
-        events = [_row_event(r) for r in rows.rows]
-        missing = yield from self.erasures.unreceipted_op(events)
-        if missing:
-            raise missing[thread_id]
-        return events, ((int(row[0]), row[1]) if row else None)
+        events, head, missing = (yield from self.chains_op([thread_id]))[thread_id]
+        if missing is not None:
+            raise missing
+        return events, head
 
     def chains_op(self, thread_ids: Sequence[str]) -> Op[dict[str, Chained]]:
         """``chain_op`` for several chains in one round trip (a report reads a tenant's):
@@ -452,8 +445,7 @@ class AuditLog:
             return {}
         marks = ", ".join("?" for _ in thread_ids)
         heads, rows = yield (
-            Stmt(f"SELECT thread_id, audit_seq, audit_head FROM steward_threads WHERE "
-                 f"thread_id IN ({marks})", tuple(thread_ids)),
+            self.threads.heads_stmt(thread_ids),
             Stmt(f"SELECT {_COLS} FROM steward_audit WHERE thread_id IN ({marks}) "
                  "ORDER BY thread_id, seq", tuple(thread_ids)),
         )

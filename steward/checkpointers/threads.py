@@ -109,16 +109,6 @@ class Threads:
         row = thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())
         self.access.check(principal, self.identity(tid, row), need, vote=vote)
 
-    def check_access(self, thread_id: str, principal: Principal | None,
-                     need: Access | str) -> None:
-        self.driver.run(self.check_op(str_id(thread_id, "thread_id"), principal,
-                                      Access.parse(need)), write=False)
-
-    async def acheck_access(self, thread_id: str, principal: Principal | None,
-                            need: Access | str) -> None:
-        await self.driver.arun(self.check_op(str_id(thread_id, "thread_id"), principal,
-                                             Access.parse(need)), write=False)
-
     def row_op(self, tid: str) -> Op[ThreadRow | None]:
         """The thread's row, unchecked (for a run whose access was checked when it started)."""
         return thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())
@@ -148,10 +138,11 @@ class Threads:
         yield Stmt("DELETE FROM steward_subjects WHERE tenant = ? AND subject = ?",
                    (tenant, subject), wait=False)
 
-    def head_stmt(self, tid: str) -> Stmt:
-        """Reads the head of the thread's audit chain kept on its row: (seq, hash)."""
-        return Stmt("SELECT audit_seq, audit_head FROM steward_threads WHERE thread_id = ?",
-                    (tid,))
+    def heads_stmt(self, tids: Sequence[str]) -> Stmt:
+        """Reads the heads of the threads' audit chains kept on their rows: (thread, seq,
+        hash) for each thread that has a row."""
+        return Stmt("SELECT thread_id, audit_seq, audit_head FROM steward_threads WHERE "
+                    f"thread_id IN ({', '.join('?' for _ in tids)})", tuple(tids))
 
     def save_head_stmt(self, tid: str, seq: int, head: str) -> Stmt:
         """Keeps the head of the thread's audit chain on its row (the row is locked)."""
@@ -551,16 +542,6 @@ class Threads:
         """The identity row of a thread (tenant, owner, status, ...), under the access rule."""
         rows = yield from self._threads_op(principal, tid, None, None)
         return rows[0] if rows else None
-
-    def thread_info(self, thread_id: str, principal: Principal | None) -> dict[str, Any] | None:
-        """The identity row of a thread (tenant, owner, status, ...), under the access rule."""
-        return self.driver.run(self.info_op(str_id(thread_id, "thread_id"), principal),
-                               write=False)
-
-    async def athread_info(self, thread_id: str,
-                           principal: Principal | None) -> dict[str, Any] | None:
-        return await self.driver.arun(self.info_op(str_id(thread_id, "thread_id"), principal),
-                                      write=False)
 
     def list_threads(self, principal: Principal | None, *, status: str | None = None,
                      limit: int | None = 100) -> _Dicts:
