@@ -99,17 +99,31 @@ class Level:
 
 
 class Store:
-    """What a rung does with its database: one step's write, and the lease's two."""
+    """What a rung does with its database: one step's write, and the lease's two (the same
+    SQL on both backends, ``?`` written as the backend's ``mark``)."""
+
+    mark = "?"
 
     def step(self, tid: str, holder: str | None, checkpoint: tuple[Any, ...],
              writes: Sequence[tuple[Any, ...]], audit: Sequence[tuple[Any, ...]]) -> None:
         raise NotImplementedError
 
-    def take(self, tid: str, holder: str) -> None:
+    def _lazily(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one statement in an unflushed transaction of its own; rows changed."""
         raise NotImplementedError
 
+    def _lease(self, sql: str, params: tuple[Any, ...]) -> None:
+        if self._lazily(sql.replace("?", self.mark), params) != 1:
+            raise RuntimeError(f"lease not changed: {sql}")
+
+    def take(self, tid: str, holder: str) -> None:
+        self._lease("INSERT INTO threads VALUES (?, ?, 1) ON CONFLICT (thread_id) DO UPDATE "
+                    "SET lease_owner = excluded.lease_owner, rev = threads.rev + 1 "
+                    "WHERE threads.lease_owner IS NULL", (tid, holder))
+
     def give_back(self, tid: str, holder: str) -> None:
-        raise NotImplementedError
+        self._lease("UPDATE threads SET lease_owner = NULL, rev = rev + 1 "
+                    "WHERE thread_id = ? AND lease_owner = ?", (tid, holder))
 
 
 class Chain:
@@ -286,22 +300,12 @@ class SqliteStore(Store):
                 raise
             c.execute("COMMIT")
 
-    def _lazily(self, sql: str, params: tuple[Any, ...]) -> None:
+    def _lazily(self, sql: str, params: tuple[Any, ...]) -> int:
         with self.lock:
             self.lazy.execute("BEGIN IMMEDIATE")
             changed = self.lazy.execute(sql, params).rowcount
             self.lazy.execute("COMMIT")
-        if changed != 1:
-            raise RuntimeError(f"lease not changed: {sql}")
-
-    def take(self, tid: str, holder: str) -> None:
-        self._lazily("INSERT INTO threads VALUES (?, ?, 1) ON CONFLICT (thread_id) DO UPDATE "
-                     "SET lease_owner = excluded.lease_owner, rev = rev + 1 "
-                     "WHERE lease_owner IS NULL", (tid, holder))
-
-    def give_back(self, tid: str, holder: str) -> None:
-        self._lazily("UPDATE threads SET lease_owner = NULL, rev = rev + 1 "
-                     "WHERE thread_id = ? AND lease_owner = ?", (tid, holder))
+        return changed
 
     def close(self) -> None:
         self.lazy.close()
@@ -356,20 +360,11 @@ class PostgresStore(Store):
             self.conn.execute(self._sql(holder is not None, bool(writes), bool(audit)),
                               params)
 
-    def _lazily(self, sql: str, params: tuple[Any, ...]) -> None:
+    mark = "%s"
+
+    def _lazily(self, sql: str, params: tuple[Any, ...]) -> int:
         with self.lock:
-            changed = self.lazy.execute(sql, params).rowcount  # type: ignore[arg-type]
-        if changed != 1:
-            raise RuntimeError(f"lease not changed: {sql}")
-
-    def take(self, tid: str, holder: str) -> None:
-        self._lazily("INSERT INTO threads VALUES (%s, %s, 1) ON CONFLICT (thread_id) DO UPDATE "
-                     "SET lease_owner = excluded.lease_owner, rev = threads.rev + 1 "
-                     "WHERE threads.lease_owner IS NULL", (tid, holder))
-
-    def give_back(self, tid: str, holder: str) -> None:
-        self._lazily("UPDATE threads SET lease_owner = NULL, rev = rev + 1 "
-                     "WHERE thread_id = %s AND lease_owner = %s", (tid, holder))
+            return self.lazy.execute(sql, params).rowcount  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.lazy.close()
