@@ -118,7 +118,12 @@ class Codec:
                     "or moved from another row, or it is a copy sealed with an earlier key of "
                     f"{self.owner} that deleting or erasing it destroyed (crypto-shredding). "
                     "Restore it from a backup, or delete it.") from exc
-        elif self.gone is not None and type_.startswith(PREFIX):
+        elif self.gone is not None:
+            if not type_.startswith(PREFIX):
+                # Under data keys every payload is sealed: one in the clear was planted.
+                raise PayloadCorrupted(
+                    f"{where} is stored unencrypted but {self.gone} is sealed with a data key: "
+                    "it was planted in the database. Restore it from a backup, or delete it.")
             raise DataKeyDestroyed(
                 f"{where} is sealed with the data key of {self.gone}, which no longer exists: "
                 "deleting the thread or erasing the person destroyed it (crypto-shredding), "
@@ -139,11 +144,7 @@ class Codec:
         target = into if into is not None else self
         if not self.sealed and not target.sealed:
             return type_, blob
-        if self.cipher is None or target.cipher is None:
-            value = self.load(_RAW, type_, blob, where, old)  # raises what a read would
-            inner, data = value
-        else:
-            inner, data = self.cipher.open(type_, bytes(blob), where, old)
+        inner, data = self.load(_RAW, type_, blob, where, old)  # raises what a read would
         if target.cipher is None:
             raise target._unbound()
         return target.cipher.seal(inner, data, new)

@@ -70,7 +70,11 @@ class KmsKeys:
             raise ConfigError(f"KmsKeys takes a KMS key id, alias (alias/...) or ARN, got "
                               f"{key_id!r}.")
         self.key_id = key_id.strip()
-        self.previous = tuple(previous)
+        if isinstance(previous, str) or not all(isinstance(k, str) and k.strip()
+                                                 for k in previous):
+            raise ConfigError(f"KmsKeys(previous=...) takes a list of KMS key ids, aliases or "
+                              f"ARNs, got {previous!r}: write previous=['alias/old'].")
+        self.previous = tuple(k.strip() for k in previous)
         self.context = _checked_context(context or {})
         self.name = f"AWS KMS key {self.key_id}"
         self.cache_ttl = cache_ttl

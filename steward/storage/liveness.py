@@ -54,20 +54,23 @@ def _started(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
-_OWN: dict[int, str] = {}  # this process's token, by pid (a forked child makes its own)
+# This process's (pid, token): a forked child, whose pid differs, makes its own (and never
+# takes an ancestor's, as a table of every pid seen could give it once pids are reused).
+_own: tuple[int, str] | None = None
 
 
 def local_token(pid: int | None = None) -> str:
     """This process (or ``pid``) as a lease holder on this machine. Its own token is made
     once: every run takes a lease, and reading ``/proc`` is a file's open and read, system
     calls that let another thread take the GIL in the middle of a run's start."""
-    own = os.getpid()
-    if pid is not None and pid != own:
+    global _own
+    me = os.getpid()
+    if pid is not None and pid != me:
         return f"{socket.gethostname()}:{pid}:{_started(pid)}"
-    token = _OWN.get(own)
-    if token is None:
-        token = _OWN[own] = f"{socket.gethostname()}:{own}:{_started(own)}"
-    return token
+    own = _own
+    if own is None or own[0] != me:
+        own = _own = (me, f"{socket.gethostname()}:{me}:{_started(me)}")
+    return own[1]
 
 
 def local_alive(token: str) -> bool | None:

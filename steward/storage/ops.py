@@ -58,8 +58,9 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A call outside the database that an operation needs the result of (``fn()``); its
-    exceptions go through the operation, which rolls its transaction back."""
+    """A call outside the database that an operation needs the result of (``fn()``); an
+    exception it raises ends the operation (the driver closes it and rolls its transaction
+    back) and reaches the driver's caller."""
 
     fn: Callable[[], Any]
 

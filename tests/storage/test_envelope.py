@@ -375,6 +375,26 @@ def test_deleting_a_thread_makes_every_copy_of_its_rows_unreadable(
         assert graph.get_state(rt.config("U", ALICE)).values == {"items": ["U", "first"]}
 
 
+def test_a_payload_planted_in_the_clear_where_a_data_key_was_destroyed_is_refused(
+        db_url: str, kms: Kms) -> None:
+    """Under data keys every payload is sealed: a row written in the clear into a thread
+    whose key is gone was planted, and reads as corrupted, never as the thread's state."""
+    with _open(db_url, kms.keys()) as rt:
+        graph = approval_graph(rt.checkpointer)
+        graph.invoke({"items": ["T"]}, rt.config("T", ALICE))
+        rt.checkpointer.delete_thread("T", principal=ALICE)
+        planted = {**empty_checkpoint(), "channel_values": {"items": ["planted"]}}
+        kind, blob = rt.checkpointer.serde.dumps_typed(planted)
+        assert not kind.startswith(PREFIX)
+        execute(db_url, "INSERT INTO steward_checkpoints (thread_id, checkpoint_ns, "
+                "checkpoint_id, type, checkpoint, metadata, channel_versions) VALUES "
+                "('T', '', ?, ?, ?, '{}', '{}')", (planted["id"], kind, blob))
+        with pytest.raises(PayloadCorrupted, match="stored unencrypted") as info:
+            rt.checkpointer.get_tuple({"configurable": {"thread_id": "T", "principal": ALICE}})
+        assert not isinstance(info.value, DataKeyDestroyed)
+        assert "thread 'T'" in str(info.value)
+
+
 def test_erasing_a_person_shreds_their_threads_memories_and_effect_results(
         db_url: str, kms: Kms, backup: Any) -> None:
     with _open(db_url, kms.keys()) as rt:

@@ -175,3 +175,9 @@ def test_a_malformed_context_variable_says_how_to_write_it(
     monkeypatch.setenv("STEWARD_KMS_CONTEXT", "steward:deployment")
     with pytest.raises(ConfigError, match="STEWARD_KMS_CONTEXT holds name=value pairs"):
         key_source("kms:alias/steward")
+
+
+@pytest.mark.parametrize("previous", ["alias/old", ["alias/old", ""], [None]])
+def test_previous_keys_are_a_list_of_key_ids(kms: Kms, previous: Any) -> None:
+    with pytest.raises(ConfigError, match=r"previous=\['alias/old'\]"):
+        kms.keys(kms.arn, previous=previous)
