@@ -28,14 +28,15 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from steward.errors import ConfigError, PayloadCorrupted, StewardError, StorageError
 from steward.storage.codec import Codec
 from steward.storage.crypto import Cipher
-from steward.storage.keys import DataKey, DataKeyProvider
+from steward.storage.drivers import placeholders
+from steward.storage.keys import DataKey, DataKeyProvider, check_cache
 from steward.storage.migrations import ENVELOPE_KEYS, LAYOUT, Migration, Schema
 from steward.storage.ops import Call, Op, Result, Stmt
 
@@ -66,7 +67,10 @@ CREATE TABLE steward_subject_keys (
 # from the cache), not as one of the parts' thread tables.
 SCHEMA = Schema("keys", (Migration(_KEYS, LAYOUT),))
 
-_THREAD_KEY = "SELECT tenant, wrapped FROM steward_thread_keys WHERE thread_id = ?"
+_THREAD_KEY = "SELECT tenant, wrapped FROM steward_thread_keys WHERE thread_id = {}"
+_THREAD_KEYS = ("SELECT thread_id, tenant, wrapped FROM steward_thread_keys WHERE thread_id IN "
+                "({})")
+_CHUNK = 500  # ids per statement when reading many keys
 _SUBJECT_KEY = ("SELECT subject, wrapped FROM steward_subject_keys WHERE tenant = ? AND "
                 "subject IN ({})")
 _NEW_THREAD_KEY = ("INSERT INTO steward_thread_keys (thread_id, tenant, master, wrapped, "
@@ -116,6 +120,7 @@ class Envelope:
     :class:`~steward.storage.ops.Call`), with the cache of unwrapped keys."""
 
     def __init__(self, provider: DataKeyProvider) -> None:
+        check_cache(provider)  # whichever way the provider came in
         self.provider = provider
         self._entries: OrderedDict[Scope, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -200,12 +205,34 @@ class Envelope:
         return Call(lambda: self._call(scope, "make the data key of",
                                        lambda: self.provider.generate(context)))
 
+    def _key_op(self, scope: Scope, context: Mapping[str, str], row: Sequence[Any] | None, *,
+                create: bool, store: Callable[[DataKey], Stmt], read: Stmt,
+                made: list[tuple[Scope, bytes]] | None = None) -> Op[Codec]:
+        """The codec of a scope's key from its row, ``(tenant or subject, wrapped)``. Without
+        one and without ``create``: a codec that refuses every payload (its key is gone, or
+        there never was one). With ``create``: a new key, stored by ``store`` -- unless
+        another writer stored one first, which ``read`` reads back, and which is then used
+        (``made`` notes a key this write made, for ``confirm`` once it has committed)."""
+        if row is not None:
+            return (yield from self._unwrap_op(scope, context, bytes(row[1])))
+        if not create:
+            return Codec(None, gone=_label(scope))
+        new: DataKey = yield self._generate(scope, context)
+        yield store(new)
+        stored = (yield read).one()
+        assert stored is not None
+        if bytes(stored[1]) != new.wrapped:  # another writer made the key first
+            return (yield from self._unwrap_op(scope, context, bytes(stored[1])))
+        if made is not None:
+            made.append((scope, new.wrapped))
+        return self._keep(scope, new.wrapped, new.plaintext, confirmed=False)
+
     # -- threads -------------------------------------------------------------------------------
 
     @staticmethod
     def thread_key_stmt(tid: str) -> Stmt:
         """Reads a thread's wrapped key, to batch with other reads (``thread_op(found=)``)."""
-        return Stmt(_THREAD_KEY, (tid,))
+        return Stmt(_THREAD_KEY.format("?"), (tid,))
 
     def thread_op(self, tid: str, tenant: str | None, *, create: bool,
                   found: Result | None = None,
@@ -213,44 +240,34 @@ class Envelope:
         """The codec of a thread's data key, read from its row (``found``: that row, read
         already); with ``create``, a new key if the thread has none yet (``tenant``: the
         thread's, for the encryption context; ``made`` notes it, for ``confirm`` once the
-        write has committed). Without a key and without ``create``: a codec that raises
-        DataKeyDestroyed for a sealed payload."""
-        scope = ("thread", tid)
+        write has committed). Without a key and without ``create``: a codec that refuses
+        every payload (DataKeyDestroyed for a sealed one)."""
         row = (found if found is not None else (yield self.thread_key_stmt(tid))).one()
-        if row is not None:
-            return (yield from self._unwrap_op(scope, thread_context(tid, row[0]),
-                                               bytes(row[1])))
-        if not create:
-            return Codec(None, gone=_label(scope))
-        context = thread_context(tid, tenant)
-        new: DataKey = yield self._generate(scope, context)
-        yield Stmt(_NEW_THREAD_KEY, (tid, tenant, new.master, new.wrapped, time.time()))
-        row = (yield self.thread_key_stmt(tid)).one()
-        assert row is not None
-        if bytes(row[1]) != new.wrapped:  # another writer made the thread's key first
-            return (yield from self._unwrap_op(scope, thread_context(tid, row[0]),
-                                               bytes(row[1])))
-        if made is not None:
-            made.append((scope, new.wrapped))
-        return self._keep(scope, new.wrapped, new.plaintext, confirmed=False)
+        return (yield from self._thread_op(tid, row, tenant, create=create, made=made))
+
+    def _thread_op(self, tid: str, row: Sequence[Any] | None, tenant: str | None, *,
+                   create: bool, made: list[tuple[Scope, bytes]] | None = None) -> Op[Codec]:
+        # A stored key's context names the tenant it was made with (its row's).
+        context = thread_context(tid, row[0] if row is not None else tenant)
+        return (yield from self._key_op(
+            ("thread", tid), context, row, create=create, made=made,
+            store=lambda new: Stmt(_NEW_THREAD_KEY, (tid, tenant, new.master, new.wrapped,
+                                                     time.time())),
+            read=self.thread_key_stmt(tid)))
 
     def threads_op(self, tids: Iterable[str]) -> Op[dict[str, Codec]]:
-        """The codecs of several threads' keys (a listing across threads), one read."""
+        """The codecs of several threads' keys (a listing across threads), read in one round
+        trip (in chunks of at most ``_CHUNK`` ids: a statement's parameters are bounded)."""
         ids = sorted(set(tids))
         if not ids:
             return {}
-        rows = (yield Stmt("SELECT thread_id, tenant, wrapped FROM steward_thread_keys WHERE "
-                           f"thread_id IN ({', '.join('?' for _ in ids)})", ids)).rows
-        found = {str(r[0]): r for r in rows}
+        chunks = [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+        results = yield tuple(Stmt(_THREAD_KEYS.format(placeholders(chunk)), chunk)
+                              for chunk in chunks)
+        found = {str(r[0]): r[1:] for result in results for r in result.rows}
         out: dict[str, Codec] = {}
         for tid in ids:
-            row = found.get(tid)
-            if row is None:
-                out[tid] = Codec(None, gone=_label(("thread", tid)))
-            else:
-                out[tid] = yield from self._unwrap_op(("thread", tid),
-                                                      thread_context(tid, row[1]),
-                                                      bytes(row[2]))
+            out[tid] = yield from self._thread_op(tid, found.get(tid), None, create=False)
         return out
 
     def delete_threads_op(self, tids: Iterable[str]) -> Op[None]:
@@ -259,7 +276,7 @@ class Envelope:
         if ids:
             self.forget(("thread", tid) for tid in ids)
             yield Stmt(f"DELETE FROM steward_thread_keys WHERE thread_id IN "
-                       f"({', '.join('?' for _ in ids)})", ids, wait=False)
+                       f"({placeholders(ids)})", ids, wait=False)
 
     # -- people's memories ---------------------------------------------------------------------
 
@@ -270,28 +287,14 @@ class Envelope:
         wanted = sorted(set(subjects))
         if not wanted:
             return {}
-        sql = _SUBJECT_KEY.format(", ".join("?" for _ in wanted))
-        found = {str(r[0]): bytes(r[1])
-                 for r in (yield Stmt(sql, (tenant, *wanted))).rows}
+        found = {str(r[0]): r for r in (yield Stmt(_SUBJECT_KEY.format(placeholders(wanted)),
+                                                   (tenant, *wanted))).rows}
         out: dict[str, Codec] = {}
         for subject in wanted:
-            scope = ("subject", tenant, subject)
-            context = subject_context(tenant, subject)
-            if subject in found:
-                out[subject] = yield from self._unwrap_op(scope, context, found[subject])
-            elif not create:
-                out[subject] = Codec(None, gone=_label(scope))
-            else:
-                made: DataKey = yield self._generate(scope, context)
-                yield Stmt(_NEW_SUBJECT_KEY, (tenant, subject, made.master, made.wrapped,
-                                              time.time()))
-                row = (yield Stmt(_SUBJECT_KEY.format("?"), (tenant, subject))).one()
-                assert row is not None
-                if bytes(row[1]) != made.wrapped:
-                    out[subject] = yield from self._unwrap_op(scope, context, bytes(row[1]))
-                else:
-                    out[subject] = self._keep(scope, made.wrapped, made.plaintext,
-                                              confirmed=False)
+            out[subject] = yield from self._key_op(
+                ("subject", tenant, subject), subject_context(tenant, subject),
+                found.get(subject), create=create, store=_storing_subject(tenant, subject),
+                read=Stmt(_SUBJECT_KEY.format("?"), (tenant, subject)))
         return out
 
     def delete_subject_op(self, tenant: str, subject: str) -> Op[int]:
@@ -300,3 +303,9 @@ class Envelope:
         res = yield Stmt("DELETE FROM steward_subject_keys WHERE tenant = ? AND subject = ?",
                          (tenant, subject))
         return max(int(res.rowcount), 0)
+
+
+def _storing_subject(tenant: str, subject: str) -> Callable[[DataKey], Stmt]:
+    """How a new key of a tenant's memories about ``subject`` is stored."""
+    return lambda new: Stmt(_NEW_SUBJECT_KEY, (tenant, subject, new.master, new.wrapped,
+                                               time.time()))

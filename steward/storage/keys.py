@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from steward.errors import ConfigError
+from steward.errors import ConfigError, StewardError
 from steward.storage.crypto import KEY_HELP, Cipher, decode_key
 
 __all__ = ["DataKey", "DataKeyProvider", "EnvKey", "FileKey", "KeyProvider", "KeySource",
@@ -171,10 +171,18 @@ def key_source(value: object) -> Cipher | DataKeyProvider | None:
         if value is None:
             return None
     if isinstance(value, DataKeyProvider):
-        _check_cache(value)
+        check_cache(value)  # now, before any database is touched
         return value
     if isinstance(value, KeyProvider):
-        return Cipher(value.key())
+        try:
+            key = value.key()
+        except StewardError:
+            raise
+        except Exception as exc:  # a vault client's error, a missing file, ...
+            raise ConfigError(f"the key provider {type(value).__name__} failed to give the "
+                              f"encryption key: {exc!r}. Fix what it reads the key from, or "
+                              "pass the key itself as encryption_key.") from exc
+        return Cipher(key)
     if isinstance(value, str) and value.strip().lower().startswith(_SCHEMES):
         scheme, _, rest = value.strip().partition(":")
         rest = rest.strip()
@@ -200,7 +208,8 @@ def key_source(value: object) -> Cipher | DataKeyProvider | None:
 _WHAT = {"env": "variable name", "file": "path", "kms": "key id, alias or ARN"}
 
 
-def _check_cache(provider: DataKeyProvider) -> None:
+def check_cache(provider: DataKeyProvider) -> None:
+    """Refuse a provider whose cache settings make no sense (ConfigError)."""
     ttl, size = getattr(provider, "cache_ttl", None), getattr(provider, "cache_size", None)
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl >= 0:
         raise ConfigError(f"{provider.name}: cache_ttl is seconds >= 0, got {ttl!r}.")

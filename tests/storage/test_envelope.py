@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ from steward import ConfigError, DataKeyDestroyed, KmsKeys, PayloadCorrupted, St
 from steward.checkpointers import StewardSaver
 from steward.memory import team_space, user_space
 from steward.storage.crypto import PREFIX, Cipher
+from steward.storage.drivers import SqliteDriver
 from steward.storage.envelope import ENVELOPE, thread_context
 from steward.storage.keys import DataKey
 from steward.storage.places import at_checkpoint, at_effect
@@ -393,6 +395,23 @@ def test_a_payload_planted_in_the_clear_where_a_data_key_was_destroyed_is_refuse
             rt.checkpointer.get_tuple({"configurable": {"thread_id": "T", "principal": ALICE}})
         assert not isinstance(info.value, DataKeyDestroyed)
         assert "thread 'T'" in str(info.value)
+
+
+def test_the_keys_of_more_threads_than_a_statement_takes_are_read_in_chunks(
+        db_url: str, kms: Kms) -> None:
+    with _open(db_url, kms.keys()) as rt:
+        graph = approval_graph(rt.checkpointer)
+        graph.invoke({"items": ["T"]}, rt.config("T", ALICE))
+        driver = rt.checkpointer.driver.inner
+        if isinstance(driver, SqliteDriver):  # as SQLite builds before 3.32 (and some now) do
+            driver.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+            count = 1_200
+        else:
+            count = 70_000  # beyond PostgreSQL's 65,535 parameters of a statement
+        ids = ["T", *(f"none-{i}" for i in range(count))]
+        codecs = rt.checkpointer.driver.run(rt.checkpointer.codec.threads_op(ids), write=False)
+        assert len(codecs) == len(ids)
+        assert codecs["T"].cipher is not None and codecs["none-7"].gone == "thread 'none-7'"
 
 
 def test_erasing_a_person_shreds_their_threads_memories_and_effect_results(

@@ -16,6 +16,7 @@ from _support import ALICE, ROLES, approval_graph, snapshot
 import steward
 from steward import ConfigError, EnvKey, FileKey, KmsKeys, StaticKey
 from steward.storage.crypto import Cipher
+from steward.storage.envelope import Envelope
 from steward.storage.keys import DataKeyProvider, KeyProvider, key_source
 
 KEY = "0123456789abcdef" * 4
@@ -146,3 +147,19 @@ def test_data_key_providers_need_a_sane_cache() -> None:
                 {"cache_size": 1.5}):
         with pytest.raises(ConfigError, match="cache_"):
             key_source(KmsKeys("alias/x", client=object(), **bad))  # type: ignore[arg-type]
+        # Given straight to a saver (not through encryption_key=), the same refusal.
+        with pytest.raises(ConfigError, match="cache_"):
+            Envelope(KmsKeys("alias/x", client=object(), **bad))  # type: ignore[arg-type]
+
+
+class _Failing:
+    """A KeyProvider whose source is gone (a vault that cannot be reached)."""
+
+    def key(self) -> bytes:
+        raise OSError("vault.internal: connection refused")
+
+
+def test_a_key_provider_that_fails_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match="_Failing failed to give the encryption key") as info:
+        key_source(_Failing())
+    assert "connection refused" in str(info.value)
