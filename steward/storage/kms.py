@@ -200,7 +200,7 @@ def _parse_context(text: str) -> dict[str, str]:
     pairs = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, eq, value = part.partition("=")
-        if not eq:
+        if not eq or not name.strip() or not value.strip():
             raise ConfigError(f"{CONTEXT_ENV} holds name=value pairs, comma-separated (such "
                               f"as steward:deployment=prod), got {part!r}.")
         pairs[name.strip()] = value.strip()

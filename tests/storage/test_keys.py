@@ -17,7 +17,7 @@ import steward
 from steward import ConfigError, EnvKey, FileKey, KmsKeys, StaticKey
 from steward.storage.crypto import Cipher
 from steward.storage.envelope import Envelope
-from steward.storage.keys import DataKeyProvider, KeyProvider, key_source
+from steward.storage.keys import DataKey, DataKeyProvider, KeyProvider, key_source
 
 KEY = "0123456789abcdef" * 4
 OTHER = "fedcba9876543210" * 4
@@ -163,3 +163,31 @@ def test_a_key_provider_that_fails_is_a_config_error_naming_it() -> None:
     with pytest.raises(ConfigError, match="_Failing failed to give the encryption key") as info:
         key_source(_Failing())
     assert "connection refused" in str(info.value)
+
+
+class _ShortKeys:
+    """A DataKeyProvider that hands out 16-byte keys (AES-128): not what Steward seals with."""
+
+    name = "short keys"
+    cache_ttl = 300.0
+    cache_size = 10
+
+    def generate(self, context: object) -> DataKey:
+        return DataKey(b"k" * 16, b"wrapped", "short")
+
+    def unwrap(self, wrapped: bytes, context: object) -> bytes:
+        return b"k" * 16
+
+
+def test_a_data_key_of_the_wrong_size_is_refused_and_nothing_is_sealed_with_it(
+        db_url: str) -> None:
+    with steward.open(db_url, encryption_key=_ShortKeys(), thread_roles=ROLES) as rt:
+        with pytest.raises(ConfigError, match="short keys gave a data key of 16 bytes for "
+                           "thread 'T': AES-256 needs 32"):
+            approval_graph(rt.checkpointer).invoke({"items": ["x"]}, rt.config("T", ALICE))
+        rows = snapshot(db_url)
+        for table in ("steward_checkpoints", "steward_blobs", "steward_writes",
+                      "steward_thread_keys"):
+            assert rows[table] == [], table
+        # The failed run is on the trail, as any failed run is.
+        assert [e.kind for e in rt.audit.events("T", ALICE)] == ["run_start", "run_error"]

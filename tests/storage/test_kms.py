@@ -170,9 +170,10 @@ def test_pairs_that_would_clash_or_say_nothing_are_refused(context: Any) -> None
         KmsKeys("alias/steward", client=object(), context=context)
 
 
+@pytest.mark.parametrize("text", ["steward:deployment", "=prod", "steward:deployment= "])
 def test_a_malformed_context_variable_says_how_to_write_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STEWARD_KMS_CONTEXT", "steward:deployment")
+        monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("STEWARD_KMS_CONTEXT", text)
     with pytest.raises(ConfigError, match="STEWARD_KMS_CONTEXT holds name=value pairs"):
         key_source("kms:alias/steward")
 
