@@ -43,7 +43,6 @@ class RefusalsAudited:
 
     def __init__(self, driver: Driver, audit: AuditLog) -> None:
         self.inner = driver  # the driver it wraps (its pools, for whoever manages them)
-        self._driver = driver
         self._audit = audit
         self.dialect = driver.dialect
         self.url = driver.url
@@ -84,7 +83,7 @@ class RefusalsAudited:
 
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         try:
-            return self._driver.run(op, write=write, durable=durable)
+            return self.inner.run(op, write=write, durable=durable)
         except ThreadAccessDenied as exc:
             if exc.foreign:
                 try:
@@ -95,7 +94,7 @@ class RefusalsAudited:
 
     async def arun(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         try:
-            return await self._driver.arun(op, write=write, durable=durable)
+            return await self.inner.arun(op, write=write, durable=durable)
         except ThreadAccessDenied as exc:
             if exc.foreign:
                 try:
@@ -105,10 +104,10 @@ class RefusalsAudited:
             raise
 
     def holder(self) -> str:
-        return self._driver.holder()
+        return self.inner.holder()
 
     async def aholder(self) -> str:
-        return await self._driver.aholder()
+        return await self.inner.aholder()
 
     def close(self) -> None:
-        self._driver.close()
+        self.inner.close()
