@@ -357,11 +357,6 @@ def evaluate(options: EvalOptions | None = None, *,
                     if outcome == "error":
                         checker.broken.append(_error(case, i, detail))
             checker.trail(card)
-            for tid, masked in sorted(checker.masked.items()):
-                notes.append(f"the audit trail of {tid} holds an effect's idempotency key as "
-                             f"{', '.join(sorted(masked))}: the runtime's redactor took it "
-                             "for personal data, and the trail no longer names the key the "
-                             "other system saw")
             keep = bool(checker.broken)
             result = _result(o, seed, db, started, ev, cases, ends, notes, checker, card,
                              workdir if keep else None)
