@@ -26,10 +26,10 @@ same in the scorecard: only durations differ.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import random
 import shutil
-import sqlite3
 import tempfile
 import time
 from collections import Counter
@@ -45,7 +45,7 @@ from steward.evaluation.play import play
 from steward.evaluation.result import Broken, Crash, EvalResult
 from steward.evaluation.world import CAST, EVAL_WORKFLOWS, TENANT, build_graph, open_runtime
 from steward.examples import faults
-from steward.examples.refund import payments_path
+from steward.examples.refund import pay_refund
 from steward.report import Scorecard
 from steward.storage.ops import Op, Stmt
 from steward.storage.url import mask
@@ -336,11 +336,12 @@ class _Evaluation:
                            "pay twice: give more runs.", "pay-twice found no refunded thread to "
                            "pay twice: give more --runs.")
             t = refunded[0]
-            with contextlib.closing(sqlite3.connect(payments_path())) as conn, conn:
-                conn.execute("INSERT INTO refunds VALUES (?, ?, ?, ?)",
-                             ("TXN-SABOTAGE", t.case.key, t.case.facts["amount"],
-                              f"sabotage-{t.case.thread_id}"))
-            return f"sabotage: order {t.case.key} of {t.case.thread_id} paid a second time"
+            # The provider's own code, called past the effect wrapper (no run, no key of
+            # Steward's): the payment goes out as a real one would, but nothing records it.
+            txn = inspect.unwrap(pay_refund)(t.case.key, t.case.facts["amount"],
+                                             idempotency_key=f"sabotage-{t.case.thread_id}")
+            return (f"sabotage: order {t.case.key} of {t.case.thread_id} paid a second time "
+                    f"({txn})")
         t = next(iter(self.threads.values()))
 
         def tamper() -> Op[None]:
