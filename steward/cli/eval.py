@@ -16,7 +16,7 @@ from rich.console import Console
 
 from steward.cli.options import HtmlOption, JsonOption, console, print_data
 from steward.cli.report import write_page
-from steward.errors import StewardError
+from steward.errors import ConfigError, StewardError
 from steward.evaluation import SABOTAGE, EvalOptions, evaluate, render
 from steward.evaluation.world import EVAL_WORKFLOWS
 from steward.report import render_html
@@ -26,36 +26,37 @@ __all__ = ["eval_command"]
 _DEFAULTS = EvalOptions()
 
 
-def _workflows(value: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in value.split(",") if n.strip())
-    unknown = [n for n in names if n not in EVAL_WORKFLOWS]
-    if unknown or not names or len(set(names)) != len(names):
-        raise typer.BadParameter(f"name each of {', '.join(EVAL_WORKFLOWS)} at most once, "
-                                 f"separated by commas (got {value!r}).")
-    return names
-
-
-def _rate(value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise typer.BadParameter(f"a rate is between 0 and 1 (got {value:g}).")
-    return value
+def _check_html(path: str) -> None:
+    """Refuse an --html path the page cannot be written to before the evaluation runs, not
+    after. (To be replaced by ``steward.cli.report.check_page``, which does the same.)"""
+    target = Path(path)
+    if target.is_dir():
+        wrong = f"{path} is a directory: name a file, e.g. --html {target / 'eval.html'}."
+    elif not target.parent.is_dir():
+        wrong = f"there is no directory {target.parent}: create it first."
+    else:
+        return
+    error = ConfigError(f"the scorecard's page {path} names no file in an existing directory: "
+                        f"{wrong}")
+    error.cli = f"--html {path} names no file in an existing directory: {wrong}"
+    raise error
 
 
 def eval_command(
         runs: Annotated[int, typer.Option(
-            "--runs", min=1, help="Runs of each workflow (each a new thread).")] = _DEFAULTS.runs,
+            "--runs", help="Runs of each workflow (each a new thread).")] = _DEFAULTS.runs,
         seed: Annotated[int | None, typer.Option(
             "--seed", help="Seed of the cases, faults, crash points and adversarial choices "
             "(default: drawn, and printed): the same seed, the same counts.",
             show_default=False)] = None,
         fault_rate: Annotated[float, typer.Option(
-            "--fault-rate", callback=_rate, help="Share of calls to the systems of record that "
+            "--fault-rate", help="Share of calls to the systems of record that "
             "fail: half transient errors, half timeouts.")] = _DEFAULTS.fault_rate,
         crashes: Annotated[int, typer.Option(
-            "--crashes", min=0, help="Steps played in a process killed (SIGKILL) at a random "
+            "--crashes", help="Steps played in a process killed (SIGKILL) at a random "
             "point, then recovered.")] = _DEFAULTS.crashes,
         outage: Annotated[int, typer.Option(
-            "--outage", min=0, help="Refund runs during which the payment provider is down.")
+            "--outage", help="Refund runs during which the payment provider is down.")
         ] = _DEFAULTS.outage,
         workflows: Annotated[str, typer.Option(
             "--workflows", help="Which workflows to run, comma-separated.")
@@ -75,21 +76,21 @@ def eval_command(
     reads and votes, malformed resumes, prompt-injected refunds); print the scorecard of that
     run and the guarantees checked against the systems of record. Exit code 1 when one broke, 2
     when it cannot run."""
-    if html is not None and (Path(html).is_dir() or not Path(html).parent.is_dir()):
-        raise typer.BadParameter(f"{html} names no file in an existing directory.",
-                                 param_hint="--html")
     options = EvalOptions(runs=runs, seed=seed, fault_rate=fault_rate, crashes=crashes,
-                          outage=outage, workflows=_workflows(workflows), db=db,
-                          timelines=html is not None, sabotage=sabotage)
+                          outage=outage, workflows=tuple(n.strip() for n in workflows.split(",")
+                                                         if n.strip()),
+                          db=db, timelines=html is not None, sabotage=sabotage)
     err = Console(stderr=True, markup=False, highlight=False)
     progress = (lambda line: err.print(line, style="dim")) if sys.stderr.isatty() else None
     try:
+        if html is not None:
+            _check_html(html)
         result = evaluate(options, progress=progress)
+        if html is not None:
+            write_page(html, render_html(result.scorecard))
     except StewardError as exc:
         err.print(f"error: {exc.cli or exc}", soft_wrap=True)
         raise typer.Exit(2) from None
-    if html is not None:
-        write_page(html, render_html(result.scorecard))
     if as_json:
         print_data(result.to_dict(), True)
     else:

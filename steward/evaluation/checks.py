@@ -22,7 +22,7 @@ Each check counts what it looked at, so that "held" says over how much.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -46,20 +46,17 @@ _TENANT_OF = {p.id: p.tenant for p in CAST.values()}
 
 @dataclass(frozen=True)
 class _Keys:
-    """A thread's effect keys as its audit trail holds them: ``plain``, and ``masked`` -- keys
-    the runtime's redactor took for personal data (a 32-digit hex key now and then passes
-    for an IBAN). A row is traced when its key is one of them (masked alike), or, for rows
-    named after their key (grants, reviews, reports), when its name is, or a key was masked."""
+    """A thread's effect keys as its audit trail holds them (the trail keeps Steward's
+    ``stw-`` keys out of redaction): a row is traced when its key is one of them, or, for rows
+    named after their key (grants, reviews, reports), when its name is."""
 
-    plain: set[str]
-    masked: set[str]
-    redact: Callable[[str], str]
+    keys: frozenset[str]
 
     def traced(self, key: str) -> bool:
-        return key in self.plain or (key not in self.masked and self.redact(key) in self.masked)
+        return key in self.keys
 
     def named(self, name: str, prefix: str) -> bool:
-        return name in {prefix + k[-10:].upper() for k in self.plain} or bool(self.masked)
+        return name in {prefix + k[-10:].upper() for k in self.keys}
 
 
 class Checker:
@@ -71,7 +68,6 @@ class Checker:
         self.auditor = CAST["carol"]
         self.broken: list[Broken] = []
         self.checked: Counter[str] = Counter()
-        self.masked: dict[str, set[str]] = {}  # thread -> keys its trail holds masked
 
     def _break(self, guarantee: str, case: Case, detail: str) -> None:
         self.broken.append(Broken(guarantee, case.thread_id, detail))
@@ -85,12 +81,8 @@ class Checker:
         """The idempotency keys of the thread's calls of ``effects``, as its trail holds them."""
         events = self.rt.audit.events(case.thread_id, self.auditor,
                                       kinds=["effect_call", "effect_retry", "effect_replay"])
-        keys = {str(e.payload.get("idempotency_key")) for e in events
-                if e.payload.get("effect") in effects}
-        masked = {k for k in keys if "[REDACTED:" in k}
-        if masked:
-            self.masked.setdefault(case.thread_id, set()).update(masked)
-        return _Keys(keys - masked, masked, self.rt.redactor.redact_text)
+        return _Keys(frozenset(str(e.payload.get("idempotency_key")) for e in events
+                               if e.payload.get("effect") in effects))
 
     def _approved(self, history: Iterable[Mapping[str, Any]], action: str,
                   **args: Any) -> list[Mapping[str, Any]]:

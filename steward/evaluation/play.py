@@ -19,13 +19,14 @@ from langgraph.types import Command
 
 import steward
 from steward.evaluation.world import CAST
-from steward.examples.faults import InjectedFault, ProviderDown
-from steward.nodes.tools import Transient
+from steward.nodes.tools import Retry
 
 __all__ = ["FAULTS", "OUTCOMES", "ended", "play"]
 
 OUTCOMES = ("ok", "refused", "denied", "fault", "error")
-FAULTS = (InjectedFault, ProviderDown, Transient, TimeoutError, ConnectionError)
+# What the systems of record fail with that a retry may get over (the injected faults among
+# them: InjectedFault is Transient, ProviderDown a ConnectionError).
+FAULTS = Retry().on
 BUSY_WAIT = 30.0  # seconds a step waits for a lease another run holds
 
 

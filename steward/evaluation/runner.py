@@ -26,10 +26,10 @@ same in the scorecard: only durations differ.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import random
 import shutil
-import sqlite3
 import tempfile
 import time
 from collections import Counter
@@ -45,7 +45,7 @@ from steward.evaluation.play import play
 from steward.evaluation.result import Broken, Crash, EvalResult
 from steward.evaluation.world import CAST, EVAL_WORKFLOWS, TENANT, build_graph, open_runtime
 from steward.examples import faults
-from steward.examples.refund import payments_path
+from steward.examples.refund import pay_refund
 from steward.report import Scorecard
 from steward.storage.ops import Op, Stmt
 from steward.storage.url import mask
@@ -77,23 +77,50 @@ class EvalOptions:
     sabotage: str | None = None
 
     def checked(self) -> EvalOptions:
+        """These options, or a ConfigError naming the bad one and its value (its ``cli``
+        wording names the flag)."""
         if self.runs < 1:
-            raise ConfigError(f"runs must be at least 1, got {self.runs}.")
+            raise _bad("runs", "--runs", f"is how many times each workflow runs: at least 1, "
+                                         f"got {self.runs}.")
         if not 0.0 <= self.fault_rate <= 1.0:
-            raise ConfigError(f"the fault rate is between 0 and 1, got {self.fault_rate}.")
-        if self.crashes < 0 or self.outage < 0:
-            raise ConfigError("crashes and outage count runs: 0 or more.")
+            raise _bad("fault_rate", "--fault-rate", f"is a share of calls, between 0 and 1, "
+                                                     f"got {self.fault_rate:g}.")
+        if self.crashes < 0:
+            raise _bad("crashes", "--crashes", f"counts steps killed mid-run: 0 or more, got "
+                                               f"{self.crashes}.")
+        if self.outage < 0:
+            raise _bad("outage", "--outage", f"counts refund runs with the payment provider "
+                                             f"down: 0 or more, got {self.outage}.")
+        given = ",".join(self.workflows)
         unknown = [w for w in self.workflows if w not in EVAL_WORKFLOWS]
-        if unknown or not self.workflows or len(set(self.workflows)) != len(self.workflows):
-            raise ConfigError(f"workflows are {', '.join(EVAL_WORKFLOWS)} (each at most once), "
-                              f"got {', '.join(self.workflows) or 'none'}.")
+        twice = sorted({w for w in self.workflows if self.workflows.count(w) > 1})
+        wrong = (f"name no workflow {', '.join(map(repr, unknown))}" if unknown else
+                 f"name {', '.join(map(repr, twice))} twice" if twice else
+                 "name none" if not self.workflows else None)
+        if wrong is not None:
+            raise _bad("workflows", "--workflows",
+                       f"{wrong} (got {given!r}): name each of {', '.join(EVAL_WORKFLOWS)} at "
+                       "most once.", f"{wrong} (got {given!r}): name each of "
+                       f"{', '.join(EVAL_WORKFLOWS)} at most once, separated by commas.")
         if self.tool_timeout <= 0:
-            raise ConfigError(f"the tool timeout is positive, got {self.tool_timeout}.")
+            raise ConfigError(f"tool_timeout is each agent tool call's timeout in seconds: "
+                              f"above 0, got {self.tool_timeout:g}.")
         if self.sabotage is not None and self.sabotage not in SABOTAGE:
-            raise ConfigError(f"sabotage is one of {', '.join(SABOTAGE)}.")
+            raise _bad("sabotage", "--sabotage", f"is one of {', '.join(SABOTAGE)}, got "
+                                                 f"{self.sabotage!r}.")
         if self.sabotage == "pay-twice" and "refund" not in self.workflows:
-            raise ConfigError("sabotage pay-twice needs the refund workflow.")
+            raise _bad("sabotage", "--sabotage", f"pay-twice needs the refund workflow: add "
+                       f"refund to workflows (got {given!r}).", "pay-twice needs the refund "
+                       f"workflow: add refund to --workflows (got {given!r}).")
         return self
+
+
+def _bad(name: str, flag: str, says: str, cli_says: str | None = None) -> ConfigError:
+    """A ConfigError about the option ``name``: ``name`` and what it ``says``; its ``cli``
+    wording the same (or ``cli_says``) after the option's ``flag``."""
+    error = ConfigError(f"{name} {says}")
+    error.cli = f"{flag} {cli_says or says}"
+    return error
 
 
 @dataclass
@@ -305,13 +332,16 @@ class _Evaluation:
             refunded = [t for t in self.threads.values() if t.case.graph == "refund"
                         and self._end(t) == "refunded"]
             if not refunded:
-                raise ConfigError("sabotage pay-twice found no refunded thread: give more --runs.")
+                raise _bad("sabotage", "--sabotage", "pay-twice found no refunded thread to "
+                           "pay twice: give more runs.", "pay-twice found no refunded thread to "
+                           "pay twice: give more --runs.")
             t = refunded[0]
-            with contextlib.closing(sqlite3.connect(payments_path())) as conn, conn:
-                conn.execute("INSERT INTO refunds VALUES (?, ?, ?, ?)",
-                             ("TXN-SABOTAGE", t.case.key, t.case.facts["amount"],
-                              f"sabotage-{t.case.thread_id}"))
-            return f"sabotage: order {t.case.key} of {t.case.thread_id} paid a second time"
+            # The provider's own code, called past the effect wrapper (no run, no key of
+            # Steward's): the payment goes out as a real one would, but nothing records it.
+            txn = inspect.unwrap(pay_refund)(t.case.key, t.case.facts["amount"],
+                                             idempotency_key=f"sabotage-{t.case.thread_id}")
+            return (f"sabotage: order {t.case.key} of {t.case.thread_id} paid a second time "
+                    f"({txn})")
         t = next(iter(self.threads.values()))
 
         def tamper() -> Op[None]:
@@ -357,11 +387,6 @@ def evaluate(options: EvalOptions | None = None, *,
                     if outcome == "error":
                         checker.broken.append(_error(case, i, detail))
             checker.trail(card)
-            for tid, masked in sorted(checker.masked.items()):
-                notes.append(f"the audit trail of {tid} holds an effect's idempotency key as "
-                             f"{', '.join(sorted(masked))}: the runtime's redactor took it "
-                             "for personal data, and the trail no longer names the key the "
-                             "other system saw")
             keep = bool(checker.broken)
             result = _result(o, seed, db, started, ev, cases, ends, notes, checker, card,
                              workdir if keep else None)

@@ -37,6 +37,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
+from steward.errors import ConfigError
 from steward.nodes.tools import Transient
 
 __all__ = ["FaultPlan", "InjectedFault", "ProviderDown", "call", "current", "install"]
@@ -62,7 +63,8 @@ class FaultPlan:
                  hang: bool = True, down: Iterable[str] = (),
                  crash: tuple[str, int] | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"a fault rate is between 0 and 1, got {rate!r}")
+            raise ConfigError(f"a fault plan's rate is the share of calls that fail, between 0 "
+                              f"and 1: got {rate!r}.")
         self.rng = random.Random(seed)
         self.rate = rate
         self.timeouts = timeouts

@@ -39,7 +39,7 @@ from steward.memory.space import team_space
 from steward.memory.store import MemoryStore
 from steward.memory.subjects import add_subjects
 from steward.nodes.effects import effect
-from steward.nodes.tools import Transient
+from steward.nodes.tools import Retry
 
 __all__ = ["REFUND_POLICY", "RETRY", "add_order", "build_refund_graph", "compile_refund_graph",
            "outbox", "pay_refund", "payments", "refund_policy", "reset_records", "ticket"]
@@ -296,9 +296,12 @@ def update_ticket(state: RefundState) -> RefundState:
 
 
 # A transient failure of the provider, the mail or the tickets (an error it marks
-# transient, a dropped connection, no answer in time) is tried again, three attempts in all.
-RETRY = RetryPolicy(max_attempts=3, initial_interval=0.2, backoff_factor=2.0,
-                    retry_on=(Transient, TimeoutError, ConnectionError))
+# transient, a dropped connection, no answer in time) is tried again as the agent workflows'
+# tool calls are (steward.nodes.tools.Retry's defaults: three attempts in all).
+_TOOLS = Retry()
+RETRY = RetryPolicy(max_attempts=_TOOLS.attempts, initial_interval=_TOOLS.initial,
+                    backoff_factor=_TOOLS.factor, max_interval=_TOOLS.max_delay,
+                    retry_on=lambda exc: isinstance(exc, _TOOLS.on))
 _ACTING = ("issue_refund", "email_receipt", "update_ticket")
 
 

@@ -35,7 +35,10 @@ def test_an_evaluation_prints_the_scorecard_and_holds(tmp_path: Path) -> None:
                  "steward eval: every guarantee held (seed 2; reproduce with --seed 2)"):
         assert seen in out
     assert "BROKEN" not in out and "<svg" in page.read_text()
-    assert not Path("nowhere").exists()  # $STEWARD_DB is not eval's: a fresh database is
+    # $STEWARD_DB is not eval's: without --db it runs on a fresh, temporary SQLite database
+    assert re.search(r"^.* refund runs; on a temporary SQLite database; [\d.]+ s$", out,
+                     flags=re.M), out
+    assert "nowhere" not in out + done.stderr
 
 
 def test_json_has_the_scorecard_and_the_checks(tmp_path: Path) -> None:
@@ -62,14 +65,41 @@ def test_a_broken_guarantee_exits_1_and_names_its_thread(sabotage: str, guarante
     shutil.rmtree(kept[0])
 
 
+EACH = "name each of refund, access, close, research at most once, separated by commas."
+
+
 @pytest.mark.parametrize(("args", "says"), [
-    (["--fault-rate", "2"], "between 0 and 1"),
-    (["--workflows", "refund,payroll"], "name each of refund, access, close, research"),
-    (["--runs", "0"], "--runs"),
-    (["--html", "/no/such/dir/x.html"], "names no file in an existing directory"),
-    (["--db", "postgresql://nobody@127.0.0.1:1/none"], "error:"),
+    (["--fault-rate", "2"],
+     ("between 0 and 1", "error: --fault-rate is a share of calls, between 0 and 1, got 2.")),
+    (["--workflows", "refund,payroll"],
+     ("name each of refund, access, close, research",
+      f"error: --workflows name no workflow 'payroll' (got 'refund,payroll'): {EACH}")),
+    (["--workflows", "refund,refund"],
+     (f"error: --workflows name 'refund' twice (got 'refund,refund'): {EACH}",)),
+    (["--workflows", ""], (f"error: --workflows name none (got ''): {EACH}",)),
+    (["--runs", "0"],
+     ("--runs", "error: --runs is how many times each workflow runs: at least 1, got 0.")),
+    (["--crashes", "-1"], ("error: --crashes counts steps killed mid-run: 0 or more, got -1.",)),
+    (["--outage", "-1"], ("error: --outage counts refund runs with the payment provider down: "
+                          "0 or more, got -1.",)),
+    (["--sabotage", "bogus"],
+     ("error: --sabotage is one of pay-twice, tamper-audit, got 'bogus'.",)),
+    (["--sabotage", "pay-twice", "--workflows", "access"],
+     ("error: --sabotage pay-twice needs the refund workflow: add refund to --workflows (got "
+      "'access').",)),
+    (["--html", "/no/such/dir/x.html"],
+     ("names no file in an existing directory",
+      "error: --html /no/such/dir/x.html names no file in an existing directory: there is no "
+      "directory /no/such/dir: create it first.")),
+    (["--html", "{tmp}"], ("error: --html {tmp} names no file in an existing directory: {tmp} "
+                           "is a directory: name a file, e.g. --html {tmp}/eval.html.",)),
+    (["--db", "postgresql://nobody@127.0.0.1:1/none"],
+     ("error:", "error: cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1/none: "
+                'connection failed: connection to server at "127.0.0.1", port 1 failed')),
 ])
-def test_what_cannot_run_exits_2(args: list[str], says: str) -> None:
-    done = _eval(*args)
+def test_what_cannot_run_exits_2(args: list[str], says: tuple[str, ...], tmp_path: Path) -> None:
+    done = _eval(*(a.format(tmp=tmp_path) for a in args))
     assert done.returncode == 2, done.stdout + done.stderr
-    assert says in done.stderr
+    for said in says:
+        assert said.format(tmp=tmp_path) in " ".join(done.stderr.split())
+    assert not done.stdout  # nothing ran: no scorecard

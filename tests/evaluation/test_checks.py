@@ -1,27 +1,69 @@
 """The checks trace each row of a system of record to an effect call in its thread's audit
-trail, also when the trail holds the call's key masked by the runtime's redactor."""
+trail: a row no call of the thread wrote (behind Steward's back) breaks "forbidden"."""
 
 from __future__ import annotations
 
-from steward.evaluation.checks import _Keys
-from steward.guardrails.redact import Redactor
+from types import SimpleNamespace
+from typing import Any
 
-# A key as Steward makes them ("stw-" and 32 hex digits) that the default redactor takes for
-# an IBAN (two letters, two digits, mod 97): about one key in 1,800 is masked in the trail.
-TAKEN_FOR_AN_IBAN = "stw-fa88c957d47b1c4250995f6f083c4381"
+import pytest
 
+from steward.evaluation.cases import Case
+from steward.evaluation.checks import Checker
+from steward.evaluation.result import Broken
+from steward.examples.access import grant_access
+from steward.examples.refund import add_order, pay_refund
 
-def test_a_key_the_redactor_masks_is_still_traced() -> None:
-    redact = Redactor.default().redact_text
-    assert redact(TAKEN_FOR_AN_IBAN) == "stw-[REDACTED:iban]"
-    keys = _Keys({"stw-00000000000000000000000000000001"}, {redact(TAKEN_FOR_AN_IBAN)}, redact)
-    assert keys.traced("stw-00000000000000000000000000000001")
-    assert keys.traced(TAKEN_FOR_AN_IBAN)  # masked alike
-    assert not keys.traced("stw-00000000000000000000000000000002")
-    assert not keys.traced("sabotage-refund-001")  # a row nobody's effect wrote
-    assert keys.named("G-0000000001", "G-") and keys.named("G-UNKNOWN", "G-")  # a key masked
+KEY = "stw-" + "0" * 31 + "1"  # a key as Steward makes them ("stw-" and 32 hex digits)
+OTHER = "stw-" + "0" * 31 + "2"
 
 
-def test_without_masked_keys_a_row_must_be_named_after_one() -> None:
-    keys = _Keys({"stw-00000000000000000000000000000001"}, set(), Redactor.default().redact_text)
-    assert keys.named("G-0000000001", "G-") and not keys.named("G-0000000002", "G-")
+def _broken(case: Case, calls: list[tuple[str, str]]) -> list[Broken]:
+    """What the checks find on ``case`` when its trail holds ``calls`` (effect, key)."""
+    events = [SimpleNamespace(payload={"effect": effect, "idempotency_key": key})
+              for effect, key in calls]
+    rt: Any = SimpleNamespace(
+        audit=SimpleNamespace(events=lambda thread_id, who, kinds: events),
+        approvals=SimpleNamespace(history=lambda thread_id, who: []))
+    checker = Checker(rt)
+    checker.thread(case, "waiting", [])
+    assert checker.checked["forbidden"] >= 1  # the row was looked at
+    return checker.broken
+
+
+REFUND = Case("refund-001", "refund", "refund", "small", "alice", "700001", (), "refunded",
+              {"amount": "40.00", "customer": "c@example.com"})
+ACCESS = Case("access-001", "access", "access", "read", "alice", "dana", (), "done")
+
+
+@pytest.mark.parametrize(("calls", "held"), [
+    ([("demo.pay_refund", KEY)], True),
+    ([], False),
+    ([("demo.pay_refund", OTHER)], False),  # another call's key
+    ([("demo.send_receipt", KEY)], False),  # the key of another effect
+])
+def test_a_refund_must_be_paid_by_an_effect_call_of_its_thread(
+        calls: list[tuple[str, str]], held: bool) -> None:
+    add_order("700001", "c@example.com", "900.00")
+    txn = pay_refund.__wrapped__("700001", "40.00", idempotency_key=KEY)
+    found = [(b.guarantee, b.thread_id, b.detail) for b in _broken(REFUND, calls)]
+    assert found == ([] if held else [
+        ("forbidden", "refund-001", f"refund {txn} of 40.00 on order 700001 was made by no "
+                                    "effect call in the thread's audit trail")])
+
+
+@pytest.mark.parametrize(("calls", "held"), [
+    ([("tool:grant_access", KEY)], True),
+    ([], False),
+    ([("tool:grant_access", OTHER)], False),
+    ([("tool:notify_user", KEY)], False),
+])
+def test_a_grant_must_be_named_after_an_effect_call_of_its_thread(
+        calls: list[tuple[str, str]], held: bool) -> None:
+    grant = grant_access.func(user_id="dana", system="billing", role="read", days=14,
+                              idempotency_key=KEY, principal={"id": "alice"})
+    assert grant["grant_id"] == "G-" + KEY[-10:].upper()
+    found = [(b.guarantee, b.thread_id, b.detail) for b in _broken(ACCESS, calls)]
+    assert found == ([] if held else [
+        ("forbidden", "access-001", f"grant {grant['grant_id']} was written by no effect call "
+                                    "in the thread's audit trail")])

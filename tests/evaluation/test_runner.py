@@ -63,9 +63,8 @@ def _counts(value: Any) -> Any:
     """What a scorecard counts, without its durations and timestamps (floats), random ids,
     or the order of its latency tables (by median)."""
     if isinstance(value, dict):
-        # notes: they may name an effect key the redactor masked (keys differ run to run)
         return {k: _counts(v) for k, v in value.items()
-                if k not in ("generated_at", "seconds", "db", "kept", "notes")}
+                if k not in ("generated_at", "seconds", "db", "kept")}
     if isinstance(value, list):
         if value and all(isinstance(v, dict) and "name" in v and "calls" in v for v in value):
             return {v["name"]: _counts(v) for v in value}

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from steward.errors import ConfigError
 from steward.examples import faults
 from steward.examples.refund import add_order, pay_refund, payments
 
@@ -98,3 +99,11 @@ def test_a_crash_point_kills_the_process() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == -9 and done.stdout.split("\n")[:2] == ["acted 0", "acted 1"]
+
+
+@pytest.mark.parametrize("rate", [2.0, -0.5])
+def test_a_rate_outside_0_to_1_is_refused(rate: float) -> None:
+    with pytest.raises(ConfigError) as caught:
+        faults.FaultPlan("x", rate=rate)
+    assert str(caught.value) == (f"a fault plan's rate is the share of calls that fail, "
+                                 f"between 0 and 1: got {rate!r}.")
