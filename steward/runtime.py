@@ -64,6 +64,10 @@ __all__ = ["Runtime", "aopen", "open"]
 # (the saver sets up its own and the data keys' table: steward.storage.envelope).
 PARTS = (GUARDRAILS_SCHEMA, LEDGER_SCHEMA, AUDIT_SCHEMA, MEMORY_SCHEMA)
 SCHEMAS = (SAVER_SCHEMA, KEYS_SCHEMA, *PARTS)
+# How a thread is started with its input, and one waiting on an interrupt answered, in Python
+# (check_resumable's defaults; a host passes its own wording).
+_START_WITH = "graph.invoke(input, rt.config(thread_id, principal))"
+_RESUME_WITH = "graph.invoke(Command(resume=...), rt.config(thread_id, approver))"
 
 
 class Runtime:
@@ -143,31 +147,56 @@ class Runtime:
         return {"configurable": conf, "callbacks": [audit, handler]}
 
     def _resumable(self, thread_id: str, principal: Principal | Mapping[str, Any],
-                   graph: Any) -> tuple[RunnableConfig, dict[str, Any]]:
+                   graph: Any) -> RunnableConfig:
         if not hasattr(graph, "invoke") or getattr(graph, "checkpointer", None) is None:
             raise ConfigError("rt.resume(thread_id, principal, graph=...) takes the compiled "
                               "graph the thread runs, with this runtime's checkpointer: "
                               "builder.compile(checkpointer=rt.checkpointer).")
-        config = self.config(thread_id, principal)
-        return config, {"thread_id": config["configurable"]["thread_id"],
-                        "principal": config["configurable"].get("principal")}
+        return self.config(thread_id, principal)
 
-    def _not_waiting(self, info: dict[str, Any] | None, thread_id: str) -> None:
+    @staticmethod
+    def _at(config: RunnableConfig) -> tuple[str, Principal | None]:
+        return config["configurable"]["thread_id"], config["configurable"].get("principal")
+
+    @staticmethod
+    def _not_waiting(info: dict[str, Any] | None, thread_id: str, start_with: str,
+                     resume_with: str) -> None:
         if info is None:
-            raise ConfigError(f"no thread {thread_id!r} to resume: check the id (or start it "
-                              "with graph.invoke(input, rt.config(thread_id, principal))).")
+            raise ConfigError(f"no thread {thread_id!r} to resume (no checkpoint to go on "
+                              f"from): check the id, or start it with {start_with}.")
         if info["status"] == "interrupted":
             kinds = sorted({str(w.get("type") or "an interrupt") for w in info["waiting_on"]})
             raise ConfigError(f"thread {thread_id!r} waits on {', '.join(kinds)}: answer it "
-                              "with graph.invoke(Command(resume=...), rt.config(thread_id, "
-                              "approver)) (rt.approvals.pending shows approvals).")
+                              f"with {resume_with} (rt.approvals.pending shows approvals).")
 
     @staticmethod
-    def _started(latest: Any, thread_id: str) -> None:
+    def _started(latest: Any, thread_id: str, start_with: str) -> None:
         if latest is None:
             raise ConfigError(f"thread {thread_id!r} has no checkpoint: its run died before its "
                               "first step, so there is nothing to continue; run it again with "
-                              "its input (graph.invoke(input, rt.config(thread_id, principal))).")
+                              f"its input ({start_with}).")
+
+    def check_resumable(self, thread_id: str, principal: Principal | Mapping[str, Any], *,
+                        start_with: str = _START_WITH, resume_with: str = _RESUME_WITH) -> None:
+        """Raise unless ``resume`` could go on with the thread, for hosts that check before
+        they run it (the AgentCore entrypoint's null payload): ConfigError if there is no such
+        thread, if it waits on an interrupt (answered with ``resume_with``, worded for the
+        caller: a ``Command(resume=...)`` by default) or if its run died before its first
+        checkpoint (started again with ``start_with``); ThreadAccessDenied if ``principal``
+        may not read it."""
+        config = self.config(thread_id, principal)
+        tid, who = self._at(config)
+        self._not_waiting(self.checkpointer.thread_info(tid, who), tid, start_with, resume_with)
+        self._started(self.checkpointer.get_tuple(config), tid, start_with)
+
+    async def acheck_resumable(self, thread_id: str, principal: Principal | Mapping[str, Any],
+                               *, start_with: str = _START_WITH,
+                               resume_with: str = _RESUME_WITH) -> None:
+        config = self.config(thread_id, principal)
+        tid, who = self._at(config)
+        self._not_waiting(await self.checkpointer.athread_info(tid, who), tid, start_with,
+                          resume_with)
+        self._started(await self.checkpointer.aget_tuple(config), tid, start_with)
 
     def resume(self, thread_id: str, principal: Principal | Mapping[str, Any], *,
                graph: Any, **invoke: Any) -> Any:
@@ -178,18 +207,14 @@ class Runtime:
         interrupt is answered with ``Command(resume=...)`` instead (ConfigError says so);
         ThreadBusy if a live run holds it. Keyword arguments go to ``graph.invoke``
         (``durability=...``); returns what it returns."""
-        config, at = self._resumable(thread_id, principal, graph)
-        self._not_waiting(self.checkpointer.thread_info(at["thread_id"], at["principal"]),
-                          at["thread_id"])
-        self._started(self.checkpointer.get_tuple(config), at["thread_id"])
+        config = self._resumable(thread_id, principal, graph)
+        self.check_resumable(thread_id, principal)
         return graph.invoke(None, config, **invoke)
 
     async def aresume(self, thread_id: str, principal: Principal | Mapping[str, Any], *,
                       graph: Any, **invoke: Any) -> Any:
-        config, at = self._resumable(thread_id, principal, graph)
-        self._not_waiting(await self.checkpointer.athread_info(at["thread_id"], at["principal"]),
-                          at["thread_id"])
-        self._started(await self.checkpointer.aget_tuple(config), at["thread_id"])
+        config = self._resumable(thread_id, principal, graph)
+        await self.acheck_resumable(thread_id, principal)
         return await graph.ainvoke(None, config, **invoke)
 
     def _submission(self, graph: str, thread_id: str, input: Any,

@@ -4,6 +4,7 @@ definition whose settings are the ones Steward reads."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -99,9 +100,34 @@ def test_the_iam_policy_grants_kms_rds_cloudwatch_and_the_image_nothing_else(
     assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
 
 
+def _literals(source: str) -> set[str]:
+    """The STEWARD_* names a module spells as whole string literals (what os.environ is read
+    with), not those its docstrings only mention."""
+    tree = ast.parse(source)
+    docs = {id(body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                 ast.AsyncFunctionDef))
+            and (body := node.body) and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docs and re.fullmatch(r"STEWARD_[A-Z_]+", node.value)}
+
+
 def _steward_reads() -> set[str]:
-    text = "\n".join(p.read_text() for p in (ROOT / "steward").rglob("*.py"))
-    return set(re.findall(r"\b(STEWARD_[A-Z_]+)\b", text))
+    return set().union(*(_literals(p.read_text()) for p in (ROOT / "steward").rglob("*.py")))
+
+
+def test_steward_reads_sees_literals_not_docstrings() -> None:
+    source = ('"""Set STEWARD_MODULE_DOC."""\n'
+              'import os\n'
+              'def f():\n'
+              '    """Reads STEWARD_FUNC_DOC (no: only says so)."""\n'
+              '    # STEWARD_COMMENT\n'
+              '    return os.environ.get("STEWARD_READ"), "set STEWARD_IN_A_MESSAGE"\n')
+    assert _literals(source) == {"STEWARD_READ"}
+    assert {"STEWARD_DB", "STEWARD_GRAPH", "STEWARD_JWT_JWKS_URL",
+            "STEWARD_DB_IAM_AUTH"} <= _steward_reads()
 
 
 def test_the_container_sets_only_what_steward_reads_and_runs_its_entrypoint() -> None:

@@ -53,6 +53,10 @@ def test_an_hs256_token_names_its_principal(monkeypatch: pytest.MonkeyPatch) -> 
     (_claims(tenant=""), SECRET, "no tenant"),
     (_claims(roles="manager"), SECRET, "not a list"),
     (_claims(sub=""), SECRET, "no valid principal"),
+    (_claims(roles=[1, None]), SECRET, "claim 'roles' \\(STEWARD_JWT_ROLES_CLAIM names it\\) "
+                                       "is not a list of strings"),
+    (_claims(roles={"manager": True}), SECRET, "STEWARD_JWT_ROLES_CLAIM"),
+    (_claims(tenant=["acme"]), SECRET, "claim 'tenant' \\(STEWARD_JWT_TENANT_CLAIM names it\\)"),
 ])
 def test_a_bad_token_is_refused_saying_why(monkeypatch: pytest.MonkeyPatch,
                                            claims: dict[str, Any], secret: str,
@@ -92,6 +96,14 @@ def _rsa() -> tuple[Any, str]:
     pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     return key, pem.decode()
+
+
+def test_a_renamed_claim_is_named_when_it_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_JWT_SECRET", SECRET)
+    monkeypatch.setenv("STEWARD_JWT_ROLES_CLAIM", "cognito:groups")
+    with pytest.raises(TokenInvalid, match="claim 'cognito:groups' \\(STEWARD_JWT_ROLES_CLAIM"):
+        verify_token(jwt.encode({**_claims(), "cognito:groups": "manager"}, SECRET))
+    assert verify_token(jwt.encode(_claims(), SECRET)).roles == frozenset()  # none: no roles
 
 
 def test_an_rs256_token_against_a_public_key_file(monkeypatch: pytest.MonkeyPatch,
@@ -149,6 +161,51 @@ def test_a_key_set_url_picks_the_key_by_kid(monkeypatch: pytest.MonkeyPatch,
         verify_token(jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "k9"}))
     with pytest.raises(TokenInvalid):  # a known kid, the wrong key
         verify_token(jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "k1"}))
+
+
+@pytest.mark.parametrize("value", ["/nonexistent/steward/key.pem", "not a key at all",
+                                   "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"])
+def test_a_public_key_setting_that_is_no_key_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, value: str) -> None:
+    """The deployment's fault, said as such (HTTP 500), not every caller's token's (401)."""
+    key, _ = _rsa()
+    monkeypatch.setenv("STEWARD_JWT_PUBLIC_KEY", value)
+    with pytest.raises(ConfigError, match="STEWARD_JWT_PUBLIC_KEY"):
+        verify_token(jwt.encode(_claims(), key, algorithm="RS256"))
+    (tmp_path / "garbage.pem").write_text("garbage")
+    monkeypatch.setenv("STEWARD_JWT_PUBLIC_KEY", str(tmp_path / "garbage.pem"))
+    with pytest.raises(ConfigError, match="STEWARD_JWT_PUBLIC_KEY holds no RSA public key"):
+        verify_token(jwt.encode(_claims(), key, algorithm="RS256"))
+
+
+@pytest.mark.parametrize("body", [b"<html>not json</html>", b'{"keys": []}', b"[1, 2]",
+                                  b'{"nokeys": true}'])
+def test_a_key_set_url_serving_no_key_set_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch, body: bytes) -> None:
+    """A set that is not JSON, or holds no key, is the deployment's fault: ConfigError naming
+    STEWARD_JWT_JWKS_URL (served on loopback: tests never reach the internet)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("STEWARD_JWT_JWKS_URL", f"http://127.0.0.1:{server.server_port}/k")
+        key, _ = _rsa()
+        with pytest.raises(ConfigError, match=r"STEWARD_JWT_JWKS_URL=http://127\.0\.0\.1:.* "
+                                              r"serves no usable JSON Web Key Set"):
+            verify_token(jwt.encode(_claims(), key, algorithm="RS256", headers={"kid": "k1"}))
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_an_unreachable_key_set_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,16 +14,24 @@ entrypoint runs the graph on a Steward runtime:
 - the payload is the graph's input, ``{"resume": value}`` answering what the thread waits on
   (a vote in any format Steward's approvals accept, checked before the run as the LangGraph
   server checks it: a vote the node would refuse is 403/422, and the thread keeps waiting), or
-  ``null``: go on from the last checkpoint (a run that died half-way, "stalled");
+  ``null``: go on from the last checkpoint (a run that died half-way, "stalled"; a finished
+  session answers with its values), as ``Runtime.resume`` does: a session waiting on an
+  interrupt is refused (400, ConfigError: send ``{"resume": ...}``), and so is one with no
+  checkpoint;
 - with ``Accept: text/event-stream`` the response streams the run's events (``updates``, an
-  ``interrupt`` carrying the approval request, and ``end``); otherwise it is one JSON object:
-  ``{"session_id", "status": "done" | "interrupted", "values", "interrupts"}``;
+  ``interrupt`` carrying the approval request, and ``end``; or ``error``, ``{"error",
+  "message", "status"}``, when a step is refused, e.g. PolicyDenied); otherwise it is one JSON
+  object: ``{"session_id", "status": "done" | "interrupted", "values", "interrupts"}``;
+- a refusal is ``{"error": <the steward.errors type>, "message"}`` with the status
+  ``steward.server.status`` gives it, as the LangGraph server answers it (another tenant's
+  session is 404: no session of the caller's);
 - ``/ping`` says ``HealthyBusy`` while a run of this process holds a thread's lease, so
   AgentCore does not stop the session's microVM under it.
 
 ``python -m steward.aws.agentcore`` serves the example workflow ``$STEWARD_GRAPH`` (``refund``;
-or ``module:attribute`` naming a ``StateGraph``) on ``$STEWARD_DB`` (``STEWARD_DB_IAM_AUTH=1``:
-an IAM token per connection) with the LangGraph server's ``STEWARD_POLICY`` /
+or ``module:attribute`` naming a ``StateGraph``) on ``$STEWARD_DB`` (``STEWARD_DB_IAM_AUTH=1``,
+``true``, ``yes`` or ``on``: an IAM token per connection; ``0``, ``false``, ``no``, ``off`` or
+unset: none) with the LangGraph server's ``STEWARD_POLICY`` /
 ``STEWARD_THREAD_ROLES``, ``STEWARD_ENCRYPTION_KEY`` and the token settings of
 ``steward.tokens``, on ``0.0.0.0:$PORT`` (8080): the container ``deploy/aws/`` builds.
 """
@@ -32,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import importlib
 import os
 import queue
@@ -41,19 +48,19 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+from langchain_core.runnables import RunnableBinding
 from langgraph.graph import StateGraph
-from langgraph.types import Command, Interrupt
+from langgraph.pregel import Pregel
+from langgraph.types import Command
 
 import steward
-from steward.errors import (
-    ApprovalInvalid,
-    ConfigError,
-    StewardError,
-    ThreadAccessDenied,
-    ThreadBusy,
-    TokenInvalid,
-)
+from steward.errors import ConfigError, StewardError, TokenInvalid
 from steward.identity import Principal
+from steward.jobs.graphs import bind
+from steward.server.status import http_message, http_status
+from steward.storage.codec import dump_json
+from steward.storage.url import parse_url
 from steward.tokens import bearer_token, verify_token
 
 if TYPE_CHECKING:
@@ -67,21 +74,9 @@ _INSTALL = "install the aws extra: pip install 'langgraph-steward[aws]'"
 
 
 def _jsonable(value: Any) -> Any:
-    """What a state value looks like as JSON: messages and models as their dicts."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, Interrupt):
-        return {"id": value.id, "value": _jsonable(value.value)}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return _jsonable(dump(mode="json"))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    return str(value)
+    """What a state value looks like as JSON (messages and models as their dicts, interrupts
+    as ``{"value", "id"}``): as Steward stores metadata."""
+    return orjson.loads(dump_json(value))
 
 
 class _Served:
@@ -99,21 +94,21 @@ class _Served:
             raise
 
     def _bound(self, graph: Any) -> Any:
+        """The graph on the runtime's checkpointer and store (``steward.jobs.graphs.bind``, as
+        the worker runs one), so that its nodes' memory (the injected store) is Steward's."""
         if self.rt.is_async:
             raise ConfigError("agentcore_app takes a runtime from steward.open (sync): the "
                               "app runs each invocation on a thread of its own.")
-        if isinstance(graph, StateGraph):
-            graph = graph.compile(checkpointer=self.rt.checkpointer)
-        if not hasattr(graph, "stream"):
+        compiled = graph.bound if isinstance(graph, RunnableBinding) else graph
+        if not isinstance(compiled, (StateGraph, Pregel)):
             raise ConfigError(f"agentcore_app serves a StateGraph or a compiled graph, got "
                               f"{type(graph).__name__}.")
-        if graph.checkpointer is None:
-            graph = graph.copy(update={"checkpointer": self.rt.checkpointer})
-        elif graph.checkpointer is not self.rt.checkpointer:
+        if isinstance(compiled, Pregel) and compiled.checkpointer is not None \
+                and compiled.checkpointer is not self.rt.checkpointer:
             raise ConfigError("the graph is compiled with another checkpointer: compile it "
                               "with the runtime's (builder.compile(checkpointer=rt.checkpointer))"
                               ", or pass the StateGraph and let agentcore_app compile it.")
-        return graph
+        return bind(graph, self.rt.checkpointer, self.rt.store, "agentcore")
 
     def close(self) -> None:
         if self.owned:
@@ -126,20 +121,8 @@ def _refusal(status: int, error: str, message: str) -> Response:
     return JSONResponse({"error": error, "message": message}, status_code=status)
 
 
-def _status(exc: StewardError) -> int:
-    if isinstance(exc, ApprovalInvalid):
-        return 422 if exc.malformed else 403
-    if isinstance(exc, ThreadAccessDenied):
-        return 404  # another tenant's session is no session of this caller's
-    if isinstance(exc, ThreadBusy):
-        return 409
-    return 400 if isinstance(exc, ConfigError) else 500
-
-
-def _message(exc: StewardError) -> str:
-    if isinstance(exc, ThreadAccessDenied):
-        return "no such session for this principal (another tenant's, or not yours to run)"
-    return str(exc)
+def _refused(exc: StewardError) -> Response:
+    return _refusal(http_status(exc), type(exc).__name__, http_message(exc))
 
 
 def _principal(context: RequestContext) -> Principal:
@@ -207,10 +190,11 @@ class _Invocation:
                                   "graph's input without a 'resume' key.")
             self.rt.approvals.check_resume(self.thread_id, self.principal, payload["resume"])
             self.input = Command(resume=payload["resume"])
+        if payload is None:
+            self.rt.check_resumable(self.thread_id, self.principal,
+                                    start_with="the graph's input as the payload",
+                                    resume_with='{"resume": value} as the payload')
         self.config = self.rt.config(self.thread_id, self.principal)
-        if payload is None and served.graph.checkpointer.get_tuple(self.config) is None:
-            raise ConfigError(f"session {self.thread_id!r} has no checkpoint to go on from "
-                              "(new, or its run died before its first step): send its input.")
         self.values: Any = None
         self.interrupts: list[Any] = []
 
@@ -235,9 +219,17 @@ class _Invocation:
 
 def _events(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]],
             run: _Invocation) -> Iterator[dict[str, Any]]:
+    """The stream's events; a step refused after the response began (its status is sent) is
+    an ``error`` event in its place, and the stream ends there."""
     if first is not None:
         yield first
-    yield from rest
+    try:
+        yield from rest
+    except StewardError as exc:
+        yield {"event": "error", "data": {"error": type(exc).__name__,
+                                          "message": http_message(exc),
+                                          "status": http_status(exc)}}
+        return
     yield {"event": "end", "data": run.end()}
 
 
@@ -279,11 +271,14 @@ def agentcore_app(graph: Any, *, url: str | None = None, runtime: steward.Runtim
             chunks = run.chunks()
             first = next(chunks, None)  # takes the lease: a busy or foreign thread fails here
         except StewardError as exc:
-            return _refusal(_status(exc), type(exc).__name__, _message(exc))
+            return _refused(exc)
         if _streams(context):
             return _events(first, chunks, run)
-        for _ in chunks:
-            pass
+        try:
+            for _ in chunks:
+                pass
+        except StewardError as exc:  # a later step refused (PolicyDenied, ...)
+            return _refused(exc)
         return run.end()
 
     app.entrypoint(invoke)
@@ -313,24 +308,53 @@ def _graph_from_env() -> Any:
     return WORKFLOWS[name].build()
 
 
+_ON = ("1", "true", "yes", "on")
+_OFF = ("", "0", "false", "no", "off")
+
+
+def _iam_auth() -> bool:
+    value = os.environ.get("STEWARD_DB_IAM_AUTH", "").strip().lower()
+    if value not in _ON + _OFF:
+        raise ConfigError(f"STEWARD_DB_IAM_AUTH={value!r} is neither on ({', '.join(_ON)}) "
+                          f"nor off ({', '.join(repr(v) for v in _OFF)}): set one of these.")
+    return value in _ON
+
+
 def _db_from_env() -> tuple[str, dict[str, Any]]:
     """``$STEWARD_DB``, and with ``STEWARD_DB_IAM_AUTH=1`` a fresh IAM token as the password of
     each new connection (signed for the URL's host, port and user: see ``steward.aws.rds``)."""
     url = os.environ.get("STEWARD_DB", "sqlite:///steward-agentcore.db")
-    if os.environ.get("STEWARD_DB_IAM_AUTH", "") not in ("1", "true"):
+    if not _iam_auth():
         return url, {}
     from urllib.parse import urlsplit
 
     from steward.aws.rds import rds_iam_password
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname \
-            or not parts.username or parts.password:
+    db = parse_url(url)
+    parts = urlsplit(db.target)
+    if db.backend != "postgres" or not parts.hostname or not parts.username \
+            or parts.password:
         raise ConfigError("STEWARD_DB_IAM_AUTH=1 needs STEWARD_DB=postgresql://USER@HOST:PORT/"
                           "DB?sslmode=verify-full&sslrootcert=... naming the database user, "
                           "without a password (the IAM token is the password).")
-    return url, {"password": rds_iam_password(parts.hostname, parts.port or 5432,
-                                              parts.username)}
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise ConfigError(f"STEWARD_DB={db.masked!r} names no valid port ({exc}): use "
+                          "postgresql://USER@HOST:5432/DB.") from exc
+    return url, {"password": rds_iam_password(parts.hostname, port, parts.username)}
+
+
+def _port() -> int:
+    value = os.environ.get("PORT", "8080")
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"PORT={value!r} is no TCP port: set a number from 0 to 65535 "
+                          "(AgentCore Runtime calls the container on 8080).")
+    return port
 
 
 def main() -> None:
@@ -345,8 +369,9 @@ def main() -> None:
 
         configure_otlp()
     url, options = _db_from_env()
+    port = _port()
     app = agentcore_app(_graph_from_env(), url=url, **options_from_env(), **options)
-    app.run(port=int(os.environ.get("PORT", "8080")), host=os.environ.get("HOST", "0.0.0.0"))
+    app.run(port=port, host=os.environ.get("HOST", "0.0.0.0"))
 
 
 if __name__ == "__main__":

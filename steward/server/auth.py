@@ -19,8 +19,9 @@ from typing import Any
 from langgraph_sdk import Auth
 
 import steward
-from steward.errors import ConfigError, TokenInvalid
+from steward.errors import ConfigError, StewardError, TokenInvalid
 from steward.identity import Access, Principal, principal_from_user
+from steward.server.status import http_message, http_status
 from steward.tokens import bearer_token, verify_token
 
 auth = Auth()
@@ -95,14 +96,15 @@ async def vote_first(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
             await rt.approvals.acheck_resume(str(thread_id), principal, command["resume"])
         else:
             await _may_write(rt, str(thread_id), principal)
-    except steward.ApprovalInvalid as exc:
-        raise Auth.exceptions.HTTPException(status_code=422 if exc.malformed else 403,
-                                            detail=str(exc)) from None
-    except steward.ThreadAccessDenied as exc:
-        raise Auth.exceptions.HTTPException(status_code=403, detail=str(exc)) from None
-    except steward.ThreadBusy as exc:
-        raise Auth.exceptions.HTTPException(status_code=409, detail=str(exc)) from None
+    except (steward.ApprovalInvalid, steward.ThreadAccessDenied, steward.ThreadBusy) as exc:
+        raise _refused(exc) from None
     return filters
+
+
+def _refused(exc: StewardError) -> Exception:
+    """The server's answer to a refusal: the status and message ``steward.server.status``
+    gives it, as the AgentCore entrypoint answers it."""
+    return Auth.exceptions.HTTPException(status_code=http_status(exc), detail=http_message(exc))
 
 
 async def _may_write(rt: steward.Runtime, thread_id: str, principal: Principal) -> None:
@@ -129,7 +131,7 @@ async def _may(ctx: Auth.types.AuthContext, value: Any, need: Access) -> dict[st
     try:
         await rt.checkpointer.acheck_access(str(thread_id), principal, need)
     except steward.ThreadAccessDenied as exc:
-        raise Auth.exceptions.HTTPException(status_code=403, detail=str(exc)) from None
+        raise _refused(exc) from None
     return filters
 
 

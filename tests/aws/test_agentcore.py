@@ -175,7 +175,7 @@ def test_refused_votes_and_strangers_leave_the_thread_waiting(app: App) -> None:
     assert "globex" not in stranger.text and "acme" not in stranger.text
     # Refused votes are audited (as the node audits them); nothing else changed.
     checkpoints, events, status = _thread(app.db, "sess-refuse-001")
-    assert (checkpoints, status) == (before[0], "interrupted") and events >= before[1]
+    assert (checkpoints, status) == (before[0], "interrupted") and events > before[1]
     assert payments("98765") == []
     done = app.invoke("sess-refuse-001", {"resume": {"decision": "approve"}}, BOB)
     assert done.json()["values"]["status"] == "refunded"
@@ -220,6 +220,8 @@ def test_the_containers_command_serves_the_workflow_it_names(db_url: str) -> Non
     ({"STEWARD_GRAPH": "nope"}, "STEWARD_GRAPH='nope' is no example workflow"),
     ({"STEWARD_GRAPH": "steward.nothing:graph"}, "names nothing importable"),
     ({"STEWARD_DB_IAM_AUTH": "1"}, "STEWARD_DB_IAM_AUTH=1 needs STEWARD_DB=postgresql://"),
+    ({"STEWARD_DB_IAM_AUTH": "enabled"}, "STEWARD_DB_IAM_AUTH='enabled' is neither on"),
+    ({"PORT": "http"}, "PORT='http' is no TCP port"),
 ])
 def test_the_containers_command_refuses_a_bad_setting_saying_which(
         tmp_path: Path, env: dict[str, str], says: str) -> None:
@@ -305,3 +307,43 @@ def test_iam_auth_from_the_environment_signs_for_the_urls_host_port_and_user(
     assert "X-Amz-Signature=" in token and "X-Amz-Expires=900" in token
     monkeypatch.setenv("STEWARD_DB_IAM_AUTH", "0")
     assert _db_from_env() == (url, {})
+
+
+@pytest.mark.parametrize("on", ["1", "true", "True", "yes", "ON"])
+def test_iam_auth_takes_every_documented_yes(monkeypatch: pytest.MonkeyPatch, on: str) -> None:
+    """Any spelling of "on" turns IAM auth on (a URL with no user then says so), with the
+    SQLAlchemy-style scheme too; anything else is refused, never silently off."""
+    from steward.aws.agentcore import _db_from_env
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("STEWARD_DB_IAM_AUTH", on)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("STEWARD_DB", "postgresql+psycopg://app@db.example:5432/steward")
+    _, options = _db_from_env()
+    assert options["password"]().startswith("db.example:5432/?Action=connect&DBUser=app&")
+    monkeypatch.setenv("STEWARD_DB", "postgresql://db.example/steward")
+    with pytest.raises(steward.ConfigError, match="naming the database user"):
+        _db_from_env()
+    for off in ("0", "false", "No", "off", ""):
+        monkeypatch.setenv("STEWARD_DB_IAM_AUTH", off)
+        assert _db_from_env() == ("postgresql://db.example/steward", {})
+
+
+def test_a_bad_database_port_or_iam_setting_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from steward.aws.agentcore import _db_from_env, _port
+
+    monkeypatch.setenv("STEWARD_DB_IAM_AUTH", "1")
+    monkeypatch.setenv("STEWARD_DB", "postgresql://app@db.example:54x2/steward")
+    with pytest.raises(steward.ConfigError, match="names no valid port"):
+        _db_from_env()
+    monkeypatch.setenv("STEWARD_DB_IAM_AUTH", "sometimes")
+    with pytest.raises(steward.ConfigError, match="STEWARD_DB_IAM_AUTH='sometimes'"):
+        _db_from_env()
+    for bad in ("eighty", "70000", "-1"):
+        monkeypatch.setenv("PORT", bad)
+        with pytest.raises(steward.ConfigError, match=f"PORT='{bad}' is no TCP port"):
+            _port()
+    monkeypatch.setenv("PORT", "9000")
+    assert _port() == 9000
