@@ -204,6 +204,32 @@ def test_an_unknown_workflow_or_thread_is_named(trail: str) -> None:
             rt.report(CAROL, since="1h", until="2h")
 
 
+@pytest.mark.parametrize(("asked", "says", "cli"), [
+    ({"workflow": 5}, "workflow must be a workflow name (a non-empty string) or None for every "
+     "workflow, got 5", "--workflow must name a workflow, got 5"),
+    ({"workflow": ""}, "workflow must be a workflow name", "give a non-empty --workflow"),
+    ({"thread": ["R-1"]}, "thread must be a thread name (a non-empty string) or None for every "
+     "thread, got ['R-1']", "--thread must name a thread"),
+    ({"since": True}, "since is a time, not True: give a datetime, epoch seconds", None),
+    ({"since": -1}, "since must be a time after 1970 (epoch seconds), got -1", None),
+    ({"until": float("nan")}, "until must be a time after 1970 (epoch seconds), got nan", None),
+    ({"since": "last week"}, "since 'last week' is neither a time nor a duration: give a "
+     "datetime, epoch seconds, an ISO 8601 date", "--since 'last week' is neither a time nor a "
+     "duration: write an ISO 8601 date"),
+    ({"since": "1h", "until": "2h"}, "since must be before until (got since='1h', until='2h')",
+     "--since 1h is not before --until 2h: the period would hold no thread"),
+    ({"since": "1d", "until": "1d"}, "since must be before until", "--since 1d is not before"),
+])
+def test_bad_names_and_periods_are_refused_saying_what_to_do(
+        trail: str, asked: dict[str, Any], says: str, cli: str | None) -> None:
+    with runtime(trail) as rt, pytest.raises(steward.ConfigError) as refused:
+        rt.report(CAROL, **asked)
+    assert says in str(refused.value), refused.value
+    assert "config['configurable']" not in str(refused.value)  # not the checkpointer's advice
+    if cli is not None:
+        assert refused.value.cli is not None and cli in refused.value.cli, refused.value.cli
+
+
 def test_an_empty_trail_reports_zeros_and_verifies_nothing(db_url: str) -> None:
     with steward.open(db_url, thread_roles={"auditor": "read"}) as rt:
         card = rt.report(CAROL)
