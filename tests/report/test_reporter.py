@@ -159,7 +159,9 @@ def test_the_scope_narrows_to_a_workflow_a_thread_and_a_period(trail: str,
         assert len(earlier.threads) == 6
         assert rt.report(CAROL, since="1h").completion.threads == 9  # a duration back from now
         assert not rt.report(CAROL, until="1h").threads
-        assert not card.timelines or not refunds.timelines  # only when asked
+        assert card.timelines and refunds.timelines == {}  # only when asked
+        asked = rt.report(CAROL, workflow="refund", timelines=True)
+        assert set(asked.timelines) == set(THREADS[:6])
 
 
 def test_another_tenant_sees_only_its_own(trail: str) -> None:
