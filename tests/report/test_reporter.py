@@ -16,7 +16,8 @@ from _trail import SAM, THREADS, build_trail, runtime
 from conftest import BACKENDS
 
 import steward
-from steward.report import Scorecard
+from steward.report import Scorecard, render_text
+from steward.report.fmt import stamp
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -348,3 +349,16 @@ def test_retries_stalled_runs_and_shadow_policies_are_counted(db_url: str,
     [disagreement] = card.governance.shadow_disagreements
     assert (disagreement.thread_id, disagreement.action, disagreement.enforced,
             disagreement.shadow) == ("F-1", "lookup", "allow", ("deny",))
+    shown = _printed(card)  # the terminal shows them too, with their times
+    assert "Shadow-policy disagreements" in shown and "Interrupted runs" in shown
+    assert stamp(crash.at) in shown and stamp(retry.at) in shown, shown
+
+
+def _printed(card: Scorecard) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    out = StringIO()
+    render_text(card, Console(file=out, width=1000, markup=False, highlight=False))
+    return out.getvalue()
