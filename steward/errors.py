@@ -50,7 +50,13 @@ class StewardError(Exception):
 
 
 class ConfigError(StewardError, ValueError):
-    """The runtime was set up or called with something malformed: fix the call and retry."""
+    """The runtime was set up or called with something malformed: fix the call and retry.
+
+    ``cli``: the message worded for the ``steward`` command (see StewardError)."""
+
+    def __init__(self, message: str, *, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli = cli
 
 
 class ThreadAccessDenied(StewardError, PermissionError):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from steward.audit.export import write_whole
 from steward.cli.options import (
     DEFAULT_DB,
     DEFAULT_ROLES,
@@ -27,28 +25,31 @@ from steward.cli.options import (
     print_data,
 )
 from steward.errors import ConfigError
-from steward.report import parse_when, render_html, render_text
+from steward.report import render_html, render_text
 
-__all__ = ["report", "write_page"]
+__all__ = ["check_page", "report", "write_page"]
 
 
-def write_page(path: str, page: str) -> None:
-    """Write ``page`` to ``path`` whole or not at all (a file beside it, renamed at the end)."""
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(f"--html {path} is a directory: name a file, e.g. --html "
-                          f"{target / 'report.html'}.")
-    if not target.parent.is_dir():
-        raise ConfigError(f"--html {path}: no directory {target.parent}; create it first.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(page)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def check_page(path: Path) -> None:
+    """Refuse an --html path that cannot name the page's file (a directory, a directory that is
+    not there) before anything is run or read, rather than after."""
+    if path.is_dir():
+        raise ConfigError(f"the page's path {str(path)!r} is a directory: name a file in it, "
+                          f"e.g. {str(path / 'report.html')!r}.",
+                          cli=f"--html {path} is a directory: name a file, e.g. --html "
+                              f"{path / 'report.html'}.")
+    if not path.parent.is_dir():
+        raise ConfigError(f"the page's path {str(path)!r} is in no directory: create "
+                          f"{str(path.parent)!r} first, or name a file in another.",
+                          cli=f"--html {path}: no directory {path.parent}; create it first, or "
+                              "give --html a file in an existing directory.")
+
+
+def write_page(path: str | Path, page: str) -> None:
+    """Write ``page`` to ``path`` whole or not at all (``write_whole``: a file beside it, renamed
+    at the end), after ``check_page``."""
+    check_page(Path(path))
+    write_whole(path, lambda out: out.write(page), what="the scorecard's page", flag="--html")
 
 
 def report(who: AsOption, workflow: WorkflowOption = None,
@@ -61,14 +62,11 @@ def report(who: AsOption, workflow: WorkflowOption = None,
     completeness, efficiency and cost, from the audit trail of its threads (started in
     --since/--until; of --workflow or --thread). Needs a role granted read on others'
     threads (by default: auditor)."""
-    start = parse_when(since, name="--since")
-    end = parse_when(until, name="--until")
-    if start is not None and end is not None and start >= end:
-        raise ConfigError(f"--since {since} is not before --until {until}: the period would "
-                          "hold no thread.")
+    if html is not None:
+        check_page(Path(html))
     with open_runtime(db, roles) as rt:
-        card = rt.report(acting_as(who), workflow=workflow, thread=thread, since=start,
-                         until=end, timelines=html is not None)
+        card = rt.report(acting_as(who), workflow=workflow, thread=thread, since=since,
+                         until=until, timelines=html is not None)
     if html is not None:
         write_page(html, render_html(card))
     if as_json:

@@ -2,10 +2,11 @@
 
 ``render_html(scorecard)`` returns the page: inline CSS, inline SVG charts (``charts``) — time
 to resolution, approval wait by role, outcomes over time, cost per workflow —, the measures
-and the tables behind them, and a table of threads, each linking to its timeline further down
-(who did what, when; its approvals with each approver's vote and comment). No script, no
-stylesheet, font or image from elsewhere: the page shows the same offline. Everything that
-comes from the trail (ids, names, reasons, comments, payload text) is escaped.
+and the tables behind them (``steward.report.text.tables``, as the terminal shows them), and a
+table of threads, each linking to its timeline further down (who did what, when; its
+approvals with each approver's vote and comment). No script, no stylesheet, font or image
+from elsewhere: the page shows the same offline. Everything that comes from the trail (ids,
+names, reasons, comments, payload text) is escaped.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import html
 from collections.abc import Iterable, Sequence
 
 from steward.report import charts
-from steward.report.fmt import day_span, money, rate, seconds, stamp
+from steward.report.fmt import money, rate, seconds, stamp
 from steward.report.scorecard import CATEGORIES, Scorecard, ThreadSummary, Timeline
-from steward.report.text import measures
+from steward.report.text import measures, scope_parts, tables
 
 __all__ = ["anchor", "render_html"]
 
@@ -126,55 +127,9 @@ def _charts(sc: Scorecard) -> str:
 
 
 def _details(sc: Scorecard) -> str:
-    e, g, out = sc.efficiency, sc.governance, []
-    out.append("<h2>Per workflow</h2>" + _table(
-        ("workflow", "threads", "finished", "steps/thread", "model calls/thread",
-         "resolution median", "p90", "tokens in/out", "cost", "cost/thread"),
-        [(w.workflow, w.threads, w.finished, f"{w.steps.mean or 0:.1f}",
-          f"{w.model_calls.mean or 0:.1f}", seconds(w.time_to_resolution.median),
-          seconds(w.time_to_resolution.p90), f"{w.input_tokens}/{w.output_tokens}",
-          money(w.cost), money(w.cost_per_thread)) for w in e.workflows], numeric=9))
-    out.append("<h2>Where humans wait</h2>" + _table(
-        ("role", "votes", "median", "p90", "max"),
-        [(role, d.count, seconds(d.median), seconds(d.p90), seconds(d.max))
-         for role, d in e.approval_wait.items()], numeric=4))
-    if e.open_requests:
-        out.append(_table(("open request", "thread", "action", "roles", "votes", "waiting",
-                           "expires"),
-                          [(o.request_id, o.thread_id, o.action, ", ".join(o.roles),
-                            f"{o.votes}/{o.quorum}", seconds(o.age), stamp(o.expires_at))
-                           for o in e.open_requests]))
-    latency = [(kind, x.name, x.calls, x.errors, seconds(x.seconds.median),
-                seconds(x.seconds.p90), seconds(x.seconds.max))
-               for kind, rows in (("tool", e.tools), ("model", e.models), ("effect", e.effects))
-               for x in rows]
-    if latency:
-        out.append("<h2>Latency</h2>" + _table(
-            ("kind", "name", "calls", "errors", "median", "p90", "max"), latency, numeric=5))
-    if sc.audit.findings:
-        out.append("<h2>Audit findings</h2>" + _table(
-            ("check", "thread", "seq", "detail"),
-            [(f.check, f.thread_id, f.seq if f.seq is not None else "-", f.detail)
-             for f in sc.audit.findings], row_class="finding"))
-    if sc.recovery.interruptions:
-        out.append("<h2>Interrupted runs</h2>" + _table(
-            ("thread", "cause", "stopped", "at", "resumed", "recovered"),
-            [(i.thread_id, i.cause + (f" ({i.error})" if i.error else ""),
-              f"step {i.step} {i.node or ''}", stamp(i.at),
-              f"step {i.resumed_step} {i.resumed_node or ''} at {stamp(i.resumed_at)}"
-              if i.resumed_at is not None else "-", "yes" if i.recovered else "no")
-             for i in sc.recovery.interruptions]))
-    if g.cross_tenant:
-        out.append("<h2>Other tenants refused</h2>" + _table(
-            ("principal", "tenant", "thread", "asked", "at"),
-            [(r.principal_id, r.tenant, r.thread_id, r.need, stamp(r.at))
-             for r in g.cross_tenant]))
-    if g.shadow_disagreements:
-        out.append("<h2>Shadow-policy disagreements</h2>" + _table(
-            ("thread", "action", "enforced", "shadow", "shadow policies"),
-            [(d.thread_id, d.action, d.enforced, ", ".join(d.shadow), ", ".join(d.policy_ids))
-             for d in g.shadow_disagreements]))
-    return "".join(out)
+    return "".join(f"<h2>{_e(t.title)}</h2>" + _table(t.header, t.rows, numeric=t.numeric,
+                                                       row_class="finding" if t.alarm else "")
+                   for t in tables(sc))
 
 
 def _threads(threads: Sequence[ThreadSummary], linked: bool) -> str:
@@ -224,11 +179,7 @@ def render_html(sc: Scorecard, *, title: str = "Steward scorecard") -> str:
     """The page (see the module). The timelines are those the scorecard carries
     (``rt.report(..., timelines=True)``); without them the threads are not linked."""
     s = sc.scope
-    what = "; ".join(x for x in (f"workflow {s.workflow}" if s.workflow else "",
-                                 f"thread {s.thread}" if s.thread else "") if x)
-    scope = (f"tenant {s.tenant} · threads started {day_span(s.since, s.until)}"
-             f"{' · ' + what if what else ''} · read by {s.by} at {stamp(s.generated_at)} UTC")
-    body = [f"<h1>{_e(title)}</h1><div class=scope>{_e(scope)}</div>"]
+    body = [f"<h1>{_e(title)}</h1><div class=scope>{_e(' · '.join(scope_parts(sc)))}</div>"]
     if sc.empty:
         body.append('<p class="empty">No threads in the period: every figure is zero, and '
                     "no chain was checked.</p>")

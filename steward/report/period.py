@@ -6,7 +6,7 @@ number (epoch seconds), a ``datetime`` or ``date`` (naive ones are UTC), ISO 860
 (``2026-11-01``, ``2026-11-01T09:30``, ``2026-11-01T09:30:00+02:00``, ``...Z``) or a duration
 back from now (``90s``, ``15m``, ``12h``, ``7d``, ``2w``). Anything else is a ConfigError that
 names what was given and how to write it, under the name the caller knows it by (``since`` in
-Python, ``--since`` on the command line).
+Python; its ``cli`` wording says ``--since``, the command line's option).
 """
 
 from __future__ import annotations
@@ -33,16 +33,20 @@ def _utc(moment: dt.datetime) -> float:
     return moment.timestamp()
 
 
-def parse_when(value: When | object, *, name: str = "since",
+def parse_when(value: When | object, *, name: str = "since", flag: str | None = None,
                now: float | None = None) -> float | None:
-    """``value`` as epoch seconds (see the module); None stays None."""
+    """``value`` as epoch seconds (see the module); None stays None. ``flag``: the command-line
+    option that text came from (``--since``), named by the error's ``cli`` wording."""
+
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ConfigError(f"{name} is a time, not {value!r}.")
+        raise ConfigError(f"{name} is a time, not {value!r}: give a datetime, epoch seconds, "
+                          "ISO 8601 text or a duration back from now such as '7d'.")
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{name} must be a time after 1970 (epoch seconds), got {value!r}.")
+            raise ConfigError(f"{name} must be a time after 1970 (epoch seconds), got "
+                              f"{value!r}.")
         return float(value)
     if isinstance(value, dt.datetime):
         return _utc(value)
@@ -59,7 +63,9 @@ def parse_when(value: When | object, *, name: str = "since",
                                                                                       "+00:00")))
         except ValueError:
             pass
+    how = ("an ISO 8601 date or time (2026-11-01, 2026-11-01T09:30, 2026-11-01T09:30:00+02:00; "
+           "UTC unless it says) or a duration back from now (90s, 15m, 12h, 7d, 2w)")
     raise ConfigError(
-        f"{name} {value!r} is neither a time nor a duration: write an ISO 8601 date or time "
-        "(2026-11-01, 2026-11-01T09:30, 2026-11-01T09:30:00+02:00; UTC unless it says) or a "
-        "duration back from now (90s, 15m, 12h, 7d, 2w).")
+        f"{name} {value!r} is neither a time nor a duration: give a datetime, epoch seconds, "
+        f"{how}.",
+        cli=f"{flag} {value!r} is neither a time nor a duration: write {how}." if flag else None)

@@ -13,6 +13,7 @@ thread's timeline. Nothing is written.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,6 @@ from steward.report.timeline import timeline
 from steward.storage.codec import load_json
 from steward.storage.drivers import Driver
 from steward.storage.ops import Op, Stmt
-from steward.storage.values import str_id
 
 __all__ = ["Reporter"]
 
@@ -67,6 +67,18 @@ def _float(value: Any) -> float | None:
     return float(value) if value is not None else None
 
 
+def _name(value: object, what: str) -> str | None:
+    """The workflow or thread to report on (None: every one), checked: a non-empty string."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return value
+    raise ConfigError(f"{what} must be a {what} name (a non-empty string) or None for every "
+                      f"{what}, got {value!r}: name one in the tenant's trail, as a string.",
+                      cli=f"--{what} must name a {what}, got {value!r}: give a non-empty "
+                          f"--{what}, or leave it out for every {what}.")
+
+
 class Reporter:
     """Builds scorecards (see the module); ``rt.report`` and ``rt.areport`` call it."""
 
@@ -84,12 +96,17 @@ class Reporter:
         period (``since`` before ``until``)."""
         who = Principal.parse(principal)
         self.threads.access.check_tenant_read(who, "a report")
-        start, end = parse_when(since, name="since"), parse_when(until, name="until")
+        now = time.time()  # durations back from the same moment: "--since 1d --until 1d" is empty
+        start = parse_when(since, name="since", flag="--since", now=now)
+        end = parse_when(until, name="until", flag="--until", now=now)
         if start is not None and end is not None and start >= end:
-            raise ConfigError("since must be before until: the period would hold no thread.")
-        return Scope(who.tenant, who.id,
-                     str_id(workflow, "workflow") if workflow is not None else None,
-                     str_id(thread, "thread") if thread is not None else None, start, end)
+            raise ConfigError(
+                f"since must be before until (got since={since!r}, until={until!r}): the "
+                "period would hold no thread; give a since earlier than until.",
+                cli=f"--since {since} is not before --until {until}: the period would hold no "
+                    "thread; give a --since earlier than --until.")
+        return Scope(who.tenant, who.id, _name(workflow, "workflow"), _name(thread, "thread"),
+                     start, end)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -1,17 +1,19 @@
 """The scorecard in a terminal: a table of measures, then the tables behind them.
 
 ``render_text(scorecard, console)`` prints, with rich (imported when called): the scope; the
-scorecard (completion, recovery, governance, audit, efficiency, one measure a row); per
-workflow steps, time to resolution, tokens and cost; approval wait by role and the requests
-still open; tool, model and effect latency; the audit findings; interrupted runs; and the
-threads (the first ``THREADS``; ``--json`` and ``--html`` have them all). An empty scope says
+scorecard (completion, recovery, governance, audit, efficiency, one measure a row); the tables
+behind it (``tables``, which the HTML page shows too): per workflow steps, time to
+resolution, tokens and cost; approval wait by role and the requests still open; tool, model
+and effect latency; the audit findings; interrupted runs; other tenants refused; shadow-policy
+disagreements; and the threads (the first ``THREADS``; ``--json`` and ``--html`` have them
+all). An empty scope says
 "no threads in the period" and reports zeros: it never calls the audit complete. Data is
 printed as it is (no markup), so brackets in ids and reasons stay.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from steward.report.fmt import counts, day_span, money, rate, seconds, stamp
 from steward.report.scorecard import Scorecard
@@ -19,7 +21,7 @@ from steward.report.scorecard import Scorecard
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["THREADS", "measures", "render_text"]
+__all__ = ["THREADS", "Detail", "measures", "render_text", "scope_parts", "tables"]
 
 THREADS = 30
 
@@ -81,12 +83,87 @@ def measures(sc: Scorecard) -> list[tuple[str, str, str]]:
     ]
 
 
-def _table(title: str, *columns: str) -> Any:
+class Detail(NamedTuple):
+    """One table behind the measures, in text, as both renderers show it: its ``title``,
+    ``header`` and ``rows``; the last ``numeric`` columns are figures (aligned right);
+    ``alarm``: each row is something wrong (the audit's findings)."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    numeric: int = 0
+    alarm: bool = False
+
+
+def scope_parts(sc: Scorecard) -> list[str]:
+    """What the scorecard covers, in words (the tenant, the period, the names, who read it
+    when), for each renderer to join its way."""
+    s = sc.scope
+    return [f"tenant {s.tenant}", f"threads started {day_span(s.since, s.until)}",
+            *([f"workflow {s.workflow}"] if s.workflow else []),
+            *([f"thread {s.thread}"] if s.thread else []),
+            f"read by {s.by} at {stamp(s.generated_at)} UTC"]
+
+
+def _step(step: int | None, node: str | None) -> str:
+    return " ".join(x for x in (f"step {step}" if step is not None else "", node or "") if x) \
+        or "-"
+
+
+def tables(sc: Scorecard) -> list[Detail]:
+    """The tables behind the measures, those with rows, written once so that the terminal and
+    the HTML page show the same."""
+    e, g = sc.efficiency, sc.governance
+    found = [
+        Detail("Per workflow (per thread: mean steps and model calls)",
+               ("workflow", "threads", "finished", "steps/thread", "model calls/thread",
+                "resolution median", "p90", "tokens in/out", "cost", "cost/thread"),
+               [(w.workflow, str(w.threads), str(w.finished), f"{w.steps.mean or 0:.1f}",
+                 f"{w.model_calls.mean or 0:.1f}", seconds(w.time_to_resolution.median),
+                 seconds(w.time_to_resolution.p90), f"{w.input_tokens}/{w.output_tokens}",
+                 money(w.cost), money(w.cost_per_thread)) for w in e.workflows], numeric=9),
+        Detail("Where humans wait: from request to vote, by the voter's role",
+               ("role", "votes", "median", "p90", "max"),
+               [(role, str(d.count), seconds(d.median), seconds(d.p90), seconds(d.max))
+                for role, d in e.approval_wait.items()], numeric=4),
+        Detail("Approval requests still open",
+               ("request", "thread", "action", "roles", "votes", "waiting", "expires (UTC)"),
+               [(o.request_id, o.thread_id, o.action, ", ".join(o.roles),
+                 f"{o.votes}/{o.quorum}", seconds(o.age), stamp(o.expires_at))
+                for o in e.open_requests]),
+        Detail("Latency", ("kind", "name", "calls", "errors", "median", "p90", "max"),
+               [(kind, x.name, str(x.calls), str(x.errors), seconds(x.seconds.median),
+                 seconds(x.seconds.p90), seconds(x.seconds.max))
+                for kind, rows in (("tool", e.tools), ("model", e.models),
+                                   ("effect", e.effects)) for x in rows], numeric=5),
+        Detail("Audit findings", ("check", "thread", "seq", "detail"),
+               [(f.check, f.thread_id, str(f.seq) if f.seq is not None else "-", f.detail)
+                for f in sc.audit.findings], alarm=True),
+        Detail("Interrupted runs",
+               ("thread", "cause", "stopped", "at (UTC)", "resumed", "recovered"),
+               [(i.thread_id, i.cause + (f" ({i.error})" if i.error else ""),
+                 _step(i.step, i.node), stamp(i.at),
+                 f"{_step(i.resumed_step, i.resumed_node)} at {stamp(i.resumed_at)}"
+                 if i.resumed_at is not None else "-", "yes" if i.recovered else "no")
+                for i in sc.recovery.interruptions]),
+        Detail("Other tenants refused", ("principal", "tenant", "thread", "asked", "at (UTC)"),
+               [(r.principal_id or "-", r.tenant or "-", r.thread_id, r.need or "-",
+                 stamp(r.at)) for r in g.cross_tenant]),
+        Detail("Shadow-policy disagreements",
+               ("thread", "action", "enforced", "shadow", "shadow policies"),
+               [(d.thread_id, d.action, d.enforced, ", ".join(d.shadow), ", ".join(d.policy_ids))
+                for d in g.shadow_disagreements]),
+    ]
+    return [t for t in found if t.rows]
+
+
+def _table(title: str, *columns: str, numeric: int = 0) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", show_lines=False)
-    for name in columns:
-        table.add_column(name, overflow="fold")
+    for i, name in enumerate(columns):
+        table.add_column(name, overflow="fold",
+                         justify="right" if i >= len(columns) - numeric else "left")
     return table
 
 
@@ -95,12 +172,7 @@ def render_text(sc: Scorecard, console: Console | None = None) -> None:
     from rich.console import Console
 
     out = console or Console(markup=False, highlight=False)
-    s = sc.scope
-    what = ", ".join(x for x in (f"workflow {s.workflow}" if s.workflow else "",
-                                 f"thread {s.thread}" if s.thread else "") if x)
-    out.print(f"Steward scorecard — tenant {s.tenant}, threads started {day_span(s.since, s.until)}"
-              f"{'; ' + what if what else ''}; read by {s.by} at {stamp(s.generated_at)} UTC",
-              soft_wrap=True)
+    out.print("Steward scorecard — " + "; ".join(scope_parts(sc)), soft_wrap=True)
     if sc.empty:
         out.print("no threads in the period: every figure is zero, and no chain was checked")
     table = _table("Scorecard", "section", "measure", "value")
@@ -109,52 +181,13 @@ def render_text(sc: Scorecard, console: Console | None = None) -> None:
     out.print(table)
     if sc.empty:
         return
-    e = sc.efficiency
-    flows = _table("Per workflow (per thread: mean steps and model calls)", "workflow",
-                   "threads", "finished", "steps", "calls", "resolution median", "p90",
-                   "tokens in/out", "cost", "per thread")
-    for w in e.workflows:
-        flows.add_row(w.workflow, str(w.threads), str(w.finished), f"{w.steps.mean or 0:.1f}",
-                      f"{w.model_calls.mean or 0:.1f}", seconds(w.time_to_resolution.median),
-                      seconds(w.time_to_resolution.p90), f"{w.input_tokens}/{w.output_tokens}",
-                      money(w.cost), money(w.cost_per_thread))
-    out.print(flows)
-    if e.approval_wait:
-        waits = _table("Where humans wait: from request to vote, by the voter's role", "role",
-                       "votes", "median", "p90", "max")
-        for role, d in e.approval_wait.items():
-            waits.add_row(role, str(d.count), seconds(d.median), seconds(d.p90), seconds(d.max))
-        out.print(waits)
-    if e.open_requests:
-        still = _table("Approval requests still open", "request", "thread", "action", "roles",
-                       "votes", "waiting")
-        for o in e.open_requests:
-            still.add_row(o.request_id, o.thread_id, o.action, ", ".join(o.roles),
-                          f"{o.votes}/{o.quorum}", seconds(o.age))
-        out.print(still)
-    latency = _table("Latency", "kind", "name", "calls", "errors", "median", "p90", "max")
-    for kind, rows in (("tool", e.tools), ("model", e.models), ("effect", e.effects)):
-        for x in rows:
-            latency.add_row(kind, x.name, str(x.calls), str(x.errors), seconds(x.seconds.median),
-                            seconds(x.seconds.p90), seconds(x.seconds.max))
-    if latency.row_count:
-        out.print(latency)
-    if sc.audit.findings:
-        findings = _table("Audit findings", "check", "thread", "seq", "detail")
-        for f in sc.audit.findings:
-            findings.add_row(f.check, f.thread_id, str(f.seq or "-"), f.detail)
-        out.print(findings)
-    if sc.recovery.interruptions:
-        cut = _table("Interrupted runs", "thread", "cause", "stopped at", "resumed at",
-                     "recovered")
-        for i in sc.recovery.interruptions:
-            cut.add_row(i.thread_id, i.cause + (f" ({i.error})" if i.error else ""),
-                        f"step {i.step} {i.node or ''}".strip(),
-                        f"step {i.resumed_step} {i.resumed_node or ''}".strip()
-                        if i.resumed_at is not None else "-", "yes" if i.recovered else "no")
-        out.print(cut)
+    for detail in tables(sc):
+        shown = _table(detail.title, *detail.header, numeric=detail.numeric)
+        for cells in detail.rows:
+            shown.add_row(*cells, style="red" if detail.alarm else None)
+        out.print(shown)
     threads = _table("Threads", "thread", "workflow", "status", "steps", "model calls", "cost",
-                     "resolution")
+                     "resolution", numeric=4)
     for t in sc.threads[:THREADS]:
         threads.add_row(t.thread_id, t.workflow or "-", t.category + (
             f": {t.detail}" if t.detail else ""), str(t.steps), str(t.model_calls),

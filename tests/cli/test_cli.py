@@ -561,6 +561,14 @@ def test_report_from_the_cli(db_url: str, tmp_path: Any) -> None:
     (["--as", CAROL, "--thread", "T-none"], "no thread 'T-none' in tenant 'acme': check --thread"),
     (["--as", CAROL, "--html", "/nonexistent/r.html"], "--html /nonexistent/r.html: no "
                                                         "directory"),
+    (["--as", CAROL, "--html", "/"], "--html / is a directory: name a file, e.g. --html "
+                                     "/report.html"),
+    (["--as", CAROL, "--since", "1d", "--until", "1d"], "--since 1d is not before --until 1d: "
+                                                        "the period would hold no thread"),
+    (["--as", CAROL, "--since", "2026-11-02", "--until", "2026-11-01"],
+     "give a --since earlier than --until"),
+    (["--as", CAROL, "--workflow", ""], "--workflow must name a workflow, got ''"),
+    (["--as", CAROL, "--thread", ""], "--thread must name a thread, got ''"),
 ])
 def test_a_report_refused_says_why_in_flags(tmp_path: Any, args: list[str], says: str) -> None:
     db = f"sqlite:///{tmp_path}/cli.db"
@@ -576,6 +584,50 @@ def test_a_report_refused_says_why_in_flags(tmp_path: Any, args: list[str], says
     assert done.returncode == 1 and done.stderr.startswith("error: "), done.stderr
     assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "thread_roles=" not in done.stderr  # worded with the command's flags
+    assert "since=" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_report_html_in_a_missing_or_a_directory_is_refused_before_reading(
+        tmp_path: Any) -> None:
+    """--html naming a directory, or a file in a directory that is not there, is refused before
+    the database is opened (it is missing here: opening it would be the error)."""
+    for html, says in ((tmp_path, f"--html {tmp_path} is a directory: name a file, e.g. --html "
+                                  f"{tmp_path / 'report.html'}."),
+                       (tmp_path / "no" / "r.html", f"--html {tmp_path / 'no' / 'r.html'}: no "
+                                                     f"directory {tmp_path / 'no'}; create it")):
+        done = _cli(f"sqlite:///{tmp_path}/none.db", "report", "--as", CAROL, "--html", str(html))
+        assert done.returncode == 1 and done.stderr.startswith("error: "), done.stderr
+        assert says in done.stderr and "no Steward database" not in done.stderr, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing written, no database made
+
+
+def _unwritable(tmp_path: Any) -> tuple[Any, Any]:
+    """A directory this process may not create files in, and the --html file named in it."""
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        return locked, locked / "r.html"
+    if not os.path.isdir("/proc"):  # root writes in any directory of a real filesystem
+        pytest.skip("running as root without /proc: no directory it may not write in")
+    return None, "/proc/steward-report.html"
+
+
+def test_report_html_that_cannot_be_written_is_one_line_and_leaves_nothing(
+        tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path}/cli.db"
+    _cli(db, "sweep")
+    locked, html = _unwritable(tmp_path)
+    try:
+        done = _cli(db, "report", "--as", CAROL, "--html", str(html))
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stderr.startswith(f"error: cannot write the scorecard's page --html {html}: ")
+        assert "; or name another file with --html." in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        if locked is not None:
+            assert list(locked.iterdir()) == []  # no temporary file left
+    finally:
+        if locked is not None:
+            locked.chmod(0o700)
 
 
 def test_an_empty_report_says_so_and_claims_nothing(tmp_path: Any) -> None:

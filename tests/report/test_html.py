@@ -6,6 +6,7 @@ comment stays text. The screenshot goes to the test's directory; with
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,8 +18,10 @@ from _chat_ui import CHROMIUM, CHROMIUM_ARGS
 from _support import CAROL
 from _trail import COMMENT, build_trail, runtime
 
-from steward.report import Scorecard, render_html
+from steward.report import Scorecard, render_html, render_text
+from steward.report.fmt import stamp
 from steward.report.html import anchor
+from steward.report.text import tables
 
 REQUIRED = os.environ.get("STEWARD_REQUIRE_BROWSER") == "1"
 WHY_NOT = None if os.access(CHROMIUM, os.X_OK) else (
@@ -42,6 +45,30 @@ def test_everything_from_the_trail_is_escaped(card: Scorecard) -> None:
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert page.count(f'href="#{anchor("R-approved")}"') == 1
     assert f'id="{anchor("R-approved")}"' in page
+
+
+def test_the_terminal_and_the_page_show_the_same_tables(card: Scorecard) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    out = StringIO()
+    render_text(card, Console(file=out, width=1000, markup=False, highlight=False))
+    text, page = out.getvalue(), render_html(card)
+    shown = tables(card)
+    assert {"Interrupted runs", "Other tenants refused", "Approval requests still open"} <= {
+        t.title for t in shown}
+    for table in shown:
+        assert table.title in " ".join(text.split())  # a title wider than its table wraps
+        assert f"<h2>{html.escape(table.title)}</h2>" in page
+        for row in table.rows:
+            for cell in row:
+                assert cell in text and html.escape(cell) in page, (table.title, cell)
+    assert all(stamp(i.at) in text for i in card.recovery.interruptions)
+    assert "eve" in text and "globex" in text  # the other tenant's principal, refused
+    scope = "tenant acme; threads started all time; read by carol at"
+    assert text.startswith(f"Steward scorecard — {scope}")
+    assert html.escape(scope.replace("; ", " · ")) in page
 
 
 @pytest.fixture(scope="module")

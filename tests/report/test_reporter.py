@@ -16,7 +16,8 @@ from _trail import SAM, THREADS, build_trail, runtime
 from conftest import BACKENDS
 
 import steward
-from steward.report import Scorecard
+from steward.report import Scorecard, render_text
+from steward.report.fmt import stamp
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -159,7 +160,9 @@ def test_the_scope_narrows_to_a_workflow_a_thread_and_a_period(trail: str,
         assert len(earlier.threads) == 6
         assert rt.report(CAROL, since="1h").completion.threads == 9  # a duration back from now
         assert not rt.report(CAROL, until="1h").threads
-        assert not card.timelines or not refunds.timelines  # only when asked
+        assert card.timelines and refunds.timelines == {}  # only when asked
+        asked = rt.report(CAROL, workflow="refund", timelines=True)
+        assert set(asked.timelines) == set(THREADS[:6])
 
 
 def test_another_tenant_sees_only_its_own(trail: str) -> None:
@@ -202,6 +205,32 @@ def test_an_unknown_workflow_or_thread_is_named(trail: str) -> None:
             rt.report(CAROL, since="last week")
         with pytest.raises(steward.ConfigError, match="since must be before until"):
             rt.report(CAROL, since="1h", until="2h")
+
+
+@pytest.mark.parametrize(("asked", "says", "cli"), [
+    ({"workflow": 5}, "workflow must be a workflow name (a non-empty string) or None for every "
+     "workflow, got 5", "--workflow must name a workflow, got 5"),
+    ({"workflow": ""}, "workflow must be a workflow name", "give a non-empty --workflow"),
+    ({"thread": ["R-1"]}, "thread must be a thread name (a non-empty string) or None for every "
+     "thread, got ['R-1']", "--thread must name a thread"),
+    ({"since": True}, "since is a time, not True: give a datetime, epoch seconds", None),
+    ({"since": -1}, "since must be a time after 1970 (epoch seconds), got -1", None),
+    ({"until": float("nan")}, "until must be a time after 1970 (epoch seconds), got nan", None),
+    ({"since": "last week"}, "since 'last week' is neither a time nor a duration: give a "
+     "datetime, epoch seconds, an ISO 8601 date", "--since 'last week' is neither a time nor a "
+     "duration: write an ISO 8601 date"),
+    ({"since": "1h", "until": "2h"}, "since must be before until (got since='1h', until='2h')",
+     "--since 1h is not before --until 2h: the period would hold no thread"),
+    ({"since": "1d", "until": "1d"}, "since must be before until", "--since 1d is not before"),
+])
+def test_bad_names_and_periods_are_refused_saying_what_to_do(
+        trail: str, asked: dict[str, Any], says: str, cli: str | None) -> None:
+    with runtime(trail) as rt, pytest.raises(steward.ConfigError) as refused:
+        rt.report(CAROL, **asked)
+    assert says in str(refused.value), refused.value
+    assert "config['configurable']" not in str(refused.value)  # not the checkpointer's advice
+    if cli is not None:
+        assert refused.value.cli is not None and cli in refused.value.cli, refused.value.cli
 
 
 def test_an_empty_trail_reports_zeros_and_verifies_nothing(db_url: str) -> None:
@@ -320,3 +349,16 @@ def test_retries_stalled_runs_and_shadow_policies_are_counted(db_url: str,
     [disagreement] = card.governance.shadow_disagreements
     assert (disagreement.thread_id, disagreement.action, disagreement.enforced,
             disagreement.shadow) == ("F-1", "lookup", "allow", ("deny",))
+    shown = _printed(card)  # the terminal shows them too, with their times
+    assert "Shadow-policy disagreements" in shown and "Interrupted runs" in shown
+    assert stamp(crash.at) in shown and stamp(retry.at) in shown, shown
+
+
+def _printed(card: Scorecard) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    out = StringIO()
+    render_text(card, Console(file=out, width=1000, markup=False, highlight=False))
+    return out.getvalue()
