@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 
 from steward.cli.options import HtmlOption, JsonOption, console, print_data
-from steward.cli.report import write_page
-from steward.errors import ConfigError, StewardError
+from steward.cli.report import check_page, write_page
+from steward.errors import StewardError
 from steward.evaluation import SABOTAGE, EvalOptions, evaluate, render
 from steward.evaluation.world import EVAL_WORKFLOWS
 from steward.report import render_html
@@ -24,22 +24,6 @@ from steward.report import render_html
 __all__ = ["eval_command"]
 
 _DEFAULTS = EvalOptions()
-
-
-def _check_html(path: str) -> None:
-    """Refuse an --html path the page cannot be written to before the evaluation runs, not
-    after. (To be replaced by ``steward.cli.report.check_page``, which does the same.)"""
-    target = Path(path)
-    if target.is_dir():
-        wrong = f"{path} is a directory: name a file, e.g. --html {target / 'eval.html'}."
-    elif not target.parent.is_dir():
-        wrong = f"there is no directory {target.parent}: create it first."
-    else:
-        return
-    error = ConfigError(f"the scorecard's page {path} names no file in an existing directory: "
-                        f"{wrong}")
-    error.cli = f"--html {path} names no file in an existing directory: {wrong}"
-    raise error
 
 
 def eval_command(
@@ -84,7 +68,7 @@ def eval_command(
     progress = (lambda line: err.print(line, style="dim")) if sys.stderr.isatty() else None
     try:
         if html is not None:
-            _check_html(html)
+            check_page(Path(html), "eval.html")  # before the evaluation runs, not after
         result = evaluate(options, progress=progress)
         if html is not None:
             write_page(html, render_html(result.scorecard))

@@ -30,19 +30,19 @@ from steward.report import render_html, render_text
 __all__ = ["check_page", "report", "write_page"]
 
 
-def check_page(path: Path) -> None:
+def check_page(path: Path, suggest: str = "report.html") -> None:
     """Refuse an --html path that cannot name the page's file (a directory, a directory that is
-    not there) before anything is run or read, rather than after."""
+    not there) before anything is run or read, rather than after (``suggest``: a file name
+    to offer)."""
     if path.is_dir():
-        raise ConfigError(f"the page's path {str(path)!r} is a directory: name a file in it, "
-                          f"e.g. {str(path / 'report.html')!r}.",
-                          cli=f"--html {path} is a directory: name a file, e.g. --html "
-                              f"{path / 'report.html'}.")
-    if not path.parent.is_dir():
-        raise ConfigError(f"the page's path {str(path)!r} is in no directory: create "
-                          f"{str(path.parent)!r} first, or name a file in another.",
-                          cli=f"--html {path}: no directory {path.parent}; create it first, or "
-                              "give --html a file in an existing directory.")
+        wrong = f"{path} is a directory: name a file, e.g. --html {path / suggest}."
+    elif not path.parent.is_dir():
+        wrong = f"there is no directory {path.parent}: create it first."
+    else:
+        return
+    raise ConfigError(f"the page's path {str(path)!r} names no file in an existing directory: "
+                      f"{wrong}",
+                      cli=f"--html {path} names no file in an existing directory: {wrong}")
 
 
 def write_page(path: str | Path, page: str) -> None:

@@ -559,10 +559,11 @@ def test_report_from_the_cli(db_url: str, tmp_path: Any) -> None:
     (["--as", CAROL, "--since", "1d", "--until", "2d"], "--since 1d is not before --until 2d"),
     (["--as", CAROL, "--workflow", "nope"], "no workflow 'nope' in the trail of tenant 'acme'"),
     (["--as", CAROL, "--thread", "T-none"], "no thread 'T-none' in tenant 'acme': check --thread"),
-    (["--as", CAROL, "--html", "/nonexistent/r.html"], "--html /nonexistent/r.html: no "
-                                                        "directory"),
-    (["--as", CAROL, "--html", "/"], "--html / is a directory: name a file, e.g. --html "
-                                     "/report.html"),
+    (["--as", CAROL, "--html", "/nonexistent/r.html"],
+     "--html /nonexistent/r.html names no file in an existing directory: there is no directory "
+     "/nonexistent: create it first."),
+    (["--as", CAROL, "--html", "/"], "--html / names no file in an existing directory: / is a "
+                                     "directory: name a file, e.g. --html /report.html"),
     (["--as", CAROL, "--since", "1d", "--until", "1d"], "--since 1d is not before --until 1d: "
                                                         "the period would hold no thread"),
     (["--as", CAROL, "--since", "2026-11-02", "--until", "2026-11-01"],
@@ -591,10 +592,11 @@ def test_report_html_in_a_missing_or_a_directory_is_refused_before_reading(
         tmp_path: Any) -> None:
     """--html naming a directory, or a file in a directory that is not there, is refused before
     the database is opened (it is missing here: opening it would be the error)."""
-    for html, says in ((tmp_path, f"--html {tmp_path} is a directory: name a file, e.g. --html "
+    for html, says in ((tmp_path, f"{tmp_path} is a directory: name a file, e.g. --html "
                                   f"{tmp_path / 'report.html'}."),
-                       (tmp_path / "no" / "r.html", f"--html {tmp_path / 'no' / 'r.html'}: no "
-                                                     f"directory {tmp_path / 'no'}; create it")):
+                       (tmp_path / "no" / "r.html", f"--html {tmp_path / 'no' / 'r.html'} names "
+                                                     "no file in an existing directory: there is "
+                                                     f"no directory {tmp_path / 'no'}: create")):
         done = _cli(f"sqlite:///{tmp_path}/none.db", "report", "--as", CAROL, "--html", str(html))
         assert done.returncode == 1 and done.stderr.startswith("error: "), done.stderr
         assert says in done.stderr and "no Steward database" not in done.stderr, done.stderr
