@@ -32,7 +32,16 @@ Rounds interleave the sides, the order flipping each round; reported: steps per 
 run, whatever the durability, as in ``bench/runtime.py``), median of the rounds, and the ratio
 to stock. The last rung is what Steward's guarantees cost at the least; the gap from it to
 Steward's own side is the rest of Steward (identity and access checks, encryption, deltas,
-thread status, effects and approvals' hooks, Python around them)."""
+thread status, effects and approvals' hooks, Python around them).
+
+``--parts`` measures that gap from the top down as well: beside ``rt.config`` it runs Steward
+with one of its parts taken away, each on a database of its own, and shows what each side saves
+against ``rt.config`` (not things a user can turn off; the measure of what they cost):
+
+- events: the audit handler runs, but the audit log gathers nothing (``rt.audit.record`` does
+  nothing), so no event is chained or written;
+- indexes: the checkpoints' two secondary indexes (who wrote one, ``list(filter=
+  {"principal_id": ...})``; and its run, ``delete_for_runs``) dropped from the database."""
 
 from __future__ import annotations
 
@@ -388,10 +397,11 @@ def _side(graph: Graph, make: Callable[[str], RunnableConfig],
 
 
 @contextlib.contextmanager
-def sides(backend: str, where: Callable[[str], str],
-          durability: Durability) -> Iterator[dict[str, Run]]:
+def sides(backend: str, where: Callable[[str], str], durability: Durability,
+          parts: bool = False) -> Iterator[dict[str, Run]]:
     """memory, stock, the rungs and Steward's rt.config on fresh databases
-    (``where(name)``: a file path on SQLite, a database URL on PostgreSQL)."""
+    (``where(name)``: a file path on SQLite, a database URL on PostgreSQL); ``parts``: also
+    Steward without each of ``PARTS``."""
     with contextlib.ExitStack() as stack:
         out: dict[str, Run] = {"memory": _side(chain_graph(InMemorySaver()), config, durability)}
         stock = stack.enter_context((stock_sqlite if backend == "sqlite" else stock_postgres)(
@@ -404,11 +414,36 @@ def sides(backend: str, where: Callable[[str], str],
             stack.callback(store.close)
             saver = LadderSaver(store, Level.of(rung))
             out[rung] = _side(chain_graph(saver), saver.config, durability)
-        url = f"sqlite:///{where('steward')}" if backend == "sqlite" else where("steward")
-        rt = stack.enter_context(steward.open(url))
-        out["rt.config"] = _side(chain_graph(rt.checkpointer),
-                                 lambda tid: rt.config(tid, ALICE, durability=durability), None)
+        def steward_side(name: str) -> steward.Runtime:
+            url = f"sqlite:///{where(name)}" if backend == "sqlite" else where(name)
+            rt = stack.enter_context(steward.open(url))
+            out[SIDE_NAMES.get(name, name)] = _side(
+                chain_graph(rt.checkpointer),
+                lambda tid: rt.config(tid, ALICE, durability=durability), None)
+            return rt
+
+        steward_side("steward")
+        if parts:
+            steward_side("no-events").audit.record = _gather_nothing  # type: ignore[method-assign]
+            without = steward_side("no-indexes")
+            without.checkpointer.driver.run(_drop_indexes(), write=True)
         yield out
+
+
+SIDE_NAMES = {"steward": "rt.config", "no-events": "without events",
+              "no-indexes": "without indexes"}
+PARTS = ("without events", "without indexes")
+
+
+def _gather_nothing(*args: Any, **kwargs: Any) -> None:
+    """An audit log's ``record`` that gathers nothing: no event is chained or written."""
+
+
+def _drop_indexes() -> Iterator[Any]:
+    from steward.storage.ops import Stmt
+
+    for index in ("steward_checkpoints_md_principal", "steward_checkpoints_run"):
+        yield Stmt(f"DROP INDEX IF EXISTS {index}")
 
 
 def measure(runs: dict[str, Run], rounds: int, per_round: int) -> dict[str, float]:
@@ -436,10 +471,14 @@ def table(backend: str, durability: str, rates: dict[str, float]) -> Table:
     previous: float | None = None
     for name, rate in rates.items():
         step = 1e6 / rate
-        extra = "" if previous is None or name in ("stock", "memory", "rows") \
-            else f"{step - previous:+.0f}"
+        if name in PARTS:  # what taking the part away saves, against rt.config
+            extra = f"{step - 1e6 / rates['rt.config']:+.0f} vs rt.config"
+        elif previous is None or name in ("stock", "memory", "rows"):
+            extra = ""
+        else:
+            extra = f"{step - previous:+.0f}"
         out.add_row(name, f"{rate:,.0f}", f"{step:,.0f}", f"{rate / stock:.2f}x", extra)
-        if name not in ("stock", "memory"):
+        if name not in ("stock", "memory", *PARTS):
             previous = step
     return out
 
@@ -453,6 +492,8 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--pg-url", default=None)
     parser.add_argument("--tmpdir", default=None)
+    parser.add_argument("--parts", action="store_true",
+                        help="also Steward without each of its costliest parts (see above)")
     args = parser.parse_args()
     durabilities: list[Durability] = []
     for name in args.durability.split(","):
@@ -462,7 +503,8 @@ def main() -> None:
     console = Console()
     for durability in durabilities:
         with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp, \
-                sides("sqlite", lambda name: f"{tmp}/{name}.db", durability) as runs:
+                sides("sqlite", lambda name: f"{tmp}/{name}.db", durability,
+                      args.parts) as runs:
             console.print(table("SQLite", durability, measure(runs, args.rounds, args.runs)))
     if not args.no_postgres:
         with postgres_server(args.pg_url) as server:
@@ -473,7 +515,7 @@ def main() -> None:
                 return made[-1]
             for durability in durabilities:
                 try:
-                    with sides("postgres", fresh, durability) as runs:
+                    with sides("postgres", fresh, durability, args.parts) as runs:
                         console.print(table("PostgreSQL", durability,
                                             measure(runs, args.rounds, args.runs)))
                 finally:

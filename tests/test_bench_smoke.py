@@ -130,12 +130,14 @@ def test_the_ceiling_ladder_runs_quickly(pg_server: PgServer, tmp_path: Path) ->
     done = subprocess.run(
         [sys.executable, str(BENCH.parent / "ceiling.py"), "--durability", "sync,exit",
          "--rounds", "1", "--runs", "2", "--pg-url", pg_server.admin_url,
-         "--tmpdir", str(tmp_path)],
+         "--tmpdir", str(tmp_path), "--parts"],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"},
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for backend in ("SQLite", "PostgreSQL"):
         for durability in ("sync", "exit"):
             assert f"{backend}: the 10-node chain, durability {durability}" in done.stdout
-    for side in ("+ audit", "+ fence", "+ lease", "rt.config"):
+    for side in ("+ audit", "+ fence", "+ lease", "rt.config", "without events",
+                 "without indexes"):
         assert side in done.stdout, side
+    assert done.stdout.count("vs rt.config") == 8  # two parts, two durabilities, two backends
