@@ -2,9 +2,8 @@
 
 Taking the lease reads the thread's latest checkpoint in the same round trip, and the run's
 first read (LangGraph's ``get_tuple``) is served from it (``Prefetches``): nobody else can
-write the thread while the run holds its lease. A new thread's first lease is one statement
-(``fresh_op``; on SQLite with its subjects after it), and on PostgreSQL a run's end is one
-statement too (``release_alone_op``): the
+write the thread while the run holds its lease. On PostgreSQL a new thread's first lease is
+one statement (``fresh_op``), and a run's end is one statement too (``release_alone_op``): the
 lease given back with the run's held task writes (``riding``), its last audit events and the
 chain's head; either falls back to the careful way (``acquire_op``, ``release_op``) when it
 cannot be one statement. The sync and async saver methods drive the same ``*_steps``.
@@ -122,51 +121,26 @@ class Prefetches:
 def acquire_steps(saver: StewardSaver, tid: str, holder: str, principal: Principal | None,
                   ttl: float | None, subjects: Sequence[str], vote: Vote | None,
                   process: str) -> Steps[Prefetched]:
-    """A new thread's lease in one statement where it can be, else the careful way. A thread
-    this process knows of exists: it goes the careful way at once."""
-    found: Prefetched
-    if saver.threads.view(tid) is not None:
-        found = yield acquire_op(saver, tid, holder, principal, ttl, subjects, vote, process)
-        return found
-    if not saver.driver.optimistic:
-        # SQLite: the new thread's statement first, the careful way after it in the same
-        # transaction if the thread exists (a transaction costs no round trip there).
-        found = yield fresh_or_acquire_op(saver, tid, holder, principal, ttl, subjects, vote,
-                                          process)
-        return found
-    row = yield fresh_op(saver.threads, tid, holder, principal, ttl, subjects, vote, process)
-    if row is not None:  # a new thread, created with the lease: nothing to read
-        for participant in saver.participants:
-            yield participant.run_started_op(tid, row)
-        return Prefetched(holder, principal, None, row)
-    found = yield acquire_op(saver, tid, holder, principal, ttl, subjects, vote, process)
+    """A new thread's lease in one statement where it can be, else the careful way."""
+    if saver.driver.optimistic and saver.threads.view(tid) is None:
+        row = yield fresh_op(saver.threads, tid, holder, principal, ttl, subjects, vote,
+                             process)
+        if row is not None:  # a new thread, created with the lease: nothing to read
+            for participant in saver.participants:
+                yield participant.run_started_op(tid, row)
+            return Prefetched(holder, principal, None, row)
+    found: Prefetched = yield acquire_op(saver, tid, holder, principal, ttl, subjects, vote,
+                                         process)
     return found
-
-
-def fresh_or_acquire_op(saver: StewardSaver, tid: str, holder: str,
-                        principal: Principal | None, ttl: float | None,
-                        subjects: Sequence[str], vote: Vote | None,
-                        process: str) -> Op[Prefetched]:
-    """SQLite: create the thread with the lease (``fresh_op``), or, if it exists, take the
-    lease the careful way (``acquire_op``), in one transaction."""
-    row = yield from fresh_op(saver.threads, tid, holder, principal, ttl, subjects, vote,
-                              process)
-    if row is None:
-        return (yield from acquire_op(saver, tid, holder, principal, ttl, subjects, vote,
-                                      process))
-    for participant in saver.participants:
-        yield from participant.run_started_op(tid, row)
-    return Prefetched(holder, principal, None, row)
 
 
 def fresh_op(threads: Threads, tid: str, holder: str, principal: Principal | None,
              ttl: float | None, subjects: Sequence[str], vote: Vote | None,
              process: str | None) -> Op[ThreadRow | None]:
-    """Take the lease of a thread that does not exist yet in one statement: create it bound
-    to ``principal`` with the lease, as ``acquire_op`` would, and record its subjects (in the
-    statement on PostgreSQL, in a second one on SQLite); None (nothing changed) if the thread
-    exists, or if the principal may not write a thread of its own: ``acquire_op`` then
-    decides, the careful way."""
+    """Take the lease of a thread that does not exist yet in one statement (Postgres):
+    create it bound to ``principal`` with the lease, as ``acquire_op`` would, and record
+    its subjects; None (nothing changed) if the thread exists, or if the principal may
+    not write a thread of its own: ``acquire_op`` then decides, the careful way."""
     now = time.time()
     ttl = ttl if ttl is not None else threads.default_ttl
     tenant = principal.tenant if principal else None
@@ -184,16 +158,11 @@ def fresh_op(threads: Threads, tid: str, holder: str, principal: Principal | Non
     _, _, row = threads._changes(inserted, principal, None, None, holder, holder, now, reach,
                                  process)
     run_as = dump_json(principal.to_dict()) if principal is not None else None
-    params = (tid, tenant, owner, now, now, row.expires_at, holder, row.lease_expires_at,
-              process, row.status, run_as, row.rev)
-    if threads.sql.dialect == "postgres":  # one statement, on its own: its subjects inside
-        found = (yield Stmt(threads.sql.fresh_lease, (
-            *params, tid, tenant, now, dump_json(list(subjects))), alone=True)).one()
-        return row if found is not None else None
-    if (yield Stmt(threads.sql.fresh_lease, params)).one() is None:
-        return None
-    yield from threads.subjects_op(tid, tenant, subjects)
-    return row
+    found = (yield Stmt(threads.sql.fresh_lease, (
+        tid, tenant, owner, now, now, row.expires_at, holder, row.lease_expires_at, process,
+        row.status, run_as, row.rev, tid, tenant, now, dump_json(list(subjects))),
+        alone=True)).one()
+    return row if found is not None else None
 
 
 def acquire_op(saver: StewardSaver, tid: str, holder: str, principal: Principal | None,

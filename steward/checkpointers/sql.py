@@ -64,21 +64,18 @@ class Sql:
             "INSERT INTO steward_threads (thread_id, tenant, owner, created_at, updated_at, "
             "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
         )
-        # A new thread created with its first run's lease (and, on Postgres, its subjects) in
-        # one statement (see runs.fresh_op): no row comes back when the thread exists.
-        fresh = (
-            "INSERT INTO steward_threads (thread_id, tenant, owner, created_at, "
+        # A new thread created with its first run's lease and subjects, in one statement
+        # (Postgres; see Threads.fresh_op): no row comes back when the thread exists.
+        self.fresh_lease = (
+            "WITH ins AS (INSERT INTO steward_threads (thread_id, tenant, owner, created_at, "
             "updated_at, expires_at, lease_owner, lease_expires_at, lease_holder, lease_epoch, "
             "status, run_as, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
-            "ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id")
-        # SQLite: the row alone (its subjects follow in the same transaction).
-        self.fresh_lease = (
-            f"WITH ins AS ({fresh}), "
+            "ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id), "
             "subj AS (INSERT INTO steward_subjects (thread_id, subject, tenant, added_at) "
             "SELECT ?, s.subject, ?, ? FROM jsonb_array_elements_text(?::jsonb) AS s(subject) "
             "WHERE EXISTS (SELECT 1 FROM ins) ON CONFLICT (thread_id, subject) DO NOTHING) "
             "SELECT thread_id FROM ins"
-        ) if pg else fresh
+        ) if pg else ""
         self.delete_thread = "DELETE FROM steward_threads WHERE thread_id = ?"
         self.thread_info = f"SELECT {THREAD_INFO_COLS} FROM steward_threads"
         # A thread waiting on an approval one of the roles bound after it may vote on.

@@ -382,10 +382,10 @@ class Threads:
         ``also``/``found``: reads to make in the same round trip (``claim_op``)."""
         row = yield from self.claim_op(tid, principal, ttl=ttl, lease=holder, vote=vote,
                                        process=process, also=also, found=found)
-        yield from self.subjects_op(tid, row.tenant, subjects)
+        yield from self._subjects_op(tid, row.tenant, subjects)
         return row
 
-    def subjects_op(self, tid: str, tenant: str | None, subjects: Sequence[str]) -> Op[None]:
+    def _subjects_op(self, tid: str, tenant: str | None, subjects: Sequence[str]) -> Op[None]:
         """Record whose personal data the thread holds (its subjects), for erasure; adding a
         subject twice is a no-op. The caller has checked the principal may write the thread."""
         if subjects:
@@ -400,7 +400,7 @@ class Threads:
         row = thread_row((yield Stmt(self.sql.select_thread, (tid,))).one())
         self.access.check(principal, self.identity(tid, row), Access.WRITE, vote="run")
         tenant = row.tenant if row is not None else (principal.tenant if principal else None)
-        yield from self.subjects_op(tid, tenant, subjects)
+        yield from self._subjects_op(tid, tenant, subjects)
 
     def add_subjects(self, thread_id: str, principal: Principal | None,
                      subjects: Sequence[str]) -> None:

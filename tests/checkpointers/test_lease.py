@@ -281,65 +281,25 @@ def test_a_new_threads_run_is_three_round_trips_with_durability_exit(
                                "WHERE thread_id = ?", ("T1",)) == [("idle", None)]
 
 
-def _careful_only(rt: steward.Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every lease go the careful way (``acquire_op``), as for a thread that exists."""
-    if rt.url.startswith("postgresql"):
-        monkeypatch.setattr(rt.checkpointer.driver, "optimistic", False)
-        return
-    from steward.checkpointers import runs
-
-    def nothing(*args: Any, **kwargs: Any) -> Any:
-        return None
-        yield  # a generator: an operation that finds the thread exists
-
-    monkeypatch.setattr(runs, "fresh_op", nothing)
-
-
+@pytest.mark.postgres
 def test_a_new_threads_lease_in_one_statement_leaves_the_row_the_careful_way_leaves(
-        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with steward.open(db_url) as rt:
+        pg_url: str) -> None:
+    from _support import execute as sql
+
+    with steward.open(pg_url) as rt:
         rt.checkpointer.acquire_lease("fast", "run-1", ALICE, ttl=60, subjects=["c@x.io"])
-        with monkeypatch.context() as patch:
-            _careful_only(rt, patch)
-            rt.checkpointer.acquire_lease("careful", "run-2", ALICE, ttl=60,
-                                          subjects=["c@x.io"])
+        rt.checkpointer.driver.optimistic = False  # type: ignore[misc]
+        rt.checkpointer.acquire_lease("careful", "run-2", ALICE, ttl=60, subjects=["c@x.io"])
         cols = ("tenant, owner, status, lease_epoch, rev, run_as, waiting_on, resumed_by, "
-                "audit_seq, (lease_holder IS NOT NULL), CAST(expires_at - created_at AS INTEGER), "
-                "CAST(lease_expires_at - created_at AS INTEGER)")
-        rows = {tid: execute(db_url, f"SELECT {cols} FROM steward_threads WHERE thread_id = ?",
-                             (tid,)) for tid in ("fast", "careful")}
-        assert rows["fast"] == rows["careful"] and rows["fast"][0][2] == "running"
-        assert execute(db_url, "SELECT thread_id, subject FROM steward_subjects ORDER BY 1") == \
-            [("careful", "c@x.io"), ("fast", "c@x.io")]
+                "audit_seq, (lease_holder IS NOT NULL), (expires_at - created_at)::int, "
+                "(lease_expires_at - created_at)::int")
+        rows = {tid: sql(pg_url, f"SELECT {cols} FROM steward_threads WHERE thread_id = ?",
+                         (tid,)) for tid in ("fast", "careful")}
+        assert rows["fast"] == rows["careful"]
+        assert sql(pg_url, "SELECT thread_id FROM steward_subjects ORDER BY 1") == \
+            [("careful",), ("fast",)]
         rt.checkpointer.release_lease("fast", "run-1")
         rt.checkpointer.release_lease("careful", "run-2")
-        graph = _graph(rt.checkpointer, lambda s: {"items": ["x"]})
-        for tid in ("fast", "careful"):  # both go on the same
-            assert graph.invoke({"items": []}, rt.config(tid, ALICE))["items"] == ["first", "x"]
-            assert rt.audit.verify(tid) > 0
-
-
-def test_a_new_threads_lease_on_sqlite_is_its_row_and_its_subjects(tmp_path: Path) -> None:
-    """SQLite takes a new thread's lease in the statement that creates it (the subjects
-    after it, in the same transaction); a thread that exists goes the careful way in that
-    same transaction."""
-    with steward.open(f"sqlite:///{tmp_path}/lease.db") as rt:
-        sent: list[str] = []
-        rt.checkpointer.driver.inner.fast.set_trace_callback(  # type: ignore[attr-defined]
-            lambda sql: sent.append(sql.split("(")[0].strip()))
-        rt.checkpointer.acquire_lease("T1", "run-1", ALICE, subjects=["c@x.io"])
-        assert sent == ["BEGIN IMMEDIATE", "INSERT INTO steward_threads",
-                        "INSERT INTO steward_subjects", "COMMIT"]
-        rt.checkpointer.release_lease("T1", "run-1")
-        rt.checkpointer.threads.forget()  # as another process would: it does not know T1
-        sent.clear()
-        rt.checkpointer.acquire_lease("T1", "run-2", ALICE)
-        assert sent[:2] == ["BEGIN IMMEDIATE", "INSERT INTO steward_threads"]
-        assert sent.count("BEGIN IMMEDIATE") == 1 and sent[-1] == "COMMIT"
-        assert len(sent) > 4  # the careful way: the row locked and read, the lease set
-        assert execute(f"sqlite:///{tmp_path}/lease.db",
-                       "SELECT lease_owner, lease_epoch FROM steward_threads") == [("run-2", 2)]
-        rt.checkpointer.release_lease("T1", "run-2")
 
 
 def test_a_run_that_lost_its_lease_ends_without_touching_the_new_holders(db_url: str) -> None:
