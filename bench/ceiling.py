@@ -40,8 +40,13 @@ against ``rt.config`` (not things a user can turn off; the measure of what they 
 
 - events: the audit handler runs, but the audit log gathers nothing (``rt.audit.record`` does
   nothing), so no event is chained or written;
-- indexes: the checkpoints' two secondary indexes (who wrote one, ``list(filter=
-  {"principal_id": ...})``; and its run, ``delete_for_runs``) dropped from the database."""
+- indexes: the checkpoints' two secondary indexes dropped from the database: the one on
+  their metadata (``list(filter={"principal_id": ...})``; SQLite's on who wrote one,
+  PostgreSQL's a GIN index on the whole metadata) and the one on their run
+  (``delete_for_runs``).
+
+Each such side is checked after it ran: no audit event stored, no such index left (and
+``rt.config``'s own database has both), else the benchmark fails rather than report it."""
 
 from __future__ import annotations
 
@@ -422,28 +427,51 @@ def sides(backend: str, where: Callable[[str], str], durability: Durability,
                 lambda tid: rt.config(tid, ALICE, durability=durability), None)
             return rt
 
-        steward_side("steward")
-        if parts:
-            steward_side("no-events").audit.record = _gather_nothing  # type: ignore[method-assign]
-            without = steward_side("no-indexes")
-            without.checkpointer.driver.run(_drop_indexes(), write=True)
+        full = steward_side("steward")
+        if not parts:
+            yield out
+            return
+        no_events = steward_side("no-events")
+        no_events.audit.record = _gather_nothing  # type: ignore[method-assign]
+        no_indexes = steward_side("no-indexes")
+        indexes = _INDEXES[backend]
+        no_indexes.checkpointer.driver.run(_drop(indexes), write=True)
         yield out
+        # What each side measured is what it is named for.
+        if _count(full, "SELECT count(*) FROM steward_audit") == 0 or \
+                _count(no_events, "SELECT count(*) FROM steward_audit") != 0:
+            raise RuntimeError("the side without events stored some, or rt.config none")
+        found = _INDEX_COUNT[backend].format(", ".join(f"'{i}'" for i in indexes))
+        if _count(full, found) != len(indexes) or _count(no_indexes, found) != 0:
+            raise RuntimeError(f"the side without indexes kept some of {indexes}")
 
 
 SIDE_NAMES = {"steward": "rt.config", "no-events": "without events",
               "no-indexes": "without indexes"}
 PARTS = ("without events", "without indexes")
+_INDEXES = {"sqlite": ("steward_checkpoints_md_principal", "steward_checkpoints_run"),
+            "postgres": ("steward_checkpoints_metadata", "steward_checkpoints_run")}
+_INDEX_COUNT = {"sqlite": "SELECT count(*) FROM sqlite_master WHERE name IN ({})",
+                "postgres": "SELECT count(*) FROM pg_indexes WHERE indexname IN ({})"}
 
 
 def _gather_nothing(*args: Any, **kwargs: Any) -> None:
     """An audit log's ``record`` that gathers nothing: no event is chained or written."""
 
 
-def _drop_indexes() -> Iterator[Any]:
+def _drop(indexes: Sequence[str]) -> Iterator[Any]:
     from steward.storage.ops import Stmt
 
-    for index in ("steward_checkpoints_md_principal", "steward_checkpoints_run"):
-        yield Stmt(f"DROP INDEX IF EXISTS {index}")
+    for index in indexes:
+        yield Stmt(f"DROP INDEX {index}")
+
+
+def _count(rt: steward.Runtime, sql: str) -> int:
+    def op() -> Iterator[Any]:
+        from steward.storage.ops import Stmt
+
+        return int((yield Stmt(sql)).rows[0][0])
+    return int(rt.checkpointer.driver.run(op(), write=False))
 
 
 def measure(runs: dict[str, Run], rounds: int, per_round: int) -> dict[str, float]:
