@@ -419,21 +419,20 @@ def sides(backend: str, where: Callable[[str], str], durability: Durability,
             stack.callback(store.close)
             saver = LadderSaver(store, Level.of(rung))
             out[rung] = _side(chain_graph(saver), saver.config, durability)
-        def steward_side(name: str) -> steward.Runtime:
-            url = f"sqlite:///{where(name)}" if backend == "sqlite" else where(name)
+        def steward_side(side: str, database: str) -> steward.Runtime:
+            url = f"sqlite:///{where(database)}" if backend == "sqlite" else where(database)
             rt = stack.enter_context(steward.open(url))
-            out[SIDE_NAMES.get(name, name)] = _side(
-                chain_graph(rt.checkpointer),
-                lambda tid: rt.config(tid, ALICE, durability=durability), None)
+            out[side] = _side(chain_graph(rt.checkpointer),
+                              lambda tid: rt.config(tid, ALICE, durability=durability), None)
             return rt
 
-        full = steward_side("steward")
+        full = steward_side("rt.config", "steward")
         if not parts:
             yield out
             return
-        no_events = steward_side("no-events")
+        no_events = steward_side(PARTS[0], "no_events")
         no_events.audit.record = _gather_nothing  # type: ignore[method-assign]
-        no_indexes = steward_side("no-indexes")
+        no_indexes = steward_side(PARTS[1], "no_indexes")
         indexes = _INDEXES[backend]
         no_indexes.checkpointer.driver.run(_drop(indexes), write=True)
         yield out
@@ -446,8 +445,6 @@ def sides(backend: str, where: Callable[[str], str], durability: Durability,
             raise RuntimeError(f"the side without indexes kept some of {indexes}")
 
 
-SIDE_NAMES = {"steward": "rt.config", "no-events": "without events",
-              "no-indexes": "without indexes"}
 PARTS = ("without events", "without indexes")
 _INDEXES = {"sqlite": ("steward_checkpoints_md_principal", "steward_checkpoints_run"),
             "postgres": ("steward_checkpoints_metadata", "steward_checkpoints_run")}

@@ -141,3 +141,23 @@ def test_the_ceiling_ladder_runs_quickly(pg_server: PgServer, tmp_path: Path) ->
                  "without indexes"):
         assert side in done.stdout, side
     assert done.stdout.count("vs rt.config") == 8  # two parts, two durabilities, two backends
+
+
+_UNDROPPED = """
+import tempfile, ceiling
+ceiling._drop = lambda indexes: iter(())  # the indexes stay
+with tempfile.TemporaryDirectory() as tmp:
+    with ceiling.sides("sqlite", lambda name: f"{tmp}/{name}.db", "sync", True) as runs:
+        for name, run in runs.items():
+            run(f"once-{name}")
+"""
+
+
+def test_the_ceiling_ladder_refuses_a_part_it_did_not_take_away() -> None:
+    """A side named for a missing part that still has it fails the benchmark: its figure
+    would say the part costs nothing."""
+    done = subprocess.run([sys.executable, "-c", _UNDROPPED], cwd=BENCH.parent,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0
+    assert "RuntimeError: the side without indexes kept some of" in done.stderr, done.stderr
