@@ -17,6 +17,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -71,26 +72,56 @@ class SqliteDriver:
         # A named shared-cache database lets LangGraph's store open a second connection to it.
         self.target = f"file:steward-{uuid.uuid4().hex}?mode=memory&cache=shared" if self.memory \
             else path
+        self.conn = self._open(busy_timeout, "FULL")
         try:
-            self.conn = self._connect(busy_timeout, "FULL")
             # A second connection for commits that need not be flushed (synchronous=NORMAL):
             # cheaper than switching the pragma back and forth on one connection. Both share
             # one WAL, so the next FULL commit on ``conn`` flushes ``fast``'s commits too.
-            self.fast = self.conn if self.memory else self._connect(busy_timeout, "NORMAL")
-        except sqlite3.Error as exc:
-            raise ConfigError(
-                f"cannot open SQLite database {url}: {exc}. Check that the directory exists "
-                "and is writable."
-            ) from exc
+            self.fast = self.conn if self.memory else self._open(busy_timeout, "NORMAL")
+        except BaseException:
+            self.conn.close()
+            raise
         self.lock = threading.RLock()
 
-    def _connect(self, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.target, check_same_thread=False, isolation_level=None,
-                               uri=self.memory, timeout=busy_timeout)
-        if not self.memory:
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
+    def _open(self, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.target, check_same_thread=False, isolation_level=None,
+                                   uri=self.memory, timeout=busy_timeout)
+        except sqlite3.Error as exc:
+            raise self._unopened(exc) from exc
+        try:
+            if not self.memory:
+                self._wal(conn, busy_timeout)
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._unopened(exc) from exc
+            raise
         return conn
+
+    def _unopened(self, exc: sqlite3.Error) -> ConfigError:
+        return ConfigError(f"cannot open SQLite database {self.url}: {exc}. Check that the "
+                           "directory exists and is writable.")
+
+    def _wal(self, conn: sqlite3.Connection, patience: float) -> None:
+        """Put the database in WAL mode. While another connection writes a database still in
+        its first (rollback) mode -- processes opening a new database at once, one of them
+        already setting it up -- SQLite refuses the switch at once, without waiting its busy
+        timeout (to avoid a deadlock): wait here instead, as long as that timeout."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"SQLite database {self.url} stayed locked for {patience:g} s while "
+                        "opening: another process is writing it. Retry.") from exc
+            time.sleep(0.01)
 
     def run(self, op: Op[T], *, write: bool, durable: bool = True) -> T:
         # WAL mode: FULL fsyncs the log at commit; NORMAL leaves the commit in the OS cache

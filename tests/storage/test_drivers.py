@@ -4,12 +4,16 @@ failure is a StorageError naming the database, both for ``run`` and its twin ``a
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from typing import Any
 
 import pytest
 
+import steward
 from steward.errors import StorageError
-from steward.storage.drivers import AsyncPostgresDriver, PostgresDriver
+from steward.storage.drivers import AsyncPostgresDriver, PostgresDriver, SqliteDriver
 from steward.storage.ops import StaleView, Stmt
 from steward.storage.url import parse_url
 
@@ -52,3 +56,38 @@ async def test_stale_keys_and_guards_are_stale_views_other_failures_storage_erro
     finally:
         sync.close()
         await async_.aclose()
+
+
+def _writing_in_rollback_mode(path: str) -> sqlite3.Connection:
+    """A connection of another process's kind, setting a new database up before it is in
+    WAL mode: its write transaction makes SQLite refuse a switch to WAL at once."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE first (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO first VALUES (1)")
+    return other
+
+
+def test_opening_a_database_another_process_is_setting_up_waits_for_it(tmp_path: Any) -> None:
+    path = str(tmp_path / "new.db")
+    other = _writing_in_rollback_mode(path)
+    threading.Timer(0.3, other.execute, ("COMMIT",)).start()  # its setup done, a moment later
+    started = time.monotonic()
+    with steward.open(f"sqlite:///{path}") as rt:
+        assert time.monotonic() - started >= 0.25
+        rt.checkpointer.acquire_lease("T1", "run-1", None)  # a working runtime
+        rt.checkpointer.release_lease("T1", "run-1")
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert check.execute("SELECT x FROM first").fetchall() == [(1,)]  # theirs kept
+    other.close()
+
+
+def test_a_database_that_stays_locked_while_opening_is_a_storage_error(tmp_path: Any) -> None:
+    path = str(tmp_path / "new.db")
+    other = _writing_in_rollback_mode(path)
+    with pytest.raises(StorageError, match=r"stayed locked for 0.2 s while opening.*Retry"):
+        SqliteDriver(path, f"sqlite:///{path}", busy_timeout=0.2)
+    other.execute("ROLLBACK")
+    other.close()
+    SqliteDriver(path, f"sqlite:///{path}", busy_timeout=0.2).close()  # free again: it opens
