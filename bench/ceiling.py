@@ -26,7 +26,9 @@ rows
     and the write fails unless this run holds the lease.
 + lease
     Each run takes the thread's lease on its root ``on_chain_start`` and gives it back on its
-    ``on_chain_end``: two more transactions per run, not flushed (as Steward's are not).
+    ``on_chain_end``: two more transactions per run, not flushed (as Steward's are not). As
+    Steward does, a leased run under durability "async" commits its steps without a flush,
+    and its lease's release flushes them: one flush per run.
 
 Rounds interleave the sides, the order flipping each round; reported: steps per second (12 per
 run, whatever the durability, as in ``bench/runtime.py``), median of the rounds, and the ratio
@@ -76,6 +78,7 @@ from _common import (
 )
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig
+from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
     ChannelVersions,
@@ -119,15 +122,18 @@ class Store:
     mark = "?"
 
     def step(self, tid: str, holder: str | None, checkpoint: tuple[Any, ...],
-             writes: Sequence[tuple[Any, ...]], audit: Sequence[tuple[Any, ...]]) -> None:
+             writes: Sequence[tuple[Any, ...]], audit: Sequence[tuple[Any, ...]],
+             flush: bool = True) -> None:
+        """One step's write; ``flush``: its commit is flushed to disk."""
         raise NotImplementedError
 
-    def _lazily(self, sql: str, params: tuple[Any, ...]) -> int:
-        """Run one statement in an unflushed transaction of its own; rows changed."""
+    def _lazily(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
+        """Run one statement in a transaction of its own (flushed with ``flush``); rows
+        changed."""
         raise NotImplementedError
 
-    def _lease(self, sql: str, params: tuple[Any, ...]) -> None:
-        if self._lazily(sql.replace("?", self.mark), params) != 1:
+    def _lease(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> None:
+        if self._lazily(sql.replace("?", self.mark), params, flush) != 1:
             raise RuntimeError(f"lease not changed: {sql}")
 
     def take(self, tid: str, holder: str) -> None:
@@ -135,9 +141,9 @@ class Store:
                     "SET lease_owner = excluded.lease_owner, rev = threads.rev + 1 "
                     "WHERE threads.lease_owner IS NULL", (tid, holder))
 
-    def give_back(self, tid: str, holder: str) -> None:
+    def give_back(self, tid: str, holder: str, flush: bool = False) -> None:
         self._lease("UPDATE threads SET lease_owner = NULL, rev = rev + 1 "
-                    "WHERE thread_id = ? AND lease_owner = ?", (tid, holder))
+                    "WHERE thread_id = ? AND lease_owner = ?", (tid, holder), flush)
 
 
 class Chain:
@@ -200,8 +206,9 @@ class Leasing(BaseCallbackHandler):
 
     run_inline = True
 
-    def __init__(self, store: Store, tid: str, holders: dict[str, str]) -> None:
-        self.store, self.tid, self.holders = store, tid, holders
+    def __init__(self, store: Store, tid: str, holders: dict[str, str],
+                 unflushed: set[str]) -> None:
+        self.store, self.tid, self.holders, self.unflushed = store, tid, holders, unflushed
 
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *,
                        run_id: UUID, parent_run_id: UUID | None = None,
@@ -213,8 +220,10 @@ class Leasing(BaseCallbackHandler):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                      **kwargs: Any) -> None:
-        if parent_run_id is None:
-            self.store.give_back(self.tid, self.holders.pop(self.tid))
+        if parent_run_id is None:  # flushed if the run left steps unflushed ("async")
+            flush = self.tid in self.unflushed
+            self.unflushed.discard(self.tid)
+            self.store.give_back(self.tid, self.holders.pop(self.tid), flush)
 
 
 class LadderSaver(BaseCheckpointSaver[int]):
@@ -227,6 +236,7 @@ class LadderSaver(BaseCheckpointSaver[int]):
         self.chain = Chain()
         self.held: dict[str, list[tuple[Any, ...]]] = {}
         self.holders: dict[str, str] = {}
+        self.unflushed: set[str] = set()  # leased runs' threads with steps not yet flushed
         self.lock = threading.Lock()
 
     def config(self, tid: str) -> RunnableConfig:
@@ -234,7 +244,7 @@ class LadderSaver(BaseCheckpointSaver[int]):
         if self.level.audit:
             callbacks.append(Gatherer(self.chain, tid))
         if self.level.lease:
-            callbacks.append(Leasing(self.store, tid, self.holders))
+            callbacks.append(Leasing(self.store, tid, self.holders, self.unflushed))
         return {"configurable": {"thread_id": tid}, "callbacks": callbacks}
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -260,7 +270,10 @@ class LadderSaver(BaseCheckpointSaver[int]):
             writes = self.held.pop(tid, [])
         audit = self.chain.rows(tid) if self.level.audit else []
         holder = self.holders.get(tid) if self.level.fence else None
-        self.store.step(tid, holder, row, writes, audit)
+        flush = not (self.level.lease and conf.get(CONFIG_KEY_DURABILITY) == "async")
+        self.store.step(tid, holder, row, writes, audit, flush)
+        if not flush:
+            self.unflushed.add(tid)
         return {"configurable": {"thread_id": tid, "checkpoint_ns": "",
                                  "checkpoint_id": checkpoint["id"]}}
 
@@ -278,7 +291,8 @@ _TABLES = (
 
 
 class SqliteStore(Store):
-    """WAL, ``synchronous=FULL`` for the steps, ``NORMAL`` (no flush) for the lease."""
+    """WAL, ``synchronous=FULL`` for the steps, ``NORMAL`` (no flush) for the lease (and for
+    a leased "async" run's steps, whose release is then flushed)."""
 
     def __init__(self, path: Path) -> None:
         self.conn = self._connect(path, "FULL")
@@ -295,9 +309,10 @@ class SqliteStore(Store):
         return conn
 
     def step(self, tid: str, holder: str | None, checkpoint: tuple[Any, ...],
-             writes: Sequence[tuple[Any, ...]], audit: Sequence[tuple[Any, ...]]) -> None:
+             writes: Sequence[tuple[Any, ...]], audit: Sequence[tuple[Any, ...]],
+             flush: bool = True) -> None:
         with self.lock:
-            c = self.conn
+            c = self.conn if flush else self.lazy
             c.execute("BEGIN IMMEDIATE")
             try:
                 if holder is not None and c.execute(
@@ -314,11 +329,12 @@ class SqliteStore(Store):
                 raise
             c.execute("COMMIT")
 
-    def _lazily(self, sql: str, params: tuple[Any, ...]) -> int:
+    def _lazily(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
         with self.lock:
-            self.lazy.execute("BEGIN IMMEDIATE")
-            changed = self.lazy.execute(sql, params).rowcount
-            self.lazy.execute("COMMIT")
+            c = self.conn if flush else self.lazy
+            c.execute("BEGIN IMMEDIATE")
+            changed = c.execute(sql, params).rowcount
+            c.execute("COMMIT")
         return changed
 
     def close(self) -> None:
@@ -327,8 +343,9 @@ class SqliteStore(Store):
 
 
 class PostgresStore(Store):
-    """A step is one autocommitted statement (flushed); the lease's statements go on a
-    connection whose commits do not wait for the flush (``synchronous_commit = off``)."""
+    """A step is one autocommitted statement (flushed); the lease's statements (and a leased
+    "async" run's steps, whose release is then flushed) go on a connection whose commits do
+    not wait for the flush (``synchronous_commit = off``)."""
 
     def __init__(self, url: str) -> None:
         import psycopg
@@ -358,7 +375,8 @@ class PostgresStore(Store):
         return with_ + f"INSERT INTO checkpoints SELECT %s, %s, %s, %s, %s, %s WHERE {ok}"
 
     def step(self, tid: str, holder: str | None, checkpoint: tuple[Any, ...],
-             writes: Sequence[tuple[Any, ...]], audit: Sequence[tuple[Any, ...]]) -> None:
+             writes: Sequence[tuple[Any, ...]], audit: Sequence[tuple[Any, ...]],
+             flush: bool = True) -> None:
         import base64
 
         params: list[Any] = []
@@ -371,14 +389,15 @@ class PostgresStore(Store):
             params.append(orjson.dumps(audit).decode())
         params += checkpoint
         with self.lock:
-            self.conn.execute(self._sql(holder is not None, bool(writes), bool(audit)),
-                              params)
+            (self.conn if flush else self.lazy).execute(
+                self._sql(holder is not None, bool(writes), bool(audit)), params)
 
     mark = "%s"
 
-    def _lazily(self, sql: str, params: tuple[Any, ...]) -> int:
+    def _lazily(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
         with self.lock:
-            return self.lazy.execute(sql, params).rowcount  # type: ignore[arg-type]
+            return (self.conn if flush else self.lazy).execute(  # type: ignore[arg-type]
+                sql, params).rowcount
 
     def close(self) -> None:
         self.lazy.close()

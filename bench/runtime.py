@@ -16,7 +16,8 @@ memory
     LangGraph's ``InMemorySaver``: the graph's own cost with no storage at all (a reference).
 stock
     SQLite: ``langgraph.checkpoint.sqlite.SqliteSaver`` on a fresh file with
-    ``journal_mode=WAL`` and ``synchronous=FULL`` (Steward's default durability).
+    ``journal_mode=WAL`` and ``synchronous=FULL`` (Steward's default durability): every commit
+    is flushed, whatever the run's durability.
     PostgreSQL: ``PostgresSaver.from_conn_string(url)`` + ``setup()``, one connection (it holds
     a lock around every call anyway); for async runs ``AsyncPostgresSaver(conn=pool)`` on a
     ``psycopg_pool.AsyncConnectionPool`` of ``--concurrency`` connections (``autocommit``,
@@ -28,7 +29,9 @@ plain
 rt.config
     ``steward.open(url)`` (``await steward.aopen(url, pool_size=...)`` for async runs) and
     ``rt.config(tid, alice, durability=d)``, the durability set in the config (``rt.config``
-    would default to "sync") and not passed to ``invoke``.
+    would default to "sync") and not passed to ``invoke``. Under "async" its steps are
+    committed unflushed and the run's end flushes them (one flush per run, see
+    ``StewardSaver.put``); under "sync" each step is flushed, as stock's.
 
 Every side gets its own fresh database per scenario: a SQLite file, or on PostgreSQL a
 database created with ``TEMPLATE template0`` on one server (a throwaway one started with
@@ -575,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(pg)
         notes.append(info)
     notes += [note for r in results for note in r.notes]
+    if "steps" in s.only:
+        notes.append('rt.config under durability "async": a run\'s steps committed unflushed, '
+                     "flushed once at its end (stock flushes every commit)")
     notes.append(f"{os.cpu_count()} CPUs; total run time {time.perf_counter() - started:.1f}s")
 
     tables: list[Any] = [steps_table(results), chat_table(results, s),

@@ -1,9 +1,10 @@
 """A writer for the crash test: runs rounds of a three-step graph on several threads until it
 is killed (SIGKILL, at any instant). Restarted, it first finishes any interrupted round.
 
-    python _crash_worker.py URL THREADS ROUNDS READY_FILE
+    python _crash_worker.py URL THREADS ROUNDS READY_FILE [DURABILITY]
 
 It writes READY_FILE once it is about to write, so the killer can aim past the start-up.
+DURABILITY is the rounds' ("sync" unless given); an interrupted round is finished "sync".
 """
 
 from __future__ import annotations
@@ -48,13 +49,14 @@ def build(checkpointer: Any) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
-def run(graph: Any, payload: Any, config: Any, *, patience: float = 60.0) -> Any:
+def run(graph: Any, payload: Any, config: Any, *, durability: str = "sync",
+        patience: float = 60.0) -> Any:
     """Invoke, waiting out a killed predecessor's lease (it expires after lease_ttl); a thread
     still busy after ``patience`` seconds is a failure, with the last refusal."""
     deadline = time.monotonic() + patience
     while True:
         try:
-            return graph.invoke(payload, config, durability="sync")
+            return graph.invoke(payload, config, durability=durability)
         except steward.ThreadBusy:
             if time.monotonic() > deadline:
                 raise
@@ -63,6 +65,7 @@ def run(graph: Any, payload: Any, config: Any, *, patience: float = 60.0) -> Any
 
 def main() -> None:
     url, threads, rounds, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    durability = sys.argv[5] if len(sys.argv) > 5 else "sync"
     with steward.open(url, lease_ttl=0.5) as rt:
         graph = build(rt.checkpointer)
         Path(ready).write_text("ready")
@@ -78,7 +81,7 @@ def main() -> None:
                 done = len(graph.get_state(config).values.get("log", [])) // 3
                 if done < rounds:
                     busy = True
-                    run(graph, {"round": done}, config)
+                    run(graph, {"round": done}, config, durability=durability)
             if not busy:
                 print("all done", flush=True)
                 return

@@ -38,12 +38,13 @@ __all__ = ["Prefetched", "Prefetches", "acquire_steps", "arun_steps", "release_s
            "run_steps"]
 
 T = TypeVar("T")
-# Operations run one after another, each in a write transaction of its own (not flushed: a
-# lease is void once its process is gone); StaleView goes back into the steps.
+# Operations run one after another, each in a write transaction of its own (not flushed, but
+# for ``durable``: a lease is void once its process is gone); StaleView goes back into the
+# steps.
 Steps = Generator[Op[Any], Any, T]
 
 
-def run_steps(driver: Driver, steps: Steps[T]) -> T:
+def run_steps(driver: Driver, steps: Steps[T], *, durable: bool = False) -> T:
     result: Any = None
     error: StaleView | None = None
     while True:
@@ -52,12 +53,12 @@ def run_steps(driver: Driver, steps: Steps[T]) -> T:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         try:
-            result, error = driver.run(op, write=True, durable=False), None
+            result, error = driver.run(op, write=True, durable=durable), None
         except StaleView as exc:
             result, error = None, exc
 
 
-async def arun_steps(driver: Driver, steps: Steps[T]) -> T:
+async def arun_steps(driver: Driver, steps: Steps[T], *, durable: bool = False) -> T:
     result: Any = None
     error: StaleView | None = None
     while True:
@@ -66,7 +67,7 @@ async def arun_steps(driver: Driver, steps: Steps[T]) -> T:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         try:
-            result, error = await driver.arun(op, write=True, durable=False), None
+            result, error = await driver.arun(op, write=True, durable=durable), None
         except StaleView as exc:
             result, error = None, exc
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
+from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
@@ -269,17 +270,29 @@ class StewardSaver(BaseCheckpointSaver[str]):
         return view
 
     def release_lease(self, thread_id: str, holder: str) -> None:
+        """Give the lease back at the run's end, with what the run still holds; flushed when
+        the run left steps not yet on disk (durability "async", see ``put``)."""
         view = self._letting_go(thread_id, holder)
+        due = self.threads.flush_due(thread_id)
         try:
-            runs.run_steps(self.driver, runs.release_steps(self, thread_id, holder, view))
+            runs.run_steps(self.driver, runs.release_steps(self, thread_id, holder, view),
+                           durable=bool(due))
+        except BaseException:
+            self.threads.unflushed(*due)
+            raise
         finally:
             self._riding.drop(thread_id)  # the run is over: what it could not write is lost
 
     async def arelease_lease(self, thread_id: str, holder: str) -> None:
         view = self._letting_go(thread_id, holder)
+        due = self.threads.flush_due(thread_id)
         try:
             await runs.arun_steps(self.driver,
-                                  runs.release_steps(self, thread_id, holder, view))
+                                  runs.release_steps(self, thread_id, holder, view),
+                                  durable=bool(due))
+        except BaseException:
+            self.threads.unflushed(*due)
+            raise
         finally:
             self._riding.drop(thread_id)
 
@@ -438,8 +451,15 @@ class StewardSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return self._write(
-            lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v))
+        """Store a checkpoint; its commit is flushed to disk before this returns, but for a
+        run under durability "async" (see ``_unflushed``)."""
+        unflushed = self._unflushed(config)
+        done = self._write(
+            lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v),
+            durable=unflushed is None)
+        if unflushed is not None:
+            self.threads.unflushed(unflushed)
+        return done
 
     async def aput(
         self,
@@ -448,8 +468,28 @@ class StewardSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._awrite(
-            lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v))
+        unflushed = self._unflushed(config)
+        done = await self._awrite(
+            lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v),
+            durable=unflushed is None)
+        if unflushed is not None:
+            self.threads.unflushed(unflushed)
+        return done
+
+    def _unflushed(self, config: RunnableConfig) -> str | None:
+        """The thread, when a checkpoint of it may be committed without flushing it to disk:
+        a run under durability "async" that holds the thread's lease here. Such a run already
+        lets LangGraph write its steps behind it, and a crash lose the last of them; its
+        commits still reach the database's log at once (a crash of this process loses none of
+        them), and reach the disk with the lease's next renewal (within ``lease_ttl / 3``),
+        any flushed commit, or the run's end, whose release is flushed: when ``invoke``
+        returns, the run is on disk, as with the stock savers, at one flush per run instead
+        of one per step."""
+        conf = config.get("configurable") or {}
+        if conf.get(CONFIG_KEY_DURABILITY) != "async":
+            return None
+        tid = str(conf.get("thread_id"))
+        return tid if tid in self.threads.leases else None
 
     def put_writes(
         self,
@@ -464,10 +504,11 @@ class StewardSaver(BaseCheckpointSaver[str]):
         again. A crash of this process keeps the commit (it is in the database's log, in the
         OS cache or on the server), so the promise holds. An OS or server crash may drop it,
         but then the task simply runs again, exactly as if the crash had come before its
-        writes. The step's next checkpoint cannot outlive them: ``put`` commits durably, and
-        the flush of its log record flushes every earlier record, these writes included
-        (SQLite WAL with ``synchronous=FULL``; Postgres with ``synchronous_commit`` on). So a
-        step costs one flush: its checkpoint's.
+        writes. The step's next checkpoint cannot outlive them: whenever it is flushed (at its
+        commit, or later under durability "async", see ``put``), the flush of its log record
+        flushes every earlier record, these writes included (SQLite WAL with
+        ``synchronous=FULL``; Postgres with ``synchronous_commit`` on). So a step costs at most
+        one flush: its checkpoint's.
 
         While a run of this process holds the thread's lease, an ordinary task's writes are
         not even committed on their own: they ride with the thread's next write, the step's

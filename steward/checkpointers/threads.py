@@ -58,6 +58,10 @@ class Threads:
         # Per thread, the remembered row fast_view last let through unchanged, with who wrote
         # and the run of this process holding the lease then (see fast_view).
         self._steady: dict[str, tuple[ThreadRow, Principal | None, str | None]] = {}
+        # Threads whose runs here committed steps not yet flushed to disk (durability "async",
+        # see StewardSaver.put): the leases' next renewal, or the run's release, flushes them.
+        self._unflushed: set[str] = set()
+        self._unflushed_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -438,12 +442,37 @@ class Threads:
             del self.leases[tid]
 
     def renew_leases(self) -> _Ids:
-        """Extend every lease this process holds; returns the threads whose lease was lost."""
+        """Extend every lease this process holds; returns the threads whose lease was lost.
+        Flushed only when a run here has steps not yet on disk (they go with it, so an "async"
+        run's steps are on disk within a renewal period); otherwise not: after an OS crash
+        the process holding the leases is gone anyway."""
         held = list(self.leases.items())
         if not held:
             return []
-        # Not flushed: after an OS crash the process holding the lease is gone anyway.
-        return self.driver.run(self.renew_op(held), write=True, durable=False)
+        due = self.flush_due()
+        try:
+            return self.driver.run(self.renew_op(held), write=True, durable=bool(due))
+        except BaseException:
+            self.unflushed(*due)
+            raise
+
+    def unflushed(self, *tids: str) -> None:
+        """A run of this process committed a write of these threads without flushing it."""
+        with self._unflushed_lock:
+            self._unflushed.update(tids)
+
+    def flush_due(self, tid: str | None = None) -> set[str]:
+        """The threads (of ``tid``, or all) whose commits the caller's next commit must flush,
+        taken: a caller whose commit fails gives them back (``unflushed``). Taken before the
+        commit, so that a write committed meanwhile stays due, or is flushed by it."""
+        with self._unflushed_lock:
+            if tid is None:
+                due, self._unflushed = self._unflushed, set()
+                return due
+            if tid not in self._unflushed:
+                return set()
+            self._unflushed.discard(tid)
+            return {tid}
 
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat is not None and self._heartbeat.is_alive():

@@ -1,5 +1,6 @@
 """SIGKILL a writer at random instants, many times: every thread stays readable and resumable,
-and no step's writes are lost or applied twice."""
+and no step's writes are lost or applied twice -- with durability "sync", and with "async",
+whose steps are committed without a flush."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from _support import ALICE, SUPPORT
 
 import steward
@@ -19,10 +21,10 @@ WORKER = SUPPORT / "_crash_worker.py"
 THREADS, ROUNDS, KILLS = 4, 10_000, 12  # ROUNDS: more than a worker finishes between kills
 
 
-def _start(url: str, ready: Path) -> subprocess.Popen[bytes]:
+def _start(url: str, ready: Path, durability: str) -> subprocess.Popen[bytes]:
     ready.unlink(missing_ok=True)
     return subprocess.Popen(
-        [sys.executable, str(WORKER), url, str(THREADS), str(ROUNDS), str(ready)],
+        [sys.executable, str(WORKER), url, str(THREADS), str(ROUNDS), str(ready), durability],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -76,14 +78,15 @@ def _steps(url: str) -> int:
                    for t in range(THREADS))
 
 
+@pytest.mark.parametrize("durability", ["sync", "async"])
 def test_a_writer_killed_at_random_instants_loses_and_repeats_nothing(
-        db_url: str, tmp_path: Path) -> None:
+        db_url: str, tmp_path: Path, durability: str) -> None:
     rng = random.Random(20261121)
     with steward.open(db_url):
         pass  # create the schema once, outside the kill loop
     ready, stored = tmp_path / "ready", 0
-    for _ in range(KILLS):
-        proc = _start(db_url, ready)
+    for _ in range(KILLS if durability == "sync" else KILLS // 2):
+        proc = _start(db_url, ready, durability)
         _wait_ready(proc, ready)
         # Once it has stored a step of its own (however busy the machine), kill it somewhere
         # in the middle of the writes that follow.
