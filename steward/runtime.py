@@ -125,7 +125,9 @@ class Runtime:
         ``durability`` is the runs' default (``invoke(..., durability=...)`` still decides):
         ``"sync"``, not LangGraph's ``"async"``, because an effect runs once across a crash
         only if the checkpoint that scheduled its task was committed before the task ran
-        (else the task is scheduled again under another id: see ``steward.effect``).
+        (else the task is scheduled again under another id: see ``steward.effect``). Under
+        ``"async"`` the run's steps are committed without waiting for the disk and flushed
+        once, when the run ends (see ``StewardSaver.put``).
         """
         tid = str_id(thread_id, "thread_id")
         who = Principal.parse(principal) if principal is not None else None

@@ -273,26 +273,20 @@ class StewardSaver(BaseCheckpointSaver[str]):
         """Give the lease back at the run's end, with what the run still holds; flushed when
         the run left steps not yet on disk (durability "async", see ``put``)."""
         view = self._letting_go(thread_id, holder)
-        due = self.threads.flush_due(thread_id)
         try:
-            runs.run_steps(self.driver, runs.release_steps(self, thread_id, holder, view),
-                           durable=bool(due))
-        except BaseException:
-            self.threads.unflushed(*due)
-            raise
+            with self.threads.flushing(thread_id) as durable:
+                runs.run_steps(self.driver, runs.release_steps(self, thread_id, holder, view),
+                               durable=durable)
         finally:
             self._riding.drop(thread_id)  # the run is over: what it could not write is lost
 
     async def arelease_lease(self, thread_id: str, holder: str) -> None:
         view = self._letting_go(thread_id, holder)
-        due = self.threads.flush_due(thread_id)
         try:
-            await runs.arun_steps(self.driver,
-                                  runs.release_steps(self, thread_id, holder, view),
-                                  durable=bool(due))
-        except BaseException:
-            self.threads.unflushed(*due)
-            raise
+            with self.threads.flushing(thread_id) as durable:
+                await runs.arun_steps(self.driver,
+                                      runs.release_steps(self, thread_id, holder, view),
+                                      durable=durable)
         finally:
             self._riding.drop(thread_id)
 

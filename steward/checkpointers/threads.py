@@ -10,10 +10,11 @@ same rule through ``authorize_op``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from steward.checkpointers.configs import subjects_of
@@ -449,22 +450,28 @@ class Threads:
         held = list(self.leases.items())
         if not held:
             return []
-        due = self.flush_due()
-        try:
-            return self.driver.run(self.renew_op(held), write=True, durable=bool(due))
-        except BaseException:
-            self.unflushed(*due)
-            raise
+        with self.flushing() as durable:
+            return self.driver.run(self.renew_op(held), write=True, durable=durable)
 
     def unflushed(self, *tids: str) -> None:
         """A run of this process committed a write of these threads without flushing it."""
         with self._unflushed_lock:
             self._unflushed.update(tids)
 
+    @contextlib.contextmanager
+    def flushing(self, tid: str | None = None) -> Iterator[bool]:
+        """Whether the caller's commit must be flushed, for the steps waiting (of ``tid``, or
+        of all threads): taken for it before it commits (a write committed meanwhile stays
+        due, or is flushed by it), given back if it fails."""
+        due = self.flush_due(tid)
+        try:
+            yield bool(due)
+        except BaseException:
+            self.unflushed(*due)
+            raise
+
     def flush_due(self, tid: str | None = None) -> set[str]:
-        """The threads (of ``tid``, or all) whose commits the caller's next commit must flush,
-        taken: a caller whose commit fails gives them back (``unflushed``). Taken before the
-        commit, so that a write committed meanwhile stays due, or is flushed by it."""
+        """The threads (of ``tid``, or all) whose commits wait for a flush, taken."""
         with self._unflushed_lock:
             if tid is None:
                 due, self._unflushed = self._unflushed, set()
