@@ -170,32 +170,32 @@ def test_an_async_run_without_the_lease_flushes_every_step(
 
 
 def test_the_heartbeat_flushes_an_async_run_s_steps_mid_run(
-        observed: tuple[steward.Runtime, Seen]) -> None:
+        observed: tuple[steward.Runtime, Seen], monkeypatch: pytest.MonkeyPatch) -> None:
     rt, seen = observed
     threads = rt.checkpointer.threads
-    renewals: list[int] = []
+    committed: list[tuple[str, ...]] = []  # the saver's notes of commits waiting for a flush
+    note = threads.unflushed
+    monkeypatch.setattr(threads, "unflushed",
+                        lambda *tids: (committed.append(tids), note(*tids))[-1])
 
     def middle(state: State) -> State:
-        # The step before this one is committed behind the run ("async"): wait until it is
-        # (its commit noted as waiting for a flush).
+        # The three checkpoints before this step (input, start, "a") are written behind the
+        # run ("async"): wait until all are committed; no other is written while it runs.
         deadline = time.monotonic() + 10
-        while "T" not in threads._unflushed:
-            assert time.monotonic() < deadline, "the first checkpoint was never committed"
+        while len(committed) < 3:
+            assert time.monotonic() < deadline, f"only {len(committed)} checkpoints committed"
             time.sleep(0.005)
         assert threads.renew_leases() == []  # what the heartbeat does, here and now
-        renewals.append(len(seen()))
         assert threads.renew_leases() == []  # nothing new since: not flushed
         return {"items": ["b"]}
 
     _graph(rt.checkpointer, middle).invoke({"items": []},
                                            rt.config("T", ALICE, durability="async"))
-    written = seen()
-    renewed = [(i, flushed) for i, (what, flushed) in enumerate(written) if what == "renewal"]
-    assert [flushed for _, flushed in renewed] == [True, False], written
-    # The flushed renewal came after the steps it took to disk.
-    before = written[:renewed[0][0]]
-    assert before and all(w == "checkpoint" and not f for w, f in before
-                          if w != "lease"), written
+    written = [(w, f) for w, f in seen() if w != "lease"]
+    # The flushed renewal takes the three steps before it to disk; the last two steps go with
+    # the release.
+    assert written == [("checkpoint", False)] * 3 + [("renewal", True), ("renewal", False)] + \
+        [("checkpoint", False)] * 2 + [("release", True)], written
 
 
 def test_a_flush_that_failed_stays_due(db_url: str) -> None:
