@@ -127,13 +127,13 @@ class Store:
         """One step's write; ``flush``: its commit is flushed to disk."""
         raise NotImplementedError
 
-    def _lazily(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
-        """Run one statement in a transaction of its own (flushed with ``flush``); rows
-        changed."""
+    def _alone(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
+        """Run one statement in a transaction of its own, flushed only with ``flush`` (the
+        lease's are not); rows changed."""
         raise NotImplementedError
 
     def _lease(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> None:
-        if self._lazily(sql.replace("?", self.mark), params, flush) != 1:
+        if self._alone(sql.replace("?", self.mark), params, flush) != 1:
             raise RuntimeError(f"lease not changed: {sql}")
 
     def take(self, tid: str, holder: str) -> None:
@@ -329,7 +329,7 @@ class SqliteStore(Store):
                 raise
             c.execute("COMMIT")
 
-    def _lazily(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
+    def _alone(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
         with self.lock:
             c = self.conn if flush else self.lazy
             c.execute("BEGIN IMMEDIATE")
@@ -394,7 +394,7 @@ class PostgresStore(Store):
 
     mark = "%s"
 
-    def _lazily(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
+    def _alone(self, sql: str, params: tuple[Any, ...], flush: bool = False) -> int:
         with self.lock:
             return (self.conn if flush else self.lazy).execute(  # type: ignore[arg-type]
                 sql, params).rowcount

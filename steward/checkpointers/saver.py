@@ -336,9 +336,12 @@ class StewardSaver(BaseCheckpointSaver[str]):
 
     # -- running operations against this process's caches ---------------------------------------
 
-    def _write(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
+    def _write(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True,
+               unflushed: str | None = None) -> T:
         """Run a write operation trusting this process's caches; if a guard finds them stale
-        (StaleView), forget them and run it again the slow way."""
+        (StaleView), forget them and run it again the slow way. ``unflushed``: a thread whose
+        write is committed without a flush and noted as waiting for one (see ``put``)."""
+        durable = durable and unflushed is None
         ctx = WriteCtx(optimistic=True)
         try:
             try:
@@ -351,10 +354,12 @@ class StewardSaver(BaseCheckpointSaver[str]):
         except BaseException:
             self._riding.give_back(ctx.taken)
             raise
-        self._remember(ctx)
+        self._remember(ctx, unflushed)
         return result
 
-    async def _awrite(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True) -> T:
+    async def _awrite(self, make: Callable[[WriteCtx], Op[T]], *, durable: bool = True,
+                      unflushed: str | None = None) -> T:
+        durable = durable and unflushed is None
         ctx = WriteCtx(optimistic=True)
         try:
             try:
@@ -367,10 +372,13 @@ class StewardSaver(BaseCheckpointSaver[str]):
         except BaseException:
             self._riding.give_back(ctx.taken)
             raise
-        self._remember(ctx)
+        self._remember(ctx, unflushed)
         return result
 
-    def _remember(self, ctx: WriteCtx) -> None:
+    def _remember(self, ctx: WriteCtx, unflushed: str | None = None) -> None:
+        """What a committed write leaves this process knowing."""
+        if unflushed is not None:
+            self.threads.unflushed(unflushed)
         self.threads.remember(ctx.views)
         self._lists.update(ctx.lists)
         if ctx.keys and self.codec.keys is not None:
@@ -447,13 +455,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """Store a checkpoint; its commit is flushed to disk before this returns, but for a
         run under durability "async" (see ``_unflushed``)."""
-        unflushed = self._unflushed(config)
-        done = self._write(
+        return self._write(
             lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v),
-            durable=unflushed is None)
-        if unflushed is not None:
-            self.threads.unflushed(unflushed)
-        return done
+            unflushed=self._unflushed(config))
 
     async def aput(
         self,
@@ -462,13 +466,9 @@ class StewardSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        unflushed = self._unflushed(config)
-        done = await self._awrite(
+        return await self._awrite(
             lambda v: writing.put_op(self, config, checkpoint, metadata, new_versions, v),
-            durable=unflushed is None)
-        if unflushed is not None:
-            self.threads.unflushed(unflushed)
-        return done
+            unflushed=self._unflushed(config))
 
     def _unflushed(self, config: RunnableConfig) -> str | None:
         """The thread, when a checkpoint of it may be committed without flushing it to disk:

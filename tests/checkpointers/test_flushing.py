@@ -175,8 +175,12 @@ def test_the_heartbeat_flushes_an_async_run_s_steps_mid_run(
     threads = rt.checkpointer.threads
     committed: list[tuple[str, ...]] = []  # the saver's notes of commits waiting for a flush
     note = threads.unflushed
-    monkeypatch.setattr(threads, "unflushed",
-                        lambda *tids: (committed.append(tids), note(*tids))[-1])
+
+    def noted(*tids: str) -> None:
+        committed.append(tids)
+        note(*tids)
+
+    monkeypatch.setattr(threads, "unflushed", noted)
 
     def middle(state: State) -> State:
         # The three checkpoints before this step (input, start, "a") are written behind the
@@ -204,7 +208,7 @@ def test_a_flush_that_failed_stays_due(db_url: str) -> None:
     threads.leases["T"] = "someone"  # as if a run held it: the renewal has something to do
     threads.unflushed("T")
     rt.close()  # the renewal's commit fails now
-    with pytest.raises(Exception):  # noqa: B017 -- whatever the closed driver raises
+    with pytest.raises(steward.StorageError):
         threads.renew_leases()
     assert threads.flush_due() == {"T"}, "a failed flush must leave the steps due"
     assert threads.flush_due() == set()
